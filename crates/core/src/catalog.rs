@@ -1,0 +1,211 @@
+//! The catalog port: where datasets, their status, history, versions, runs and leases
+//! are kept. SQLite implements it embedded, DynamoDB on AWS; both pass the same suite.
+//!
+//! **Invariant:** every status change is a conditional write. [`Catalog::transition`]
+//! succeeds only if the dataset is in `from` and `from → to` is legal; otherwise nothing
+//! changes and the call fails with [`Error::StatusConflict`] or
+//! [`Error::IllegalTransition`].
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::manifest::Manifest;
+use crate::spec::DatasetSpec;
+use crate::status::Status;
+
+#[allow(unused_imports)] // for the doc links above
+use crate::error::Error;
+
+/// A dataset as the catalog holds it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DatasetRecord {
+    /// Dataset name.
+    pub name: String,
+    /// The spec last registered.
+    pub spec: DatasetSpec,
+    /// Hash of that spec.
+    pub spec_hash: String,
+    /// Spec version: 1 for the first registration, +1 whenever the hash changes.
+    pub spec_version: u32,
+    /// Current status.
+    pub status: Status,
+    /// Why it is in that status (errors, rollbacks), if anyone said.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Currently published version, if any.
+    #[serde(default)]
+    pub current_version: Option<u64>,
+    /// Rows of the currently published version.
+    #[serde(default)]
+    pub rows: Option<u64>,
+    /// Summary of the last verification (`passed …` / `failed: …`).
+    #[serde(default)]
+    pub last_verification: Option<String>,
+    /// Task token of a run waiting for approval.
+    #[serde(default)]
+    pub approval_token: Option<String>,
+    /// RFC 3339 time of the last change.
+    pub updated_at: String,
+}
+
+/// One status change in a dataset's history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEntry {
+    /// RFC 3339 time.
+    pub at: String,
+    /// Status before (none when the dataset was first registered).
+    pub from: Option<Status>,
+    /// Status after.
+    pub to: Status,
+    /// Reason or note.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// The run that made the change.
+    #[serde(default)]
+    pub run_id: Option<String>,
+}
+
+/// What happened to a version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VersionAction {
+    /// The version was published (made current).
+    Published,
+    /// A rollback made this (earlier) version current again.
+    Restored,
+}
+
+/// A version event of a dataset's target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VersionRecord {
+    /// RFC 3339 time of the event.
+    pub at: String,
+    /// Published or restored.
+    pub action: VersionAction,
+    /// The version's manifest.
+    pub manifest: Manifest,
+}
+
+/// One attempt to migrate a dataset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Attempt {
+    /// Run the attempt belongs to.
+    pub run_id: String,
+    /// 1-based attempt number for the dataset.
+    pub attempt: u32,
+    /// RFC 3339 start.
+    pub started_at: String,
+    /// RFC 3339 end, when it ended.
+    #[serde(default)]
+    pub finished_at: Option<String>,
+    /// `completed`, `up_to_date`, `failed`, … once ended.
+    #[serde(default)]
+    pub outcome: Option<String>,
+    /// Error message of a failed attempt.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// A run: one invocation that migrates a set of datasets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunRecord {
+    /// Run id.
+    pub run_id: String,
+    /// RFC 3339 start.
+    pub started_at: String,
+    /// RFC 3339 end.
+    #[serde(default)]
+    pub finished_at: Option<String>,
+    /// `running`, `succeeded`, `failed`.
+    pub status: String,
+    /// Datasets in the run.
+    pub total: u64,
+    /// Datasets that ended completed (or up to date).
+    pub succeeded: u64,
+    /// Datasets that ended failed or rolled back.
+    pub failed: u64,
+    /// Rows written by the run.
+    pub rows: u64,
+}
+
+/// Progress counters of a run, added atomically.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counter {
+    Succeeded,
+    Failed,
+    Rows,
+}
+
+/// The catalog port. See the module doc for the conditional-write invariant.
+#[async_trait]
+pub trait Catalog: Send + Sync {
+    /// Registers a spec: inserts a new dataset as `pending`, or updates the spec of a
+    /// known one (bumping its spec version when the hash changed). Status is unchanged for
+    /// a known dataset.
+    async fn put_spec(&self, spec: &DatasetSpec, spec_hash: &str) -> Result<DatasetRecord>;
+
+    /// The dataset, if registered.
+    async fn dataset(&self, name: &str) -> Result<Option<DatasetRecord>>;
+
+    /// All datasets, by name.
+    async fn datasets(&self) -> Result<Vec<DatasetRecord>>;
+
+    /// Conditional status change `from → to` with a reason, recorded in the history.
+    async fn transition(
+        &self,
+        name: &str,
+        from: Status,
+        to: Status,
+        reason: Option<&str>,
+        run_id: Option<&str>,
+    ) -> Result<()>;
+
+    /// Status history, oldest first.
+    async fn history(&self, name: &str) -> Result<Vec<HistoryEntry>>;
+
+    /// Records a version event and sets the dataset's current version and rows.
+    async fn record_version(&self, name: &str, action: VersionAction, manifest: &Manifest) -> Result<()>;
+
+    /// Version events, oldest first.
+    async fn versions(&self, name: &str) -> Result<Vec<VersionRecord>>;
+
+    /// Stores the summary of the last verification.
+    async fn set_verification(&self, name: &str, summary: &str) -> Result<()>;
+
+    /// Stores (or clears) the task token of a run waiting for approval.
+    async fn set_approval_token(&self, name: &str, token: Option<&str>) -> Result<()>;
+
+    /// Starts an attempt and returns its number.
+    async fn start_attempt(&self, name: &str, run_id: &str) -> Result<u32>;
+
+    /// Ends an attempt with an outcome and, for failures, the error.
+    async fn finish_attempt(&self, name: &str, attempt: u32, outcome: &str, error: Option<&str>) -> Result<()>;
+
+    /// Attempts, oldest first.
+    async fn attempts(&self, name: &str) -> Result<Vec<Attempt>>;
+
+    /// Creates or replaces a run record.
+    async fn put_run(&self, run: &RunRecord) -> Result<()>;
+
+    /// A run record.
+    async fn run(&self, run_id: &str) -> Result<Option<RunRecord>>;
+
+    /// All runs, newest first.
+    async fn runs(&self) -> Result<Vec<RunRecord>>;
+
+    /// Adds `n` to a run's counter atomically.
+    async fn add_to_run(&self, run_id: &str, counter: Counter, n: u64) -> Result<()>;
+
+    /// Takes the dataset's lease for `holder` for `ttl_secs`, if free, expired, or already
+    /// the holder's; fails with `LeaseHeld` otherwise.
+    async fn acquire_lease(&self, name: &str, holder: &str, ttl_secs: u64) -> Result<()>;
+
+    /// Releases the lease if `holder` holds it.
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<()>;
+}

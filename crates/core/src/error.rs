@@ -1,0 +1,52 @@
+//! Errors of the domain core.
+
+use std::path::PathBuf;
+
+use crate::status::Status;
+
+/// Result with the core [`Error`] by default.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What can go wrong in the domain core and in catalog adapters.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A spec file or directory could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// One or more specs are invalid; each problem names file, field and fix.
+    #[error("{} problem(s) in dataset specs", problems.len())]
+    Invalid { problems: Vec<crate::Problem> },
+    /// A dataset is not in the catalog.
+    #[error("dataset `{dataset}` is not in the catalog; register it by running `skein migrate <spec file>`")]
+    UnknownDataset { dataset: String },
+    /// A status change that the lifecycle does not allow.
+    #[error("dataset `{dataset}`: status change {from} -> {to} is not allowed")]
+    IllegalTransition {
+        dataset: String,
+        from: Status,
+        to: Status,
+    },
+    /// A conditional write lost: the dataset was not in the expected status.
+    #[error("dataset `{dataset}` is {actual}, expected {expected}: another process changed it")]
+    StatusConflict {
+        dataset: String,
+        expected: Status,
+        actual: Status,
+    },
+    /// Another holder owns the dataset's lease.
+    #[error("dataset `{dataset}` is leased by `{holder}` until {expires}; wait or let the lease expire")]
+    LeaseHeld {
+        dataset: String,
+        holder: String,
+        expires: String,
+    },
+    /// A catalog backend failed (SQLite, DynamoDB, …).
+    #[error("catalog backend: {message}")]
+    Backend { message: String },
+    /// A broken invariant: this is a bug in skein.
+    #[error("internal error (a bug in skein, please report it): {0}")]
+    Internal(String),
+}

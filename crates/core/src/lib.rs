@@ -1,0 +1,32 @@
+//! skein-core: the domain of skein, free of any storage or compute engine.
+//!
+//! It knows what a dataset spec is and when it is valid, which status changes are legal,
+//! what a published version's manifest records, and the ports (traits) that adapters
+//! implement: the [`Catalog`](catalog::Catalog).
+//!
+//! # Layout
+//! - [`spec`]: the `skein/v1` `Dataset` spec as written in YAML, parsed strictly.
+//! - [`load`]: reading spec files and directories into [`load::SpecFile`]s, with line numbers.
+//! - [`validate`]: the checks that need no data (names, URIs, formats, rules, cycles).
+//! - [`problem`]: a [`Problem`](problem::Problem) names the file, line, field and what to do.
+//! - [`status`]: dataset statuses and the legal transitions between them.
+//! - [`manifest`]: what a staged or published version records.
+//! - [`catalog`]: the catalog port and its records.
+//! - [`plan`]: dependency waves.
+//!
+//! **Invariant:** this crate depends on neither DataFusion, nor rusqlite, nor aws-sdk-*.
+
+pub mod catalog;
+pub mod error;
+pub mod load;
+pub mod manifest;
+pub mod plan;
+pub mod problem;
+pub mod spec;
+pub mod status;
+pub mod validate;
+
+pub use error::{Error, Result};
+pub use problem::Problem;
+pub use spec::DatasetSpec;
+pub use status::Status;

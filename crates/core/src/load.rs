@@ -1,0 +1,280 @@
+//! Reading spec files and directories of spec files.
+//!
+//! Every problem found while reading carries the file and, where it can be found, the
+//! line of the field, so `skein validate` can point at it.
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::problem::Problem;
+use crate::spec::DatasetSpec;
+use crate::validate;
+
+/// File name of the fleet configuration that sits beside the specs; never a spec.
+pub const FLEET_FILE: &str = "skein.yaml";
+
+/// One parsed spec and where it came from.
+#[derive(Debug, Clone)]
+pub struct SpecFile {
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// The YAML text, kept for locating fields in later problems.
+    pub text: String,
+    /// The parsed spec.
+    pub spec: DatasetSpec,
+    /// Hash of what decides the migration's result (name and `spec`), hex sha256.
+    pub hash: String,
+}
+
+impl SpecFile {
+    /// The directory relative URIs are resolved against.
+    pub fn base_dir(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("."))
+    }
+
+    /// The dataset's name.
+    pub fn name(&self) -> &str {
+        self.spec.name()
+    }
+
+    /// A problem at `field` of this file, with its line filled in.
+    pub fn problem(&self, field: &str, message: impl Into<String>, hint: impl Into<String>) -> Problem {
+        let mut p = Problem::new(&self.path, field, message, hint);
+        p.line = locate(&self.text, field);
+        p
+    }
+}
+
+/// Hash of the parts of a spec that decide the migration's result.
+pub fn spec_hash(spec: &DatasetSpec) -> String {
+    let canonical = serde_json::json!({ "name": spec.metadata.name, "spec": spec.spec });
+    let mut hasher = Sha256::new();
+    hasher.update(canonical.to_string().as_bytes());
+    hex(&hasher.finalize())
+}
+
+/// Lower-case hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Parses one spec from text; `path` is only used to name the file in problems.
+pub fn parse(path: &Path, text: &str) -> Result<SpecFile, Vec<Problem>> {
+    let spec: DatasetSpec = match serde_yaml_ng::from_str(text) {
+        Ok(spec) => spec,
+        Err(err) => return Err(vec![yaml_problem(path, text, &err)]),
+    };
+    let hash = spec_hash(&spec);
+    Ok(SpecFile {
+        path: path.to_path_buf(),
+        text: text.to_string(),
+        spec,
+        hash,
+    })
+}
+
+fn yaml_problem(path: &Path, text: &str, err: &serde_yaml_ng::Error) -> Problem {
+    let raw = err.to_string();
+    // serde_yaml_ng prefixes the message with the field path ("spec.source: unknown field …")
+    // and suffixes " at line L column C"; split both off.
+    let without_pos = match raw.rfind(" at line ") {
+        Some(i) => raw[..i].to_string(),
+        None => raw.clone(),
+    };
+    let (field, message) = match without_pos.split_once(": ") {
+        Some((f, m)) if !f.contains(' ') => (f.to_string(), m.to_string()),
+        _ => (String::new(), without_pos.clone()),
+    };
+    let hint = if message.contains("unknown field") {
+        "remove the field or fix its spelling; the fields allowed here are listed above"
+    } else if message.contains("missing field") {
+        "add the field; see samples/ for a complete spec"
+    } else if message.contains("unknown variant") {
+        "use one of the values listed above"
+    } else {
+        "fix the YAML; see samples/ for a complete spec"
+    };
+    let line = err
+        .location()
+        .map(|l| l.line())
+        .or_else(|| locate(text, &field));
+    let mut p = Problem::new(path, if field.is_empty() { "(document)".into() } else { field }, message, hint);
+    p.line = line;
+    p
+}
+
+/// Reads one spec file and runs the checks that need no data.
+pub fn load_file(path: &Path) -> Result<SpecFile, Vec<Problem>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        vec![Problem::new(
+            path,
+            "(file)",
+            format!("cannot read the file: {e}"),
+            "check the path and its permissions",
+        )]
+    })?;
+    let file = parse(path, &text)?;
+    let problems = validate::check_file(&file);
+    if problems.is_empty() {
+        Ok(file)
+    } else {
+        Err(problems)
+    }
+}
+
+/// Lists the spec files under `dir` (recursively, `*.yaml`/`*.yml`, skipping hidden and
+/// `_skein` directories, [`FLEET_FILE`], and YAML that is not a skein document).
+pub fn spec_paths(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    walk(dir, &mut out)?;
+    out.sort();
+    Ok(out)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().to_string();
+        if name.starts_with('.') || name == "_skein" {
+            continue;
+        }
+        if entry.file_type()?.is_dir() {
+            walk(&path, out)?;
+        } else if (name.ends_with(".yaml") || name.ends_with(".yml"))
+            && name != FLEET_FILE
+            && name != "skein.yml"
+            && is_skein_document(&path)
+        {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Whether a YAML file declares a skein `apiVersion` (other YAML, e.g. Backstage
+/// entities, lives beside specs and is not ours to read here).
+fn is_skein_document(path: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return true; // let load_file report the read error
+    };
+    !text
+        .lines()
+        .any(|l| l.starts_with("apiVersion:") && !l["apiVersion:".len()..].trim().trim_matches(['"', '\'']).starts_with("skein"))
+}
+
+/// The result of loading a file or a directory: the good specs and every problem found.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// Specs that passed every check.
+    pub files: Vec<SpecFile>,
+    /// All problems of all files (a file with problems is not in `files`).
+    pub problems: Vec<Problem>,
+}
+
+/// Loads a spec file or a directory of specs, checking each file and then the set
+/// (duplicate names, unknown dependencies, cycles). Reports all problems at once.
+pub fn load(path: &Path) -> Loaded {
+    let mut loaded = Loaded::default();
+    let paths = if path.is_dir() {
+        match spec_paths(path) {
+            Ok(p) if p.is_empty() => {
+                loaded.problems.push(Problem::new(
+                    path,
+                    "(directory)",
+                    "no dataset specs (*.yaml with apiVersion: skein/v1) found",
+                    "point skein at a spec file or a directory that holds specs",
+                ));
+                return loaded;
+            }
+            Ok(p) => p,
+            Err(e) => {
+                loaded.problems.push(Problem::new(
+                    path,
+                    "(directory)",
+                    format!("cannot list the directory: {e}"),
+                    "check the path and its permissions",
+                ));
+                return loaded;
+            }
+        }
+    } else {
+        vec![path.to_path_buf()]
+    };
+    for p in &paths {
+        match load_file(p) {
+            Ok(f) => loaded.files.push(f),
+            Err(mut problems) => loaded.problems.append(&mut problems),
+        }
+    }
+    let set_problems = validate::check_set(&loaded.files, path.is_dir());
+    loaded.problems.extend(set_problems);
+    loaded
+}
+
+/// Finds the 1-based line of a dotted field path (`spec.source.uri`, `spec.verify.rules[1]`)
+/// in YAML text, following block indentation, and falling back to flow style on one line.
+pub fn locate(text: &str, field: &str) -> Option<usize> {
+    if field.is_empty() || field.starts_with('(') {
+        return None;
+    }
+    let lines: Vec<&str> = text.lines().collect();
+    let mut start = 0usize;
+    let mut parent_indent: isize = -1;
+    let mut found = None;
+    for segment in field.split('.') {
+        let (key, index) = match segment.split_once('[') {
+            Some((k, rest)) => (k, rest.trim_end_matches(']').parse::<usize>().ok()),
+            None => (segment, None),
+        };
+        let mut hit = None;
+        for (i, line) in lines.iter().enumerate().skip(start) {
+            let trimmed = line.trim_start();
+            if trimmed.is_empty() || trimmed.starts_with('#') {
+                continue;
+            }
+            let indent = (line.len() - trimmed.len()) as isize;
+            if i > start && indent <= parent_indent && found.is_some() {
+                break; // left the parent's block
+            }
+            let bare = trimmed.trim_start_matches("- ");
+            if bare.starts_with(&format!("{key}:")) {
+                hit = Some((i, indent));
+                break;
+            }
+            // flow style: `metadata: {name: x}` on the parent's line
+            if found == Some(i + 1) && line.contains(&format!("{key}:")) {
+                hit = Some((i, indent));
+                break;
+            }
+        }
+        let (i, indent) = match hit {
+            Some(h) => h,
+            None => return found,
+        };
+        found = Some(i + 1);
+        start = i;
+        parent_indent = indent;
+        if let Some(n) = index {
+            // the n-th list item after the key
+            let mut seen = 0;
+            for (j, line) in lines.iter().enumerate().skip(i + 1) {
+                let trimmed = line.trim_start();
+                let ind = (line.len() - trimmed.len()) as isize;
+                if !trimmed.is_empty() && ind <= indent && !trimmed.starts_with("- ") {
+                    break;
+                }
+                if trimmed.starts_with("- ") {
+                    if seen == n {
+                        found = Some(j + 1);
+                        start = j;
+                        break;
+                    }
+                    seen += 1;
+                }
+            }
+        }
+    }
+    found
+}

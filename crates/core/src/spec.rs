@@ -1,0 +1,331 @@
+//! The `skein/v1` `Dataset` spec, exactly as users write it in YAML.
+//!
+//! Parsing is strict: an unknown field anywhere is an error, so a typo never silently
+//! falls back to a default. Semantic checks live in [`crate::validate`].
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// The only `apiVersion` this version of skein reads.
+pub const API_VERSION: &str = "skein/v1";
+/// The only `kind` of a dataset spec.
+pub const KIND: &str = "Dataset";
+
+/// A whole dataset spec document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DatasetSpec {
+    /// Must be `skein/v1`.
+    pub api_version: String,
+    /// Must be `Dataset`.
+    pub kind: String,
+    /// Name, owner and tags.
+    pub metadata: Metadata,
+    /// What to migrate and how.
+    pub spec: Spec,
+}
+
+impl DatasetSpec {
+    /// The dataset's name (`metadata.name`).
+    pub fn name(&self) -> &str {
+        &self.metadata.name
+    }
+
+    /// Whether a person must approve before publish: `approval: required`, or a critical
+    /// dataset that does not say `approval: auto` explicitly.
+    pub fn needs_approval(&self) -> bool {
+        match self.spec.approval {
+            Some(Approval::Required) => true,
+            Some(Approval::Auto) => false,
+            None => self.spec.criticality == Criticality::Critical,
+        }
+    }
+
+    /// The SQL of the transform; a missing transform copies the source as it is.
+    pub fn transform_sql(&self) -> &str {
+        self.spec
+            .transform
+            .as_ref()
+            .map(|t| t.sql.as_str())
+            .unwrap_or("SELECT * FROM source")
+    }
+
+    /// The column that identifies a row: `verify.key`, else the first `unique` rule's column.
+    pub fn key_column(&self) -> Option<&str> {
+        let verify = self.spec.verify.as_ref()?;
+        if let Some(key) = verify.key.as_deref() {
+            return Some(key);
+        }
+        verify.rules.iter().find_map(|r| match r {
+            Rule::Unique(col) => Some(col.as_str()),
+            _ => None,
+        })
+    }
+}
+
+/// `metadata` of a spec.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Metadata {
+    /// Unique dataset name, `[a-z0-9][a-z0-9._-]*`.
+    pub name: String,
+    /// Owning team, shown in status and the dashboard.
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// Free-form tags.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// A sentence on what the dataset is.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// `spec` of a dataset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Spec {
+    /// How much a failure hurts; `critical` needs approval by default.
+    #[serde(default)]
+    pub criticality: Criticality,
+    /// Lower runs first within a wave.
+    #[serde(default = "default_priority")]
+    pub priority: i64,
+    /// Worker group (fleet pool with its own concurrency cap).
+    #[serde(default = "default_group")]
+    pub group: String,
+    /// Datasets that must be completed first.
+    #[serde(default)]
+    pub depends_on: Vec<String>,
+    /// Where the data comes from.
+    pub source: Source,
+    /// Where the migrated data goes.
+    pub target: Target,
+    /// The transform: one SQL query over the table `source`.
+    #[serde(default)]
+    pub transform: Option<Transform>,
+    /// How the result is checked before publish.
+    #[serde(default)]
+    pub verify: Option<Verify>,
+    /// `auto` or `required`; unset means required for critical datasets only.
+    #[serde(default)]
+    pub approval: Option<Approval>,
+}
+
+fn default_priority() -> i64 {
+    100
+}
+
+fn default_group() -> String {
+    "default".to_string()
+}
+
+/// How much a failed migration of the dataset hurts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Criticality {
+    Low,
+    #[default]
+    Medium,
+    High,
+    Critical,
+}
+
+impl fmt::Display for Criticality {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Criticality::Low => "low",
+            Criticality::Medium => "medium",
+            Criticality::High => "high",
+            Criticality::Critical => "critical",
+        })
+    }
+}
+
+/// Whether publish waits for a person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Approval {
+    Auto,
+    Required,
+}
+
+/// File formats skein reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceFormat {
+    Csv,
+    Ndjson,
+    Parquet,
+}
+
+impl fmt::Display for SourceFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SourceFormat::Csv => "csv",
+            SourceFormat::Ndjson => "ndjson",
+            SourceFormat::Parquet => "parquet",
+        })
+    }
+}
+
+/// `spec.source`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Source {
+    /// `s3://…`, `file://…` or a path relative to the spec file's directory; a file or a
+    /// directory/prefix of many files.
+    pub uri: String,
+    /// `csv`, `ndjson` or `parquet`.
+    pub format: SourceFormat,
+    /// The legacy system the data lives in (reader caps apply per system).
+    #[serde(default)]
+    pub system: Option<String>,
+    /// CSV options.
+    #[serde(default)]
+    pub csv: Option<CsvOptions>,
+}
+
+/// `spec.source.csv`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CsvOptions {
+    /// Whether the first line names the columns (default true).
+    #[serde(default = "default_true")]
+    pub header: bool,
+    /// Field delimiter, one ASCII character (default `,`).
+    #[serde(default = "default_delimiter")]
+    pub delimiter: String,
+    /// Quote character, one ASCII character (default `"`).
+    #[serde(default = "default_quote")]
+    pub quote: String,
+}
+
+impl Default for CsvOptions {
+    fn default() -> Self {
+        CsvOptions {
+            header: true,
+            delimiter: default_delimiter(),
+            quote: default_quote(),
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_delimiter() -> String {
+    ",".to_string()
+}
+
+fn default_quote() -> String {
+    "\"".to_string()
+}
+
+/// `spec.target`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Target {
+    /// Where the published dataset lives (a directory or prefix).
+    pub uri: String,
+    /// Output format; only `parquet` is written.
+    #[serde(default = "default_target_format")]
+    pub format: String,
+    /// Parquet compression (default `zstd`).
+    #[serde(default)]
+    pub compression: Compression,
+    /// Rows per output file before a new file is started (default 10,000,000).
+    #[serde(default)]
+    pub max_rows_per_file: Option<u64>,
+}
+
+fn default_target_format() -> String {
+    "parquet".to_string()
+}
+
+/// Parquet compression codecs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    #[default]
+    Zstd,
+    Snappy,
+    Lz4,
+    Gzip,
+    None,
+}
+
+/// `spec.transform`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Transform {
+    /// One `SELECT` over the table `source`.
+    pub sql: String,
+}
+
+/// `spec.verify`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Verify {
+    /// Row identity for diffs.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// Compare the order-independent content checksum (default true).
+    #[serde(default = "default_true")]
+    pub checksum: bool,
+    /// Queries run on both sides (`{}` is the table); results must agree.
+    #[serde(default)]
+    pub sample_queries: Vec<String>,
+    /// Rules the published data must satisfy.
+    #[serde(default)]
+    pub rules: Vec<Rule>,
+}
+
+/// A rule on the migrated data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub enum Rule {
+    /// The column has no nulls.
+    NotNull(String),
+    /// The column has no duplicate values.
+    Unique(String),
+    /// Values lie within `[min, max]` (either bound optional).
+    Range {
+        column: String,
+        #[serde(default)]
+        min: Option<serde_json::Value>,
+        #[serde(default)]
+        max: Option<serde_json::Value>,
+    },
+    /// Non-null values match the regular expression.
+    Regex { column: String, pattern: String },
+    /// Non-null values are among `values`.
+    AcceptedValues {
+        column: String,
+        values: Vec<serde_json::Value>,
+    },
+}
+
+impl Rule {
+    /// The column the rule is about.
+    pub fn column(&self) -> &str {
+        match self {
+            Rule::NotNull(c) | Rule::Unique(c) => c,
+            Rule::Range { column, .. }
+            | Rule::Regex { column, .. }
+            | Rule::AcceptedValues { column, .. } => column,
+        }
+    }
+
+    /// Short name of the rule kind, as written in YAML.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Rule::NotNull(_) => "notNull",
+            Rule::Unique(_) => "unique",
+            Rule::Range { .. } => "range",
+            Rule::Regex { .. } => "regex",
+            Rule::AcceptedValues { .. } => "acceptedValues",
+        }
+    }
+}

@@ -1,0 +1,247 @@
+//! Checks on specs that need no data: names, URIs, formats, options, rules, and, across a
+//! set of specs, duplicate names, unknown dependencies and dependency cycles.
+//!
+//! Checks that need the SQL engine or the source's schema (the transform query, rule
+//! columns) live in the data plane.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use crate::load::SpecFile;
+use crate::problem::Problem;
+use crate::spec::{API_VERSION, KIND, Rule};
+
+static NAME: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[a-z0-9][a-z0-9._-]*$").unwrap());
+
+/// Whether `name` is a legal dataset (or group) name: `[a-z0-9][a-z0-9._-]*`, at most 128.
+pub fn is_valid_name(name: &str) -> bool {
+    name.len() <= 128 && NAME.is_match(name)
+}
+
+/// The URI schemes skein reads and writes.
+pub fn uri_problem(uri: &str) -> Option<String> {
+    if uri.trim().is_empty() {
+        return Some("the URI is empty".into());
+    }
+    if let Some((scheme, rest)) = uri.split_once("://") {
+        match scheme {
+            "s3" => {
+                let bucket = rest.split('/').next().unwrap_or("");
+                if bucket.is_empty() {
+                    return Some(format!("`{uri}` names no bucket"));
+                }
+                None
+            }
+            "file" => None,
+            other => Some(format!("scheme `{other}://` is not supported (use s3://, file:// or a relative path)")),
+        }
+    } else {
+        None
+    }
+}
+
+/// All single-file problems of a parsed spec.
+pub fn check_file(file: &SpecFile) -> Vec<Problem> {
+    let mut out = Vec::new();
+    let s = &file.spec;
+    let mut push = |field: &str, message: String, hint: &str| out.push(file.problem(field, message, hint));
+
+    if s.api_version != API_VERSION {
+        push("apiVersion", format!("`{}` is not supported", s.api_version), "write `apiVersion: skein/v1`");
+    }
+    if s.kind != KIND {
+        push("kind", format!("`{}` is not a dataset spec", s.kind), "write `kind: Dataset`");
+    }
+    if !is_valid_name(&s.metadata.name) {
+        push(
+            "metadata.name",
+            format!("`{}` is not a valid dataset name", s.metadata.name),
+            "use lower-case letters, digits, `.`, `_` and `-`, starting with a letter or digit",
+        );
+    }
+    let spec = &s.spec;
+    if !is_valid_name(&spec.group) {
+        push("spec.group", format!("`{}` is not a valid group name", spec.group), "use the same characters as dataset names");
+    }
+    if let Some(system) = &spec.source.system
+        && !is_valid_name(system)
+    {
+        push("spec.source.system", format!("`{system}` is not a valid system name"), "use the same characters as dataset names");
+    }
+    for (i, dep) in spec.depends_on.iter().enumerate() {
+        let field = format!("spec.dependsOn[{i}]");
+        if dep == &s.metadata.name {
+            push(&field, "a dataset cannot depend on itself".into(), "remove it from dependsOn");
+        } else if !is_valid_name(dep) {
+            push(&field, format!("`{dep}` is not a valid dataset name"), "name another dataset's metadata.name");
+        }
+    }
+    if let Some(p) = uri_problem(&spec.source.uri) {
+        push("spec.source.uri", p, "point at a file or directory of the source data");
+    }
+    if let Some(p) = uri_problem(&spec.target.uri) {
+        push("spec.target.uri", p, "point at the directory the dataset is published to");
+    }
+    if spec.source.uri.trim_end_matches('/') == spec.target.uri.trim_end_matches('/') {
+        push("spec.target.uri", "the target is the source".into(), "write to a different location than you read from");
+    }
+    if spec.target.format != "parquet" {
+        push("spec.target.format", format!("`{}` is not a target format", spec.target.format), "write `format: parquet` (the only target format)");
+    }
+    if spec.target.max_rows_per_file == Some(0) {
+        push("spec.target.maxRowsPerFile", "must be at least 1".into(), "leave it out for the default of 10,000,000");
+    }
+    if let Some(csv) = &spec.source.csv {
+        if spec.source.format != crate::spec::SourceFormat::Csv {
+            push("spec.source.csv", format!("csv options given for a {} source", spec.source.format), "remove `csv:` or set `format: csv`");
+        }
+        if csv.delimiter.len() != 1 || !csv.delimiter.is_ascii() {
+            push("spec.source.csv.delimiter", format!("`{}` is not one ASCII character", csv.delimiter), "use e.g. `,`, `;`, `|` or `\"\\t\"`");
+        }
+        if csv.quote.len() != 1 || !csv.quote.is_ascii() {
+            push("spec.source.csv.quote", format!("`{}` is not one ASCII character", csv.quote), "use `\"` or `'`");
+        }
+    }
+    if let Some(t) = &spec.transform
+        && t.sql.trim().is_empty()
+    {
+        push("spec.transform.sql", "the query is empty".into(), "write one SELECT over the table `source`, or remove `transform`");
+    }
+    if let Some(v) = &spec.verify {
+        if let Some(key) = &v.key
+            && key.trim().is_empty()
+        {
+            push("spec.verify.key", "the key column is empty".into(), "name the column that identifies a row");
+        }
+        for (i, q) in v.sample_queries.iter().enumerate() {
+            if !q.contains("{}") {
+                push(
+                    &format!("spec.verify.sampleQueries[{i}]"),
+                    "the query does not contain `{}`".into(),
+                    "write `{}` where the table goes, e.g. SELECT count(*) FROM {}",
+                );
+            }
+        }
+        for (i, rule) in v.rules.iter().enumerate() {
+            let field = format!("spec.verify.rules[{i}]");
+            if rule.column().trim().is_empty() {
+                push(&field, format!("the {} rule names no column", rule.kind()), "name an output column");
+            }
+            match rule {
+                Rule::Range { min: None, max: None, .. } => {
+                    push(&field, "a range rule needs `min`, `max` or both".into(), "add the bounds")
+                }
+                Rule::Range { min, max, .. } => {
+                    for (bound, v) in [("min", min), ("max", max)] {
+                        if let Some(v) = v
+                            && !(v.is_number() || v.is_string())
+                        {
+                            push(&format!("{field}.{bound}"), format!("`{v}` is neither a number nor a string"), "write a number or a quoted value");
+                        }
+                    }
+                }
+                Rule::Regex { pattern, .. } => {
+                    if let Err(e) = Regex::new(pattern) {
+                        push(&format!("{field}.pattern"), format!("the pattern does not compile: {e}"), "fix the regular expression");
+                    }
+                }
+                Rule::AcceptedValues { values, .. } if values.is_empty() => {
+                    push(&format!("{field}.values"), "the list of values is empty".into(), "list the values that are allowed")
+                }
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+/// Problems across a set of specs: duplicate names, dependencies on unknown datasets
+/// (only when the set is a whole directory), and dependency cycles.
+pub fn check_set(files: &[SpecFile], whole_directory: bool) -> Vec<Problem> {
+    let mut out = Vec::new();
+    let mut by_name: BTreeMap<&str, &SpecFile> = BTreeMap::new();
+    for f in files {
+        if let Some(first) = by_name.insert(f.name(), f) {
+            out.push(f.problem(
+                "metadata.name",
+                format!("dataset `{}` is also defined in {}", f.name(), first.path.display()),
+                "give each dataset a unique name",
+            ));
+        }
+    }
+    if whole_directory {
+        for f in files {
+            for (i, dep) in f.spec.spec.depends_on.iter().enumerate() {
+                if !by_name.contains_key(dep.as_str()) {
+                    out.push(f.problem(
+                        &format!("spec.dependsOn[{i}]"),
+                        format!("no dataset named `{dep}` in this directory"),
+                        "add its spec, or remove the dependency",
+                    ));
+                }
+            }
+        }
+    }
+    for cycle in cycles(files) {
+        let f = by_name[cycle[0].as_str()];
+        out.push(f.problem(
+            "spec.dependsOn",
+            format!("dependency cycle: {}", cycle.join(" -> ")),
+            "break the cycle: a dataset cannot (indirectly) depend on itself",
+        ));
+    }
+    out
+}
+
+/// Each dependency cycle once, as the list of names from a node back to itself.
+fn cycles(files: &[SpecFile]) -> Vec<Vec<String>> {
+    let graph: BTreeMap<&str, Vec<&str>> = files
+        .iter()
+        .map(|f| (f.name(), f.spec.spec.depends_on.iter().map(String::as_str).collect()))
+        .collect();
+    let mut state: BTreeMap<&str, u8> = BTreeMap::new(); // 1 = on stack, 2 = done
+    let mut found: Vec<Vec<String>> = Vec::new();
+    let mut seen_sets: BTreeSet<Vec<String>> = BTreeSet::new();
+    for &start in graph.keys() {
+        let mut stack: Vec<(&str, usize)> = vec![(start, 0)];
+        let mut path: Vec<&str> = Vec::new();
+        if state.get(start).copied() == Some(2) {
+            continue;
+        }
+        while let Some((node, idx)) = stack.pop() {
+            if idx == 0 {
+                if state.get(node).copied() == Some(2) {
+                    continue;
+                }
+                state.insert(node, 1);
+                path.push(node);
+            }
+            let deps = graph.get(node).map(Vec::as_slice).unwrap_or(&[]);
+            if idx < deps.len() {
+                stack.push((node, idx + 1));
+                let next = deps[idx];
+                match state.get(next).copied() {
+                    Some(1) => {
+                        let pos = path.iter().position(|n| *n == next).unwrap_or(0);
+                        let mut cycle: Vec<String> = path[pos..].iter().map(|s| s.to_string()).collect();
+                        let mut key = cycle.clone();
+                        key.sort();
+                        cycle.push(next.to_string());
+                        if seen_sets.insert(key) {
+                            found.push(cycle);
+                        }
+                    }
+                    Some(2) => {}
+                    _ if graph.contains_key(next) => stack.push((next, 0)),
+                    _ => {}
+                }
+            } else {
+                state.insert(node, 2);
+                path.pop();
+            }
+        }
+    }
+    found
+}

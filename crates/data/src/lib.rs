@@ -1,0 +1,1 @@
+//! skein-data
