@@ -1,1 +1,32 @@
-//! skein-usecases
+//! skein-usecases: the steps of a migration, written once over the ports.
+//!
+//! The CLI, the local engine's Task bindings and the Lambda handlers all call these
+//! functions; only the adapters behind the [`Catalog`](skein_core::catalog::Catalog)
+//! differ (SQLite embedded, DynamoDB on AWS).
+//!
+//! # Layout
+//! - [`migrate`]: the whole pipeline for one dataset (lease → stage → verify → publish),
+//!   and its steps one by one for the state machines.
+//! - [`verify`]: re-verify the published version against the source.
+//! - [`rollback`]: restore the previous published version.
+//! - [`outcome`]: what a use case reports, for people and for JSON.
+//!
+//! **Invariant:** a dataset's failure is an [`Outcome`](outcome::Outcome), not an `Err`;
+//! `Err` means the catalog or the machine failed, and nothing about the dataset is known.
+
+pub mod error;
+pub mod migrate;
+pub mod outcome;
+pub mod rollback;
+pub mod verify;
+
+pub use error::{Error, Result};
+pub use migrate::{MigrateOptions, migrate};
+pub use outcome::{DatasetResult, Outcome};
+
+/// A new run id: sortable by time, unique.
+pub fn new_run_id() -> String {
+    let now = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    format!("run-{now}-{}", &suffix[..6])
+}

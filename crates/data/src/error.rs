@@ -1,0 +1,98 @@
+//! Errors of the data plane.
+
+use std::path::PathBuf;
+
+use datafusion::error::DataFusionError;
+
+/// Result with the data-plane [`Error`] by default.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What can go wrong while reading, transforming, writing, verifying or publishing.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The source cannot be listed or read (missing, empty, corrupt, truncated).
+    #[error("dataset `{dataset}`: source {uri} is unreadable: {message}")]
+    SourceUnreadable {
+        dataset: String,
+        uri: String,
+        message: String,
+    },
+    /// A value in the source does not convert to the type the transform asks for.
+    #[error("dataset `{dataset}`: column `{column}` has value `{value}` that does not convert: {message}; fix the source value or handle it in the transform (e.g. TRY_CAST)")]
+    BadValue {
+        dataset: String,
+        column: String,
+        value: String,
+        message: String,
+    },
+    /// The transform query failed while planning or running.
+    #[error("dataset `{dataset}`: transform failed: {message}")]
+    Transform { dataset: String, message: String },
+    /// The transform is not one plain query over `source`.
+    #[error("dataset `{dataset}`: spec.transform.sql is refused: {message}")]
+    TransformRefused { dataset: String, message: String },
+    /// A URI skein cannot handle here.
+    #[error("dataset `{dataset}`: {field} `{uri}`: {message}")]
+    UnsupportedUri {
+        dataset: String,
+        field: &'static str,
+        uri: String,
+        message: String,
+    },
+    /// The target path exists but is not managed by skein.
+    #[error("dataset `{dataset}`: target {path} exists and is not managed by skein; move it away or choose another spec.target.uri")]
+    TargetNotManaged { dataset: String, path: PathBuf },
+    /// Rollback asked for, but there is no earlier version.
+    #[error("dataset `{dataset}`: nothing to roll back to (current version: {current})")]
+    NothingToRollBack { dataset: String, current: String },
+    /// A staged version to publish or verify does not exist.
+    #[error("dataset `{dataset}`: no staged version for run `{run_id}`; run the migration first")]
+    NotStaged { dataset: String, run_id: String },
+    /// A file-system operation failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// DataFusion failed outside the transform (e.g. reading staged files).
+    #[error("{context}: {source}")]
+    Engine {
+        context: String,
+        source: Box<DataFusionError>,
+    },
+    /// A broken invariant: a bug in skein.
+    #[error("internal error (a bug in skein, please report it): {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// An `Io` error for `op` on `path`.
+    pub fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io { op, path, source }
+    }
+
+    /// An `Engine` error with context.
+    pub fn engine(context: impl Into<String>) -> impl FnOnce(DataFusionError) -> Error {
+        let context = context.into();
+        move |source| Error::Engine {
+            context,
+            source: Box::new(source),
+        }
+    }
+
+    /// The Step Functions error name this error crosses process boundaries as.
+    pub fn error_name(&self) -> &'static str {
+        match self {
+            Error::SourceUnreadable { .. } => "Skein.SourceUnreadable",
+            Error::BadValue { .. } => "Skein.BadValue",
+            Error::Transform { .. } | Error::TransformRefused { .. } => "Skein.TransformFailed",
+            Error::UnsupportedUri { .. } | Error::TargetNotManaged { .. } => "Skein.InvalidSpec",
+            Error::NothingToRollBack { .. } => "Skein.NothingToRollBack",
+            Error::NotStaged { .. } => "Skein.NotStaged",
+            Error::Io { .. } | Error::Engine { .. } => "Skein.StorageError",
+            Error::Internal(_) => "Skein.Internal",
+        }
+    }
+}

@@ -1,0 +1,283 @@
+//! Staging: run the transform over the source and write Parquet under the staging
+//! directory, computing the source-side checksum on the very stream that is written.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::basic::{Compression as PqCompression, GzipLevel, ZstdLevel};
+use datafusion::parquet::file::properties::WriterProperties;
+use datafusion::prelude::SessionContext;
+use futures::StreamExt;
+use sha2::{Digest, Sha256};
+use skein_core::load::{SpecFile, hex};
+use skein_core::manifest::{ContentChecksum, FileEntry, Manifest};
+use skein_core::spec::Compression;
+
+use crate::checksum::{Checksum, canonical_schema, combine};
+use crate::error::{Error, Result};
+use crate::session::{Settings, SourceFiles, list_source, register_source};
+use crate::store::TargetStore;
+use crate::transform::{classify_failure, plan_transform};
+
+/// Default rows per output file.
+pub const DEFAULT_MAX_ROWS_PER_FILE: u64 = 10_000_000;
+
+/// Live counters of a running migration, for progress bars.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Rows written so far.
+    pub rows: AtomicU64,
+    /// Source bytes to read in all (known up front).
+    pub source_bytes: AtomicU64,
+}
+
+/// What staging produced.
+#[derive(Debug, Clone)]
+pub struct Staged {
+    /// The staged manifest (version 0 until published).
+    pub manifest: Manifest,
+    /// True when an earlier attempt had staged the same spec and source and was reused.
+    pub reused: bool,
+}
+
+/// Stages a migration of `file` for `run_id`. A finished staging of the same spec and
+/// source under the same run is recognised and reused.
+pub async fn stage(
+    settings: &Settings,
+    file: &SpecFile,
+    store: &TargetStore,
+    run_id: &str,
+    progress: &Progress,
+) -> Result<Staged> {
+    let source = list_source(file)?;
+    if let Some(existing) = store.staged(run_id)?
+        && existing.spec_hash == file.hash
+        && existing.source_fingerprint == source.fingerprint
+    {
+        return Ok(Staged {
+            manifest: existing,
+            reused: true,
+        });
+    }
+    store.discard(run_id)?; // a half-written earlier attempt
+    let dir = store.staging_dir(run_id);
+    std::fs::create_dir_all(&dir).map_err(Error::io("create staging directory", &dir))?;
+    let total: u64 = source.files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
+    progress.source_bytes.store(total, Ordering::Relaxed);
+
+    let ctx = settings.session()?;
+    register_source(&ctx, file, &source).await?;
+    let result = write_all(&ctx, file, &source, &dir, progress).await;
+    let (schema, parts) = match result {
+        Ok(ok) => ok,
+        Err(e) => {
+            let _ = store.discard(run_id);
+            return Err(e);
+        }
+    };
+    let mut files: Vec<FileEntry> = parts.iter().flat_map(|p| p.files.clone()).collect();
+    files.sort_by(|a, b| a.name.cmp(&b.name));
+    let checksums: Vec<ContentChecksum> = parts.iter().map(|p| p.checksum.clone()).collect();
+    let checksum = combine(&checksums);
+    let manifest = Manifest {
+        dataset: file.name().to_string(),
+        version: 0,
+        run_id: run_id.to_string(),
+        spec_hash: file.hash.clone(),
+        source_fingerprint: source.fingerprint.clone(),
+        rows: checksum.rows,
+        bytes: files.iter().map(|f| f.size).sum(),
+        files,
+        checksum,
+        schema: canonical_schema(&schema),
+        created_at: chrono::Utc::now().to_rfc3339(),
+        published_at: None,
+    };
+    store.write_staged(run_id, &manifest)?;
+    Ok(Staged {
+        manifest,
+        reused: false,
+    })
+}
+
+struct PartOutput {
+    files: Vec<FileEntry>,
+    checksum: ContentChecksum,
+}
+
+async fn write_all(
+    ctx: &SessionContext,
+    file: &SpecFile,
+    source: &SourceFiles,
+    dir: &Path,
+    progress: &Progress,
+) -> Result<(SchemaRef, Vec<PartOutput>)> {
+    let df = plan_transform(ctx, file).await?;
+    let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+    let streams = df
+        .execute_stream_partitioned()
+        .await
+        .map_err(|e| Error::Transform {
+            dataset: file.name().to_string(),
+            message: e.strip_backtrace(),
+        })?;
+    let props = writer_properties(file.spec.spec.target.compression);
+    let max_rows = file.spec.spec.target.max_rows_per_file.unwrap_or(DEFAULT_MAX_ROWS_PER_FILE);
+    let parts = streams.len();
+    let results = futures::future::join_all(streams.into_iter().enumerate().map(|(i, stream)| {
+        let props = props.clone();
+        let schema = schema.clone();
+        async move { write_partition(stream, schema, i, parts, dir, props, max_rows, progress).await }
+    }))
+    .await;
+    let mut out = Vec::new();
+    for r in results {
+        match r {
+            Ok(p) => out.push(p),
+            Err(PartError::Engine(e)) => return Err(classify_failure(ctx, file, source, e).await),
+            Err(PartError::Other(e)) => return Err(e),
+        }
+    }
+    Ok((schema, out))
+}
+
+enum PartError {
+    Engine(datafusion::error::DataFusionError),
+    Other(Error),
+}
+
+fn writer_properties(compression: Compression) -> WriterProperties {
+    let codec = match compression {
+        Compression::Zstd => PqCompression::ZSTD(ZstdLevel::default()),
+        Compression::Snappy => PqCompression::SNAPPY,
+        Compression::Lz4 => PqCompression::LZ4_RAW,
+        Compression::Gzip => PqCompression::GZIP(GzipLevel::default()),
+        Compression::None => PqCompression::UNCOMPRESSED,
+    };
+    WriterProperties::builder()
+        .set_compression(codec)
+        .set_created_by(format!("skein {}", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+/// A `Write` that hashes and counts what passes through.
+struct HashingWriter {
+    inner: BufWriter<File>,
+    hasher: Sha256,
+    bytes: u64,
+}
+
+impl Write for HashingWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+struct OpenFile {
+    name: String,
+    path: PathBuf,
+    writer: ArrowWriter<HashingWriter>,
+    rows: u64,
+}
+
+impl OpenFile {
+    fn create(dir: &Path, name: String, schema: &SchemaRef, props: &WriterProperties) -> Result<OpenFile> {
+        let path = dir.join(&name);
+        let f = File::create(&path).map_err(Error::io("create", &path))?;
+        let sink = HashingWriter {
+            inner: BufWriter::with_capacity(1 << 20, f),
+            hasher: Sha256::new(),
+            bytes: 0,
+        };
+        let writer = ArrowWriter::try_new(sink, schema.clone(), Some(props.clone()))
+            .map_err(|e| Error::Internal(format!("parquet writer for {}: {e}", path.display())))?;
+        Ok(OpenFile { name, path, writer, rows: 0 })
+    }
+
+    fn finish(self) -> Result<FileEntry> {
+        let path = self.path;
+        let sink = self
+            .writer
+            .into_inner()
+            .map_err(|e| Error::Internal(format!("closing parquet file {}: {e}", path.display())))?;
+        let HashingWriter { inner, hasher, bytes } = sink;
+        let f = inner.into_inner().map_err(|e| Error::Io {
+            op: "flush",
+            path: path.clone(),
+            source: e.into_error(),
+        })?;
+        f.sync_all().map_err(Error::io("sync", &path))?;
+        Ok(FileEntry {
+            name: self.name,
+            size: bytes,
+            sha256: hex(&hasher.finalize()),
+            rows: self.rows,
+        })
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn write_partition(
+    mut stream: SendableRecordBatchStream,
+    schema: SchemaRef,
+    partition: usize,
+    partitions: usize,
+    dir: &Path,
+    props: WriterProperties,
+    max_rows: u64,
+    progress: &Progress,
+) -> Result<PartOutput, PartError> {
+    let mut checksum = Checksum::new(&schema).map_err(PartError::Other)?;
+    let mut done: Vec<FileEntry> = Vec::new();
+    let mut current: Option<OpenFile> = None;
+    let mut seq = 0usize;
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(PartError::Engine)?;
+        if batch.num_rows() == 0 {
+            continue;
+        }
+        checksum.update(&batch).map_err(PartError::Other)?;
+        if current.as_ref().is_some_and(|f| f.rows >= max_rows) {
+            done.push(current.take().expect("checked").finish().map_err(PartError::Other)?);
+        }
+        if current.is_none() {
+            current = Some(OpenFile::create(dir, file_name(partition, seq), &schema, &props).map_err(PartError::Other)?);
+            seq += 1;
+        }
+        let f = current.as_mut().expect("just set");
+        f.writer
+            .write(&batch)
+            .map_err(|e| PartError::Other(Error::Internal(format!("writing {}: {e}", f.path.display()))))?;
+        f.rows += batch.num_rows() as u64;
+        progress.rows.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+    }
+    // Partition 0 always writes a file, so an empty result still has its schema on disk.
+    if current.is_none() && done.is_empty() && partition == 0 {
+        current = Some(OpenFile::create(dir, file_name(partition, 0), &schema, &props).map_err(PartError::Other)?);
+    }
+    if let Some(f) = current {
+        done.push(f.finish().map_err(PartError::Other)?);
+    }
+    let _ = partitions;
+    Ok(PartOutput {
+        files: done,
+        checksum: checksum.value(),
+    })
+}
+
+fn file_name(partition: usize, seq: usize) -> String {
+    format!("part-{partition:03}-{seq:04}.parquet")
+}

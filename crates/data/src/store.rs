@@ -1,0 +1,301 @@
+//! The local target store: staging, versions, and the atomic publish.
+//!
+//! Layout for a target `/lake/orders` (`<parent>/<name>`):
+//! ```text
+//! /lake/orders -> .orders.skein/versions/v3        the published dataset (a symlink)
+//! /lake/.orders.skein/staging/<run>/part-*.parquet a migration's output, not yet public
+//! /lake/.orders.skein/staging/<run>/_staged.json   written last: the staged manifest
+//! /lake/.orders.skein/versions/v<N>/               every published version, kept
+//! /lake/.orders.skein/versions/v<N>/_manifest.json its manifest
+//! ```
+//! **Publish** renames the staging directory to `versions/v<N>` and then replaces the
+//! symlink with `rename(2)`, which is atomic: a reader that globs `/lake/orders/*.parquet`
+//! resolves the link once and sees either the old or the new version, never a mix or
+//! nothing. **Rollback** points the link back at the previous version's directory, whose
+//! files were never touched, so they are restored byte for byte.
+//!
+//! On S3 there is no atomic swap; there the manifest is the commit point (AWS adapters).
+
+use std::path::{Path, PathBuf};
+
+use skein_core::load::SpecFile;
+use skein_core::manifest::Manifest;
+
+use crate::error::{Error, Result};
+use crate::location::Location;
+
+/// Name of the staged manifest inside a staging directory (written last).
+pub const STAGED_MANIFEST: &str = "_staged.json";
+/// Name of the manifest inside a version directory.
+pub const MANIFEST: &str = "_manifest.json";
+
+/// A dataset's target on the local file system.
+#[derive(Debug, Clone)]
+pub struct TargetStore {
+    dataset: String,
+    link: PathBuf,
+    root: PathBuf,
+    link_value_prefix: PathBuf,
+}
+
+impl TargetStore {
+    /// The store of a spec's target. Fails if the target exists and is not ours.
+    pub fn open(file: &SpecFile) -> Result<TargetStore> {
+        let location = Location::resolve(&file.spec.spec.target.uri, file.base_dir());
+        let link = location.local(file.name(), "spec.target.uri")?.to_path_buf();
+        let link = absolute(&link);
+        let base = link
+            .file_name()
+            .ok_or_else(|| Error::UnsupportedUri {
+                dataset: file.name().to_string(),
+                field: "spec.target.uri",
+                uri: file.spec.spec.target.uri.clone(),
+                message: "the target must name a directory, not a root".into(),
+            })?
+            .to_string_lossy()
+            .to_string();
+        let parent = link.parent().unwrap_or(Path::new("/")).to_path_buf();
+        let store_name = format!(".{base}.skein");
+        let store = TargetStore {
+            dataset: file.name().to_string(),
+            root: parent.join(&store_name),
+            link_value_prefix: PathBuf::from(store_name).join("versions"),
+            link,
+        };
+        store.check_managed()?;
+        Ok(store)
+    }
+
+    /// The published path readers use.
+    pub fn path(&self) -> &Path {
+        &self.link
+    }
+
+    /// The store's own directory (staging and versions).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn check_managed(&self) -> Result<()> {
+        match std::fs::symlink_metadata(&self.link) {
+            Err(_) => Ok(()),
+            Ok(m) if m.file_type().is_symlink() => {
+                let value = std::fs::read_link(&self.link).map_err(Error::io("read link", &self.link))?;
+                if value.starts_with(&self.link_value_prefix) {
+                    Ok(())
+                } else {
+                    Err(self.not_managed())
+                }
+            }
+            Ok(m) if m.is_dir() => {
+                let empty = std::fs::read_dir(&self.link)
+                    .map_err(Error::io("list", &self.link))?
+                    .next()
+                    .is_none();
+                if empty { Ok(()) } else { Err(self.not_managed()) }
+            }
+            Ok(_) => Err(self.not_managed()),
+        }
+    }
+
+    fn not_managed(&self) -> Error {
+        Error::TargetNotManaged {
+            dataset: self.dataset.clone(),
+            path: self.link.clone(),
+        }
+    }
+
+    /// The staging directory of a run.
+    pub fn staging_dir(&self, run_id: &str) -> PathBuf {
+        self.root.join("staging").join(run_id)
+    }
+
+    /// The directory of published version `n`.
+    pub fn version_dir(&self, n: u64) -> PathBuf {
+        self.root.join("versions").join(format!("v{n}"))
+    }
+
+    /// The staged manifest of a run, if the run finished staging.
+    pub fn staged(&self, run_id: &str) -> Result<Option<Manifest>> {
+        read_manifest(&self.staging_dir(run_id).join(STAGED_MANIFEST))
+    }
+
+    /// Writes the staged manifest of a run (the last step of staging).
+    pub fn write_staged(&self, run_id: &str, manifest: &Manifest) -> Result<()> {
+        write_manifest(&self.staging_dir(run_id).join(STAGED_MANIFEST), manifest)
+    }
+
+    /// Removes a run's staging directory.
+    pub fn discard(&self, run_id: &str) -> Result<()> {
+        let dir = self.staging_dir(run_id);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(Error::io("remove staging", &dir))?;
+        }
+        Ok(())
+    }
+
+    /// The version number the link points at, if published.
+    pub fn current_version(&self) -> Result<Option<u64>> {
+        match std::fs::read_link(&self.link) {
+            Ok(value) => {
+                let n = value
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .and_then(|n| n.strip_prefix('v'))
+                    .and_then(|n| n.parse().ok())
+                    .ok_or_else(|| self.not_managed())?;
+                Ok(Some(n))
+            }
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// The manifest of the published version, if any.
+    pub fn current(&self) -> Result<Option<Manifest>> {
+        match self.current_version()? {
+            Some(n) => read_manifest(&self.version_dir(n).join(MANIFEST)),
+            None => Ok(None),
+        }
+    }
+
+    /// Manifests of every version in the store, oldest first.
+    pub fn versions(&self) -> Result<Vec<Manifest>> {
+        let dir = self.root.join("versions");
+        let mut numbers: Vec<u64> = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries
+                .filter_map(|e| e.ok())
+                .filter_map(|e| e.file_name().to_str()?.strip_prefix('v')?.parse().ok())
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        numbers.sort();
+        let mut out = Vec::new();
+        for n in numbers {
+            if let Some(m) = read_manifest(&self.version_dir(n).join(MANIFEST))? {
+                out.push(m);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Publishes a run's staged version: it becomes version N+1 and current, atomically.
+    pub fn publish(&self, run_id: &str) -> Result<Manifest> {
+        let mut manifest = self.staged(run_id)?.ok_or_else(|| Error::NotStaged {
+            dataset: self.dataset.clone(),
+            run_id: run_id.to_string(),
+        })?;
+        let next = self.versions()?.iter().map(|m| m.version).max().unwrap_or(0) + 1;
+        manifest.version = next;
+        manifest.published_at = Some(chrono::Utc::now().to_rfc3339());
+        let staging = self.staging_dir(run_id);
+        write_manifest(&staging.join(MANIFEST), &manifest)?;
+        let version_dir = self.version_dir(next);
+        let versions = self.root.join("versions");
+        std::fs::create_dir_all(&versions).map_err(Error::io("create", &versions))?;
+        std::fs::rename(&staging, &version_dir).map_err(Error::io("move staged version into place at", &version_dir))?;
+        sync_dir(&versions);
+        self.point_at(next)?;
+        Ok(manifest)
+    }
+
+    /// Makes an existing version current again (used to finish an interrupted publish and
+    /// by rollback).
+    pub fn point_at(&self, version: u64) -> Result<()> {
+        let dir = self.version_dir(version);
+        if !dir.join(MANIFEST).exists() {
+            return Err(Error::Internal(format!("version {} of `{}` has no manifest", version, self.dataset)));
+        }
+        let parent = self.link.parent().unwrap_or(Path::new("/"));
+        std::fs::create_dir_all(parent).map_err(Error::io("create", parent))?;
+        let value = self.link_value_prefix.join(format!("v{version}"));
+        let tmp = parent.join(format!(
+            ".{}.skein-link-{}",
+            self.link.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default(),
+            std::process::id()
+        ));
+        let _ = std::fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(&value, &tmp).map_err(Error::io("create link", &tmp))?;
+        if let Ok(m) = std::fs::symlink_metadata(&self.link)
+            && m.is_dir()
+        {
+            // an empty directory stood where the dataset goes (checked in `open`)
+            std::fs::remove_dir(&self.link).map_err(Error::io("remove empty target directory", &self.link))?;
+        }
+        std::fs::rename(&tmp, &self.link).map_err(Error::io("swap link", &self.link))?;
+        sync_dir(parent);
+        Ok(())
+    }
+
+    /// Points the dataset back at the version before the current one. Returns the
+    /// manifests (rolled back from, restored).
+    pub fn rollback(&self) -> Result<(Manifest, Manifest)> {
+        let current = self.current()?.ok_or_else(|| Error::NothingToRollBack {
+            dataset: self.dataset.clone(),
+            current: "none (never published)".into(),
+        })?;
+        let previous = self
+            .versions()?
+            .into_iter()
+            .filter(|m| m.version < current.version)
+            .max_by_key(|m| m.version)
+            .ok_or_else(|| Error::NothingToRollBack {
+                dataset: self.dataset.clone(),
+                current: format!("v{}, the first", current.version),
+            })?;
+        self.point_at(previous.version)?;
+        Ok((current, previous))
+    }
+
+    /// A published version made from the same spec and source, if one exists.
+    pub fn find_version(&self, spec_hash: &str, fingerprint: &str) -> Result<Option<Manifest>> {
+        Ok(self
+            .versions()?
+            .into_iter()
+            .rev()
+            .find(|m| m.spec_hash == spec_hash && m.source_fingerprint == fingerprint))
+    }
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir().map(|d| d.join(p)).unwrap_or_else(|_| p.to_path_buf())
+    }
+}
+
+fn read_manifest(path: &Path) -> Result<Option<Manifest>> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| Error::Internal(format!("manifest {} is not valid: {e}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::Io {
+            op: "read manifest",
+            path: path.to_path_buf(),
+            source: e,
+        }),
+    }
+}
+
+/// Writes a manifest durably: temp file, fsync, rename.
+fn write_manifest(path: &Path, manifest: &Manifest) -> Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("json.tmp");
+    let json = serde_json::to_vec_pretty(manifest).map_err(|e| Error::Internal(format!("manifest to JSON: {e}")))?;
+    let mut f = std::fs::File::create(&tmp).map_err(Error::io("create", &tmp))?;
+    f.write_all(&json).map_err(Error::io("write", &tmp))?;
+    f.sync_all().map_err(Error::io("sync", &tmp))?;
+    std::fs::rename(&tmp, path).map_err(Error::io("rename into place", path))?;
+    if let Some(parent) = path.parent() {
+        sync_dir(parent);
+    }
+    Ok(())
+}
+
+/// Best-effort fsync of a directory, so renames inside it survive a power cut.
+fn sync_dir(dir: &Path) {
+    if let Ok(f) = std::fs::File::open(dir) {
+        let _ = f.sync_all();
+    }
+}

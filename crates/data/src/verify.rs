@@ -1,0 +1,311 @@
+//! Verification: the written target against the transformed source.
+//!
+//! Checks, each reported with expected and actual values:
+//! - `rows`: row count of the target equals the source-side count;
+//! - `checksum`: the order-independent content checksum of the target (see
+//!   [`crate::checksum`]) equals the one computed on the transformed source stream;
+//! - `schema`: the target's columns and (canonical) types equal the transform's output;
+//! - one check per rule (`notNull`, `unique`, `range`, `regex`, `acceptedValues`),
+//!   counting violating rows on the target;
+//! - one check per sample query, run on the transformed source and on the target.
+
+use std::path::Path;
+
+use datafusion::arrow::util::pretty::pretty_format_batches;
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use futures::StreamExt;
+use serde::Serialize;
+use skein_core::load::SpecFile;
+use skein_core::manifest::{ContentChecksum, Manifest};
+use skein_core::spec::Rule;
+
+use crate::checksum::{Checksum, canonical_schema, combine};
+use crate::error::{Error, Result};
+use crate::session::{Settings, list_source, register_source};
+use crate::sqlguard::sample_query;
+use crate::transform::{plan_transform, query_only};
+
+/// Table name of the target inside verification sessions.
+const TARGET: &str = "target";
+/// Table name of the transformed source inside verification sessions.
+const TRANSFORMED: &str = "transformed";
+
+/// One check of a verification.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Check {
+    /// `rows`, `checksum`, `schema`, `rule notNull(id)`, `sample[0]`, …
+    pub name: String,
+    /// Whether it passed.
+    pub passed: bool,
+    /// What the source side (or the rule) expects.
+    pub expected: String,
+    /// What the target has.
+    pub actual: String,
+}
+
+/// The outcome of verifying one dataset.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VerifyReport {
+    /// Dataset name.
+    pub dataset: String,
+    /// True when every check passed.
+    pub passed: bool,
+    /// Every check, in order.
+    pub checks: Vec<Check>,
+}
+
+impl VerifyReport {
+    /// The checks that failed.
+    pub fn failures(&self) -> impl Iterator<Item = &Check> {
+        self.checks.iter().filter(|c| !c.passed)
+    }
+
+    /// One line: `passed (N checks)` or `failed: name (expected …, got …); …`.
+    pub fn summary(&self) -> String {
+        if self.passed {
+            format!("passed ({} checks)", self.checks.len())
+        } else {
+            let failed: Vec<String> = self
+                .failures()
+                .map(|c| format!("{} (expected {}, got {})", c.name, c.expected, c.actual))
+                .collect();
+            format!("failed: {}", failed.join("; "))
+        }
+    }
+}
+
+/// Verifies a staged (or published) version in `dir` against the source-side figures in
+/// its manifest. Sample queries re-read the source.
+pub async fn verify_dir(settings: &Settings, file: &SpecFile, dir: &Path, manifest: &Manifest) -> Result<VerifyReport> {
+    let ctx = settings.session()?;
+    register_target(&ctx, dir).await?;
+    let (target_checksum, target_schema) = table_checksum(&ctx, TARGET).await?;
+    let mut checks = Vec::new();
+    checks.push(Check {
+        name: "rows".into(),
+        passed: target_checksum.rows == manifest.checksum.rows,
+        expected: manifest.checksum.rows.to_string(),
+        actual: target_checksum.rows.to_string(),
+    });
+    let verify = file.spec.spec.verify.clone().unwrap_or(skein_core::spec::Verify {
+        key: None,
+        checksum: true,
+        sample_queries: Vec::new(),
+        rules: Vec::new(),
+    });
+    if verify.checksum {
+        checks.push(Check {
+            name: "checksum".into(),
+            passed: target_checksum == manifest.checksum,
+            expected: manifest.checksum.sum.clone(),
+            actual: target_checksum.sum.clone(),
+        });
+    }
+    checks.push(Check {
+        name: "schema".into(),
+        passed: target_schema == manifest.schema,
+        expected: manifest.schema.join(", "),
+        actual: target_schema.join(", "),
+    });
+    checks.extend(rule_checks(&ctx, file, &verify.rules).await?);
+    if !verify.sample_queries.is_empty() {
+        let source = list_source(file)?;
+        register_source(&ctx, file, &source).await?;
+        let df = plan_transform(&ctx, file).await?;
+        ctx.register_table(TRANSFORMED, df.into_view())
+            .map_err(Error::engine("register the transformed source"))?;
+        for (i, q) in verify.sample_queries.iter().enumerate() {
+            let expected = query_text(&ctx, file, &sample_query(q, TRANSFORMED)).await?;
+            let actual = query_text(&ctx, file, &sample_query(q, TARGET)).await?;
+            checks.push(Check {
+                name: format!("sample[{i}] {q}"),
+                passed: expected == actual,
+                expected,
+                actual,
+            });
+        }
+    }
+    Ok(VerifyReport {
+        dataset: file.name().to_string(),
+        passed: checks.iter().all(|c| c.passed),
+        checks,
+    })
+}
+
+/// Recomputes the source-side checksum by running the transform without writing.
+pub async fn source_checksum(settings: &Settings, file: &SpecFile) -> Result<(ContentChecksum, Vec<String>)> {
+    let ctx = settings.session()?;
+    let source = list_source(file)?;
+    register_source(&ctx, file, &source).await?;
+    let df = plan_transform(&ctx, file).await?;
+    ctx.register_table(TRANSFORMED, df.into_view())
+        .map_err(Error::engine("register the transformed source"))?;
+    match table_checksum(&ctx, TRANSFORMED).await {
+        Ok(ok) => Ok(ok),
+        Err(Error::Engine { source: e, .. }) => Err(crate::transform::classify_failure(&ctx, file, &source, *e).await),
+        Err(e) => Err(e),
+    }
+}
+
+async fn register_target(ctx: &SessionContext, dir: &Path) -> Result<()> {
+    let path = format!("{}/", dir.display());
+    ctx.register_parquet(TARGET, &path, ParquetReadOptions::default())
+        .await
+        .map_err(Error::engine(format!("read the target files in {}", dir.display())))
+}
+
+/// Checksum and canonical schema of a registered table, reading its partitions in parallel.
+async fn table_checksum(ctx: &SessionContext, table: &str) -> Result<(ContentChecksum, Vec<String>)> {
+    let df = ctx
+        .table(table)
+        .await
+        .map_err(Error::engine(format!("open table {table}")))?;
+    let schema = std::sync::Arc::new(df.schema().as_arrow().clone());
+    let streams = df
+        .execute_stream_partitioned()
+        .await
+        .map_err(Error::engine(format!("scan {table}")))?;
+    let parts = futures::future::join_all(streams.into_iter().map(|mut stream| {
+        let schema = schema.clone();
+        async move {
+            let mut c = Checksum::new(&schema)?;
+            while let Some(batch) = stream.next().await {
+                let batch = batch.map_err(Error::engine(format!("scan {table}")))?;
+                c.update(&batch)?;
+            }
+            Ok::<_, Error>(c.value())
+        }
+    }))
+    .await;
+    let parts: Vec<ContentChecksum> = parts.into_iter().collect::<Result<_>>()?;
+    Ok((combine(&parts), canonical_schema(&schema)))
+}
+
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+fn literal(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => format!("'{}'", s.replace('\'', "''")),
+        serde_json::Value::Null => "NULL".into(),
+        other => other.to_string(),
+    }
+}
+
+/// Counts violations of each rule on the target. All but `unique` share one scan;
+/// `unique` is a grouped query (which spills when it must).
+async fn rule_checks(ctx: &SessionContext, file: &SpecFile, rules: &[Rule]) -> Result<Vec<Check>> {
+    let mut filters = Vec::new();
+    for rule in rules {
+        let c = quote_ident(rule.column());
+        let cond = match rule {
+            Rule::NotNull(_) => Some(format!("{c} IS NULL")),
+            Rule::Unique(_) => None,
+            Rule::Range { min, max, .. } => {
+                let mut parts = Vec::new();
+                if let Some(m) = min {
+                    parts.push(format!("{c} < {}", literal(m)));
+                }
+                if let Some(m) = max {
+                    parts.push(format!("{c} > {}", literal(m)));
+                }
+                Some(parts.join(" OR "))
+            }
+            Rule::Regex { pattern, .. } => Some(format!(
+                "{c} IS NOT NULL AND NOT regexp_like(CAST({c} AS VARCHAR), '{}')",
+                pattern.replace('\'', "''")
+            )),
+            Rule::AcceptedValues { values, .. } => Some(format!(
+                "{c} IS NOT NULL AND {c} NOT IN ({})",
+                values.iter().map(literal).collect::<Vec<_>>().join(", ")
+            )),
+        };
+        filters.push(cond);
+    }
+    let mut counts: Vec<Option<u64>> = vec![None; rules.len()];
+    let scan: Vec<String> = filters
+        .iter()
+        .enumerate()
+        .filter_map(|(i, f)| f.as_ref().map(|f| format!("count(*) FILTER (WHERE {f}) AS r{i}")))
+        .collect();
+    if !scan.is_empty() {
+        let sql = format!("SELECT {} FROM {TARGET}", scan.join(", "));
+        let values = scalar_row(ctx, file, &sql).await?;
+        let mut it = values.into_iter();
+        for (i, f) in filters.iter().enumerate() {
+            if f.is_some() {
+                counts[i] = it.next();
+            }
+        }
+    }
+    for (i, rule) in rules.iter().enumerate() {
+        if let Rule::Unique(col) = rule {
+            let c = quote_ident(col);
+            let sql = format!(
+                "SELECT CAST(count(*) AS BIGINT) FROM (SELECT {c} FROM {TARGET} WHERE {c} IS NOT NULL GROUP BY {c} HAVING count(*) > 1)"
+            );
+            counts[i] = scalar_row(ctx, file, &sql).await?.into_iter().next();
+        }
+    }
+    Ok(rules
+        .iter()
+        .zip(counts)
+        .map(|(rule, n)| {
+            let n = n.unwrap_or(0);
+            let what = if matches!(rule, Rule::Unique(_)) { "duplicated values" } else { "violating rows" };
+            Check {
+                name: format!("rule {}({})", rule.kind(), rule.column()),
+                passed: n == 0,
+                expected: format!("0 {what}"),
+                actual: format!("{n} {what}"),
+            }
+        })
+        .collect())
+}
+
+/// Runs a query that returns one row of integer counts.
+async fn scalar_row(ctx: &SessionContext, file: &SpecFile, sql: &str) -> Result<Vec<u64>> {
+    let rule_error = |e: datafusion::error::DataFusionError| Error::Transform {
+        dataset: file.name().to_string(),
+        message: format!("verify rule query failed: {}", e.strip_backtrace()),
+    };
+    let df = ctx.sql_with_options(sql, query_only()).await.map_err(rule_error)?;
+    let batches = df.collect().await.map_err(rule_error)?;
+    let mut out = Vec::new();
+    if let Some(batch) = batches.iter().find(|b| b.num_rows() > 0) {
+        for col in batch.columns() {
+            let col = datafusion::arrow::compute::cast(col, &datafusion::arrow::datatypes::DataType::UInt64)
+                .map_err(|e| Error::Internal(format!("rule count is not an integer: {e}")))?;
+            let col = col
+                .as_any()
+                .downcast_ref::<datafusion::arrow::array::UInt64Array>()
+                .ok_or_else(|| Error::Internal("rule count column".into()))?;
+            out.push(col.value(0));
+        }
+    }
+    Ok(out)
+}
+
+/// A query's result as text with rows sorted, so row order does not matter.
+async fn query_text(ctx: &SessionContext, file: &SpecFile, sql: &str) -> Result<String> {
+    let fail = |e: datafusion::error::DataFusionError| Error::Transform {
+        dataset: file.name().to_string(),
+        message: format!("sample query `{sql}` failed: {}", e.strip_backtrace()),
+    };
+    let df = ctx.sql_with_options(sql, query_only()).await.map_err(fail)?;
+    let batches = df.collect().await.map_err(fail)?;
+    let mut rows = Vec::new();
+    for batch in &batches {
+        for i in 0..batch.num_rows() {
+            let one = pretty_format_batches(&[batch.slice(i, 1)])
+                .map_err(|e| Error::Internal(format!("format sample result: {e}")))?
+                .to_string();
+            // keep only the value line of the single-row table
+            let value = one.lines().nth(3).unwrap_or("").to_string();
+            rows.push(value);
+        }
+    }
+    rows.sort();
+    Ok(rows.join("\n"))
+}

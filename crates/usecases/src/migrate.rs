@@ -1,0 +1,238 @@
+//! Migrating one dataset: lease → stage → verify → (approval) → publish → completed.
+//!
+//! Every status change goes through the catalog's conditional write. A failure at any
+//! step marks the dataset `failed` with the reason and leaves the published target as it
+//! was: staging is the only thing written before publish.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use skein_core::Status;
+use skein_core::catalog::{Catalog, Counter, VersionAction};
+use skein_core::load::SpecFile;
+use skein_data::session::list_source;
+use skein_data::{Progress, Settings, TargetStore};
+
+use crate::error::Result;
+use crate::outcome::{DatasetResult, Outcome};
+
+/// Lease time for one migration; a crashed holder's lease expires after it.
+pub const LEASE_SECS: u64 = 3600;
+
+/// How to migrate.
+#[derive(Debug, Clone)]
+pub struct MigrateOptions {
+    /// The run this migration belongs to (names the staging directory).
+    pub run_id: String,
+    /// Publish after a passed verification (false: stop at `verified`).
+    pub publish: bool,
+    /// Publish even when the spec asks for approval (someone approved up front).
+    pub approved: bool,
+    /// Live counters for progress display.
+    pub progress: Arc<Progress>,
+}
+
+/// Migrates one dataset through the whole pipeline and reports how it ended.
+pub async fn migrate<C: Catalog + ?Sized>(
+    catalog: &C,
+    settings: &Settings,
+    file: &SpecFile,
+    opts: &MigrateOptions,
+) -> Result<DatasetResult> {
+    let started = Instant::now();
+    let name = file.name();
+    let run = opts.run_id.as_str();
+    let record = catalog.put_spec(&file.spec, &file.hash).await?;
+    let mut result = DatasetResult::new(name, run, Outcome::Failed);
+
+    // Open the target and list the source; failures here are the dataset's.
+    let prepared = TargetStore::open(file).and_then(|store| Ok((list_source(file)?, store)));
+    let (source, store) = match prepared {
+        Ok(ok) => ok,
+        Err(e) => {
+            fail_unstarted(catalog, name, record.status, run, &e).await?;
+            return Ok(failed(result, &e, started));
+        }
+    };
+
+    // Up to date: the published version came from this very spec and source.
+    if let Some(current) = store.current()?
+        && current.spec_hash == file.hash
+        && current.source_fingerprint == source.fingerprint
+        && matches!(record.status, Status::Completed)
+    {
+        result.outcome = Outcome::UpToDate;
+        result.version = Some(current.version);
+        result.rows = current.rows;
+        result.files = current.files.len();
+        result.bytes = current.bytes;
+        result.seconds = started.elapsed().as_secs_f64();
+        return Ok(result);
+    }
+
+    catalog.acquire_lease(name, run, LEASE_SECS).await?;
+    let outcome = run_locked(catalog, settings, file, &store, opts, record.status, &mut result).await;
+    catalog.release_lease(name, run).await?;
+    outcome?;
+    result.seconds = started.elapsed().as_secs_f64();
+    Ok(result)
+}
+
+async fn run_locked<C: Catalog + ?Sized>(
+    catalog: &C,
+    settings: &Settings,
+    file: &SpecFile,
+    store: &TargetStore,
+    opts: &MigrateOptions,
+    status: Status,
+    result: &mut DatasetResult,
+) -> Result<()> {
+    let name = file.name();
+    let run = opts.run_id.as_str();
+    start(catalog, name, status, run).await?;
+    let attempt = catalog.start_attempt(name, run).await?;
+
+    let staged = match skein_data::stage(settings, file, store, run, &opts.progress).await {
+        Ok(s) => s,
+        Err(e) => {
+            let reason = e.to_string();
+            catalog.transition(name, Status::InProgress, Status::Failed, Some(&reason), Some(run)).await?;
+            catalog.finish_attempt(name, attempt, "failed", Some(&reason)).await?;
+            catalog.add_to_run(run, Counter::Failed, 1).await?;
+            result.error = Some(reason);
+            result.error_name = Some(e.error_name().to_string());
+            return Ok(());
+        }
+    };
+    let m = &staged.manifest;
+    result.rows = m.rows;
+    result.files = m.files.len();
+    result.bytes = m.bytes;
+    let note = format!(
+        "staged {} rows in {} files{}",
+        m.rows,
+        m.files.len(),
+        if staged.reused { " (reused)" } else { "" }
+    );
+    catalog.transition(name, Status::InProgress, Status::Migrated, Some(&note), Some(run)).await?;
+    catalog.add_to_run(run, Counter::Rows, m.rows).await?;
+
+    let report = match skein_data::verify_dir(settings, file, &store.staging_dir(run), m).await {
+        Ok(r) => r,
+        Err(e) => {
+            let reason = format!("verification could not run: {e}");
+            catalog.transition(name, Status::Migrated, Status::Failed, Some(&reason), Some(run)).await?;
+            catalog.finish_attempt(name, attempt, "failed", Some(&reason)).await?;
+            catalog.add_to_run(run, Counter::Failed, 1).await?;
+            result.error = Some(reason);
+            result.error_name = Some(e.error_name().to_string());
+            return Ok(());
+        }
+    };
+    let summary = report.summary();
+    catalog.set_verification(name, &summary).await?;
+    let passed = report.passed;
+    result.verification = Some(report);
+    if !passed {
+        let reason = format!("verification {summary}");
+        catalog.transition(name, Status::Migrated, Status::Failed, Some(&reason), Some(run)).await?;
+        catalog.finish_attempt(name, attempt, "verification_failed", Some(&reason)).await?;
+        catalog.add_to_run(run, Counter::Failed, 1).await?;
+        result.outcome = Outcome::VerificationFailed;
+        result.error = Some(reason);
+        result.error_name = Some("Skein.VerificationFailed".into());
+        return Ok(());
+    }
+    catalog.transition(name, Status::Migrated, Status::Verified, Some(&summary), Some(run)).await?;
+
+    if !opts.publish {
+        catalog.finish_attempt(name, attempt, "verified", None).await?;
+        catalog.add_to_run(run, Counter::Succeeded, 1).await?;
+        result.outcome = Outcome::Verified;
+        return Ok(());
+    }
+    if file.spec.needs_approval() && !opts.approved {
+        catalog
+            .transition(name, Status::Verified, Status::AwaitingApproval, Some("approval required"), Some(run))
+            .await?;
+        catalog.finish_attempt(name, attempt, "awaiting_approval", None).await?;
+        result.outcome = Outcome::AwaitingApproval;
+        return Ok(());
+    }
+    let version = publish_staged(catalog, file, store, run, Status::Verified).await?;
+    catalog.finish_attempt(name, attempt, "completed", None).await?;
+    catalog.add_to_run(run, Counter::Succeeded, 1).await?;
+    result.outcome = Outcome::Completed;
+    result.version = Some(version);
+    Ok(())
+}
+
+/// Publishes a run's staged, verified version and marks the dataset completed. If a
+/// version from the same spec and source is already in the store (an interrupted
+/// publish, or a re-run after rollback), it is made current instead of copied.
+pub async fn publish_staged<C: Catalog + ?Sized>(
+    catalog: &C,
+    file: &SpecFile,
+    store: &TargetStore,
+    run: &str,
+    from: Status,
+) -> Result<u64> {
+    let name = file.name();
+    let staged = store.staged(run)?;
+    let existing = match &staged {
+        Some(m) => store.find_version(&m.spec_hash, &m.source_fingerprint)?,
+        None => None,
+    };
+    let manifest = match existing {
+        Some(m) => {
+            store.point_at(m.version)?;
+            store.discard(run)?;
+            m
+        }
+        None => store.publish(run)?,
+    };
+    catalog.record_version(name, VersionAction::Published, &manifest).await?;
+    let note = format!("published v{} ({} rows)", manifest.version, manifest.rows);
+    catalog.transition(name, from, Status::Completed, Some(&note), Some(run)).await?;
+    Ok(manifest.version)
+}
+
+/// Moves a dataset to `in_progress` from wherever it stands. A dataset left mid-way by a
+/// crashed run (its lease now ours) is first marked failed with the reason.
+async fn start<C: Catalog + ?Sized>(catalog: &C, name: &str, status: Status, run: &str) -> Result<()> {
+    let mut from = status;
+    if !from.can_become(Status::InProgress) {
+        catalog
+            .transition(name, from, Status::Failed, Some("interrupted: an earlier run stopped mid-way"), Some(run))
+            .await?;
+        from = Status::Failed;
+    }
+    catalog.transition(name, from, Status::InProgress, None, Some(run)).await?;
+    Ok(())
+}
+
+/// Records a failure found before the migration could start (bad target, no source).
+async fn fail_unstarted<C: Catalog + ?Sized>(
+    catalog: &C,
+    name: &str,
+    status: Status,
+    run: &str,
+    e: &skein_data::Error,
+) -> Result<()> {
+    let reason = e.to_string();
+    if status != Status::Failed {
+        catalog.transition(name, status, Status::Failed, Some(&reason), Some(run)).await?;
+    }
+    let attempt = catalog.start_attempt(name, run).await?;
+    catalog.finish_attempt(name, attempt, "failed", Some(&reason)).await?;
+    catalog.add_to_run(run, Counter::Failed, 1).await?;
+    Ok(())
+}
+
+fn failed(mut result: DatasetResult, e: &skein_data::Error, started: Instant) -> DatasetResult {
+    result.outcome = Outcome::Failed;
+    result.error = Some(e.to_string());
+    result.error_name = Some(e.error_name().to_string());
+    result.seconds = started.elapsed().as_secs_f64();
+    result
+}

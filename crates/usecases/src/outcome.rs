@@ -1,0 +1,91 @@
+//! What a use case reports about one dataset.
+
+use serde::Serialize;
+use skein_data::VerifyReport;
+
+/// How a dataset's migration ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Published and completed.
+    Completed,
+    /// The published version already came from this spec and source; nothing done.
+    UpToDate,
+    /// Verified and left staged (`--no-publish`).
+    Verified,
+    /// Verified; waits for a person to approve before publish.
+    AwaitingApproval,
+    /// Verification found differences; nothing was published.
+    VerificationFailed,
+    /// Migration failed (source, transform, storage); nothing was published.
+    Failed,
+    /// Rolled back to the previous version.
+    RolledBack,
+}
+
+impl Outcome {
+    /// Whether the dataset ended well (exit code 0).
+    pub fn is_success(self) -> bool {
+        !matches!(self, Outcome::Failed | Outcome::VerificationFailed)
+    }
+
+    /// The outcome as written in tables.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Completed => "completed",
+            Outcome::UpToDate => "up to date",
+            Outcome::Verified => "verified",
+            Outcome::AwaitingApproval => "awaiting approval",
+            Outcome::VerificationFailed => "verification failed",
+            Outcome::Failed => "failed",
+            Outcome::RolledBack => "rolled back",
+        }
+    }
+}
+
+/// The result of one use case on one dataset.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DatasetResult {
+    /// Dataset name.
+    pub dataset: String,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// The run.
+    pub run_id: String,
+    /// Published (or restored) version, when there is one.
+    pub version: Option<u64>,
+    /// Rows written or verified.
+    pub rows: u64,
+    /// Files written.
+    pub files: usize,
+    /// Bytes written.
+    pub bytes: u64,
+    /// Wall seconds.
+    pub seconds: f64,
+    /// The verification, when one ran.
+    pub verification: Option<VerifyReport>,
+    /// The error, for failures: the message.
+    pub error: Option<String>,
+    /// The error, for failures: the Step Functions error name (`Skein.BadValue`, …).
+    pub error_name: Option<String>,
+}
+
+impl DatasetResult {
+    /// An empty result for `dataset` in `run_id`, to be filled in.
+    pub fn new(dataset: &str, run_id: &str, outcome: Outcome) -> DatasetResult {
+        DatasetResult {
+            dataset: dataset.to_string(),
+            outcome,
+            run_id: run_id.to_string(),
+            version: None,
+            rows: 0,
+            files: 0,
+            bytes: 0,
+            seconds: 0.0,
+            verification: None,
+            error: None,
+            error_name: None,
+        }
+    }
+}
