@@ -170,7 +170,12 @@ pub trait Catalog: Send + Sync {
     async fn history(&self, name: &str) -> Result<Vec<HistoryEntry>>;
 
     /// Records a version event and sets the dataset's current version and rows.
-    async fn record_version(&self, name: &str, action: VersionAction, manifest: &Manifest) -> Result<()>;
+    async fn record_version(
+        &self,
+        name: &str,
+        action: VersionAction,
+        manifest: &Manifest,
+    ) -> Result<()>;
 
     /// Version events, oldest first.
     async fn versions(&self, name: &str) -> Result<Vec<VersionRecord>>;
@@ -185,7 +190,13 @@ pub trait Catalog: Send + Sync {
     async fn start_attempt(&self, name: &str, run_id: &str) -> Result<u32>;
 
     /// Ends an attempt with an outcome and, for failures, the error.
-    async fn finish_attempt(&self, name: &str, attempt: u32, outcome: &str, error: Option<&str>) -> Result<()>;
+    async fn finish_attempt(
+        &self,
+        name: &str,
+        attempt: u32,
+        outcome: &str,
+        error: Option<&str>,
+    ) -> Result<()>;
 
     /// Attempts, oldest first.
     async fn attempts(&self, name: &str) -> Result<Vec<Attempt>>;

@@ -20,7 +20,9 @@ pub enum Error {
     #[error("{} problem(s) in dataset specs", problems.len())]
     Invalid { problems: Vec<crate::Problem> },
     /// A dataset is not in the catalog.
-    #[error("dataset `{dataset}` is not in the catalog; register it by running `skein migrate <spec file>`")]
+    #[error(
+        "dataset `{dataset}` is not in the catalog; register it by running `skein migrate <spec file>`"
+    )]
     UnknownDataset { dataset: String },
     /// A status change that the lifecycle does not allow.
     #[error("dataset `{dataset}`: status change {from} -> {to} is not allowed")]
@@ -37,7 +39,9 @@ pub enum Error {
         actual: Status,
     },
     /// Another holder owns the dataset's lease.
-    #[error("dataset `{dataset}` is leased by `{holder}` until {expires}; wait or let the lease expire")]
+    #[error(
+        "dataset `{dataset}` is leased by `{holder}` until {expires}; wait or let the lease expire"
+    )]
     LeaseHeld {
         dataset: String,
         holder: String,

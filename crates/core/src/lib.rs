@@ -17,6 +17,8 @@
 //! **Invariant:** this crate depends on neither DataFusion, nor rusqlite, nor aws-sdk-*.
 
 pub mod catalog;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 pub mod error;
 pub mod load;
 pub mod manifest;

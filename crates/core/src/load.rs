@@ -39,7 +39,12 @@ impl SpecFile {
     }
 
     /// A problem at `field` of this file, with its line filled in.
-    pub fn problem(&self, field: &str, message: impl Into<String>, hint: impl Into<String>) -> Problem {
+    pub fn problem(
+        &self,
+        field: &str,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> Problem {
         let mut p = Problem::new(&self.path, field, message, hint);
         p.line = locate(&self.text, field);
         p
@@ -99,7 +104,16 @@ fn yaml_problem(path: &Path, text: &str, err: &serde_yaml_ng::Error) -> Problem 
         .location()
         .map(|l| l.line())
         .or_else(|| locate(text, &field));
-    let mut p = Problem::new(path, if field.is_empty() { "(document)".into() } else { field }, message, hint);
+    let mut p = Problem::new(
+        path,
+        if field.is_empty() {
+            "(document)".into()
+        } else {
+            field
+        },
+        message,
+        hint,
+    );
     p.line = line;
     p
 }
@@ -114,12 +128,63 @@ pub fn load_file(path: &Path) -> Result<SpecFile, Vec<Problem>> {
             "check the path and its permissions",
         )]
     })?;
-    let file = parse(path, &text)?;
+    let mut file = parse(path, &text)?;
+    absolutize(&mut file);
     let problems = validate::check_file(&file);
     if problems.is_empty() {
         Ok(file)
     } else {
         Err(problems)
+    }
+}
+
+/// Rewrites relative source and target URIs as absolute paths (relative to the spec
+/// file's directory), so the spec means the same wherever it is read from later (the
+/// catalog keeps it), and recomputes the hash.
+pub fn absolutize(file: &mut SpecFile) {
+    let base = file.base_dir();
+    let base = if base.is_absolute() {
+        base.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map(|d| d.join(base))
+            .unwrap_or_else(|_| base.to_path_buf())
+    };
+    let fix = |uri: &mut String| {
+        if !uri.contains("://") && !Path::new(uri.as_str()).is_absolute() && !uri.trim().is_empty()
+        {
+            let joined = normalize(&base.join(uri.as_str()));
+            *uri = joined.to_string_lossy().to_string();
+        }
+    };
+    fix(&mut file.spec.spec.source.uri);
+    fix(&mut file.spec.spec.target.uri);
+    file.hash = spec_hash(&file.spec);
+}
+
+/// Removes `.` and `..` components without touching the file system.
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// A spec file rebuilt from a catalog record (its URIs are already absolute).
+pub fn from_catalog(spec: crate::spec::DatasetSpec, hash: String) -> SpecFile {
+    let text = serde_yaml_ng::to_string(&spec).unwrap_or_default();
+    SpecFile {
+        path: PathBuf::from(format!("catalog:{}", spec.metadata.name)),
+        text,
+        spec,
+        hash,
     }
 }
 
@@ -159,9 +224,13 @@ fn is_skein_document(path: &Path) -> bool {
     let Ok(text) = std::fs::read_to_string(path) else {
         return true; // let load_file report the read error
     };
-    !text
-        .lines()
-        .any(|l| l.starts_with("apiVersion:") && !l["apiVersion:".len()..].trim().trim_matches(['"', '\'']).starts_with("skein"))
+    !text.lines().any(|l| {
+        l.starts_with("apiVersion:")
+            && !l["apiVersion:".len()..]
+                .trim()
+                .trim_matches(['"', '\''])
+                .starts_with("skein")
+    })
 }
 
 /// The result of loading a file or a directory: the good specs and every problem found.

@@ -38,7 +38,12 @@ pub fn waves<'a>(specs: &[&'a DatasetSpec]) -> Vec<Vec<&'a DatasetSpec>> {
         out[level[s.name()]].push(*s);
     }
     for wave in &mut out {
-        wave.sort_by(|a, b| a.spec.priority.cmp(&b.spec.priority).then(a.name().cmp(b.name())));
+        wave.sort_by(|a, b| {
+            a.spec
+                .priority
+                .cmp(&b.spec.priority)
+                .then(a.name().cmp(b.name()))
+        });
     }
     out.retain(|w| !w.is_empty());
     out

@@ -121,7 +121,9 @@ fn default_group() -> String {
 }
 
 /// How much a failed migration of the dataset hurts.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Criticality {
     Low,
@@ -282,9 +284,10 @@ pub struct Verify {
     pub rules: Vec<Rule>,
 }
 
-/// A rule on the migrated data.
+/// A rule on the migrated data, written as a one-key map: `{notNull: col}`,
+/// `{range: {column: c, min: 0}}`, …
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[serde(try_from = "RuleRepr", into = "RuleRepr")]
 pub enum Rule {
     /// The column has no nulls.
     NotNull(String),
@@ -293,9 +296,7 @@ pub enum Rule {
     /// Values lie within `[min, max]` (either bound optional).
     Range {
         column: String,
-        #[serde(default)]
         min: Option<serde_json::Value>,
-        #[serde(default)]
         max: Option<serde_json::Value>,
     },
     /// Non-null values match the regular expression.
@@ -305,6 +306,95 @@ pub enum Rule {
         column: String,
         values: Vec<serde_json::Value>,
     },
+}
+
+/// How a rule is written: a map with exactly one of these keys. (YAML libraries disagree on
+/// externally tagged enums; a struct of options reads the same everywhere and names the
+/// allowed keys in its error.)
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RuleRepr {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    not_null: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    unique: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    range: Option<RangeRepr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    regex: Option<RegexRepr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    accepted_values: Option<AcceptedRepr>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RangeRepr {
+    column: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    min: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegexRepr {
+    column: String,
+    pattern: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AcceptedRepr {
+    column: String,
+    values: Vec<serde_json::Value>,
+}
+
+impl TryFrom<RuleRepr> for Rule {
+    type Error = String;
+
+    fn try_from(r: RuleRepr) -> Result<Rule, String> {
+        let mut found = Vec::new();
+        if let Some(c) = r.not_null {
+            found.push(Rule::NotNull(c));
+        }
+        if let Some(c) = r.unique {
+            found.push(Rule::Unique(c));
+        }
+        if let Some(RangeRepr { column, min, max }) = r.range {
+            found.push(Rule::Range { column, min, max });
+        }
+        if let Some(RegexRepr { column, pattern }) = r.regex {
+            found.push(Rule::Regex { column, pattern });
+        }
+        if let Some(AcceptedRepr { column, values }) = r.accepted_values {
+            found.push(Rule::AcceptedValues { column, values });
+        }
+        match found.len() {
+            1 => Ok(found.remove(0)),
+            0 => Err(
+                "a rule needs one of `notNull`, `unique`, `range`, `regex`, `acceptedValues`"
+                    .into(),
+            ),
+            _ => Err("a rule has exactly one kind; write each kind as its own list item".into()),
+        }
+    }
+}
+
+impl From<Rule> for RuleRepr {
+    fn from(rule: Rule) -> RuleRepr {
+        let mut r = RuleRepr::default();
+        match rule {
+            Rule::NotNull(c) => r.not_null = Some(c),
+            Rule::Unique(c) => r.unique = Some(c),
+            Rule::Range { column, min, max } => r.range = Some(RangeRepr { column, min, max }),
+            Rule::Regex { column, pattern } => r.regex = Some(RegexRepr { column, pattern }),
+            Rule::AcceptedValues { column, values } => {
+                r.accepted_values = Some(AcceptedRepr { column, values })
+            }
+        }
+        r
+    }
 }
 
 impl Rule {

@@ -53,22 +53,25 @@ impl Status {
 
     /// Whether no migration is under way (a new attempt may start).
     pub fn is_finished(self) -> bool {
-        matches!(self, Status::Completed | Status::Failed | Status::RolledBack)
+        matches!(
+            self,
+            Status::Completed | Status::Failed | Status::RolledBack
+        )
     }
 
     /// Whether the lifecycle allows `self → to`.
     pub fn can_become(self, to: Status) -> bool {
         use Status::*;
-        match (self, to) {
-            (_, Failed) | (_, RolledBack) => true,
-            (Pending, InProgress) => true,
-            (InProgress, Migrated) => true,
-            (Migrated, Verified) => true,
-            (Verified, AwaitingApproval) | (Verified, Completed) => true,
-            (AwaitingApproval, Completed) => true,
-            (Completed | Failed | RolledBack, InProgress | Pending) => true,
-            _ => false,
-        }
+        matches!(
+            (self, to),
+            (_, Failed | RolledBack)
+                | (Pending, InProgress)
+                | (InProgress, Migrated)
+                | (Migrated, Verified)
+                | (Verified, AwaitingApproval | Completed)
+                | (AwaitingApproval, Completed)
+                | (Completed | Failed | RolledBack, InProgress | Pending)
+        )
     }
 }
 

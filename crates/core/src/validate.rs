@@ -35,7 +35,9 @@ pub fn uri_problem(uri: &str) -> Option<String> {
                 None
             }
             "file" => None,
-            other => Some(format!("scheme `{other}://` is not supported (use s3://, file:// or a relative path)")),
+            other => Some(format!(
+                "scheme `{other}://` is not supported (use s3://, file:// or a relative path)"
+            )),
         }
     } else {
         None
@@ -46,13 +48,22 @@ pub fn uri_problem(uri: &str) -> Option<String> {
 pub fn check_file(file: &SpecFile) -> Vec<Problem> {
     let mut out = Vec::new();
     let s = &file.spec;
-    let mut push = |field: &str, message: String, hint: &str| out.push(file.problem(field, message, hint));
+    let mut push =
+        |field: &str, message: String, hint: &str| out.push(file.problem(field, message, hint));
 
     if s.api_version != API_VERSION {
-        push("apiVersion", format!("`{}` is not supported", s.api_version), "write `apiVersion: skein/v1`");
+        push(
+            "apiVersion",
+            format!("`{}` is not supported", s.api_version),
+            "write `apiVersion: skein/v1`",
+        );
     }
     if s.kind != KIND {
-        push("kind", format!("`{}` is not a dataset spec", s.kind), "write `kind: Dataset`");
+        push(
+            "kind",
+            format!("`{}` is not a dataset spec", s.kind),
+            "write `kind: Dataset`",
+        );
     }
     if !is_valid_name(&s.metadata.name) {
         push(
@@ -63,57 +74,113 @@ pub fn check_file(file: &SpecFile) -> Vec<Problem> {
     }
     let spec = &s.spec;
     if !is_valid_name(&spec.group) {
-        push("spec.group", format!("`{}` is not a valid group name", spec.group), "use the same characters as dataset names");
+        push(
+            "spec.group",
+            format!("`{}` is not a valid group name", spec.group),
+            "use the same characters as dataset names",
+        );
     }
     if let Some(system) = &spec.source.system
         && !is_valid_name(system)
     {
-        push("spec.source.system", format!("`{system}` is not a valid system name"), "use the same characters as dataset names");
+        push(
+            "spec.source.system",
+            format!("`{system}` is not a valid system name"),
+            "use the same characters as dataset names",
+        );
     }
     for (i, dep) in spec.depends_on.iter().enumerate() {
         let field = format!("spec.dependsOn[{i}]");
         if dep == &s.metadata.name {
-            push(&field, "a dataset cannot depend on itself".into(), "remove it from dependsOn");
+            push(
+                &field,
+                "a dataset cannot depend on itself".into(),
+                "remove it from dependsOn",
+            );
         } else if !is_valid_name(dep) {
-            push(&field, format!("`{dep}` is not a valid dataset name"), "name another dataset's metadata.name");
+            push(
+                &field,
+                format!("`{dep}` is not a valid dataset name"),
+                "name another dataset's metadata.name",
+            );
         }
     }
     if let Some(p) = uri_problem(&spec.source.uri) {
-        push("spec.source.uri", p, "point at a file or directory of the source data");
+        push(
+            "spec.source.uri",
+            p,
+            "point at a file or directory of the source data",
+        );
     }
     if let Some(p) = uri_problem(&spec.target.uri) {
-        push("spec.target.uri", p, "point at the directory the dataset is published to");
+        push(
+            "spec.target.uri",
+            p,
+            "point at the directory the dataset is published to",
+        );
     }
     if spec.source.uri.trim_end_matches('/') == spec.target.uri.trim_end_matches('/') {
-        push("spec.target.uri", "the target is the source".into(), "write to a different location than you read from");
+        push(
+            "spec.target.uri",
+            "the target is the source".into(),
+            "write to a different location than you read from",
+        );
     }
     if spec.target.format != "parquet" {
-        push("spec.target.format", format!("`{}` is not a target format", spec.target.format), "write `format: parquet` (the only target format)");
+        push(
+            "spec.target.format",
+            format!("`{}` is not a target format", spec.target.format),
+            "write `format: parquet` (the only target format)",
+        );
     }
     if spec.target.max_rows_per_file == Some(0) {
-        push("spec.target.maxRowsPerFile", "must be at least 1".into(), "leave it out for the default of 10,000,000");
+        push(
+            "spec.target.maxRowsPerFile",
+            "must be at least 1".into(),
+            "leave it out for the default of 10,000,000",
+        );
     }
     if let Some(csv) = &spec.source.csv {
         if spec.source.format != crate::spec::SourceFormat::Csv {
-            push("spec.source.csv", format!("csv options given for a {} source", spec.source.format), "remove `csv:` or set `format: csv`");
+            push(
+                "spec.source.csv",
+                format!("csv options given for a {} source", spec.source.format),
+                "remove `csv:` or set `format: csv`",
+            );
         }
         if csv.delimiter.len() != 1 || !csv.delimiter.is_ascii() {
-            push("spec.source.csv.delimiter", format!("`{}` is not one ASCII character", csv.delimiter), "use e.g. `,`, `;`, `|` or `\"\\t\"`");
+            push(
+                "spec.source.csv.delimiter",
+                format!("`{}` is not one ASCII character", csv.delimiter),
+                "use e.g. `,`, `;`, `|` or `\"\\t\"`",
+            );
         }
         if csv.quote.len() != 1 || !csv.quote.is_ascii() {
-            push("spec.source.csv.quote", format!("`{}` is not one ASCII character", csv.quote), "use `\"` or `'`");
+            push(
+                "spec.source.csv.quote",
+                format!("`{}` is not one ASCII character", csv.quote),
+                "use `\"` or `'`",
+            );
         }
     }
     if let Some(t) = &spec.transform
         && t.sql.trim().is_empty()
     {
-        push("spec.transform.sql", "the query is empty".into(), "write one SELECT over the table `source`, or remove `transform`");
+        push(
+            "spec.transform.sql",
+            "the query is empty".into(),
+            "write one SELECT over the table `source`, or remove `transform`",
+        );
     }
     if let Some(v) = &spec.verify {
         if let Some(key) = &v.key
             && key.trim().is_empty()
         {
-            push("spec.verify.key", "the key column is empty".into(), "name the column that identifies a row");
+            push(
+                "spec.verify.key",
+                "the key column is empty".into(),
+                "name the column that identifies a row",
+            );
         }
         for (i, q) in v.sample_queries.iter().enumerate() {
             if !q.contains("{}") {
@@ -127,29 +194,49 @@ pub fn check_file(file: &SpecFile) -> Vec<Problem> {
         for (i, rule) in v.rules.iter().enumerate() {
             let field = format!("spec.verify.rules[{i}]");
             if rule.column().trim().is_empty() {
-                push(&field, format!("the {} rule names no column", rule.kind()), "name an output column");
+                push(
+                    &field,
+                    format!("the {} rule names no column", rule.kind()),
+                    "name an output column",
+                );
             }
             match rule {
-                Rule::Range { min: None, max: None, .. } => {
-                    push(&field, "a range rule needs `min`, `max` or both".into(), "add the bounds")
-                }
+                Rule::Range {
+                    min: None,
+                    max: None,
+                    ..
+                } => push(
+                    &field,
+                    "a range rule needs `min`, `max` or both".into(),
+                    "add the bounds",
+                ),
                 Rule::Range { min, max, .. } => {
                     for (bound, v) in [("min", min), ("max", max)] {
                         if let Some(v) = v
                             && !(v.is_number() || v.is_string())
                         {
-                            push(&format!("{field}.{bound}"), format!("`{v}` is neither a number nor a string"), "write a number or a quoted value");
+                            push(
+                                &format!("{field}.{bound}"),
+                                format!("`{v}` is neither a number nor a string"),
+                                "write a number or a quoted value",
+                            );
                         }
                     }
                 }
                 Rule::Regex { pattern, .. } => {
                     if let Err(e) = Regex::new(pattern) {
-                        push(&format!("{field}.pattern"), format!("the pattern does not compile: {e}"), "fix the regular expression");
+                        push(
+                            &format!("{field}.pattern"),
+                            format!("the pattern does not compile: {e}"),
+                            "fix the regular expression",
+                        );
                     }
                 }
-                Rule::AcceptedValues { values, .. } if values.is_empty() => {
-                    push(&format!("{field}.values"), "the list of values is empty".into(), "list the values that are allowed")
-                }
+                Rule::AcceptedValues { values, .. } if values.is_empty() => push(
+                    &format!("{field}.values"),
+                    "the list of values is empty".into(),
+                    "list the values that are allowed",
+                ),
                 _ => {}
             }
         }
@@ -166,7 +253,11 @@ pub fn check_set(files: &[SpecFile], whole_directory: bool) -> Vec<Problem> {
         if let Some(first) = by_name.insert(f.name(), f) {
             out.push(f.problem(
                 "metadata.name",
-                format!("dataset `{}` is also defined in {}", f.name(), first.path.display()),
+                format!(
+                    "dataset `{}` is also defined in {}",
+                    f.name(),
+                    first.path.display()
+                ),
                 "give each dataset a unique name",
             ));
         }
@@ -199,7 +290,12 @@ pub fn check_set(files: &[SpecFile], whole_directory: bool) -> Vec<Problem> {
 fn cycles(files: &[SpecFile]) -> Vec<Vec<String>> {
     let graph: BTreeMap<&str, Vec<&str>> = files
         .iter()
-        .map(|f| (f.name(), f.spec.spec.depends_on.iter().map(String::as_str).collect()))
+        .map(|f| {
+            (
+                f.name(),
+                f.spec.spec.depends_on.iter().map(String::as_str).collect(),
+            )
+        })
         .collect();
     let mut state: BTreeMap<&str, u8> = BTreeMap::new(); // 1 = on stack, 2 = done
     let mut found: Vec<Vec<String>> = Vec::new();
@@ -225,7 +321,8 @@ fn cycles(files: &[SpecFile]) -> Vec<Vec<String>> {
                 match state.get(next).copied() {
                     Some(1) => {
                         let pos = path.iter().position(|n| *n == next).unwrap_or(0);
-                        let mut cycle: Vec<String> = path[pos..].iter().map(|s| s.to_string()).collect();
+                        let mut cycle: Vec<String> =
+                            path[pos..].iter().map(|s| s.to_string()).collect();
                         let mut key = cycle.clone();
                         key.sort();
                         cycle.push(next.to_string());

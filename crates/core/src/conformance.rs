@@ -1,0 +1,376 @@
+//! The catalog conformance suite: what every [`Catalog`] adapter must do, written once.
+//!
+//! SQLite (embedded) and DynamoDB (AWS) run the same checks. Each check uses its own
+//! dataset names (`prefix` + suffix) so the whole suite can share one catalog instance,
+//! and panics with a message naming the broken promise.
+//!
+//! Enabled with the `conformance` feature; used only by tests.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::catalog::{Catalog, Counter, RunRecord, VersionAction};
+use crate::error::Error;
+use crate::manifest::{ContentChecksum, FileEntry, Manifest};
+use crate::spec::DatasetSpec;
+use crate::status::Status;
+
+/// A valid spec named `name`, with `note` folded into its transform so hashes differ.
+pub fn spec(name: &str, note: &str) -> (DatasetSpec, String) {
+    let text = format!(
+        "apiVersion: skein/v1\nkind: Dataset\nmetadata: {{name: {name}, owner: team-test}}\n\
+         spec:\n  source: {{uri: data/{name}.csv, format: csv}}\n  target: {{uri: lake/{name}}}\n\
+         \x20 transform: {{sql: \"SELECT * FROM source -- {note}\"}}\n"
+    );
+    let file = crate::load::parse(Path::new("conformance.yaml"), &text)
+        .unwrap_or_else(|p| panic!("conformance spec does not parse: {p:?}"));
+    (file.spec, file.hash)
+}
+
+fn manifest(name: &str, version: u64, rows: u64) -> Manifest {
+    Manifest {
+        dataset: name.to_string(),
+        version,
+        run_id: "run-conformance".into(),
+        spec_hash: "h".into(),
+        source_fingerprint: "f".into(),
+        files: vec![FileEntry {
+            name: format!("part-{version}.parquet"),
+            size: 10,
+            sha256: "00".repeat(32),
+            rows,
+        }],
+        rows,
+        bytes: 10,
+        checksum: ContentChecksum {
+            rows,
+            sum: "ab".into(),
+        },
+        schema: vec!["id: Int64".into()],
+        created_at: "2026-01-01T00:00:00Z".into(),
+        published_at: Some("2026-01-01T00:00:01Z".into()),
+    }
+}
+
+/// Runs every check against `catalog`, with dataset names starting with `prefix`.
+pub async fn run_all(catalog: Arc<dyn Catalog>, prefix: &str) {
+    registration(catalog.as_ref(), &format!("{prefix}reg")).await;
+    legal_lifecycle(catalog.as_ref(), &format!("{prefix}life")).await;
+    illegal_and_conflicting(catalog.as_ref(), &format!("{prefix}bad")).await;
+    racing_transitions(catalog.clone(), &format!("{prefix}race")).await;
+    versions_and_attempts(catalog.as_ref(), &format!("{prefix}ver")).await;
+    leases(catalog.as_ref(), &format!("{prefix}lease")).await;
+    runs(catalog.clone(), &format!("{prefix}run")).await;
+}
+
+/// Registering inserts `pending` once; a changed spec bumps the spec version only.
+pub async fn registration(c: &dyn Catalog, name: &str) {
+    let (s1, h1) = spec(name, "one");
+    let r = c.put_spec(&s1, &h1).await.expect("register");
+    assert_eq!(
+        (r.status, r.spec_version, r.spec_hash.as_str()),
+        (Status::Pending, 1, h1.as_str())
+    );
+    let again = c.put_spec(&s1, &h1).await.expect("register again");
+    assert_eq!(again.spec_version, 1, "same spec must not bump the version");
+    c.transition(name, Status::Pending, Status::InProgress, None, None)
+        .await
+        .unwrap();
+    let (s2, h2) = spec(name, "two");
+    assert_ne!(h1, h2);
+    let changed = c.put_spec(&s2, &h2).await.expect("register changed spec");
+    assert_eq!(
+        changed.spec_version, 2,
+        "a changed spec bumps the spec version"
+    );
+    assert_eq!(
+        changed.status,
+        Status::InProgress,
+        "registration never changes a known status"
+    );
+    assert_eq!(changed.spec, s2);
+    assert!(
+        c.dataset(&format!("{name}-missing"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(c.datasets().await.unwrap().iter().any(|d| d.name == name));
+}
+
+/// The happy path is allowed, recorded in order with reasons and run ids.
+pub async fn legal_lifecycle(c: &dyn Catalog, name: &str) {
+    let (s, h) = spec(name, "");
+    c.put_spec(&s, &h).await.unwrap();
+    let path = [
+        Status::Pending,
+        Status::InProgress,
+        Status::Migrated,
+        Status::Verified,
+        Status::AwaitingApproval,
+        Status::Completed,
+    ];
+    for w in path.windows(2) {
+        c.transition(name, w[0], w[1], Some("step"), Some("run-1"))
+            .await
+            .unwrap_or_else(|e| panic!("{} -> {} must be allowed: {e}", w[0], w[1]));
+    }
+    c.transition(
+        name,
+        Status::Completed,
+        Status::RolledBack,
+        Some("operator asked"),
+        None,
+    )
+    .await
+    .unwrap();
+    let record = c.dataset(name).await.unwrap().unwrap();
+    assert_eq!(record.status, Status::RolledBack);
+    assert_eq!(record.reason.as_deref(), Some("operator asked"));
+    let history = c.history(name).await.unwrap();
+    let tos: Vec<Status> = history.iter().map(|e| e.to).collect();
+    assert_eq!(
+        tos,
+        [&path[..], &[Status::RolledBack]].concat(),
+        "history lists every change, oldest first"
+    );
+    assert_eq!(history[0].from, None, "registration has no previous status");
+    assert_eq!(history[1].from, Some(Status::Pending));
+    assert_eq!(history[1].run_id.as_deref(), Some("run-1"));
+}
+
+/// Illegal changes and stale `from`s change nothing.
+pub async fn illegal_and_conflicting(c: &dyn Catalog, name: &str) {
+    let (s, h) = spec(name, "");
+    c.put_spec(&s, &h).await.unwrap();
+    let err = c
+        .transition(name, Status::Pending, Status::Completed, None, None)
+        .await
+        .expect_err("pending -> completed skips verification and must be refused");
+    assert!(matches!(err, Error::IllegalTransition { .. }), "got {err}");
+    let err = c
+        .transition(name, Status::InProgress, Status::Migrated, None, None)
+        .await
+        .expect_err("the dataset is pending, not in_progress");
+    match err {
+        Error::StatusConflict {
+            actual, expected, ..
+        } => {
+            assert_eq!((actual, expected), (Status::Pending, Status::InProgress))
+        }
+        other => panic!("expected a status conflict, got {other}"),
+    }
+    let err = c
+        .transition(
+            &format!("{name}-nobody"),
+            Status::Pending,
+            Status::InProgress,
+            None,
+            None,
+        )
+        .await
+        .expect_err("unknown dataset");
+    assert!(matches!(err, Error::UnknownDataset { .. }), "got {err}");
+    assert_eq!(
+        c.dataset(name).await.unwrap().unwrap().status,
+        Status::Pending
+    );
+    assert_eq!(
+        c.history(name).await.unwrap().len(),
+        1,
+        "refused changes leave no history"
+    );
+}
+
+/// Of many concurrent `pending → in_progress`, exactly one wins.
+pub async fn racing_transitions(c: Arc<dyn Catalog>, name: &str) {
+    let (s, h) = spec(name, "");
+    c.put_spec(&s, &h).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let c = c.clone();
+        let name = name.to_string();
+        tasks.push(tokio::spawn(async move {
+            c.transition(
+                &name,
+                Status::Pending,
+                Status::InProgress,
+                Some(&format!("worker {i}")),
+                None,
+            )
+            .await
+        }));
+    }
+    let mut won = 0;
+    for t in tasks {
+        match t.await.expect("task") {
+            Ok(()) => won += 1,
+            Err(Error::StatusConflict { .. }) => {}
+            Err(other) => panic!("a losing racer must see a status conflict, got {other}"),
+        }
+    }
+    assert_eq!(won, 1, "exactly one racer may win a conditional write");
+    assert_eq!(c.history(name).await.unwrap().len(), 2);
+}
+
+/// Versions and attempts are recorded and read back in order.
+pub async fn versions_and_attempts(c: &dyn Catalog, name: &str) {
+    let (s, h) = spec(name, "");
+    c.put_spec(&s, &h).await.unwrap();
+    c.record_version(name, VersionAction::Published, &manifest(name, 1, 10))
+        .await
+        .unwrap();
+    c.record_version(name, VersionAction::Published, &manifest(name, 2, 20))
+        .await
+        .unwrap();
+    c.record_version(name, VersionAction::Restored, &manifest(name, 1, 10))
+        .await
+        .unwrap();
+    let record = c.dataset(name).await.unwrap().unwrap();
+    assert_eq!((record.current_version, record.rows), (Some(1), Some(10)));
+    let versions = c.versions(name).await.unwrap();
+    let seen: Vec<(VersionAction, u64)> = versions
+        .iter()
+        .map(|v| (v.action, v.manifest.version))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (VersionAction::Published, 1),
+            (VersionAction::Published, 2),
+            (VersionAction::Restored, 1)
+        ]
+    );
+    assert_eq!(
+        versions[1].manifest,
+        manifest(name, 2, 20),
+        "manifests round-trip"
+    );
+
+    c.set_verification(name, "passed: 10 rows").await.unwrap();
+    c.set_approval_token(name, Some("token-1")).await.unwrap();
+    let record = c.dataset(name).await.unwrap().unwrap();
+    assert_eq!(record.last_verification.as_deref(), Some("passed: 10 rows"));
+    assert_eq!(record.approval_token.as_deref(), Some("token-1"));
+    c.set_approval_token(name, None).await.unwrap();
+    assert_eq!(c.dataset(name).await.unwrap().unwrap().approval_token, None);
+
+    let a1 = c.start_attempt(name, "run-a").await.unwrap();
+    let a2 = c.start_attempt(name, "run-b").await.unwrap();
+    assert_eq!((a1, a2), (1, 2));
+    c.finish_attempt(name, a1, "failed", Some("boom"))
+        .await
+        .unwrap();
+    let attempts = c.attempts(name).await.unwrap();
+    assert_eq!(attempts.len(), 2);
+    assert_eq!(attempts[0].outcome.as_deref(), Some("failed"));
+    assert_eq!(attempts[0].error.as_deref(), Some("boom"));
+    assert!(attempts[0].finished_at.is_some());
+    assert_eq!(attempts[1].run_id, "run-b");
+    assert!(attempts[1].finished_at.is_none());
+    assert!(
+        c.start_attempt(&format!("{name}-nobody"), "run-a")
+            .await
+            .is_err(),
+        "attempts need a registered dataset"
+    );
+}
+
+/// One holder at a time; the holder may renew; an expired lease is free; release frees.
+pub async fn leases(c: &dyn Catalog, name: &str) {
+    let (s, h) = spec(name, "");
+    c.put_spec(&s, &h).await.unwrap();
+    c.acquire_lease(name, "worker-a", 300)
+        .await
+        .expect("free lease");
+    c.acquire_lease(name, "worker-a", 300)
+        .await
+        .expect("the holder renews");
+    match c.acquire_lease(name, "worker-b", 300).await {
+        Err(Error::LeaseHeld { holder, .. }) => assert_eq!(holder, "worker-a"),
+        other => panic!("a held lease must refuse another holder, got {other:?}"),
+    }
+    c.release_lease(name, "worker-b").await.unwrap();
+    assert!(
+        c.acquire_lease(name, "worker-b", 300).await.is_err(),
+        "only the holder can release"
+    );
+    c.release_lease(name, "worker-a").await.unwrap();
+    c.acquire_lease(name, "worker-b", 0)
+        .await
+        .expect("released lease is free");
+    c.acquire_lease(name, "worker-c", 300)
+        .await
+        .expect("a lease with ttl 0 has expired");
+}
+
+/// Run records: put, read, list newest first, counters add atomically.
+pub async fn runs(c: Arc<dyn Catalog>, prefix: &str) {
+    let older = RunRecord {
+        run_id: format!("{prefix}-1"),
+        started_at: "2026-01-01T00:00:00Z".into(),
+        finished_at: None,
+        status: "running".into(),
+        total: 3,
+        succeeded: 0,
+        failed: 0,
+        rows: 0,
+    };
+    let newer = RunRecord {
+        run_id: format!("{prefix}-2"),
+        started_at: "2026-01-02T00:00:00Z".into(),
+        ..older.clone()
+    };
+    c.put_run(&older).await.unwrap();
+    c.put_run(&newer).await.unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let c = c.clone();
+        let id = older.run_id.clone();
+        tasks.push(tokio::spawn(async move {
+            c.add_to_run(&id, Counter::Rows, 5).await.unwrap();
+            c.add_to_run(&id, Counter::Succeeded, 1).await.unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    c.add_to_run(&older.run_id, Counter::Failed, 2)
+        .await
+        .unwrap();
+    let got = c
+        .run(&older.run_id)
+        .await
+        .unwrap()
+        .expect("run is recorded");
+    assert_eq!(
+        (got.rows, got.succeeded, got.failed),
+        (50, 10, 2),
+        "no lost updates"
+    );
+    let ids: Vec<String> = c
+        .runs()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.run_id.starts_with(prefix))
+        .map(|r| r.run_id)
+        .collect();
+    assert_eq!(
+        ids,
+        vec![newer.run_id.clone(), older.run_id.clone()],
+        "newest first"
+    );
+    let finished = RunRecord {
+        finished_at: Some("2026-01-01T01:00:00Z".into()),
+        status: "succeeded".into(),
+        ..got
+    };
+    c.put_run(&finished).await.unwrap();
+    assert_eq!(c.run(&older.run_id).await.unwrap().unwrap(), finished);
+    assert!(
+        c.add_to_run(&format!("{prefix}-none"), Counter::Rows, 1)
+            .await
+            .is_err()
+    );
+}
