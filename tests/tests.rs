@@ -1,2 +1,16 @@
+//! skein's integration tests: one test binary, one module per area (ripgrep style).
+//! Everything runs on real parts: real files, real SQLite, the real `skein` binary.
 
+// helpers: temp workspaces, spec files, running the `skein` binary
+mod util;
+
+// dataset specs: strict parsing, validation errors naming file, line and field
+mod specs;
+// the data plane on real files: CSV quirks, NDJSON, Parquet, publish, rollback, checksums
+mod data;
+// the `skein` binary end to end: samples, exit codes, JSON output, catalog commands
+mod cli;
+// the embedded SQLite catalog against the shared catalog conformance suite
+mod catalog;
+// the ASL engine through `skein states`
 mod states;

@@ -1,1 +1,80 @@
-fn main() {}
+//! `skein`: migrate thousands of datasets safely.
+//!
+//! The binary only parses flags, sets up logging, opens the embedded catalog and calls a
+//! command; every step of a migration is a use case in `skein-usecases`.
+//!
+//! Exit codes: 0 ok, 1 a dataset failed, 2 usage or spec error.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+mod bench;
+mod datasets;
+mod flags;
+mod inspect;
+mod output;
+mod pipeline;
+
+use flags::{Cli, Command};
+
+/// Exit code: every dataset ended well.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: at least one dataset failed.
+pub const EXIT_DATASET_FAILED: u8 = 1;
+/// Exit code: bad usage or an invalid spec; nothing ran.
+pub const EXIT_USAGE: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.global.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<u8> {
+    let g = &cli.global;
+    match cli.command {
+        Command::Validate(args) => inspect::validate(g, &args).await,
+        Command::Migrate(args) => pipeline::migrate(g, &args).await,
+        Command::Verify(args) => pipeline::verify(g, &args).await,
+        Command::Rollback(args) => pipeline::rollback(g, &args).await,
+        Command::Status(args) => inspect::status(g, &args).await,
+        Command::History(args) => inspect::history(g, &args).await,
+        Command::Bench(args) => bench::run(g, &args).await,
+        Command::States { cmd } => {
+            let code = skein_states::cli::run(cmd, &g.catalog_dir()).await?;
+            Ok(u8::try_from(code).unwrap_or(EXIT_USAGE))
+        }
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info,datafusion=warn",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SKEIN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}

@@ -52,8 +52,15 @@ pub struct Checksum {
 impl Checksum {
     /// A checksum for batches of `schema`.
     pub fn new(schema: &SchemaRef) -> Result<Checksum> {
-        let canonical: Vec<DataType> = schema.fields().iter().map(|f| canonical_type(f.data_type())).collect();
-        let fields = canonical.iter().map(|dt| SortField::new(dt.clone())).collect();
+        let canonical: Vec<DataType> = schema
+            .fields()
+            .iter()
+            .map(|f| canonical_type(f.data_type()))
+            .collect();
+        let fields = canonical
+            .iter()
+            .map(|dt| SortField::new(dt.clone()))
+            .collect();
         let converter = RowConverter::new(fields)
             .map_err(|e| Error::Internal(format!("no row format for schema {schema}: {e}")))?;
         Ok(Checksum {
@@ -95,7 +102,9 @@ impl Checksum {
     /// Adds another partial checksum.
     pub fn merge(&mut self, other: &ContentChecksum) {
         self.rows += other.rows;
-        self.sum = self.sum.wrapping_add(u128::from_str_radix(&other.sum, 16).unwrap_or(0));
+        self.sum = self
+            .sum
+            .wrapping_add(u128::from_str_radix(&other.sum, 16).unwrap_or(0));
     }
 
     /// The checksum so far.
@@ -118,53 +127,5 @@ pub fn combine(parts: &[ContentChecksum]) -> ContentChecksum {
     ContentChecksum {
         rows,
         sum: format!("{sum:032x}"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-
-    use datafusion::arrow::array::{Int64Array, StringArray, StringViewArray};
-    use datafusion::arrow::datatypes::{DataType, Field, Schema};
-
-    use super::*;
-
-    fn batch(ids: Vec<Option<i64>>, names: Vec<Option<&str>>, view: bool) -> RecordBatch {
-        let name_type = if view { DataType::Utf8View } else { DataType::Utf8 };
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("id", DataType::Int64, true),
-            Field::new("name", name_type, true),
-        ]));
-        let names: ArrayRef = if view {
-            Arc::new(StringViewArray::from(names))
-        } else {
-            Arc::new(StringArray::from(names))
-        };
-        RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(ids)), names]).unwrap()
-    }
-
-    fn sum_of(batches: &[RecordBatch]) -> ContentChecksum {
-        let mut c = Checksum::new(&batches[0].schema()).unwrap();
-        for b in batches {
-            c.update(b).unwrap();
-        }
-        c.value()
-    }
-
-    #[test]
-    fn order_and_batching_do_not_matter_but_content_does() {
-        let a = sum_of(&[batch(vec![Some(1), Some(2), None], vec![Some("x"), None, Some("z")], false)]);
-        let b = sum_of(&[
-            batch(vec![None], vec![Some("z")], true),
-            batch(vec![Some(2), Some(1)], vec![None, Some("x")], true),
-        ]);
-        assert_eq!(a, b, "row order, batch split and string representation must not matter");
-        let changed = sum_of(&[batch(vec![Some(1), Some(2), None], vec![Some("x"), None, Some("y")], false)]);
-        assert_ne!(a.sum, changed.sum);
-        let duplicated = sum_of(&[batch(vec![Some(1), Some(1)], vec![Some("x"), Some("x")], false)]);
-        let single = sum_of(&[batch(vec![Some(1)], vec![Some("x")], false)]);
-        assert_ne!(duplicated.sum, single.sum);
-        assert_eq!(combine(&[single.clone(), single]), duplicated);
     }
 }

@@ -18,7 +18,9 @@ pub enum Error {
         message: String,
     },
     /// A value in the source does not convert to the type the transform asks for.
-    #[error("dataset `{dataset}`: column `{column}` has value `{value}` that does not convert: {message}; fix the source value or handle it in the transform (e.g. TRY_CAST)")]
+    #[error(
+        "dataset `{dataset}`: column `{column}` has value `{value}` that does not convert: {message}; fix the source value or handle it in the transform (e.g. TRY_CAST)"
+    )]
     BadValue {
         dataset: String,
         column: String,
@@ -40,7 +42,9 @@ pub enum Error {
         message: String,
     },
     /// The target path exists but is not managed by skein.
-    #[error("dataset `{dataset}`: target {path} exists and is not managed by skein; move it away or choose another spec.target.uri")]
+    #[error(
+        "dataset `{dataset}`: target {path} exists and is not managed by skein; move it away or choose another spec.target.uri"
+    )]
     TargetNotManaged { dataset: String, path: PathBuf },
     /// Rollback asked for, but there is no earlier version.
     #[error("dataset `{dataset}`: nothing to roll back to (current version: {current})")]

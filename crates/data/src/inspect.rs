@@ -34,7 +34,11 @@ pub async fn check_spec(settings: &Settings, file: &SpecFile, with_source: bool)
     let ctx = match settings.session() {
         Ok(c) => c,
         Err(e) => {
-            out.push(file.problem("(engine)", e.to_string(), "this is an environment problem, not the spec's"));
+            out.push(file.problem(
+                "(engine)",
+                e.to_string(),
+                "this is an environment problem, not the spec's",
+            ));
             return out;
         }
     };
@@ -46,7 +50,9 @@ pub async fn check_spec(settings: &Settings, file: &SpecFile, with_source: bool)
         Ok(df) => df,
         Err(e) => {
             let message = match e {
-                Error::Transform { message, .. } | Error::TransformRefused { message, .. } => message,
+                Error::Transform { message, .. } | Error::TransformRefused { message, .. } => {
+                    message
+                }
                 other => other.to_string(),
             };
             out.push(file.problem(
@@ -57,7 +63,12 @@ pub async fn check_spec(settings: &Settings, file: &SpecFile, with_source: bool)
             return out;
         }
     };
-    let columns: Vec<String> = df.schema().fields().iter().map(|f| f.name().clone()).collect();
+    let columns: Vec<String> = df
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
     let listed = columns.join(", ");
     if let Some(verify) = &file.spec.spec.verify {
         if let Some(key) = &verify.key
@@ -73,14 +84,21 @@ pub async fn check_spec(settings: &Settings, file: &SpecFile, with_source: bool)
             if !columns.iter().any(|c| c == rule.column()) {
                 out.push(file.problem(
                     &format!("spec.verify.rules[{i}]"),
-                    format!("the {} rule names `{}`, which is not an output column", rule.kind(), rule.column()),
+                    format!(
+                        "the {} rule names `{}`, which is not an output column",
+                        rule.kind(),
+                        rule.column()
+                    ),
                     format!("name one of: {listed}"),
                 ));
             }
         }
         if ctx.register_table("transformed", df.into_view()).is_ok() {
             for (i, q) in verify.sample_queries.iter().enumerate() {
-                if let Err(e) = ctx.sql_with_options(&sample_query(q, "transformed"), query_only()).await {
+                if let Err(e) = ctx
+                    .sql_with_options(&sample_query(q, "transformed"), query_only())
+                    .await
+                {
                     out.push(file.problem(
                         &format!("spec.verify.sampleQueries[{i}]"),
                         format!("the query does not plan: {}", e.strip_backtrace()),

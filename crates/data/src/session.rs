@@ -6,7 +6,9 @@ use std::sync::Arc;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use datafusion::prelude::{CsvReadOptions, JsonReadOptions, ParquetReadOptions, SessionConfig, SessionContext};
+use datafusion::prelude::{
+    CsvReadOptions, JsonReadOptions, ParquetReadOptions, SessionConfig, SessionContext,
+};
 use sha2::{Digest, Sha256};
 use skein_core::load::{SpecFile, hex};
 use skein_core::spec::{CsvOptions, SourceFormat};
@@ -33,7 +35,9 @@ impl Default for Settings {
         Settings {
             memory_limit: 256 * 1024 * 1024,
             spill_dir: None,
-            target_partitions: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            target_partitions: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
             batch_size: 8192,
         }
     }
@@ -56,7 +60,11 @@ impl Settings {
             .with_target_partitions(self.target_partitions.max(1))
             .with_batch_size(self.batch_size)
             .with_information_schema(false);
-        config.options_mut().execution.parquet.schema_force_view_types = false;
+        config
+            .options_mut()
+            .execution
+            .parquet
+            .schema_force_view_types = false;
         config.options_mut().execution.parquet.pushdown_filters = true;
         Ok(SessionContext::new_with_config_rt(config, runtime))
     }
@@ -88,17 +96,24 @@ pub fn list_source(file: &SpecFile) -> Result<SourceFiles> {
         message,
     };
     let location = Location::resolve(&spec.source.uri, file.base_dir());
-    let path = location.local(file.name(), "spec.source.uri")?.to_path_buf();
-    let meta = std::fs::metadata(&path).map_err(|e| unreadable(format!("{}: {e}", path.display())))?;
+    let path = location
+        .local(file.name(), "spec.source.uri")?
+        .to_path_buf();
+    let meta =
+        std::fs::metadata(&path).map_err(|e| unreadable(format!("{}: {e}", path.display())))?;
     let mut files = Vec::new();
     if meta.is_dir() {
-        collect_files(&path, &mut files).map_err(|e| unreadable(format!("cannot list {}: {e}", path.display())))?;
+        collect_files(&path, &mut files)
+            .map_err(|e| unreadable(format!("cannot list {}: {e}", path.display())))?;
     } else {
         files.push(path.clone());
     }
     files.sort();
     if files.is_empty() {
-        return Err(unreadable(format!("{} holds no data files", path.display())));
+        return Err(unreadable(format!(
+            "{} holds no data files",
+            path.display()
+        )));
     }
     let extension = common_extension(&files, spec.source.format)
         .map_err(|m| unreadable(format!("{}: {m}", path.display())))?;
@@ -142,7 +157,11 @@ fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 fn common_extension(files: &[PathBuf], format: SourceFormat) -> Result<String, String> {
     let mut exts: Vec<String> = files
         .iter()
-        .map(|f| f.extension().map(|e| format!(".{}", e.to_string_lossy())).unwrap_or_default())
+        .map(|f| {
+            f.extension()
+                .map(|e| format!(".{}", e.to_string_lossy()))
+                .unwrap_or_default()
+        })
         .collect();
     exts.sort();
     exts.dedup();
@@ -156,7 +175,11 @@ fn common_extension(files: &[PathBuf], format: SourceFormat) -> Result<String, S
 }
 
 /// Registers the source as table `source` in `ctx`.
-pub async fn register_source(ctx: &SessionContext, file: &SpecFile, source: &SourceFiles) -> Result<()> {
+pub async fn register_source(
+    ctx: &SessionContext,
+    file: &SpecFile,
+    source: &SourceFiles,
+) -> Result<()> {
     let spec = &file.spec.spec;
     let path = source.path.to_string_lossy().to_string();
     let result = match spec.source.format {

@@ -68,12 +68,17 @@ pub async fn stage(
     store.discard(run_id)?; // a half-written earlier attempt
     let dir = store.staging_dir(run_id);
     std::fs::create_dir_all(&dir).map_err(Error::io("create staging directory", &dir))?;
-    let total: u64 = source.files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
+    let total: u64 = source
+        .files
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
     progress.source_bytes.store(total, Ordering::Relaxed);
 
     let ctx = settings.session()?;
     register_source(&ctx, file, &source).await?;
-    let result = write_all(&ctx, file, &source, &dir, progress).await;
+    let result = write_all(&ctx, file, &source, &dir, run_id, progress).await;
     let (schema, parts) = match result {
         Ok(ok) => ok,
         Err(e) => {
@@ -116,6 +121,7 @@ async fn write_all(
     file: &SpecFile,
     source: &SourceFiles,
     dir: &Path,
+    run_id: &str,
     progress: &Progress,
 ) -> Result<(SchemaRef, Vec<PartOutput>)> {
     let df = plan_transform(ctx, file).await?;
@@ -128,14 +134,21 @@ async fn write_all(
             message: e.strip_backtrace(),
         })?;
     let props = writer_properties(file.spec.spec.target.compression);
-    let max_rows = file.spec.spec.target.max_rows_per_file.unwrap_or(DEFAULT_MAX_ROWS_PER_FILE);
-    let parts = streams.len();
-    let results = futures::future::join_all(streams.into_iter().enumerate().map(|(i, stream)| {
-        let props = props.clone();
-        let schema = schema.clone();
-        async move { write_partition(stream, schema, i, parts, dir, props, max_rows, progress).await }
-    }))
-    .await;
+    let max_rows = file
+        .spec
+        .spec
+        .target
+        .max_rows_per_file
+        .unwrap_or(DEFAULT_MAX_ROWS_PER_FILE);
+    let results =
+        futures::future::join_all(streams.into_iter().enumerate().map(|(i, stream)| {
+            let props = props.clone();
+            let schema = schema.clone();
+            async move {
+                write_partition(stream, schema, i, run_id, dir, props, max_rows, progress).await
+            }
+        }))
+        .await;
     let mut out = Vec::new();
     for r in results {
         match r {
@@ -194,7 +207,12 @@ struct OpenFile {
 }
 
 impl OpenFile {
-    fn create(dir: &Path, name: String, schema: &SchemaRef, props: &WriterProperties) -> Result<OpenFile> {
+    fn create(
+        dir: &Path,
+        name: String,
+        schema: &SchemaRef,
+        props: &WriterProperties,
+    ) -> Result<OpenFile> {
         let path = dir.join(&name);
         let f = File::create(&path).map_err(Error::io("create", &path))?;
         let sink = HashingWriter {
@@ -204,16 +222,24 @@ impl OpenFile {
         };
         let writer = ArrowWriter::try_new(sink, schema.clone(), Some(props.clone()))
             .map_err(|e| Error::Internal(format!("parquet writer for {}: {e}", path.display())))?;
-        Ok(OpenFile { name, path, writer, rows: 0 })
+        Ok(OpenFile {
+            name,
+            path,
+            writer,
+            rows: 0,
+        })
     }
 
     fn finish(self) -> Result<FileEntry> {
         let path = self.path;
-        let sink = self
-            .writer
-            .into_inner()
-            .map_err(|e| Error::Internal(format!("closing parquet file {}: {e}", path.display())))?;
-        let HashingWriter { inner, hasher, bytes } = sink;
+        let sink = self.writer.into_inner().map_err(|e| {
+            Error::Internal(format!("closing parquet file {}: {e}", path.display()))
+        })?;
+        let HashingWriter {
+            inner,
+            hasher,
+            bytes,
+        } = sink;
         let f = inner.into_inner().map_err(|e| Error::Io {
             op: "flush",
             path: path.clone(),
@@ -234,7 +260,7 @@ async fn write_partition(
     mut stream: SendableRecordBatchStream,
     schema: SchemaRef,
     partition: usize,
-    partitions: usize,
+    run_id: &str,
     dir: &Path,
     props: WriterProperties,
     max_rows: u64,
@@ -251,33 +277,51 @@ async fn write_partition(
         }
         checksum.update(&batch).map_err(PartError::Other)?;
         if current.as_ref().is_some_and(|f| f.rows >= max_rows) {
-            done.push(current.take().expect("checked").finish().map_err(PartError::Other)?);
+            done.push(
+                current
+                    .take()
+                    .expect("checked")
+                    .finish()
+                    .map_err(PartError::Other)?,
+            );
         }
         if current.is_none() {
-            current = Some(OpenFile::create(dir, file_name(partition, seq), &schema, &props).map_err(PartError::Other)?);
+            current = Some(
+                OpenFile::create(dir, file_name(run_id, partition, seq), &schema, &props)
+                    .map_err(PartError::Other)?,
+            );
             seq += 1;
         }
         let f = current.as_mut().expect("just set");
-        f.writer
-            .write(&batch)
-            .map_err(|e| PartError::Other(Error::Internal(format!("writing {}: {e}", f.path.display()))))?;
+        f.writer.write(&batch).map_err(|e| {
+            PartError::Other(Error::Internal(format!(
+                "writing {}: {e}",
+                f.path.display()
+            )))
+        })?;
         f.rows += batch.num_rows() as u64;
-        progress.rows.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+        progress
+            .rows
+            .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
     }
     // Partition 0 always writes a file, so an empty result still has its schema on disk.
     if current.is_none() && done.is_empty() && partition == 0 {
-        current = Some(OpenFile::create(dir, file_name(partition, 0), &schema, &props).map_err(PartError::Other)?);
+        current = Some(
+            OpenFile::create(dir, file_name(run_id, partition, 0), &schema, &props)
+                .map_err(PartError::Other)?,
+        );
     }
     if let Some(f) = current {
         done.push(f.finish().map_err(PartError::Other)?);
     }
-    let _ = partitions;
     Ok(PartOutput {
         files: done,
         checksum: checksum.value(),
     })
 }
 
-fn file_name(partition: usize, seq: usize) -> String {
-    format!("part-{partition:03}-{seq:04}.parquet")
+/// Data file names carry the run, so a reader holding a stale path of an older version
+/// fails to open it rather than reading another version's file.
+fn file_name(run_id: &str, partition: usize, seq: usize) -> String {
+    format!("part-{run_id}-{partition:03}-{seq:04}.parquet")
 }

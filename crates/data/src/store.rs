@@ -42,7 +42,9 @@ impl TargetStore {
     /// The store of a spec's target. Fails if the target exists and is not ours.
     pub fn open(file: &SpecFile) -> Result<TargetStore> {
         let location = Location::resolve(&file.spec.spec.target.uri, file.base_dir());
-        let link = location.local(file.name(), "spec.target.uri")?.to_path_buf();
+        let link = location
+            .local(file.name(), "spec.target.uri")?
+            .to_path_buf();
         let link = absolute(&link);
         let base = link
             .file_name()
@@ -80,7 +82,8 @@ impl TargetStore {
         match std::fs::symlink_metadata(&self.link) {
             Err(_) => Ok(()),
             Ok(m) if m.file_type().is_symlink() => {
-                let value = std::fs::read_link(&self.link).map_err(Error::io("read link", &self.link))?;
+                let value =
+                    std::fs::read_link(&self.link).map_err(Error::io("read link", &self.link))?;
                 if value.starts_with(&self.link_value_prefix) {
                     Ok(())
                 } else {
@@ -92,7 +95,11 @@ impl TargetStore {
                     .map_err(Error::io("list", &self.link))?
                     .next()
                     .is_none();
-                if empty { Ok(()) } else { Err(self.not_managed()) }
+                if empty {
+                    Ok(())
+                } else {
+                    Err(self.not_managed())
+                }
             }
             Ok(_) => Err(self.not_managed()),
         }
@@ -184,7 +191,13 @@ impl TargetStore {
             dataset: self.dataset.clone(),
             run_id: run_id.to_string(),
         })?;
-        let next = self.versions()?.iter().map(|m| m.version).max().unwrap_or(0) + 1;
+        let next = self
+            .versions()?
+            .iter()
+            .map(|m| m.version)
+            .max()
+            .unwrap_or(0)
+            + 1;
         manifest.version = next;
         manifest.published_at = Some(chrono::Utc::now().to_rfc3339());
         let staging = self.staging_dir(run_id);
@@ -192,7 +205,8 @@ impl TargetStore {
         let version_dir = self.version_dir(next);
         let versions = self.root.join("versions");
         std::fs::create_dir_all(&versions).map_err(Error::io("create", &versions))?;
-        std::fs::rename(&staging, &version_dir).map_err(Error::io("move staged version into place at", &version_dir))?;
+        std::fs::rename(&staging, &version_dir)
+            .map_err(Error::io("move staged version into place at", &version_dir))?;
         sync_dir(&versions);
         self.point_at(next)?;
         Ok(manifest)
@@ -203,14 +217,20 @@ impl TargetStore {
     pub fn point_at(&self, version: u64) -> Result<()> {
         let dir = self.version_dir(version);
         if !dir.join(MANIFEST).exists() {
-            return Err(Error::Internal(format!("version {} of `{}` has no manifest", version, self.dataset)));
+            return Err(Error::Internal(format!(
+                "version {} of `{}` has no manifest",
+                version, self.dataset
+            )));
         }
         let parent = self.link.parent().unwrap_or(Path::new("/"));
         std::fs::create_dir_all(parent).map_err(Error::io("create", parent))?;
         let value = self.link_value_prefix.join(format!("v{version}"));
         let tmp = parent.join(format!(
             ".{}.skein-link-{}",
-            self.link.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default(),
+            self.link
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default(),
             std::process::id()
         ));
         let _ = std::fs::remove_file(&tmp);
@@ -219,7 +239,8 @@ impl TargetStore {
             && m.is_dir()
         {
             // an empty directory stood where the dataset goes (checked in `open`)
-            std::fs::remove_dir(&self.link).map_err(Error::io("remove empty target directory", &self.link))?;
+            std::fs::remove_dir(&self.link)
+                .map_err(Error::io("remove empty target directory", &self.link))?;
         }
         std::fs::rename(&tmp, &self.link).map_err(Error::io("swap link", &self.link))?;
         sync_dir(parent);
@@ -260,7 +281,9 @@ fn absolute(p: &Path) -> PathBuf {
     if p.is_absolute() {
         p.to_path_buf()
     } else {
-        std::env::current_dir().map(|d| d.join(p)).unwrap_or_else(|_| p.to_path_buf())
+        std::env::current_dir()
+            .map(|d| d.join(p))
+            .unwrap_or_else(|_| p.to_path_buf())
     }
 }
 
@@ -282,7 +305,8 @@ fn read_manifest(path: &Path) -> Result<Option<Manifest>> {
 fn write_manifest(path: &Path, manifest: &Manifest) -> Result<()> {
     use std::io::Write;
     let tmp = path.with_extension("json.tmp");
-    let json = serde_json::to_vec_pretty(manifest).map_err(|e| Error::Internal(format!("manifest to JSON: {e}")))?;
+    let json = serde_json::to_vec_pretty(manifest)
+        .map_err(|e| Error::Internal(format!("manifest to JSON: {e}")))?;
     let mut f = std::fs::File::create(&tmp).map_err(Error::io("create", &tmp))?;
     f.write_all(&json).map_err(Error::io("write", &tmp))?;
     f.sync_all().map_err(Error::io("sync", &tmp))?;

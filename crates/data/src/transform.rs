@@ -40,8 +40,9 @@ pub async fn plan_transform(ctx: &SessionContext, file: &SpecFile) -> Result<Dat
         })
 }
 
-static CAST_VALUE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r#"(?s)(?:Cannot cast string|Cannot cast value|Cannot parse) '([^']*)'"#).unwrap());
+static CAST_VALUE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"(?s)(?:Cannot cast string|Cannot cast value|Cannot parse) '([^']*)'"#).unwrap()
+});
 static CSV_PARSE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r#"(?s)Error while parsing value '?(.*?)'? as type '?([A-Za-z0-9()_, ]+)'? for column (\d+) at line (\d+)"#).unwrap()
 });
@@ -81,7 +82,9 @@ pub async fn classify_failure(
     }
     if let Some(c) = CAST_VALUE.captures(&message) {
         let value = c[1].to_string();
-        let column = find_value_column(ctx, &value).await.unwrap_or_else(|| "(unknown)".into());
+        let column = find_value_column(ctx, &value)
+            .await
+            .unwrap_or_else(|| "(unknown)".into());
         return Error::BadValue {
             dataset,
             column,
@@ -90,7 +93,11 @@ pub async fn classify_failure(
         };
     }
     let lower = message.to_lowercase();
-    if lower.contains("parquet") || lower.contains("io error") || lower.contains("json") || lower.contains("csv") {
+    if lower.contains("parquet")
+        || lower.contains("io error")
+        || lower.contains("json")
+        || lower.contains("csv")
+    {
         return Error::SourceUnreadable {
             dataset,
             uri: source.path.display().to_string(),
@@ -111,7 +118,12 @@ async fn find_value_column(ctx: &SessionContext, value: &str) -> Option<String> 
         .schema()
         .fields()
         .iter()
-        .filter(|f| matches!(f.data_type(), DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8))
+        .filter(|f| {
+            matches!(
+                f.data_type(),
+                DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8
+            )
+        })
         .map(|f| f.name().clone())
         .collect();
     let literal = value.replace('\'', "''");

@@ -11,7 +11,7 @@
 
 use std::path::Path;
 
-use datafusion::arrow::util::pretty::pretty_format_batches;
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use futures::StreamExt;
 use serde::Serialize;
@@ -76,7 +76,12 @@ impl VerifyReport {
 
 /// Verifies a staged (or published) version in `dir` against the source-side figures in
 /// its manifest. Sample queries re-read the source.
-pub async fn verify_dir(settings: &Settings, file: &SpecFile, dir: &Path, manifest: &Manifest) -> Result<VerifyReport> {
+pub async fn verify_dir(
+    settings: &Settings,
+    file: &SpecFile,
+    dir: &Path,
+    manifest: &Manifest,
+) -> Result<VerifyReport> {
     let ctx = settings.session()?;
     register_target(&ctx, dir).await?;
     let (target_checksum, target_schema) = table_checksum(&ctx, TARGET).await?;
@@ -87,12 +92,17 @@ pub async fn verify_dir(settings: &Settings, file: &SpecFile, dir: &Path, manife
         expected: manifest.checksum.rows.to_string(),
         actual: target_checksum.rows.to_string(),
     });
-    let verify = file.spec.spec.verify.clone().unwrap_or(skein_core::spec::Verify {
-        key: None,
-        checksum: true,
-        sample_queries: Vec::new(),
-        rules: Vec::new(),
-    });
+    let verify = file
+        .spec
+        .spec
+        .verify
+        .clone()
+        .unwrap_or(skein_core::spec::Verify {
+            key: None,
+            checksum: true,
+            sample_queries: Vec::new(),
+            rules: Vec::new(),
+        });
     if verify.checksum {
         checks.push(Check {
             name: "checksum".into(),
@@ -133,7 +143,10 @@ pub async fn verify_dir(settings: &Settings, file: &SpecFile, dir: &Path, manife
 }
 
 /// Recomputes the source-side checksum by running the transform without writing.
-pub async fn source_checksum(settings: &Settings, file: &SpecFile) -> Result<(ContentChecksum, Vec<String>)> {
+pub async fn source_checksum(
+    settings: &Settings,
+    file: &SpecFile,
+) -> Result<(ContentChecksum, Vec<String>)> {
     let ctx = settings.session()?;
     let source = list_source(file)?;
     register_source(&ctx, file, &source).await?;
@@ -142,7 +155,9 @@ pub async fn source_checksum(settings: &Settings, file: &SpecFile) -> Result<(Co
         .map_err(Error::engine("register the transformed source"))?;
     match table_checksum(&ctx, TRANSFORMED).await {
         Ok(ok) => Ok(ok),
-        Err(Error::Engine { source: e, .. }) => Err(crate::transform::classify_failure(&ctx, file, &source, *e).await),
+        Err(Error::Engine { source: e, .. }) => {
+            Err(crate::transform::classify_failure(&ctx, file, &source, *e).await)
+        }
         Err(e) => Err(e),
     }
 }
@@ -151,11 +166,17 @@ async fn register_target(ctx: &SessionContext, dir: &Path) -> Result<()> {
     let path = format!("{}/", dir.display());
     ctx.register_parquet(TARGET, &path, ParquetReadOptions::default())
         .await
-        .map_err(Error::engine(format!("read the target files in {}", dir.display())))
+        .map_err(Error::engine(format!(
+            "read the target files in {}",
+            dir.display()
+        )))
 }
 
 /// Checksum and canonical schema of a registered table, reading its partitions in parallel.
-async fn table_checksum(ctx: &SessionContext, table: &str) -> Result<(ContentChecksum, Vec<String>)> {
+async fn table_checksum(
+    ctx: &SessionContext,
+    table: &str,
+) -> Result<(ContentChecksum, Vec<String>)> {
     let df = ctx
         .table(table)
         .await
@@ -227,7 +248,10 @@ async fn rule_checks(ctx: &SessionContext, file: &SpecFile, rules: &[Rule]) -> R
     let scan: Vec<String> = filters
         .iter()
         .enumerate()
-        .filter_map(|(i, f)| f.as_ref().map(|f| format!("count(*) FILTER (WHERE {f}) AS r{i}")))
+        .filter_map(|(i, f)| {
+            f.as_ref()
+                .map(|f| format!("count(*) FILTER (WHERE {f}) AS r{i}"))
+        })
         .collect();
     if !scan.is_empty() {
         let sql = format!("SELECT {} FROM {TARGET}", scan.join(", "));
@@ -253,7 +277,11 @@ async fn rule_checks(ctx: &SessionContext, file: &SpecFile, rules: &[Rule]) -> R
         .zip(counts)
         .map(|(rule, n)| {
             let n = n.unwrap_or(0);
-            let what = if matches!(rule, Rule::Unique(_)) { "duplicated values" } else { "violating rows" };
+            let what = if matches!(rule, Rule::Unique(_)) {
+                "duplicated values"
+            } else {
+                "violating rows"
+            };
             Check {
                 name: format!("rule {}({})", rule.kind(), rule.column()),
                 passed: n == 0,
@@ -270,13 +298,19 @@ async fn scalar_row(ctx: &SessionContext, file: &SpecFile, sql: &str) -> Result<
         dataset: file.name().to_string(),
         message: format!("verify rule query failed: {}", e.strip_backtrace()),
     };
-    let df = ctx.sql_with_options(sql, query_only()).await.map_err(rule_error)?;
+    let df = ctx
+        .sql_with_options(sql, query_only())
+        .await
+        .map_err(rule_error)?;
     let batches = df.collect().await.map_err(rule_error)?;
     let mut out = Vec::new();
     if let Some(batch) = batches.iter().find(|b| b.num_rows() > 0) {
         for col in batch.columns() {
-            let col = datafusion::arrow::compute::cast(col, &datafusion::arrow::datatypes::DataType::UInt64)
-                .map_err(|e| Error::Internal(format!("rule count is not an integer: {e}")))?;
+            let col = datafusion::arrow::compute::cast(
+                col,
+                &datafusion::arrow::datatypes::DataType::UInt64,
+            )
+            .map_err(|e| Error::Internal(format!("rule count is not an integer: {e}")))?;
             let col = col
                 .as_any()
                 .downcast_ref::<datafusion::arrow::array::UInt64Array>()
@@ -293,17 +327,23 @@ async fn query_text(ctx: &SessionContext, file: &SpecFile, sql: &str) -> Result<
         dataset: file.name().to_string(),
         message: format!("sample query `{sql}` failed: {}", e.strip_backtrace()),
     };
-    let df = ctx.sql_with_options(sql, query_only()).await.map_err(fail)?;
+    let df = ctx
+        .sql_with_options(sql, query_only())
+        .await
+        .map_err(fail)?;
     let batches = df.collect().await.map_err(fail)?;
+    let options = FormatOptions::default().with_null("NULL");
     let mut rows = Vec::new();
     for batch in &batches {
+        let formatters = batch
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| Error::Internal(format!("format sample result: {e}")))?;
         for i in 0..batch.num_rows() {
-            let one = pretty_format_batches(&[batch.slice(i, 1)])
-                .map_err(|e| Error::Internal(format!("format sample result: {e}")))?
-                .to_string();
-            // keep only the value line of the single-row table
-            let value = one.lines().nth(3).unwrap_or("").to_string();
-            rows.push(value);
+            let values: Vec<String> = formatters.iter().map(|f| f.value(i).to_string()).collect();
+            rows.push(values.join(" | "));
         }
     }
     rows.sort();

@@ -70,8 +70,27 @@ pub async fn migrate<C: Catalog + ?Sized>(
         return Ok(result);
     }
 
-    catalog.acquire_lease(name, run, LEASE_SECS).await?;
-    let outcome = run_locked(catalog, settings, file, &store, opts, record.status, &mut result).await;
+    match catalog.acquire_lease(name, run, LEASE_SECS).await {
+        Ok(()) => {}
+        Err(e @ skein_core::Error::LeaseHeld { .. }) => {
+            // another run works on this dataset: report, change nothing
+            result.error = Some(e.to_string());
+            result.error_name = Some("Skein.LeaseHeld".into());
+            result.seconds = started.elapsed().as_secs_f64();
+            return Ok(result);
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let outcome = run_locked(
+        catalog,
+        settings,
+        file,
+        &store,
+        opts,
+        record.status,
+        &mut result,
+    )
+    .await;
     catalog.release_lease(name, run).await?;
     outcome?;
     result.seconds = started.elapsed().as_secs_f64();
@@ -96,8 +115,18 @@ async fn run_locked<C: Catalog + ?Sized>(
         Ok(s) => s,
         Err(e) => {
             let reason = e.to_string();
-            catalog.transition(name, Status::InProgress, Status::Failed, Some(&reason), Some(run)).await?;
-            catalog.finish_attempt(name, attempt, "failed", Some(&reason)).await?;
+            catalog
+                .transition(
+                    name,
+                    Status::InProgress,
+                    Status::Failed,
+                    Some(&reason),
+                    Some(run),
+                )
+                .await?;
+            catalog
+                .finish_attempt(name, attempt, "failed", Some(&reason))
+                .await?;
             catalog.add_to_run(run, Counter::Failed, 1).await?;
             result.error = Some(reason);
             result.error_name = Some(e.error_name().to_string());
@@ -114,15 +143,33 @@ async fn run_locked<C: Catalog + ?Sized>(
         m.files.len(),
         if staged.reused { " (reused)" } else { "" }
     );
-    catalog.transition(name, Status::InProgress, Status::Migrated, Some(&note), Some(run)).await?;
+    catalog
+        .transition(
+            name,
+            Status::InProgress,
+            Status::Migrated,
+            Some(&note),
+            Some(run),
+        )
+        .await?;
     catalog.add_to_run(run, Counter::Rows, m.rows).await?;
 
     let report = match skein_data::verify_dir(settings, file, &store.staging_dir(run), m).await {
         Ok(r) => r,
         Err(e) => {
             let reason = format!("verification could not run: {e}");
-            catalog.transition(name, Status::Migrated, Status::Failed, Some(&reason), Some(run)).await?;
-            catalog.finish_attempt(name, attempt, "failed", Some(&reason)).await?;
+            catalog
+                .transition(
+                    name,
+                    Status::Migrated,
+                    Status::Failed,
+                    Some(&reason),
+                    Some(run),
+                )
+                .await?;
+            catalog
+                .finish_attempt(name, attempt, "failed", Some(&reason))
+                .await?;
             catalog.add_to_run(run, Counter::Failed, 1).await?;
             result.error = Some(reason);
             result.error_name = Some(e.error_name().to_string());
@@ -135,32 +182,62 @@ async fn run_locked<C: Catalog + ?Sized>(
     result.verification = Some(report);
     if !passed {
         let reason = format!("verification {summary}");
-        catalog.transition(name, Status::Migrated, Status::Failed, Some(&reason), Some(run)).await?;
-        catalog.finish_attempt(name, attempt, "verification_failed", Some(&reason)).await?;
+        catalog
+            .transition(
+                name,
+                Status::Migrated,
+                Status::Failed,
+                Some(&reason),
+                Some(run),
+            )
+            .await?;
+        catalog
+            .finish_attempt(name, attempt, "verification_failed", Some(&reason))
+            .await?;
         catalog.add_to_run(run, Counter::Failed, 1).await?;
         result.outcome = Outcome::VerificationFailed;
         result.error = Some(reason);
         result.error_name = Some("Skein.VerificationFailed".into());
         return Ok(());
     }
-    catalog.transition(name, Status::Migrated, Status::Verified, Some(&summary), Some(run)).await?;
+    catalog
+        .transition(
+            name,
+            Status::Migrated,
+            Status::Verified,
+            Some(&summary),
+            Some(run),
+        )
+        .await?;
 
     if !opts.publish {
-        catalog.finish_attempt(name, attempt, "verified", None).await?;
+        catalog
+            .finish_attempt(name, attempt, "verified", None)
+            .await?;
         catalog.add_to_run(run, Counter::Succeeded, 1).await?;
         result.outcome = Outcome::Verified;
         return Ok(());
     }
     if file.spec.needs_approval() && !opts.approved {
         catalog
-            .transition(name, Status::Verified, Status::AwaitingApproval, Some("approval required"), Some(run))
+            .transition(
+                name,
+                Status::Verified,
+                Status::AwaitingApproval,
+                Some("approval required"),
+                Some(run),
+            )
             .await?;
-        catalog.finish_attempt(name, attempt, "awaiting_approval", None).await?;
+        catalog
+            .finish_attempt(name, attempt, "awaiting_approval", None)
+            .await?;
         result.outcome = Outcome::AwaitingApproval;
         return Ok(());
     }
     let version = publish_staged(catalog, file, store, run, Status::Verified).await?;
-    catalog.finish_attempt(name, attempt, "completed", None).await?;
+    catalog
+        .finish_attempt(name, attempt, "completed", None)
+        .await?;
     catalog.add_to_run(run, Counter::Succeeded, 1).await?;
     result.outcome = Outcome::Completed;
     result.version = Some(version);
@@ -191,23 +268,39 @@ pub async fn publish_staged<C: Catalog + ?Sized>(
         }
         None => store.publish(run)?,
     };
-    catalog.record_version(name, VersionAction::Published, &manifest).await?;
+    catalog
+        .record_version(name, VersionAction::Published, &manifest)
+        .await?;
     let note = format!("published v{} ({} rows)", manifest.version, manifest.rows);
-    catalog.transition(name, from, Status::Completed, Some(&note), Some(run)).await?;
+    catalog
+        .transition(name, from, Status::Completed, Some(&note), Some(run))
+        .await?;
     Ok(manifest.version)
 }
 
 /// Moves a dataset to `in_progress` from wherever it stands. A dataset left mid-way by a
 /// crashed run (its lease now ours) is first marked failed with the reason.
-async fn start<C: Catalog + ?Sized>(catalog: &C, name: &str, status: Status, run: &str) -> Result<()> {
+async fn start<C: Catalog + ?Sized>(
+    catalog: &C,
+    name: &str,
+    status: Status,
+    run: &str,
+) -> Result<()> {
     let mut from = status;
     if !from.can_become(Status::InProgress) {
+        let reason = if from == Status::AwaitingApproval {
+            "superseded: a new migration started before approval"
+        } else {
+            "interrupted: an earlier run stopped mid-way"
+        };
         catalog
-            .transition(name, from, Status::Failed, Some("interrupted: an earlier run stopped mid-way"), Some(run))
+            .transition(name, from, Status::Failed, Some(reason), Some(run))
             .await?;
         from = Status::Failed;
     }
-    catalog.transition(name, from, Status::InProgress, None, Some(run)).await?;
+    catalog
+        .transition(name, from, Status::InProgress, None, Some(run))
+        .await?;
     Ok(())
 }
 
@@ -221,10 +314,14 @@ async fn fail_unstarted<C: Catalog + ?Sized>(
 ) -> Result<()> {
     let reason = e.to_string();
     if status != Status::Failed {
-        catalog.transition(name, status, Status::Failed, Some(&reason), Some(run)).await?;
+        catalog
+            .transition(name, status, Status::Failed, Some(&reason), Some(run))
+            .await?;
     }
     let attempt = catalog.start_attempt(name, run).await?;
-    catalog.finish_attempt(name, attempt, "failed", Some(&reason)).await?;
+    catalog
+        .finish_attempt(name, attempt, "failed", Some(&reason))
+        .await?;
     catalog.add_to_run(run, Counter::Failed, 1).await?;
     Ok(())
 }

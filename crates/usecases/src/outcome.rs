@@ -21,12 +21,17 @@ pub enum Outcome {
     Failed,
     /// Rolled back to the previous version.
     RolledBack,
+    /// Not attempted: a dependency did not complete.
+    Skipped,
 }
 
 impl Outcome {
     /// Whether the dataset ended well (exit code 0).
     pub fn is_success(self) -> bool {
-        !matches!(self, Outcome::Failed | Outcome::VerificationFailed)
+        !matches!(
+            self,
+            Outcome::Failed | Outcome::VerificationFailed | Outcome::Skipped
+        )
     }
 
     /// The outcome as written in tables.
@@ -39,6 +44,7 @@ impl Outcome {
             Outcome::VerificationFailed => "verification failed",
             Outcome::Failed => "failed",
             Outcome::RolledBack => "rolled back",
+            Outcome::Skipped => "skipped",
         }
     }
 }

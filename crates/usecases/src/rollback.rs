@@ -25,9 +25,22 @@ pub async fn rollback<C: Catalog + ?Sized>(
     let mut result = DatasetResult::new(name, run_id, Outcome::Failed);
     match TargetStore::open(file).and_then(|s| s.rollback()) {
         Ok((from, to)) => {
-            catalog.record_version(name, VersionAction::Restored, &to).await?;
-            let note = format!("rolled back from v{} to v{}: {reason}", from.version, to.version);
-            catalog.transition(name, record.status, Status::RolledBack, Some(&note), Some(run_id)).await?;
+            catalog
+                .record_version(name, VersionAction::Restored, &to)
+                .await?;
+            let note = format!(
+                "rolled back from v{} to v{}: {reason}",
+                from.version, to.version
+            );
+            catalog
+                .transition(
+                    name,
+                    record.status,
+                    Status::RolledBack,
+                    Some(&note),
+                    Some(run_id),
+                )
+                .await?;
             result.outcome = Outcome::RolledBack;
             result.version = Some(to.version);
             result.rows = to.rows;

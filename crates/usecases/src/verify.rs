@@ -24,22 +24,34 @@ pub async fn verify_published<C: Catalog + ?Sized>(
     let mut result = DatasetResult::new(name, run_id, Outcome::Failed);
     let checked = async {
         let store = TargetStore::open(file)?;
-        let current = store.current()?.ok_or_else(|| skein_data::Error::NotStaged {
-            dataset: name.to_string(),
-            run_id: "(published)".into(),
-        })?;
+        let current = store
+            .current()?
+            .ok_or_else(|| skein_data::Error::NotStaged {
+                dataset: name.to_string(),
+                run_id: "(published)".into(),
+            })?;
         let (checksum, schema) = skein_data::verify::source_checksum(settings, file).await?;
         let mut expected = current.clone();
         expected.checksum = checksum;
         expected.schema = schema;
-        let report = skein_data::verify_dir(settings, file, &store.version_dir(current.version), &expected).await?;
+        let report = skein_data::verify_dir(
+            settings,
+            file,
+            &store.version_dir(current.version),
+            &expected,
+        )
+        .await?;
         Ok::<_, skein_data::Error>((current, report))
     }
     .await;
     match checked {
         Ok((current, report)) => {
             catalog.set_verification(name, &report.summary()).await?;
-            result.outcome = if report.passed { Outcome::Completed } else { Outcome::VerificationFailed };
+            result.outcome = if report.passed {
+                Outcome::Completed
+            } else {
+                Outcome::VerificationFailed
+            };
             result.version = Some(current.version);
             result.rows = current.rows;
             result.files = current.files.len();

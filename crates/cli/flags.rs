@@ -1,0 +1,169 @@
+//! Command-line flags.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Migrate thousands of datasets safely: plan, migrate, verify, publish, roll back.
+#[derive(Debug, Parser)]
+#[command(name = "skein", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every command takes.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Directory of the embedded catalog and engine state.
+    #[arg(
+        long,
+        global = true,
+        env = "SKEIN_CATALOG",
+        default_value = ".skein",
+        value_name = "PATH"
+    )]
+    pub catalog: PathBuf,
+    /// Print machine-readable JSON on stdout instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Memory DataFusion operators may hold before spilling (e.g. 256MiB, 1GiB).
+    #[arg(long, global = true, env = "SKEIN_MEMORY_LIMIT", default_value = "256MiB", value_parser = parse_size)]
+    pub memory_limit: usize,
+    /// Where spill files go (default: the system's temp directory).
+    #[arg(long, global = true, env = "SKEIN_SPILL_DIR", value_name = "DIR")]
+    pub spill_dir: Option<PathBuf>,
+    /// More log output on stderr (-v info, -vv debug); SKEIN_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// No progress bars.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+impl Global {
+    /// The catalog directory.
+    pub fn catalog_dir(&self) -> PathBuf {
+        self.catalog.clone()
+    }
+
+    /// Data-plane settings from the flags.
+    pub fn settings(&self) -> skein_data::Settings {
+        skein_data::Settings {
+            memory_limit: self.memory_limit,
+            spill_dir: self.spill_dir.clone(),
+            ..skein_data::Settings::default()
+        }
+    }
+}
+
+/// Parses sizes such as `512MiB`, `1GiB`, `300MB`, `1048576`.
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size; write e.g. 512MiB or 1GiB"))?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "kib" => 1024.0,
+        "m" | "mb" => 1e6,
+        "mib" => 1024.0 * 1024.0,
+        "g" | "gb" => 1e9,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        other => return Err(format!("unknown size unit `{other}`; use KiB, MiB or GiB")),
+    };
+    Ok((n * mult) as usize)
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check spec files (all problems of all files at once) without running anything.
+    Validate(ValidateArgs),
+    /// Migrate → verify → publish datasets (a spec file, a directory of specs, or a name).
+    Migrate(MigrateArgs),
+    /// Re-verify published datasets against their sources.
+    Verify(TargetArgs),
+    /// Restore the previous published version of datasets.
+    Rollback(RollbackArgs),
+    /// Show datasets in the catalog and their status.
+    Status(StatusArgs),
+    /// Show a dataset's status history, versions and attempts.
+    History(HistoryArgs),
+    /// Measure migrate and verify on a generated CSV (rows/s, MB/s, peak RSS).
+    Bench(BenchArgs),
+    /// The Amazon States Language engine on its own.
+    States {
+        #[command(subcommand)]
+        cmd: skein_states::cli::StatesCommand,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Spec file or directory of specs.
+    pub path: PathBuf,
+    /// Skip the checks that read the source (schema, columns named by rules).
+    #[arg(long)]
+    pub no_source: bool,
+}
+
+/// A spec file, a directory of specs, or dataset names in the catalog.
+#[derive(Debug, Args)]
+pub struct TargetArgs {
+    /// Spec files, directories of specs, or names of datasets in the catalog.
+    #[arg(required = true, value_name = "SPEC|DIR|NAME")]
+    pub targets: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Stop after verification; leave the verified version staged.
+    #[arg(long)]
+    pub no_publish: bool,
+    /// Publish datasets that require approval without waiting (you approve them now).
+    #[arg(long)]
+    pub approve: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Why, recorded in the history.
+    #[arg(long, default_value = "requested by operator")]
+    pub reason: String,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Only these datasets (names); all when empty.
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Dataset name.
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Rows of the generated CSV.
+    #[arg(long, default_value_t = 2_000_000)]
+    pub rows: u64,
+    /// Working directory for the generated data and target (default: a temp dir).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Keep the generated CSV between runs (regenerated only when missing).
+    #[arg(long)]
+    pub keep: bool,
+}

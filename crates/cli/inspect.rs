@@ -1,0 +1,186 @@
+//! `skein validate`, `skein status`, `skein history`: reading specs and the catalog.
+
+use serde_json::json;
+use skein_core::catalog::Catalog;
+use skein_core::load;
+
+use crate::datasets::open_catalog;
+use crate::flags::{Global, HistoryArgs, StatusArgs, ValidateArgs};
+use crate::output;
+use crate::{EXIT_DATASET_FAILED, EXIT_OK, EXIT_USAGE};
+
+/// `skein validate`: every problem of every file, at once.
+pub async fn validate(g: &Global, args: &ValidateArgs) -> anyhow::Result<u8> {
+    let loaded = load::load(&args.path);
+    let mut problems = loaded.problems;
+    let settings = g.settings();
+    for f in &loaded.files {
+        problems.extend(skein_data::inspect::check_spec(&settings, f, !args.no_source).await);
+    }
+    problems.sort_by(|a, b| a.file.cmp(&b.file).then(a.line.cmp(&b.line)));
+    let names: Vec<&str> = loaded.files.iter().map(|f| f.name()).collect();
+    if g.json {
+        println!(
+            "{}",
+            json!({ "valid": problems.is_empty(), "datasets": names, "problems": problems })
+        );
+    } else if problems.is_empty() {
+        println!("{} spec(s) valid: {}", names.len(), names.join(", "));
+    } else {
+        for p in &problems {
+            println!("{p}");
+        }
+        println!("{} problem(s) in {}", problems.len(), args.path.display());
+    }
+    Ok(if problems.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_USAGE
+    })
+}
+
+/// `skein status`.
+pub async fn status(g: &Global, args: &StatusArgs) -> anyhow::Result<u8> {
+    let catalog = open_catalog(g)?;
+    let mut datasets = catalog.datasets().await?;
+    if !args.names.is_empty() {
+        for n in &args.names {
+            if !datasets.iter().any(|d| &d.name == n) {
+                eprintln!(
+                    "error: dataset `{n}` is not in the catalog; `skein status` lists the known ones"
+                );
+                return Ok(EXIT_USAGE);
+            }
+        }
+        datasets.retain(|d| args.names.contains(&d.name));
+    }
+    if g.json {
+        println!("{}", json!({ "datasets": datasets }));
+        return Ok(EXIT_OK);
+    }
+    if datasets.is_empty() {
+        println!(
+            "the catalog at {} is empty; run `skein migrate <specs>` first",
+            g.catalog.display()
+        );
+        return Ok(EXIT_OK);
+    }
+    let rows: Vec<Vec<String>> = datasets
+        .iter()
+        .map(|d| {
+            vec![
+                d.name.clone(),
+                d.status.to_string(),
+                d.spec.metadata.owner.clone().unwrap_or_default(),
+                d.spec.spec.group.clone(),
+                d.spec.spec.criticality.to_string(),
+                d.current_version
+                    .map(|v| format!("v{v}"))
+                    .unwrap_or_else(|| "-".into()),
+                d.rows.map(output::count).unwrap_or_else(|| "-".into()),
+                d.last_verification.clone().unwrap_or_else(|| "-".into()),
+                d.reason.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    output::table(
+        &[
+            "DATASET",
+            "STATUS",
+            "OWNER",
+            "GROUP",
+            "CRITICALITY",
+            "VERSION",
+            "ROWS",
+            "LAST VERIFICATION",
+            "REASON",
+        ],
+        &rows,
+    );
+    let failed = datasets
+        .iter()
+        .filter(|d| matches!(d.status, skein_core::Status::Failed))
+        .count();
+    let waiting: Vec<&str> = datasets
+        .iter()
+        .filter(|d| d.status == skein_core::Status::AwaitingApproval)
+        .map(|d| d.name.as_str())
+        .collect();
+    if !waiting.is_empty() {
+        println!("awaiting approval: {}", waiting.join(", "));
+    }
+    Ok(if failed > 0 {
+        EXIT_DATASET_FAILED
+    } else {
+        EXIT_OK
+    })
+}
+
+/// `skein history`.
+pub async fn history(g: &Global, args: &HistoryArgs) -> anyhow::Result<u8> {
+    let catalog = open_catalog(g)?;
+    if catalog.dataset(&args.name).await?.is_none() {
+        eprintln!(
+            "error: dataset `{}` is not in the catalog; `skein status` lists the known ones",
+            args.name
+        );
+        return Ok(EXIT_USAGE);
+    }
+    let history = catalog.history(&args.name).await?;
+    let versions = catalog.versions(&args.name).await?;
+    let attempts = catalog.attempts(&args.name).await?;
+    if g.json {
+        println!(
+            "{}",
+            json!({ "dataset": args.name, "history": history, "versions": versions, "attempts": attempts })
+        );
+        return Ok(EXIT_OK);
+    }
+    println!("status history of {}:", args.name);
+    let rows: Vec<Vec<String>> = history
+        .iter()
+        .map(|h| {
+            vec![
+                h.at.clone(),
+                h.from.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+                h.to.to_string(),
+                h.run_id.clone().unwrap_or_default(),
+                h.reason.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    output::table(&["AT", "FROM", "TO", "RUN", "REASON"], &rows);
+    println!("\nversions:");
+    let rows: Vec<Vec<String>> = versions
+        .iter()
+        .map(|v| {
+            vec![
+                v.at.clone(),
+                format!("{:?}", v.action).to_lowercase(),
+                format!("v{}", v.manifest.version),
+                output::count(v.manifest.rows),
+                v.manifest.files.len().to_string(),
+                v.manifest.checksum.sum.clone(),
+            ]
+        })
+        .collect();
+    output::table(
+        &["AT", "ACTION", "VERSION", "ROWS", "FILES", "CHECKSUM"],
+        &rows,
+    );
+    println!("\nattempts:");
+    let rows: Vec<Vec<String>> = attempts
+        .iter()
+        .map(|a| {
+            vec![
+                a.attempt.to_string(),
+                a.run_id.clone(),
+                a.started_at.clone(),
+                a.outcome.clone().unwrap_or_else(|| "running".into()),
+                a.error.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    output::table(&["#", "RUN", "STARTED", "OUTCOME", "ERROR"], &rows);
+    Ok(EXIT_OK)
+}

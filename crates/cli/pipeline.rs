@@ -1,0 +1,234 @@
+//! `skein migrate`, `skein verify`, `skein rollback`: the use cases over many datasets.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::json;
+use skein_core::catalog::{Catalog, RunRecord};
+use skein_core::load::SpecFile;
+use skein_core::{Status, plan};
+use skein_data::Progress;
+use skein_embedded::SqliteCatalog;
+use skein_usecases::{DatasetResult, MigrateOptions, Outcome, new_run_id};
+
+use crate::datasets::{open_catalog, resolve};
+use crate::flags::{Global, MigrateArgs, RollbackArgs, TargetArgs};
+use crate::output::{self, Spinner};
+use crate::{EXIT_DATASET_FAILED, EXIT_OK, EXIT_USAGE};
+
+/// Resolves targets and runs the spec checks that need no data; prints problems.
+async fn specs_or_problems(
+    g: &Global,
+    catalog: &SqliteCatalog,
+    targets: &[String],
+) -> anyhow::Result<Option<Vec<SpecFile>>> {
+    let resolved = resolve(catalog, targets).await?;
+    let mut problems = resolved.problems;
+    let settings = g.settings();
+    for f in &resolved.files {
+        problems.extend(skein_data::inspect::check_spec(&settings, f, false).await);
+    }
+    if problems.is_empty() {
+        Ok(Some(resolved.files))
+    } else {
+        if g.json {
+            println!("{}", json!({ "ok": false, "problems": problems }));
+        }
+        output::problems(&problems);
+        Ok(None)
+    }
+}
+
+/// `skein migrate`.
+pub async fn migrate(g: &Global, args: &MigrateArgs) -> anyhow::Result<u8> {
+    let catalog = open_catalog(g)?;
+    let Some(files) = specs_or_problems(g, &catalog, &args.target.targets).await? else {
+        return Ok(EXIT_USAGE);
+    };
+    let run_id = new_run_id();
+    let mut run = RunRecord {
+        run_id: run_id.clone(),
+        started_at: chrono::Utc::now().to_rfc3339(),
+        finished_at: None,
+        status: "running".into(),
+        total: files.len() as u64,
+        succeeded: 0,
+        failed: 0,
+        rows: 0,
+    };
+    catalog.put_run(&run).await?;
+    let settings = g.settings();
+    let by_name: BTreeMap<&str, &SpecFile> = files.iter().map(|f| (f.name(), f)).collect();
+    let specs: Vec<&skein_core::DatasetSpec> = files.iter().map(|f| &f.spec).collect();
+    let mut results: Vec<DatasetResult> = Vec::new();
+    let mut ended: BTreeMap<String, Outcome> = BTreeMap::new();
+    if !g.json && !g.quiet {
+        eprintln!("run {run_id}: {} dataset(s)", files.len());
+    }
+    for wave in plan::waves(&specs) {
+        for spec in wave {
+            let file = by_name[spec.name()];
+            let result = match blocked_by(&catalog, file, &ended).await? {
+                Some(reason) => {
+                    let mut r = DatasetResult::new(file.name(), &run_id, Outcome::Skipped);
+                    r.error = Some(reason);
+                    r.error_name = Some("Skein.DependencyFailed".into());
+                    r
+                }
+                None => {
+                    let progress = Arc::new(Progress::default());
+                    let spinner = Spinner::start(file.name(), progress.clone(), g.quiet || g.json);
+                    let opts = MigrateOptions {
+                        run_id: run_id.clone(),
+                        publish: !args.no_publish,
+                        approved: args.approve,
+                        progress,
+                    };
+                    let r = skein_usecases::migrate(&catalog, &settings, file, &opts).await;
+                    spinner.finish();
+                    r?
+                }
+            };
+            if !g.json {
+                print_result(&result);
+            }
+            ended.insert(result.dataset.clone(), result.outcome);
+            results.push(result);
+        }
+    }
+    let ok = results.iter().all(|r| r.outcome.is_success());
+    run.finished_at = Some(chrono::Utc::now().to_rfc3339());
+    run.status = if ok { "succeeded" } else { "failed" }.into();
+    run.succeeded = results.iter().filter(|r| r.outcome.is_success()).count() as u64;
+    run.failed = results.len() as u64 - run.succeeded;
+    run.rows = results.iter().map(|r| r.rows).sum();
+    catalog.put_run(&run).await?;
+    finish(g, &run_id, &results, ok)
+}
+
+/// Why `file` must not run now: a dependency that did not end well in this run, or
+/// (outside this run) is not completed in the catalog.
+async fn blocked_by(
+    catalog: &SqliteCatalog,
+    file: &SpecFile,
+    ended: &BTreeMap<String, Outcome>,
+) -> anyhow::Result<Option<String>> {
+    for dep in &file.spec.spec.depends_on {
+        match ended.get(dep) {
+            Some(o)
+                if o.is_success() && *o != Outcome::AwaitingApproval && *o != Outcome::Verified =>
+            {
+                continue;
+            }
+            Some(o) => return Ok(Some(format!("dependency `{dep}` ended {}", o.as_str()))),
+            None => match catalog.dataset(dep).await? {
+                Some(d) if d.status == Status::Completed => continue,
+                Some(d) => {
+                    return Ok(Some(format!(
+                        "dependency `{dep}` is {}, not completed",
+                        d.status
+                    )));
+                }
+                None => {
+                    return Ok(Some(format!(
+                        "dependency `{dep}` is not in the catalog; migrate it first"
+                    )));
+                }
+            },
+        }
+    }
+    Ok(None)
+}
+
+/// `skein verify`.
+pub async fn verify(g: &Global, args: &TargetArgs) -> anyhow::Result<u8> {
+    let catalog = open_catalog(g)?;
+    let Some(files) = specs_or_problems(g, &catalog, &args.targets).await? else {
+        return Ok(EXIT_USAGE);
+    };
+    let run_id = new_run_id();
+    let settings = g.settings();
+    let mut results = Vec::new();
+    for file in &files {
+        let r =
+            skein_usecases::verify::verify_published(&catalog, &settings, file, &run_id).await?;
+        if !g.json {
+            print_result(&r);
+        }
+        results.push(r);
+    }
+    let ok = results.iter().all(|r| r.outcome.is_success());
+    finish(g, &run_id, &results, ok)
+}
+
+/// `skein rollback`.
+pub async fn rollback(g: &Global, args: &RollbackArgs) -> anyhow::Result<u8> {
+    let catalog = open_catalog(g)?;
+    let Some(files) = specs_or_problems(g, &catalog, &args.target.targets).await? else {
+        return Ok(EXIT_USAGE);
+    };
+    let run_id = new_run_id();
+    let mut results = Vec::new();
+    for file in &files {
+        let r = skein_usecases::rollback::rollback(&catalog, file, &run_id, &args.reason).await?;
+        if !g.json {
+            print_result(&r);
+        }
+        results.push(r);
+    }
+    let ok = results.iter().all(|r| r.outcome == Outcome::RolledBack);
+    finish(g, &run_id, &results, ok)
+}
+
+fn finish(g: &Global, run_id: &str, results: &[DatasetResult], ok: bool) -> anyhow::Result<u8> {
+    if g.json {
+        println!(
+            "{}",
+            json!({ "runId": run_id, "ok": ok, "datasets": results })
+        );
+    } else {
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+        for r in results {
+            *counts.entry(r.outcome.as_str()).or_default() += 1;
+        }
+        let parts: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
+        println!(
+            "{} dataset(s): {} (run {run_id})",
+            results.len(),
+            parts.join(", ")
+        );
+    }
+    Ok(if ok { EXIT_OK } else { EXIT_DATASET_FAILED })
+}
+
+/// One line per dataset, plus the failed checks or the error beneath it.
+pub fn print_result(r: &DatasetResult) {
+    let mark = if r.outcome.is_success() { "✓" } else { "✗" };
+    let version = r
+        .version
+        .map(|v| format!("v{v}"))
+        .unwrap_or_else(|| "-".into());
+    println!(
+        "{mark} {:<24} {:<20} {:>4}  {:>12} rows  {:>3} files  {:>10}  {:.1}s",
+        r.dataset,
+        r.outcome.as_str(),
+        version,
+        output::count(r.rows),
+        r.files,
+        output::bytes(r.bytes),
+        r.seconds
+    );
+    if let Some(report) = &r.verification {
+        for c in report.failures() {
+            println!(
+                "    check {} failed: expected {}, got {}",
+                c.name, c.expected, c.actual
+            );
+        }
+    }
+    if let Some(e) = &r.error
+        && r.outcome != Outcome::VerificationFailed
+    {
+        println!("    {e}");
+    }
+}

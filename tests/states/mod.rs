@@ -1,0 +1,1 @@
+//! ASL engine tests through the `skein states` CLI (filled in with the engine).
