@@ -58,7 +58,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::History(args) => inspect::history(g, &args).await,
         Command::Bench(args) => bench::run(g, &args).await,
         Command::States { cmd } => {
-            let code = skein_states::cli::run(cmd, &g.catalog_dir()).await?;
+            let code = skein_states::cli::run(cmd, &g.catalog_dir(), g.json).await?;
             Ok(u8::try_from(code).unwrap_or(EXIT_USAGE))
         }
     }

@@ -1,1 +1,5 @@
-//! ASL engine tests through the `skein states` CLI (filled in with the engine).
+//! The ASL engine: JSONPath and intrinsic functions, each state type and field through the
+//! `skein states` CLI, and the crash-and-resume test.
+mod crash;
+mod engine;
+mod paths;

@@ -1,0 +1,432 @@
+//! Choice rules: reading them and deciding them, as the AWS docs describe
+//! ("Choice workflow state": comparison operators, `And`/`Or`/`Not`, `*Path` operands,
+//! `IsPresent`, `IsNull`, `StringMatches` wildcards, timestamps).
+//!
+//! A comparison whose variable has the wrong type is simply false; a `Variable` path that
+//! does not exist is a `States.Runtime` error, except under `IsPresent`.
+
+use serde_json::{Map, Value};
+
+use crate::definition::{QueryLanguage, Reader};
+use crate::path;
+
+/// One top-level entry of `Choices`.
+#[derive(Debug, Clone)]
+pub struct ChoiceRule {
+    pub rule: Rule,
+    pub next: String,
+    pub assign: Option<Value>,
+    pub output: Option<Value>,
+}
+
+/// A boolean expression.
+#[derive(Debug, Clone)]
+pub enum Rule {
+    And(Vec<Rule>),
+    Or(Vec<Rule>),
+    Not(Box<Rule>),
+    /// `Variable` compared by `op` with a literal or (for `…Path` operators) a path.
+    Compare {
+        variable: String,
+        op: Op,
+        operand: Operand,
+    },
+    /// JSONata `Condition`.
+    Condition(Value),
+}
+
+/// The right-hand side.
+#[derive(Debug, Clone)]
+pub enum Operand {
+    Literal(Value),
+    Path(String),
+}
+
+/// Type family of a comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    String,
+    Numeric,
+    Boolean,
+    Timestamp,
+}
+
+/// Comparison operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cmp {
+    Equals,
+    LessThan,
+    GreaterThan,
+    LessThanEquals,
+    GreaterThanEquals,
+}
+
+/// An operator of a comparison rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Compare(Family, Cmp),
+    StringMatches,
+    IsNull,
+    IsPresent,
+    IsNumeric,
+    IsString,
+    IsBoolean,
+    IsTimestamp,
+}
+
+fn op_of(name: &str) -> Option<(Op, bool)> {
+    let (base, is_path) = match name.strip_suffix("Path") {
+        Some(b) if !b.is_empty() && b != "Timestamp" && b != "Items" => (b, true),
+        _ => (name, false),
+    };
+    let tests = [
+        ("IsNull", Op::IsNull),
+        ("IsPresent", Op::IsPresent),
+        ("IsNumeric", Op::IsNumeric),
+        ("IsString", Op::IsString),
+        ("IsBoolean", Op::IsBoolean),
+        ("IsTimestamp", Op::IsTimestamp),
+    ];
+    if let Some((_, op)) = tests.iter().find(|(n, _)| *n == name) {
+        return Some((*op, false));
+    }
+    if base == "StringMatches" {
+        return (!is_path).then_some((Op::StringMatches, false));
+    }
+    let families = [
+        ("String", Family::String),
+        ("Numeric", Family::Numeric),
+        ("Boolean", Family::Boolean),
+        ("Timestamp", Family::Timestamp),
+    ];
+    let cmps = [
+        ("Equals", Cmp::Equals),
+        ("LessThanEquals", Cmp::LessThanEquals),
+        ("GreaterThanEquals", Cmp::GreaterThanEquals),
+        ("LessThan", Cmp::LessThan),
+        ("GreaterThan", Cmp::GreaterThan),
+    ];
+    for (fname, family) in families {
+        if let Some(rest) = base.strip_prefix(fname) {
+            for (cname, cmp) in cmps {
+                if rest == cname {
+                    if family == Family::Boolean && cmp != Cmp::Equals {
+                        return None;
+                    }
+                    return Some((Op::Compare(family, cmp), is_path));
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Reads one rule; `top` rules carry `Next` (and may carry `Assign`/`Output`).
+pub(crate) fn parse_choice_rule(
+    r: &mut Reader,
+    value: &Value,
+    ptr: &str,
+    top: bool,
+    ql: QueryLanguage,
+) -> Option<ChoiceRule> {
+    let Some(obj) = value.as_object() else {
+        r.err(ptr, "a choice rule must be an object");
+        return None;
+    };
+    let next = if top {
+        match obj.get("Next").and_then(Value::as_str) {
+            Some(n) => n.to_string(),
+            None => {
+                r.err(ptr, "a choice rule needs `Next`");
+                String::new()
+            }
+        }
+    } else {
+        if obj.contains_key("Next") {
+            r.err(
+                &format!("{ptr}/Next"),
+                "only top-level choice rules have `Next`",
+            );
+        }
+        String::new()
+    };
+    let rule = parse_rule(r, obj, ptr, ql)?;
+    Some(ChoiceRule {
+        rule,
+        next,
+        assign: obj.get("Assign").cloned(),
+        output: obj.get("Output").cloned(),
+    })
+}
+
+fn parse_rule(
+    r: &mut Reader,
+    obj: &Map<String, Value>,
+    ptr: &str,
+    ql: QueryLanguage,
+) -> Option<Rule> {
+    if ql == QueryLanguage::Jsonata {
+        return match obj.get("Condition") {
+            Some(c) => Some(Rule::Condition(c.clone())),
+            None => {
+                r.err(ptr, "a JSONata choice rule needs `Condition`");
+                None
+            }
+        };
+    }
+    let known = [
+        "Next", "Comment", "Assign", "Output", "Variable", "And", "Or", "Not",
+    ];
+    let ops: Vec<(&String, &Value)> = obj
+        .iter()
+        .filter(|(k, _)| !known.contains(&k.as_str()))
+        .collect();
+    for key in ["And", "Or"] {
+        if let Some(v) = obj.get(key) {
+            let Some(items) = v.as_array().filter(|a| !a.is_empty()) else {
+                r.err(
+                    &format!("{ptr}/{key}"),
+                    format!("`{key}` must be a non-empty array of rules"),
+                );
+                return None;
+            };
+            let mut rules = Vec::new();
+            for (i, item) in items.iter().enumerate() {
+                let p = format!("{ptr}/{key}/{i}");
+                match item.as_object() {
+                    Some(o) => rules.extend(parse_rule(r, o, &p, ql)),
+                    None => r.err(&p, "a rule must be an object"),
+                }
+            }
+            return Some(if key == "And" {
+                Rule::And(rules)
+            } else {
+                Rule::Or(rules)
+            });
+        }
+    }
+    if let Some(v) = obj.get("Not") {
+        let p = format!("{ptr}/Not");
+        return match v.as_object() {
+            Some(o) => parse_rule(r, o, &p, ql).map(|x| Rule::Not(Box::new(x))),
+            None => {
+                r.err(&p, "`Not` must be one rule object");
+                None
+            }
+        };
+    }
+    let Some(variable) = obj.get("Variable").and_then(Value::as_str) else {
+        r.err(
+            ptr,
+            "a comparison needs `Variable` (a path) — or use `And`, `Or`, `Not`",
+        );
+        return None;
+    };
+    r.check_path(&format!("{ptr}/Variable"), variable, false);
+    if ops.len() != 1 {
+        r.err(ptr, "a comparison needs exactly one operator, e.g. `StringEquals`, `NumericGreaterThanPath`, `IsPresent`");
+        return None;
+    }
+    let (name, operand) = ops[0];
+    let p = format!("{ptr}/{name}");
+    let Some((op, is_path)) = op_of(name) else {
+        r.err(&p, format!("unknown comparison operator `{name}`"));
+        return None;
+    };
+    let operand = if is_path {
+        match operand.as_str() {
+            Some(s) => {
+                r.check_path(&p, s, false);
+                Operand::Path(s.to_string())
+            }
+            None => {
+                r.err(&p, format!("`{name}` takes a path string"));
+                return None;
+            }
+        }
+    } else {
+        let ok = match op {
+            Op::Compare(Family::String | Family::Timestamp, _) | Op::StringMatches => {
+                operand.is_string()
+            }
+            Op::Compare(Family::Numeric, _) => operand.is_number(),
+            _ => operand.is_boolean(),
+        };
+        if !ok {
+            r.err(&p, format!("`{name}` takes a {} value", expected_type(op)));
+            return None;
+        }
+        if let (Op::Compare(Family::Timestamp, _), Some(s)) = (op, operand.as_str())
+            && parse_ts(s).is_none()
+        {
+            r.err(&p, format!("`{s}` is not an RFC 3339 timestamp"));
+        }
+        Operand::Literal(operand.clone())
+    };
+    Some(Rule::Compare {
+        variable: variable.to_string(),
+        op,
+        operand,
+    })
+}
+
+fn expected_type(op: Op) -> &'static str {
+    match op {
+        Op::Compare(Family::String, _) | Op::StringMatches => "string",
+        Op::Compare(Family::Timestamp, _) => "timestamp string",
+        Op::Compare(Family::Numeric, _) => "number",
+        _ => "boolean",
+    }
+}
+
+fn parse_ts(s: &str) -> Option<chrono::DateTime<chrono::FixedOffset>> {
+    chrono::DateTime::parse_from_rfc3339(s).ok()
+}
+
+/// Why a rule could not be decided (a `States.Runtime` error).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct ChoiceError(pub String);
+
+/// Decides a rule over `input` (and the context object for `$$` paths).
+pub fn decide(rule: &Rule, input: &Value, context: &Value) -> Result<bool, ChoiceError> {
+    match rule {
+        Rule::And(rules) => {
+            for r in rules {
+                if !decide(r, input, context)? {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        }
+        Rule::Or(rules) => {
+            for r in rules {
+                if decide(r, input, context)? {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        }
+        Rule::Not(r) => Ok(!decide(r, input, context)?),
+        Rule::Condition(_) => Err(ChoiceError(
+            "JSONata conditions are decided by the engine".into(),
+        )),
+        Rule::Compare {
+            variable,
+            op,
+            operand,
+        } => {
+            let value = path::select(input, context, variable);
+            if *op == Op::IsPresent {
+                let present = value.is_ok();
+                return Ok(present == operand_bool(operand));
+            }
+            let value =
+                value.map_err(|e| ChoiceError(format!("Invalid path '{variable}': {e}")))?;
+            let rhs = match operand {
+                Operand::Literal(v) => v.clone(),
+                Operand::Path(p) => path::select(input, context, p)
+                    .map_err(|e| ChoiceError(format!("Invalid path '{p}': {e}")))?,
+            };
+            Ok(compare(&value, *op, &rhs))
+        }
+    }
+}
+
+fn operand_bool(operand: &Operand) -> bool {
+    matches!(operand, Operand::Literal(Value::Bool(true)))
+}
+
+fn compare(value: &Value, op: Op, rhs: &Value) -> bool {
+    let want = rhs.as_bool().unwrap_or(false);
+    match op {
+        Op::IsNull => value.is_null() == want,
+        Op::IsNumeric => value.is_number() == want,
+        Op::IsString => value.is_string() == want,
+        Op::IsBoolean => value.is_boolean() == want,
+        Op::IsTimestamp => value.as_str().and_then(parse_ts).is_some() == want,
+        Op::IsPresent => true,
+        Op::StringMatches => match (value.as_str(), rhs.as_str()) {
+            (Some(s), Some(pattern)) => wildcard(s, pattern),
+            _ => false,
+        },
+        Op::Compare(family, cmp) => {
+            let ord = match family {
+                Family::String => match (value.as_str(), rhs.as_str()) {
+                    (Some(a), Some(b)) => Some(a.cmp(b)),
+                    _ => None,
+                },
+                Family::Numeric => match (value.as_f64(), rhs.as_f64()) {
+                    (Some(a), Some(b)) if value.is_number() => a.partial_cmp(&b),
+                    _ => None,
+                },
+                Family::Boolean => match (value.as_bool(), rhs.as_bool()) {
+                    (Some(a), Some(b)) => Some(a.cmp(&b)),
+                    _ => None,
+                },
+                Family::Timestamp => match (
+                    value.as_str().and_then(parse_ts),
+                    rhs.as_str().and_then(parse_ts),
+                ) {
+                    (Some(a), Some(b)) => Some(a.cmp(&b)),
+                    _ => None,
+                },
+            };
+            let Some(ord) = ord else { return false };
+            match cmp {
+                Cmp::Equals => ord.is_eq(),
+                Cmp::LessThan => ord.is_lt(),
+                Cmp::GreaterThan => ord.is_gt(),
+                Cmp::LessThanEquals => ord.is_le(),
+                Cmp::GreaterThanEquals => ord.is_ge(),
+            }
+        }
+    }
+}
+
+/// `StringMatches`: `*` matches any run of characters; `\*` is a literal star and `\\` a
+/// literal backslash.
+pub fn wildcard(text: &str, pattern: &str) -> bool {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Tok {
+        Star,
+        Char(char),
+    }
+    let mut toks = Vec::new();
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some(n) => toks.push(Tok::Char(n)),
+                None => toks.push(Tok::Char('\\')),
+            },
+            '*' => toks.push(Tok::Star),
+            c => toks.push(Tok::Char(c)),
+        }
+    }
+    let text: Vec<char> = text.chars().collect();
+    // Greedy matching with backtracking to the last star.
+    let (mut t, mut p) = (0usize, 0usize);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        match toks.get(p) {
+            Some(Tok::Char(c)) if *c == text[t] => {
+                t += 1;
+                p += 1;
+            }
+            Some(Tok::Star) => {
+                star = Some((p, t));
+                p += 1;
+            }
+            _ => match star {
+                Some((sp, st)) => {
+                    p = sp + 1;
+                    t = st + 1;
+                    star = Some((sp, st + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    toks[p..].iter().all(|t| *t == Tok::Star)
+}

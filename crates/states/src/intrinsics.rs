@@ -1,0 +1,635 @@
+//! ASL intrinsic functions (`States.Format(...)`, `States.Array(...)`, …) for JSONPath states.
+//!
+//! [`eval`] parses one invocation and evaluates it against the state input and the context
+//! object. Arguments are string literals in single quotes (`\'`, `\{`, `\}` and `\\` are the
+//! only escapes), numbers, `true`, `false`, `null`, JSONPaths (`$.x`, `$$.Execution.Id`,
+//! read with [`crate::path::select`]) and nested invocations, at most
+//! [`MAX_NESTING`] deep. Behaviour and limits follow the AWS guide "Intrinsic functions
+//! for JSONPath states in Step Functions".
+
+use std::collections::HashSet;
+
+use base64::Engine as _;
+use md5::Digest as _;
+use rand::{Rng as _, SeedableRng as _};
+use serde_json::{Map, Number, Value};
+use sha2::Digest as _;
+
+use crate::path::{self, PathError};
+
+/// How deeply invocations may nest (the AWS limit).
+pub const MAX_NESTING: usize = 10;
+
+/// The longest string Base64Encode, Base64Decode and Hash accept (the AWS limit).
+const MAX_STRING_CHARS: usize = 10_000;
+
+/// The longest array ArrayRange makes (the AWS limit).
+const MAX_RANGE_ITEMS: i128 = 1_000;
+
+/// Why an intrinsic invocation could not be parsed or evaluated. AWS reports these as
+/// `States.Runtime` (or `States.IntrinsicFailure`); each variant names the culprit.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum IntrinsicError {
+    /// The invocation is not well formed.
+    #[error("syntax error in intrinsic function `{expr}` at position {position}: {message}")]
+    Syntax {
+        /// The whole invocation as written.
+        expr: String,
+        /// Byte offset of the problem in `expr`.
+        position: usize,
+        /// What is wrong there.
+        message: String,
+    },
+    /// No intrinsic has this name.
+    #[error("unknown intrinsic function `{function}`")]
+    UnknownFunction {
+        /// The name as written, e.g. `States.Foo`.
+        function: String,
+    },
+    /// The function was given too few or too many arguments.
+    #[error("{function} expects {expected} argument(s), got {actual}")]
+    ArgumentCount {
+        /// The function, e.g. `States.ArrayGetItem`.
+        function: String,
+        /// How many it takes, e.g. `2`, `2 or 3` or `at least 1`.
+        expected: String,
+        /// How many it was given.
+        actual: usize,
+    },
+    /// An argument has the wrong type or value.
+    #[error("{function}: argument {argument} {message}")]
+    InvalidArgument {
+        /// The function, e.g. `States.ArrayPartition`.
+        function: String,
+        /// The argument's position, from 1.
+        argument: usize,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A JSONPath argument could not be read.
+    #[error("{function}: {source}")]
+    Path {
+        /// The function whose argument it is.
+        function: String,
+        /// Why the path failed.
+        source: PathError,
+    },
+}
+
+/// Whether a `.$` field's value is an intrinsic invocation rather than a path.
+pub fn is_intrinsic(s: &str) -> bool {
+    s.starts_with("States.") && s.contains('(')
+}
+
+/// Parses and evaluates the invocation `expr` against the state input and context object.
+pub fn eval(expr: &str, input: &Value, context: &Value) -> Result<Value, IntrinsicError> {
+    parse(expr)?.eval(&Scope { input, context })
+}
+
+/// Checks `expr` without evaluating it: syntax, nesting, function names, argument counts
+/// and literal States.Format templates. Fails with what [`eval`] would fail with first.
+pub fn validate(expr: &str) -> Result<(), IntrinsicError> {
+    parse(expr).map(drop)
+}
+
+fn parse(expr: &str) -> Result<Call, IntrinsicError> {
+    let mut parser = Parser { src: expr, pos: 0 };
+    parser.skip_ws();
+    let call = parser.call(1)?;
+    parser.skip_ws();
+    if parser.pos < expr.len() {
+        return Err(parser.error("unexpected text after the invocation"));
+    }
+    Ok(call)
+}
+
+/// An argument.
+#[derive(Debug)]
+enum Expr {
+    /// A number, boolean or null.
+    Literal(Value),
+    /// A quoted string; `placeholders` are the byte offsets of its unescaped `{}`.
+    Str {
+        value: String,
+        placeholders: Vec<usize>,
+    },
+    Path(String),
+    Call(Call),
+}
+
+/// An invocation: `States.Name(args)`.
+#[derive(Debug)]
+struct Call {
+    function: String,
+    args: Vec<Expr>,
+}
+
+struct Scope<'a> {
+    input: &'a Value,
+    context: &'a Value,
+}
+
+/// Every intrinsic function with its fewest and most arguments.
+const FUNCTIONS: &[(&str, usize, usize)] = &[
+    ("States.Format", 1, usize::MAX),
+    ("States.StringToJson", 1, 1),
+    ("States.JsonToString", 1, 1),
+    ("States.Array", 0, usize::MAX),
+    ("States.ArrayPartition", 2, 2),
+    ("States.ArrayContains", 2, 2),
+    ("States.ArrayRange", 3, 3),
+    ("States.ArrayGetItem", 2, 2),
+    ("States.ArrayLength", 1, 1),
+    ("States.ArrayUnique", 1, 1),
+    ("States.Base64Encode", 1, 1),
+    ("States.Base64Decode", 1, 1),
+    ("States.Hash", 2, 2),
+    ("States.JsonMerge", 3, 3),
+    ("States.MathRandom", 2, 3),
+    ("States.MathAdd", 2, 2),
+    ("States.StringSplit", 2, 2),
+    ("States.UUID", 0, 0),
+];
+
+impl Call {
+    fn eval(&self, scope: &Scope<'_>) -> Result<Value, IntrinsicError> {
+        let args = Args::new(&self.function, &self.args, scope)?;
+        match self.function.as_str() {
+            "States.Format" => format(&args, self.args.first()),
+            "States.StringToJson" => {
+                let text = args.string(0)?;
+                serde_json::from_str(text).map_err(|e| args.invalid(0, format!("is not JSON: {e}")))
+            }
+            "States.JsonToString" => Ok(Value::String(args.values[0].to_string())),
+            "States.Array" => Ok(Value::Array(args.values)),
+            "States.ArrayPartition" => {
+                let size = args.int(1)?;
+                if size <= 0 {
+                    return Err(args.invalid(1, format!("must be a positive integer, got {size}")));
+                }
+                let chunks = args
+                    .array(0)?
+                    .chunks(usize::try_from(size).unwrap_or(usize::MAX));
+                Ok(Value::Array(
+                    chunks.map(|c| Value::Array(c.to_vec())).collect(),
+                ))
+            }
+            "States.ArrayContains" => Ok(Value::Bool(args.array(0)?.contains(&args.values[1]))),
+            "States.ArrayRange" => {
+                let (start, end, step) = (args.int(0)?, args.int(1)?, args.int(2)?);
+                if step == 0 {
+                    return Err(args.invalid(2, "(the step) must not be 0".to_owned()));
+                }
+                let span = i128::from(end) - i128::from(start);
+                let len = if span.signum() * i128::from(step.signum()) < 0 {
+                    0
+                } else {
+                    span / i128::from(step) + 1
+                };
+                if len > MAX_RANGE_ITEMS {
+                    return Err(args.invalid(
+                        1,
+                        format!("makes a range of {len} items, more than {MAX_RANGE_ITEMS}"),
+                    ));
+                }
+                // Each item lies between start and end, so it fits in an i64.
+                let item = |i: i128| (i128::from(start) + i * i128::from(step)) as i64;
+                let items = (0..len).map(|i| Value::from(item(i)));
+                Ok(Value::Array(items.collect()))
+            }
+            "States.ArrayGetItem" => {
+                let (items, index) = (args.array(0)?, args.int(1)?);
+                usize::try_from(index)
+                    .ok()
+                    .and_then(|i| items.get(i))
+                    .cloned()
+                    .ok_or_else(|| {
+                        let len = items.len();
+                        args.invalid(
+                            1,
+                            format!("(index {index}) is out of bounds for {len} items"),
+                        )
+                    })
+            }
+            "States.ArrayLength" => Ok(Value::from(args.array(0)?.len())),
+            "States.ArrayUnique" => {
+                let mut seen = HashSet::new();
+                let items = args.array(0)?.iter().filter(|v| seen.insert(v.to_string()));
+                Ok(Value::Array(items.cloned().collect()))
+            }
+            "States.Base64Encode" => {
+                let text = args.short_string(0)?;
+                Ok(Value::String(
+                    base64::engine::general_purpose::STANDARD.encode(text),
+                ))
+            }
+            "States.Base64Decode" => {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(args.short_string(0)?)
+                    .map_err(|e| args.invalid(0, format!("is not Base64: {e}")))?;
+                let text = String::from_utf8(bytes)
+                    .map_err(|_| args.invalid(0, "does not decode to UTF-8 text".to_owned()))?;
+                Ok(Value::String(text))
+            }
+            "States.Hash" => {
+                let data = args.short_string(0)?.as_bytes();
+                let digest = match args.string(1)? {
+                    "MD5" => md5::Md5::digest(data).to_vec(),
+                    "SHA-1" => sha1::Sha1::digest(data).to_vec(),
+                    "SHA-256" => sha2::Sha256::digest(data).to_vec(),
+                    "SHA-384" => sha2::Sha384::digest(data).to_vec(),
+                    "SHA-512" => sha2::Sha512::digest(data).to_vec(),
+                    other => {
+                        return Err(args.invalid(
+                            1,
+                            format!(
+                                "must be MD5, SHA-1, SHA-256, SHA-384 or SHA-512, got `{other}`"
+                            ),
+                        ));
+                    }
+                };
+                Ok(Value::String(
+                    digest.iter().map(|b| format!("{b:02x}")).collect(),
+                ))
+            }
+            "States.JsonMerge" => {
+                if args.boolean(2)? {
+                    return Err(
+                        args.invalid(2, "must be false: only a shallow merge is supported".into())
+                    );
+                }
+                let mut merged = args.object(0)?.clone();
+                merged.extend(args.object(1)?.clone());
+                Ok(Value::Object(merged))
+            }
+            "States.MathRandom" => {
+                let (start, end) = (args.rounded(0)?, args.rounded(1)?);
+                if start >= end {
+                    return Err(args.invalid(
+                        1,
+                        format!("(the end, {end}) must exceed the start, {start}"),
+                    ));
+                }
+                let n = match args.values.get(2) {
+                    Some(_) => rand::rngs::StdRng::seed_from_u64(args.rounded(2)? as u64)
+                        .random_range(start..end),
+                    None => rand::rng().random_range(start..end),
+                };
+                Ok(Value::from(n))
+            }
+            "States.MathAdd" => {
+                let (a, b) = (args.rounded(0)?, args.rounded(1)?);
+                for (i, v) in [(0, a), (1, b)] {
+                    if i32::try_from(v).is_err() {
+                        return Err(
+                            args.invalid(i, format!("({v}) is outside the 32-bit integer range"))
+                        );
+                    }
+                }
+                Ok(Value::from(a + b))
+            }
+            "States.StringSplit" => {
+                let (text, delimiters) = (args.string(0)?, args.string(1)?);
+                let parts = text
+                    .split(|c| delimiters.contains(c))
+                    .filter(|p| !p.is_empty());
+                Ok(Value::Array(parts.map(Value::from).collect()))
+            }
+            "States.UUID" => Ok(Value::String(uuid::Uuid::new_v4().to_string())),
+            function => Err(IntrinsicError::UnknownFunction {
+                function: function.to_owned(),
+            }),
+        }
+    }
+}
+
+/// States.Format: the template's `{}` replaced by the other arguments, strings raw and
+/// other values as JSON text.
+fn format(args: &Args<'_>, template: Option<&Expr>) -> Result<Value, IntrinsicError> {
+    let text = args.string(0)?;
+    let placeholders = match template {
+        Some(Expr::Str { placeholders, .. }) => placeholders.clone(),
+        _ => text.match_indices("{}").map(|(i, _)| i).collect(),
+    };
+    check_placeholders(args.function, placeholders.len(), args.values.len() - 1)?;
+    let mut out = String::new();
+    let mut from = 0;
+    for (at, value) in placeholders.iter().zip(&args.values[1..]) {
+        out.push_str(&text[from..*at]);
+        match value {
+            Value::String(s) => out.push_str(s),
+            other => out.push_str(&other.to_string()),
+        }
+        from = at + 2;
+    }
+    out.push_str(&text[from..]);
+    Ok(Value::String(out))
+}
+
+/// Fails unless a States.Format template has as many `{}` as values follow it.
+fn check_placeholders(function: &str, wanted: usize, given: usize) -> Result<(), IntrinsicError> {
+    if wanted == given {
+        return Ok(());
+    }
+    Err(IntrinsicError::InvalidArgument {
+        function: function.to_owned(),
+        argument: 1,
+        message: format!("(the template) has {wanted} `{{}}` but {given} value(s) follow"),
+    })
+}
+
+/// The evaluated arguments of one invocation, with checks that name the function.
+struct Args<'a> {
+    function: &'a str,
+    values: Vec<Value>,
+}
+
+impl<'a> Args<'a> {
+    fn new(function: &'a str, exprs: &[Expr], scope: &Scope<'_>) -> Result<Self, IntrinsicError> {
+        let values = exprs
+            .iter()
+            .map(|e| match e {
+                Expr::Literal(v) => Ok(v.clone()),
+                Expr::Str { value, .. } => Ok(Value::String(value.clone())),
+                Expr::Path(p) => path::select(scope.input, scope.context, p).map_err(|source| {
+                    IntrinsicError::Path {
+                        function: function.to_owned(),
+                        source,
+                    }
+                }),
+                Expr::Call(c) => c.eval(scope),
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Args { function, values })
+    }
+
+    /// An error about argument `i` (from 0).
+    fn invalid(&self, i: usize, message: String) -> IntrinsicError {
+        IntrinsicError::InvalidArgument {
+            function: self.function.to_owned(),
+            argument: i + 1,
+            message,
+        }
+    }
+
+    fn type_error(&self, i: usize, expected: &str) -> IntrinsicError {
+        let mut got = self.values[i].to_string();
+        if got.len() > 60 {
+            let cut = (0..=57)
+                .rev()
+                .find(|&n| got.is_char_boundary(n))
+                .unwrap_or(0);
+            got.truncate(cut);
+            got.push_str("...");
+        }
+        self.invalid(i, format!("must be {expected}, got {got}"))
+    }
+
+    fn string(&self, i: usize) -> Result<&str, IntrinsicError> {
+        self.values[i]
+            .as_str()
+            .ok_or_else(|| self.type_error(i, "a string"))
+    }
+
+    /// A string of at most [`MAX_STRING_CHARS`] characters.
+    fn short_string(&self, i: usize) -> Result<&str, IntrinsicError> {
+        let s = self.string(i)?;
+        let chars = s.chars().count();
+        if chars > MAX_STRING_CHARS {
+            return Err(self.invalid(
+                i,
+                format!("has {chars} characters, more than {MAX_STRING_CHARS}"),
+            ));
+        }
+        Ok(s)
+    }
+
+    fn array(&self, i: usize) -> Result<&Vec<Value>, IntrinsicError> {
+        self.values[i]
+            .as_array()
+            .ok_or_else(|| self.type_error(i, "an array"))
+    }
+
+    fn object(&self, i: usize) -> Result<&Map<String, Value>, IntrinsicError> {
+        self.values[i]
+            .as_object()
+            .ok_or_else(|| self.type_error(i, "an object"))
+    }
+
+    fn boolean(&self, i: usize) -> Result<bool, IntrinsicError> {
+        self.values[i]
+            .as_bool()
+            .ok_or_else(|| self.type_error(i, "a boolean"))
+    }
+
+    /// An integer; `3.0` counts as one, `3.5` does not.
+    fn int(&self, i: usize) -> Result<i64, IntrinsicError> {
+        let n = self.values[i].as_number();
+        n.and_then(Number::as_i64)
+            .or_else(|| {
+                let f = n?.as_f64()?;
+                (f.fract() == 0.0 && f.abs() < 9.0e15).then_some(f as i64)
+            })
+            .ok_or_else(|| self.type_error(i, "an integer"))
+    }
+
+    /// A number rounded to the nearest integer, as MathAdd and MathRandom do.
+    fn rounded(&self, i: usize) -> Result<i64, IntrinsicError> {
+        let n = self.values[i].as_number();
+        n.and_then(Number::as_i64)
+            .or_else(|| {
+                let f = n?.as_f64()?.round();
+                (f.abs() < 9.0e15).then_some(f as i64)
+            })
+            .ok_or_else(|| self.type_error(i, "a number"))
+    }
+}
+
+struct Parser<'a> {
+    src: &'a str,
+    pos: usize,
+}
+
+impl Parser<'_> {
+    fn rest(&self) -> &str {
+        &self.src[self.pos..]
+    }
+
+    fn peek(&self) -> Option<char> {
+        self.rest().chars().next()
+    }
+
+    fn skip_ws(&mut self) {
+        self.pos = self.src.len() - self.rest().trim_start().len();
+    }
+
+    fn error(&self, message: &str) -> IntrinsicError {
+        IntrinsicError::Syntax {
+            expr: self.src.to_owned(),
+            position: self.pos,
+            message: message.to_owned(),
+        }
+    }
+
+    /// `States.Name(arg, ...)` at nesting `depth` (the outermost is 1).
+    fn call(&mut self, depth: usize) -> Result<Call, IntrinsicError> {
+        if depth > MAX_NESTING {
+            return Err(self.error(&format!(
+                "intrinsic functions nest at most {MAX_NESTING} deep"
+            )));
+        }
+        let name_len = self
+            .rest()
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '_'))
+            .unwrap_or(self.rest().len());
+        let function = self.rest()[..name_len].to_owned();
+        if !function.starts_with("States.") {
+            return Err(self.error("expected an intrinsic function such as `States.Format(`"));
+        }
+        let Some(&(_, min, max)) = FUNCTIONS.iter().find(|(name, ..)| *name == function) else {
+            return Err(IntrinsicError::UnknownFunction { function });
+        };
+        self.pos += name_len;
+        self.skip_ws();
+        if self.peek() != Some('(') {
+            return Err(self.error(&format!("expected `(` after `{function}`")));
+        }
+        self.pos += 1;
+        let mut args = Vec::new();
+        self.skip_ws();
+        if self.peek() == Some(')') {
+            self.pos += 1;
+        } else {
+            loop {
+                self.skip_ws();
+                args.push(self.arg(depth)?);
+                self.skip_ws();
+                match self.peek() {
+                    Some(',') => self.pos += 1,
+                    Some(')') => {
+                        self.pos += 1;
+                        break;
+                    }
+                    _ => return Err(self.error("expected `,` or `)`")),
+                }
+            }
+        }
+        if !(min..=max).contains(&args.len()) {
+            let expected = match (min, max) {
+                (_, usize::MAX) => format!("at least {min}"),
+                _ if min == max => min.to_string(),
+                _ => format!("{min} or {max}"),
+            };
+            return Err(IntrinsicError::ArgumentCount {
+                function,
+                expected,
+                actual: args.len(),
+            });
+        }
+        if let Some(Expr::Str { placeholders, .. }) = args.first()
+            && function == "States.Format"
+        {
+            check_placeholders(&function, placeholders.len(), args.len() - 1)?;
+        }
+        Ok(Call { function, args })
+    }
+
+    fn arg(&mut self, depth: usize) -> Result<Expr, IntrinsicError> {
+        match self.peek() {
+            Some('\'') => self.string(),
+            Some('$') => Ok(self.path()),
+            Some(c) if c == '-' || c.is_ascii_digit() => self.number(),
+            Some(c) if c.is_ascii_alphabetic() => {
+                for (word, value) in [
+                    ("true", true.into()),
+                    ("false", false.into()),
+                    ("null", Value::Null),
+                ] {
+                    let after = self.rest().strip_prefix(word).map(|r| r.chars().next());
+                    if let Some(None | Some(',' | ')' | ' ' | '\t' | '\n' | '\r')) = after {
+                        self.pos += word.len();
+                        return Ok(Expr::Literal(value));
+                    }
+                }
+                self.call(depth + 1).map(Expr::Call)
+            }
+            _ => Err(self.error(
+                "expected an argument: 'string', number, true, false, null, path or function",
+            )),
+        }
+    }
+
+    /// A single-quoted string literal.
+    fn string(&mut self) -> Result<Expr, IntrinsicError> {
+        let start = self.pos;
+        self.pos += 1;
+        let (mut value, mut placeholders) = (String::new(), Vec::new());
+        while let Some(c) = self.peek() {
+            match c {
+                '\'' => {
+                    self.pos += 1;
+                    return Ok(Expr::Str {
+                        value,
+                        placeholders,
+                    });
+                }
+                '\\' => {
+                    match self.rest()[1..].chars().next() {
+                        Some(e @ ('\'' | '{' | '}' | '\\')) => value.push(e),
+                        _ => return Err(self.error("`\\` must be followed by ', {, } or \\")),
+                    }
+                    self.pos += 2;
+                }
+                '{' if self.rest().starts_with("{}") => {
+                    placeholders.push(value.len());
+                    value.push_str("{}");
+                    self.pos += 2;
+                }
+                c => {
+                    value.push(c);
+                    self.pos += c.len_utf8();
+                }
+            }
+        }
+        self.pos = start;
+        Err(self.error("unterminated string"))
+    }
+
+    /// A JSONPath: everything up to a `,` or `)` outside brackets and quotes.
+    fn path(&mut self) -> Expr {
+        let (mut depth, mut quote) = (0usize, None);
+        let mut end = self.rest().len();
+        let mut chars = self.rest().char_indices();
+        while let Some((i, c)) = chars.next() {
+            match (quote, c) {
+                (Some(_), '\\') => {
+                    chars.next();
+                }
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), _) => {}
+                (None, '\'' | '"') if depth > 0 => quote = Some(c),
+                (None, '[') => depth += 1,
+                (None, ']') => depth = depth.saturating_sub(1),
+                (None, ',' | ')') if depth == 0 => {
+                    end = i;
+                    break;
+                }
+                _ => {}
+            }
+        }
+        let text = self.rest()[..end].trim_end().to_owned();
+        self.pos += end;
+        Expr::Path(text)
+    }
+
+    fn number(&mut self) -> Result<Expr, IntrinsicError> {
+        let len = self
+            .rest()
+            .find(|c: char| !(c.is_ascii_digit() || "+-.eE".contains(c)))
+            .unwrap_or(self.rest().len());
+        let number = serde_json::from_str::<Number>(&self.rest()[..len])
+            .map_err(|_| self.error("invalid number"))?;
+        self.pos += len;
+        Ok(Expr::Literal(Value::Number(number)))
+    }
+}
