@@ -3,11 +3,14 @@
 use crate::util::{Workspace, copy_dir, repo_root, text};
 
 #[test]
-fn the_samples_migrate_with_one_planned_verification_failure() {
+fn the_samples_migrate_with_their_planned_failures() {
     let ws = Workspace::new();
     copy_dir(&repo_root().join("samples"), &ws.path().join("samples"));
     let (code, json) = ws.skein_json(&["migrate", "samples"]);
-    assert_eq!(code, 1, "payments fails verification on purpose: {json:#}");
+    assert_eq!(
+        code, 1,
+        "tickets, payments and refunds fail on purpose: {json:#}"
+    );
     let outcome = |n: &str| {
         json["datasets"]
             .as_array()
@@ -19,10 +22,26 @@ fn the_samples_migrate_with_one_planned_verification_failure() {
             .unwrap()
             .to_string()
     };
-    for name in ["customers", "orders", "events", "products"] {
+    for name in [
+        "customers",
+        "orders",
+        "events",
+        "products",
+        "stores",
+        "suppliers",
+        "addresses",
+        "inventory",
+    ] {
         assert_eq!(outcome(name), "completed", "{name}: {json:#}");
     }
     assert_eq!(outcome("payments"), "verification_failed");
+    assert_eq!(outcome("tickets"), "failed");
+    assert_eq!(outcome("refunds"), "skipped");
+    assert_eq!(
+        outcome("invoices"),
+        "awaiting_approval",
+        "critical: waits without --approve"
+    );
     // dependencies ran first
     let order: Vec<&str> = json["datasets"]
         .as_array()
@@ -32,12 +51,17 @@ fn the_samples_migrate_with_one_planned_verification_failure() {
         .collect();
     let pos = |n: &str| order.iter().position(|o| *o == n).unwrap();
     assert!(
-        pos("customers") < pos("orders") && pos("orders") < pos("payments"),
+        pos("customers") < pos("orders")
+            && pos("orders") < pos("payments")
+            && pos("payments") < pos("refunds"),
         "{order:?}"
     );
 
     let (code, status) = ws.skein_json(&["status"]);
-    assert_eq!(code, 0);
+    assert_eq!(
+        code, 0,
+        "status is a report: it exits 0 whatever the datasets' state"
+    );
     let statuses: Vec<(String, String)> = status["datasets"]
         .as_array()
         .unwrap()
@@ -57,6 +81,10 @@ fn the_samples_migrate_with_one_planned_verification_failure() {
         statuses.contains(&("orders".into(), "completed".into())),
         "{statuses:?}"
     );
+    assert!(
+        statuses.contains(&("invoices".into(), "awaiting_approval".into())),
+        "{statuses:?}"
+    );
 
     // a second run: everything that completed is up to date
     let (_, again) = ws.skein_json(&["migrate", "samples"]);
@@ -66,7 +94,7 @@ fn the_samples_migrate_with_one_planned_verification_failure() {
         .iter()
         .filter(|d| d["outcome"] == "up_to_date")
         .count();
-    assert_eq!(ups, 4, "{again:#}");
+    assert_eq!(ups, 8, "{again:#}");
 
     // human output: one line per dataset, the failed check, a summary
     let out = ws.skein(&["migrate", "samples"]);
@@ -83,11 +111,8 @@ fn the_samples_migrate_with_one_planned_verification_failure() {
         "{}",
         text(&out)
     );
-    assert!(
-        stdout.contains("5 dataset(s): 4 up to date, 1 verification failed"),
-        "{}",
-        text(&out)
-    );
+    assert!(stdout.contains("12 dataset(s): "), "{}", text(&out));
+    assert!(stdout.contains("8 up to date"), "{}", text(&out));
 }
 
 #[test]

@@ -14,3 +14,5 @@ mod cli;
 mod catalog;
 // the ASL engine through `skein states`
 mod states;
+// `skein run`: the migration state machines end to end on the embedded engine
+mod run;

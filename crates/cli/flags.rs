@@ -98,6 +98,16 @@ pub enum Command {
     History(HistoryArgs),
     /// Measure migrate and verify on a generated CSV (rows/s, MB/s, peak RSS).
     Bench(BenchArgs),
+    /// Run the migration state machines over a directory of specs (canary, waves, caps).
+    Run(RunArgs),
+    /// Show what `skein run` would do: waves, groups, caps, canary. Runs nothing.
+    Plan(PlanArgs),
+    /// Approve a dataset waiting for approval; its run publishes it.
+    Approve(ApproveArgs),
+    /// Reject a dataset waiting for approval; its run rolls it back.
+    Reject(RejectArgs),
+    /// List runs, newest first.
+    Runs,
     /// The Amazon States Language engine on its own.
     States {
         #[command(subcommand)]
@@ -166,4 +176,41 @@ pub struct BenchArgs {
     /// Keep the generated CSV between runs (regenerated only when missing).
     #[arg(long)]
     pub keep: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Directory of dataset specs (with an optional skein.yaml fleet file).
+    #[arg(value_name = "DIR", required_unless_present = "resume")]
+    pub dir: Option<PathBuf>,
+    /// Continue this run (the default when DIR has a run that did not finish).
+    #[arg(long, value_name = "RUN")]
+    pub resume: Option<String>,
+    /// Start a new run even if DIR has one that did not finish.
+    #[arg(long, conflicts_with = "resume")]
+    pub new: bool,
+    /// Approve datasets that need approval as soon as they are verified (demos, tests).
+    #[arg(long)]
+    pub auto_approve: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Directory of dataset specs (with an optional skein.yaml fleet file).
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ApproveArgs {
+    /// The dataset waiting for approval.
+    pub dataset: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RejectArgs {
+    /// The dataset waiting for approval.
+    pub dataset: String,
+    /// Why; recorded in the dataset's history.
+    #[arg(long, default_value = "rejected")]
+    pub reason: String,
 }

@@ -7,7 +7,7 @@ use skein_core::load;
 use crate::datasets::open_catalog;
 use crate::flags::{Global, HistoryArgs, StatusArgs, ValidateArgs};
 use crate::output;
-use crate::{EXIT_DATASET_FAILED, EXIT_OK, EXIT_USAGE};
+use crate::{EXIT_OK, EXIT_USAGE};
 
 /// `skein validate`: every problem of every file, at once.
 pub async fn validate(g: &Global, args: &ValidateArgs) -> anyhow::Result<u8> {
@@ -97,23 +97,18 @@ pub async fn status(g: &Global, args: &StatusArgs) -> anyhow::Result<u8> {
         ],
         &rows,
     );
-    let failed = datasets
-        .iter()
-        .filter(|d| matches!(d.status, skein_core::Status::Failed))
-        .count();
     let waiting: Vec<&str> = datasets
         .iter()
         .filter(|d| d.status == skein_core::Status::AwaitingApproval)
         .map(|d| d.name.as_str())
         .collect();
     if !waiting.is_empty() {
-        println!("awaiting approval: {}", waiting.join(", "));
+        println!(
+            "awaiting approval: {} (answer with `skein approve NAME` or `skein reject NAME --reason …`)",
+            waiting.join(", ")
+        );
     }
-    Ok(if failed > 0 {
-        EXIT_DATASET_FAILED
-    } else {
-        EXIT_OK
-    })
+    Ok(EXIT_OK)
 }
 
 /// `skein history`.

@@ -15,6 +15,7 @@ mod flags;
 mod inspect;
 mod output;
 mod pipeline;
+mod run;
 
 use flags::{Cli, Command};
 
@@ -57,6 +58,11 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Status(args) => inspect::status(g, &args).await,
         Command::History(args) => inspect::history(g, &args).await,
         Command::Bench(args) => bench::run(g, &args).await,
+        Command::Run(args) => run::run(g, &args).await,
+        Command::Plan(args) => run::plan(g, &args).await,
+        Command::Approve(args) => run::answer(g, &args.dataset, None).await,
+        Command::Reject(args) => run::answer(g, &args.dataset, Some(&args.reason)).await,
+        Command::Runs => run::runs(g).await,
         Command::States { cmd } => {
             let code = skein_states::cli::run(cmd, &g.catalog_dir(), g.json).await?;
             Ok(u8::try_from(code).unwrap_or(EXIT_USAGE))

@@ -663,3 +663,47 @@ fn list_and_history() {
         "{\"k\":1}"
     );
 }
+
+// "StopExecution": a running execution stopped from another process ends ABORTED and cannot
+// be resumed.
+#[test]
+fn stop_aborts_a_running_execution() {
+    let sfn = Sfn::new();
+    sfn.file(
+        "long.json",
+        &json!({"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 100000, "End": true}}}),
+    );
+    let child = sfn
+        .command(&["run", "long.json"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let arn = (0..100)
+        .find_map(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            let list = last_json(&sfn.skein(&["list", "--json"]));
+            list["executions"][0]["executionArn"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .expect("the execution shows up in the list");
+    let out = sfn.skein(&[
+        "stop",
+        &arn,
+        "--error",
+        "Operator",
+        "--cause",
+        "changed my mind",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = child.wait_with_output().unwrap();
+    let result = last_json(&out);
+    assert_eq!(result["status"], "ABORTED", "{result:#}");
+    assert_eq!(result["cause"], "changed my mind");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        sfn.skein(&["resume", &arn]).status.code(),
+        Some(2),
+        "an aborted execution does not resume"
+    );
+}

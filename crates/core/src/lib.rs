@@ -20,10 +20,12 @@ pub mod catalog;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod error;
+pub mod fleet;
 pub mod load;
 pub mod manifest;
 pub mod plan;
 pub mod problem;
+pub mod queue;
 pub mod spec;
 pub mod status;
 pub mod validate;

@@ -8,7 +8,10 @@
 //! the same transaction as its history row: a lost race changes nothing and is reported as
 //! [`Error::StatusConflict`]; an illegal change never reaches the database.
 
+mod queue;
 mod schema;
+
+pub use queue::SqliteQueue;
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};

@@ -28,7 +28,7 @@ use serde_json::{Value, json};
 use crate::definition::Definition;
 use crate::engine::{Engine, Failure, Handlers, Options, TaskCall, TaskHandler, history_json};
 use crate::mock::MockCase;
-use crate::store::{Store, TokenAnswer};
+use crate::store::{Op, Store, TokenAnswer};
 
 /// `skein states` subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -47,6 +47,15 @@ pub enum StatesCommand {
     },
     /// List executions, newest first.
     List,
+    /// Stop a running execution: it ends ABORTED (like StopExecution).
+    Stop {
+        /// Execution id or ARN.
+        execution: String,
+        #[arg(long, default_value = "")]
+        error: String,
+        #[arg(long, default_value = "")]
+        cause: String,
+    },
     /// Check a definition: every structural error with its JSON pointer.
     Validate {
         /// The definition (JSON file).
@@ -197,6 +206,46 @@ pub async fn run(cmd: StatesCommand, store_dir: &Path, json_out: bool) -> Result
                     println!("{:<10} {:<24} {}  {}", e.status, e.name, e.started_at, e.id);
                 }
             }
+            Ok(0)
+        }
+        StatesCommand::Stop {
+            execution,
+            error,
+            cause,
+        } => {
+            let store = open()?;
+            let exec = store
+                .execution(&execution)
+                .map_err(|e| Usage(e.to_string()))?
+                .ok_or_else(|| {
+                    Usage(format!(
+                        "execution `{execution}` is not in {}",
+                        store_dir.display()
+                    ))
+                })?;
+            if exec.status != "RUNNING" {
+                return Err(Usage(format!(
+                    "execution `{}` already ended {}",
+                    exec.id, exec.status
+                )));
+            }
+            store
+                .commit(vec![
+                    Op::Event {
+                        execution: exec.id.clone(),
+                        frame: "0".into(),
+                        kind: "ExecutionAborted".into(),
+                        details: json!({"error": error, "cause": cause}),
+                    },
+                    Op::Abort {
+                        id: exec.id.clone(),
+                        error,
+                        cause,
+                    },
+                ])
+                .await
+                .map_err(|e| Usage(e.to_string()))?;
+            eprintln!("stopped {}", exec.arn);
             Ok(0)
         }
         StatesCommand::Validate {

@@ -212,8 +212,49 @@ impl Engine {
         mock: Option<MockCase>,
         config: Value,
     ) -> Result<Outcome, EngineError> {
-        let def = Definition::parse(&definition)?;
         let id = uuid::Uuid::now_v7().to_string();
+        self.start_as(&id, machine, definition, input, mock, config)
+            .await
+    }
+
+    /// Runs the execution named `id` to its end: starts it if it does not exist, resumes
+    /// it if it is running, or returns how it ended. (What a parent's
+    /// `states:startExecution.sync` needs to be idempotent across a crash.)
+    pub async fn run_named(
+        &self,
+        id: &str,
+        machine: &str,
+        definition: Value,
+        input: Value,
+        config: Value,
+    ) -> Result<Outcome, EngineError> {
+        match self.store.execution(id)? {
+            None => {
+                self.start_as(id, machine, definition, input, None, config)
+                    .await
+            }
+            Some(e) if e.status == "RUNNING" => self.resume(id).await,
+            Some(e) => Ok(Outcome {
+                status: e.status,
+                output: e.output,
+                error: e.error,
+                cause: e.cause,
+                execution_arn: e.arn,
+            }),
+        }
+    }
+
+    async fn start_as(
+        &self,
+        id: &str,
+        machine: &str,
+        definition: Value,
+        input: Value,
+        mock: Option<MockCase>,
+        config: Value,
+    ) -> Result<Outcome, EngineError> {
+        let def = Definition::parse(&definition)?;
+        let id = id.to_string();
         let exec = Execution {
             arn: format!("arn:aws:states:local:000000000000:execution:{machine}:{id}"),
             id,
@@ -313,7 +354,17 @@ impl Engine {
             counters: Mutex::new(counters),
             deferred: Mutex::new(HashMap::new()),
         });
-        let body = run.run_frame(&run.def, "0".to_string(), None);
+        let frames = run.run_frame(&run.def, "0".to_string(), None);
+        // `skein states stop` marks the execution ABORTED from another process; the run
+        // notices within a poll and stops where it is.
+        let store = self.store.clone();
+        let watched = exec.id.clone();
+        let body = async move {
+            tokio::select! {
+                r = frames => r,
+                aborted = watch_abort(store, watched) => Err(aborted),
+            }
+        };
         let result = match timeout {
             Some(secs) => {
                 let elapsed = chrono::DateTime::parse_from_rfc3339(&exec.started_at)
@@ -356,6 +407,16 @@ impl Engine {
                     json!({"error": f.error, "cause": f.cause}),
                 )
             }
+            Err(f) if f.error == ABORTED => {
+                let record = self.store.execution(&exec.id)?;
+                return Ok(Outcome {
+                    status: "ABORTED".into(),
+                    output: None,
+                    error: record.as_ref().and_then(|r| r.error.clone()),
+                    cause: record.and_then(|r| r.cause),
+                    execution_arn: exec.arn,
+                });
+            }
             Err(f) if f.error == "skein.Store" => {
                 return Err(EngineError::Store(StoreError {
                     path: String::new(),
@@ -395,6 +456,19 @@ impl Engine {
             cause,
             execution_arn: exec.arn,
         })
+    }
+}
+
+const ABORTED: &str = "skein.Aborted";
+
+async fn watch_abort(store: Store, id: String) -> Failure {
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if let Ok(Some(e)) = store.execution(&id)
+            && e.status == "ABORTED"
+        {
+            return Failure::new(ABORTED, "stopped");
+        }
     }
 }
 

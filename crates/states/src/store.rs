@@ -139,6 +139,12 @@ pub enum Op {
         kind: String,
         details: Value,
     },
+    /// Marks a running execution ABORTED (a no-op if it already ended).
+    Abort {
+        id: String,
+        error: String,
+        cause: String,
+    },
     PutToken {
         token: String,
         execution: String,
@@ -433,7 +439,6 @@ fn crash_after() -> Option<u64> {
 fn writer_loop(mut conn: Connection, mut rx: mpsc::UnboundedReceiver<Batch>, path: String) {
     let crash = crash_after();
     let mut commits = 0u64;
-    let mut next_id: HashMap<String, i64> = HashMap::new();
     while let Some(first) = rx.blocking_recv() {
         let mut batches = vec![first];
         while batches.len() < 4096 {
@@ -442,13 +447,10 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::UnboundedReceiver<Batch>, pat
                 Err(_) => break,
             }
         }
-        let result = apply(&mut conn, &batches, &mut next_id).map_err(|e| StoreError {
+        let result = apply(&mut conn, &batches).map_err(|e| StoreError {
             path: path.clone(),
             message: e.to_string(),
         });
-        if result.is_err() {
-            next_id.clear();
-        }
         commits += 1;
         if crash == Some(commits) {
             let _ = std::process::Command::new("kill")
@@ -462,11 +464,7 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::UnboundedReceiver<Batch>, pat
     }
 }
 
-fn apply(
-    conn: &mut Connection,
-    batches: &[Batch],
-    next_id: &mut HashMap<String, i64>,
-) -> rusqlite::Result<()> {
+fn apply(conn: &mut Connection, batches: &[Batch]) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
     let at = now();
     for op in batches.iter().flat_map(|b| b.ops.iter()) {
@@ -499,7 +497,7 @@ fn apply(
                 cause,
             } => {
                 tx.prepare_cached(
-                    "UPDATE executions SET status = ?2, output = ?3, error = ?4, cause = ?5, stopped_at = ?6 WHERE id = ?1",
+                    "UPDATE executions SET status = ?2, output = ?3, error = ?4, cause = ?5, stopped_at = ?6 WHERE id = ?1 AND status = 'RUNNING'",
                 )?
                 .execute(params![id, status, output.as_ref().map(text), error, cause, at])?;
             }
@@ -534,22 +532,20 @@ fn apply(
                 kind,
                 details,
             } => {
-                let id = match next_id.get_mut(execution) {
-                    Some(id) => id,
-                    None => {
-                        let max: i64 = tx.query_row(
-                            "SELECT COALESCE(MAX(id), 0) FROM events WHERE execution = ?1",
-                            [execution],
-                            |r| r.get(0),
-                        )?;
-                        next_id.entry(execution.clone()).or_insert(max)
-                    }
-                };
-                *id += 1;
+                // Ids come from the table, not a cache: another process (`skein states
+                // stop`) may append to the same history.
                 tx.prepare_cached(
-                    "INSERT INTO events (execution, id, frame, kind, details, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    "INSERT INTO events (execution, id, frame, kind, details, at) \
+                     SELECT ?1, COALESCE(MAX(id), 0) + 1, ?2, ?3, ?4, ?5 FROM events WHERE execution = ?1",
                 )?
-                .execute(params![execution, *id, frame, kind, text(details), at])?;
+                .execute(params![execution, frame, kind, text(details), at])?;
+            }
+            Op::Abort { id, error, cause } => {
+                tx.prepare_cached(
+                    "UPDATE executions SET status = 'ABORTED', error = ?2, cause = ?3, stopped_at = ?4 \
+                     WHERE id = ?1 AND status = 'RUNNING'",
+                )?
+                .execute(params![id, error, cause, at])?;
             }
             Op::PutToken {
                 token,

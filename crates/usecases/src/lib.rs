@@ -18,6 +18,7 @@ pub mod error;
 pub mod migrate;
 pub mod outcome;
 pub mod rollback;
+pub mod steps;
 pub mod verify;
 
 pub use error::{Error, Result};

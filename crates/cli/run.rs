@@ -1,0 +1,994 @@
+//! `skein run`, `plan`, `approve`, `reject`, `runs`: the migration state machines
+//! (`state-machines/*.asl.json`) on the embedded engine, with every Task resource bound to
+//! the use cases in `skein_usecases::steps` and the queue to local worker pools.
+//!
+//! Bindings (the same substitution names the SAM template uses):
+//! - `${PlanFunctionArn}`, `${CatalogFunctionArn}`, `${VerifyFunctionArn}`,
+//!   `${PublishFunctionArn}`, `${RollbackFunctionArn}` → in-process handlers;
+//! - `sqs:sendMessage.waitForTaskToken` on `${MigrateQueueUrlPrefix}<group>` → the durable
+//!   SQLite queue, drained by one worker pool per group (its concurrency cap); each job
+//!   takes its source system's reader semaphore;
+//! - `states:startExecution.sync:2` of `${DatasetMigrationStateMachineArn}` → a child
+//!   execution named `<run>-<dataset>` in the same engine (started, resumed or re-read).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use async_trait::async_trait;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::{Value, json};
+use skein_core::catalog::Catalog;
+use skein_core::fleet::{Fleet, PlanItem, RunPlan};
+use skein_core::queue::{Delivery, Job, JobQueue};
+use skein_embedded::{SqliteCatalog, SqliteQueue};
+use skein_states::engine::{Engine, Failure, Handlers, Options, TaskCall, TaskHandler};
+use skein_states::store::{Store, TokenAnswer};
+use skein_usecases::steps::{self, StepError};
+use skein_usecases::{MigrateOptions, Outcome};
+use tokio::sync::Semaphore;
+
+use crate::flags::{Global, PlanArgs, RunArgs};
+use crate::output;
+use crate::{EXIT_DATASET_FAILED, EXIT_OK, EXIT_USAGE};
+
+const RUN_MACHINE: &str = include_str!("../../state-machines/migration-run.asl.json");
+const DATASET_MACHINE: &str = include_str!("../../state-machines/dataset-migration.asl.json");
+const LAMBDA: &str = "arn:aws:lambda:local:000000000000:function:";
+const DATASET_MACHINE_ARN: &str =
+    "arn:aws:states:local:000000000000:stateMachine:dataset-migration";
+const QUEUE_PREFIX: &str = "local://skein/migrate-";
+/// Visibility timeout of a job; extended by the worker's heartbeat while it works.
+const VISIBILITY_SECS: u64 = 900;
+/// Deliveries before a job goes to the dead letters.
+const MAX_RECEIVES: u32 = 5;
+
+/// The definition substitutions of the local bindings.
+pub fn substitutions() -> Value {
+    json!({
+        "PlanFunctionArn": format!("{LAMBDA}skein-plan"),
+        "CatalogFunctionArn": format!("{LAMBDA}skein-catalog"),
+        "VerifyFunctionArn": format!("{LAMBDA}skein-verify"),
+        "PublishFunctionArn": format!("{LAMBDA}skein-publish"),
+        "RollbackFunctionArn": format!("{LAMBDA}skein-rollback"),
+        "DatasetMigrationStateMachineArn": DATASET_MACHINE_ARN,
+        "MigrateQueueUrlPrefix": QUEUE_PREFIX,
+    })
+}
+
+fn definition(text: &str) -> anyhow::Result<Value> {
+    let doc: Value = serde_json::from_str(text).context("a built-in state machine is not JSON")?;
+    let mut missing = Vec::new();
+    let doc = skein_states::cli::substitute(doc, &substitutions(), &mut missing);
+    anyhow::ensure!(missing.is_empty(), "no local binding for {missing:?}");
+    Ok(doc)
+}
+
+/// Highest concurrency seen per group and per source system.
+#[derive(Default)]
+struct Peaks {
+    inner: Mutex<BTreeMap<String, (u32, u32)>>,
+}
+
+impl Peaks {
+    fn enter(&self, key: &str) {
+        let mut m = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let e = m.entry(key.to_string()).or_default();
+        e.0 += 1;
+        e.1 = e.1.max(e.0);
+    }
+
+    fn leave(&self, key: &str) {
+        let mut m = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(e) = m.get_mut(key) {
+            e.0 = e.0.saturating_sub(1);
+        }
+    }
+
+    fn peak(&self, key: &str) -> u32 {
+        let m = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        m.get(key).map(|e| e.1).unwrap_or(0)
+    }
+}
+
+/// The live terminal view: overall, per wave (in the message), per group.
+struct View {
+    multi: MultiProgress,
+    overall: ProgressBar,
+    groups: HashMap<String, ProgressBar>,
+    visible: bool,
+}
+
+impl View {
+    fn new(plan: &RunPlan, hidden: bool) -> View {
+        use std::io::IsTerminal;
+        let visible = !hidden && std::io::stderr().is_terminal();
+        let multi = MultiProgress::with_draw_target(if visible {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        });
+        let style = ProgressStyle::with_template(
+            "{prefix:>14.bold} [{bar:30}] {pos}/{len} {percent:>3}% {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+        let overall = multi.add(ProgressBar::new(plan.total as u64));
+        overall.set_style(style.clone());
+        overall.set_prefix("run");
+        let mut per_group: BTreeMap<&str, u64> = BTreeMap::new();
+        for item in plan
+            .canary
+            .iter()
+            .chain(plan.waves.iter().flat_map(|w| w.datasets.iter()))
+        {
+            *per_group.entry(item.group.as_str()).or_default() += 1;
+        }
+        let mut groups = HashMap::new();
+        for (g, n) in per_group {
+            let bar = multi.add(ProgressBar::new(n));
+            bar.set_style(style.clone());
+            bar.set_prefix(g.to_string());
+            bar.set_message(format!("cap {}", plan.groups.get(g).copied().unwrap_or(0)));
+            groups.insert(g.to_string(), bar);
+        }
+        View {
+            multi,
+            overall,
+            groups,
+            visible,
+        }
+    }
+
+    fn finished(&self, dataset: &str, group: &str, failure: Option<&str>) {
+        self.overall.inc(1);
+        if let Some(bar) = self.groups.get(group) {
+            bar.inc(1);
+        }
+        if let Some(reason) = failure {
+            let line = format!("✗ {dataset}: {reason}");
+            if self.visible {
+                self.multi.suspend(|| eprintln!("{line}"));
+            } else {
+                eprintln!("{line}");
+            }
+        }
+    }
+
+    fn note(&self, line: &str) {
+        if self.visible {
+            self.multi.suspend(|| eprintln!("{line}"));
+        } else {
+            eprintln!("{line}");
+        }
+    }
+
+    fn clear(&self) {
+        self.overall.finish_and_clear();
+        for b in self.groups.values() {
+            b.finish_and_clear();
+        }
+        let _ = self.multi.clear();
+    }
+}
+
+/// Everything the handlers share.
+struct Local {
+    catalog: Arc<SqliteCatalog>,
+    queue: Arc<SqliteQueue>,
+    store: Store,
+    settings: skein_data::Settings,
+    engine: OnceLock<Engine>,
+    child_definition: Value,
+    systems: HashMap<String, Arc<Semaphore>>,
+    groups_of: Mutex<HashMap<String, String>>,
+    peaks: Peaks,
+    view: OnceLock<View>,
+    auto_approve: bool,
+    stop: AtomicBool,
+    jobs: AtomicU64,
+}
+
+fn fail(e: impl std::fmt::Display) -> Failure {
+    Failure::new("Skein.Internal", e.to_string())
+}
+
+fn step_failure(e: StepError) -> Failure {
+    Failure::new(&e.error, e.cause)
+}
+
+fn field<'a>(payload: &'a Value, name: &str) -> Result<&'a str, Failure> {
+    payload.get(name).and_then(Value::as_str).ok_or_else(|| {
+        Failure::new(
+            "Skein.BadRequest",
+            format!("the task payload needs `{name}`"),
+        )
+    })
+}
+
+impl Local {
+    fn view(&self) -> Option<&View> {
+        self.view.get()
+    }
+
+    fn group_of(&self, dataset: &str) -> String {
+        let m = self.groups_of.lock().unwrap_or_else(|p| p.into_inner());
+        m.get(dataset).cloned().unwrap_or_else(|| "default".into())
+    }
+
+    async fn plan(&self, payload: &Value) -> Result<Value, Failure> {
+        let run_id = field(payload, "runId")?;
+        let dir = PathBuf::from(field(payload, "specs")?);
+        let plan = steps::plan(self.catalog.as_ref(), &dir, run_id)
+            .await
+            .map_err(fail)?
+            .map_err(step_failure)?;
+        {
+            let mut m = self.groups_of.lock().unwrap_or_else(|p| p.into_inner());
+            for item in plan
+                .canary
+                .iter()
+                .chain(plan.waves.iter().flat_map(|w| w.datasets.iter()))
+            {
+                m.insert(item.dataset.clone(), item.group.clone());
+            }
+        }
+        Ok(plan_payload(&plan))
+    }
+
+    async fn catalog_action(&self, call: &TaskCall) -> Result<Value, Failure> {
+        let p = &call.payload;
+        let action = field(p, "action")?;
+        let c = self.catalog.as_ref();
+        match action {
+            "checkDependencies" => {
+                steps::check_dependencies(c, field(p, "dataset")?)
+                    .await
+                    .map_err(fail)?
+                    .map_err(step_failure)?;
+                Ok(json!({}))
+            }
+            "acquireLease" => {
+                match c
+                    .acquire_lease(
+                        field(p, "dataset")?,
+                        field(p, "runId")?,
+                        skein_usecases::migrate::LEASE_SECS,
+                    )
+                    .await
+                {
+                    Ok(()) => Ok(json!({})),
+                    Err(e @ skein_core::Error::LeaseHeld { .. }) => {
+                        Err(Failure::new("Skein.LeaseHeld", e.to_string()))
+                    }
+                    Err(e) => Err(fail(e)),
+                }
+            }
+            "awaitApproval" => {
+                let dataset = field(p, "dataset")?;
+                let token = field(p, "taskToken")?;
+                steps::await_approval(c, dataset, field(p, "runId")?, token)
+                    .await
+                    .map_err(fail)?;
+                if self.auto_approve {
+                    let answer = TokenAnswer::Success(json!({"approvedBy": "--auto-approve"}));
+                    self.store.answer_token(token, answer).map_err(fail)?;
+                } else if let Some(v) = self.view() {
+                    v.note(&format!(
+                        "⏸ {dataset} is verified and waits for approval: run `skein approve {dataset}` or `skein reject {dataset} --reason …`"
+                    ));
+                }
+                Ok(json!({}))
+            }
+            "complete" => {
+                let dataset = field(p, "dataset")?;
+                steps::complete(c, dataset, field(p, "runId")?)
+                    .await
+                    .map_err(fail)?;
+                if let Some(v) = self.view() {
+                    v.finished(dataset, &self.group_of(dataset), None);
+                }
+                Ok(json!({}))
+            }
+            "summarise" => {
+                let datasets: Vec<String> = p
+                    .get("datasets")
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|v| v.as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let stopped = p.get("stopped").and_then(Value::as_str);
+                let s = steps::summarise(c, field(p, "runId")?, &datasets, stopped)
+                    .await
+                    .map_err(fail)?;
+                serde_json::to_value(s).map_err(fail)
+            }
+            other => Err(Failure::new(
+                "Skein.BadRequest",
+                format!("unknown catalog action `{other}`"),
+            )),
+        }
+    }
+
+    async fn child(&self, call: &TaskCall) -> Result<Value, Failure> {
+        let p = &call.payload;
+        let name = field(p, "Name")?;
+        let input = p.get("Input").cloned().unwrap_or(json!({}));
+        let engine = self
+            .engine
+            .get()
+            .ok_or_else(|| fail("the engine is not ready"))?;
+        let outcome = engine
+            .run_named(
+                name,
+                "dataset-migration",
+                self.child_definition.clone(),
+                input,
+                Value::Null,
+            )
+            .await
+            .map_err(fail)?;
+        if outcome.status == "SUCCEEDED" {
+            Ok(
+                json!({"ExecutionArn": outcome.execution_arn, "Status": "SUCCEEDED", "Output": outcome.output}),
+            )
+        } else {
+            Err(Failure::new(
+                "States.TaskFailed",
+                json!({"ExecutionArn": outcome.execution_arn, "Status": outcome.status,
+                       "Error": outcome.error, "Cause": outcome.cause})
+                .to_string(),
+            ))
+        }
+    }
+
+    async fn enqueue(&self, call: &TaskCall) -> Result<Value, Failure> {
+        let p = &call.payload;
+        let url = field(p, "QueueUrl")?;
+        let group = url.strip_prefix(QUEUE_PREFIX).ok_or_else(|| {
+            Failure::new(
+                "Skein.BadRequest",
+                format!("queue `{url}` is not a local skein queue"),
+            )
+        })?;
+        let body = p.get("MessageBody").cloned().unwrap_or(json!({}));
+        let job = Job {
+            dataset: field(&body, "dataset")?.to_string(),
+            run_id: field(&body, "runId")?.to_string(),
+            task_token: field(&body, "taskToken")?.to_string(),
+        };
+        self.queue.send(group, &job).await.map_err(fail)?;
+        Ok(json!({"MessageId": job.task_token}))
+    }
+}
+
+/// What the Plan task returns to the state machine: references only.
+fn plan_payload(plan: &RunPlan) -> Value {
+    let items = |v: &[PlanItem]| -> Vec<Value> {
+        v.iter()
+            .map(|i| json!({"dataset": i.dataset, "group": i.group, "needsApproval": i.needs_approval}))
+            .collect()
+    };
+    let datasets: Vec<&str> = plan
+        .canary
+        .iter()
+        .chain(plan.waves.iter().flat_map(|w| w.datasets.iter()))
+        .map(|i| i.dataset.as_str())
+        .collect();
+    json!({
+        "canary": items(&plan.canary),
+        "waves": plan.waves.iter().map(|w| items(&w.datasets)).collect::<Vec<_>>(),
+        "datasets": datasets,
+        "maxConcurrency": plan.max_concurrency,
+        "toleratedFailurePercentage": plan.tolerated_failure_percentage,
+    })
+}
+
+/// One bound resource.
+struct Bound {
+    local: Arc<Local>,
+    kind: Kind,
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Plan,
+    Catalog,
+    Verify,
+    Publish,
+    Rollback,
+    Queue,
+    Child,
+}
+
+#[async_trait]
+impl TaskHandler for Bound {
+    async fn call(&self, call: &TaskCall) -> Result<Value, Failure> {
+        let l = &self.local;
+        let c = l.catalog.as_ref();
+        let p = &call.payload;
+        match self.kind {
+            Kind::Plan => l.plan(p).await,
+            Kind::Catalog => l.catalog_action(call).await,
+            Kind::Verify => {
+                let summary = steps::verify_gate(c, field(p, "dataset")?)
+                    .await
+                    .map_err(fail)?
+                    .map_err(step_failure)?;
+                Ok(json!({ "summary": summary }))
+            }
+            Kind::Publish => {
+                let version = steps::publish(c, field(p, "dataset")?, field(p, "runId")?)
+                    .await
+                    .map_err(fail)?
+                    .map_err(step_failure)?;
+                Ok(json!({ "version": version }))
+            }
+            Kind::Rollback => {
+                let dataset = field(p, "dataset")?;
+                let error = p
+                    .get("error")
+                    .and_then(Value::as_str)
+                    .unwrap_or("Skein.Failed");
+                let cause = p.get("cause").and_then(Value::as_str).unwrap_or("");
+                let undone = steps::rollback_run(
+                    c,
+                    dataset,
+                    field(p, "runId")?,
+                    error,
+                    &readable_cause(cause),
+                )
+                .await
+                .map_err(fail)?;
+                if let Some(v) = l.view() {
+                    v.finished(dataset, &l.group_of(dataset), Some(&undone.reason));
+                }
+                serde_json::to_value(undone).map_err(fail)
+            }
+            Kind::Queue => l.enqueue(call).await,
+            Kind::Child => l.child(call).await,
+        }
+    }
+}
+
+/// A child execution's failure cause is JSON; show its inner cause.
+fn readable_cause(cause: &str) -> String {
+    serde_json::from_str::<Value>(cause)
+        .ok()
+        .and_then(|v| v.get("Cause").and_then(Value::as_str).map(str::to_string))
+        .unwrap_or_else(|| cause.to_string())
+}
+
+fn handlers(local: &Arc<Local>) -> Handlers {
+    let mut h = Handlers::default();
+    let bind = |kind| -> Arc<dyn TaskHandler> {
+        Arc::new(Bound {
+            local: local.clone(),
+            kind,
+        })
+    };
+    h.function("skein-plan", bind(Kind::Plan))
+        .function("skein-catalog", bind(Kind::Catalog))
+        .function("skein-verify", bind(Kind::Verify))
+        .function("skein-publish", bind(Kind::Publish))
+        .function("skein-rollback", bind(Kind::Rollback))
+        .resource("arn:aws:states:::sqs:sendMessage", bind(Kind::Queue))
+        .resource("arn:aws:states:::states:startExecution", bind(Kind::Child));
+    h
+}
+
+/// A group's worker: takes jobs, migrates (stage + verify), answers the task token.
+async fn worker(local: Arc<Local>, group: String) {
+    while !local.stop.load(Ordering::Relaxed) {
+        match local.queue.receive(&group, VISIBILITY_SECS).await {
+            Ok(Some(d)) => work(&local, &group, d).await,
+            Ok(None) => tokio::time::sleep(Duration::from_millis(20)).await,
+            Err(e) => {
+                tracing::warn!("queue {group}: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
+async fn work(local: &Arc<Local>, group: &str, d: Delivery) {
+    let token = d.job.task_token.clone();
+    // A redelivered job whose token was answered is done; only the delete was lost.
+    if let Ok(Some(t)) = local.store.token(&token)
+        && t.status != "waiting"
+    {
+        let _ = local.queue.delete(&d).await;
+        return;
+    }
+    local.jobs.fetch_add(1, Ordering::Relaxed);
+    let answer = migrate_job(local, group, &d).await;
+    if let Err(e) = local.store.answer_token(&token, answer) {
+        tracing::warn!("job {}: {e}", d.job.dataset);
+    }
+    let _ = local.queue.delete(&d).await;
+}
+
+async fn migrate_job(local: &Arc<Local>, group: &str, d: &Delivery) -> TokenAnswer {
+    let c = local.catalog.as_ref();
+    let file = match steps::spec_file(c, &d.job.dataset).await {
+        Ok(Ok(f)) => f,
+        Ok(Err(e)) => {
+            return TokenAnswer::Failure {
+                error: e.error,
+                cause: e.cause,
+            };
+        }
+        Err(e) => {
+            return TokenAnswer::Failure {
+                error: "Skein.Transient".into(),
+                cause: e.to_string(),
+            };
+        }
+    };
+    let system = file.spec.spec.source.system.clone();
+    let permit = match system.as_ref().and_then(|s| local.systems.get(s)) {
+        Some(sem) => sem.clone().acquire_owned().await.ok(),
+        None => None,
+    };
+    let group_key = format!("group:{group}");
+    let system_key = system.as_ref().map(|s| format!("system:{s}"));
+    local.peaks.enter(&group_key);
+    if let Some(k) = &system_key {
+        local.peaks.enter(k);
+    }
+    // Heartbeat: keep the job hidden and tell the state machine the worker is alive.
+    let beat = {
+        let local = local.clone();
+        let d = d.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                let _ = local.queue.extend(&d, VISIBILITY_SECS).await;
+                let _ = local
+                    .store
+                    .answer_token(&d.job.task_token, TokenAnswer::Heartbeat);
+            }
+        })
+    };
+    let opts = MigrateOptions {
+        run_id: d.job.run_id.clone(),
+        publish: false,
+        approved: false,
+        progress: Arc::new(skein_data::Progress::default()),
+    };
+    let result = skein_usecases::migrate(c, &local.settings, &file, &opts).await;
+    beat.abort();
+    if let Some(k) = &system_key {
+        local.peaks.leave(k);
+    }
+    local.peaks.leave(&group_key);
+    drop(permit);
+    match result {
+        Ok(r) if matches!(r.outcome, Outcome::Verified | Outcome::UpToDate) => {
+            TokenAnswer::Success(json!({
+                "outcome": r.outcome.as_str().replace(' ', "_"),
+                "rows": r.rows,
+                "files": r.files,
+                "bytes": r.bytes,
+                "version": r.version,
+            }))
+        }
+        Ok(r) => TokenAnswer::Failure {
+            error: r
+                .error_name
+                .unwrap_or_else(|| "Skein.MigrationFailed".into()),
+            cause: r.error.unwrap_or_else(|| r.outcome.as_str().to_string()),
+        },
+        Err(e) => TokenAnswer::Failure {
+            error: "Skein.Transient".into(),
+            cause: e.to_string(),
+        },
+    }
+}
+
+fn open_all(g: &Global) -> anyhow::Result<(Arc<SqliteCatalog>, Arc<SqliteQueue>, Store)> {
+    let dir = g.catalog_dir();
+    std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+    let catalog = Arc::new(crate::datasets::open_catalog(g)?);
+    let queue = Arc::new(SqliteQueue::open(&dir.join("queue.db"), MAX_RECEIVES)?);
+    let store = Store::open(&dir.join("states.db"))?;
+    Ok((catalog, queue, store))
+}
+
+/// Specs and fleet of a directory, or the problems (exit 2).
+fn load_plan(dir: &Path) -> Result<RunPlan, Vec<skein_core::Problem>> {
+    let loaded = skein_core::load::load(dir);
+    let mut problems = loaded.problems;
+    let fleet = Fleet::load(dir).unwrap_or_else(|p| {
+        problems.extend(p);
+        Fleet::default()
+    });
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let specs: Vec<&skein_core::DatasetSpec> = loaded.files.iter().map(|f| &f.spec).collect();
+    Ok(skein_core::fleet::plan(&specs, &fleet))
+}
+
+/// `skein plan DIR`.
+pub async fn plan(g: &Global, args: &PlanArgs) -> anyhow::Result<u8> {
+    let plan = match load_plan(&args.dir) {
+        Ok(p) => p,
+        Err(problems) => {
+            output::problems(&problems);
+            return Ok(EXIT_USAGE);
+        }
+    };
+    if g.json {
+        println!("{}", serde_json::to_string(&plan)?);
+        return Ok(EXIT_OK);
+    }
+    let describe = |i: &PlanItem| {
+        let mut s = format!("{} ({}, {}", i.dataset, i.group, i.criticality);
+        if let Some(sys) = &i.system {
+            s.push_str(&format!(", reads {sys}"));
+        }
+        if i.needs_approval {
+            s.push_str(", needs approval");
+        }
+        s.push(')');
+        s
+    };
+    println!(
+        "{} dataset(s); up to {} at a time; a wave tolerates {}% failures",
+        plan.total, plan.max_concurrency, plan.tolerated_failure_percentage
+    );
+    if plan.canary.is_empty() {
+        println!("canary: none");
+    } else {
+        println!("canary (runs first; a failure stops the run):");
+        for i in &plan.canary {
+            println!("  {}", describe(i));
+        }
+    }
+    for w in &plan.waves {
+        println!("wave {}:", w.index + 1);
+        for i in &w.datasets {
+            println!("  {}", describe(i));
+        }
+    }
+    let caps = |m: &BTreeMap<String, u32>| {
+        m.iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    println!("group caps: {}", caps(&plan.groups));
+    println!(
+        "reader caps: {}",
+        if plan.systems.is_empty() {
+            "none".into()
+        } else {
+            caps(&plan.systems)
+        }
+    );
+    Ok(EXIT_OK)
+}
+
+/// `skein run DIR`.
+pub async fn run(g: &Global, args: &RunArgs) -> anyhow::Result<u8> {
+    let (catalog, queue, store) = open_all(g)?;
+    // Which run: explicit, an unfinished one of the same directory, or a new one.
+    let mut resume: Option<String> = args.resume.clone();
+    let dir = match (&args.dir, &resume) {
+        (Some(d), _) => std::fs::canonicalize(d)
+            .with_context(|| format!("{} is not a directory of specs", d.display()))?,
+        (None, Some(r)) => {
+            let exec = store
+                .execution(r)?
+                .with_context(|| format!("run `{r}` is not in {}", g.catalog_dir().display()))?;
+            PathBuf::from(
+                exec.input
+                    .get("specs")
+                    .and_then(Value::as_str)
+                    .unwrap_or("."),
+            )
+        }
+        (None, None) => anyhow::bail!("give a directory of specs, or --resume RUN"),
+    };
+    if resume.is_none() && !args.new {
+        for r in catalog.runs().await? {
+            if r.status != "running" {
+                continue;
+            }
+            if let Some(e) = store.execution(&r.run_id)?
+                && e.status == "RUNNING"
+                && e.input.get("specs").and_then(Value::as_str) == Some(&dir.display().to_string())
+            {
+                resume = Some(r.run_id.clone());
+                break;
+            }
+        }
+    }
+    let plan = match load_plan(&dir) {
+        Ok(p) => p,
+        Err(problems) => {
+            output::problems(&problems);
+            return Ok(EXIT_USAGE);
+        }
+    };
+    let run_id = resume.clone().unwrap_or_else(skein_usecases::new_run_id);
+    if !g.json && !g.quiet {
+        let verb = if resume.is_some() {
+            "resuming"
+        } else {
+            "starting"
+        };
+        eprintln!(
+            "{verb} run {run_id}: {} dataset(s), canary {}, {} wave(s); catalog {}",
+            plan.total,
+            plan.canary.len(),
+            plan.waves.len(),
+            g.catalog_dir().display()
+        );
+    }
+    // Workers of a killed process are gone: their jobs are visible again now.
+    queue.release_in_flight()?;
+    let systems = plan
+        .systems
+        .iter()
+        .map(|(k, v)| (k.clone(), Arc::new(Semaphore::new(*v as usize))))
+        .collect();
+    let local = Arc::new(Local {
+        catalog: catalog.clone(),
+        queue: queue.clone(),
+        store: store.clone(),
+        settings: g.settings(),
+        engine: OnceLock::new(),
+        child_definition: definition(DATASET_MACHINE)?,
+        systems,
+        groups_of: Mutex::new(HashMap::new()),
+        peaks: Peaks::default(),
+        view: OnceLock::new(),
+        auto_approve: args.auto_approve,
+        stop: AtomicBool::new(false),
+        jobs: AtomicU64::new(0),
+    });
+    {
+        let mut m = local.groups_of.lock().unwrap_or_else(|p| p.into_inner());
+        for item in plan
+            .canary
+            .iter()
+            .chain(plan.waves.iter().flat_map(|w| w.datasets.iter()))
+        {
+            m.insert(item.dataset.clone(), item.group.clone());
+        }
+    }
+    let _ = local.view.set(View::new(&plan, g.json || g.quiet));
+    let engine = Engine::new(store.clone(), handlers(&local), Options::default());
+    let _ = local.engine.set(engine.clone());
+    let mut workers = Vec::new();
+    for (group, cap) in &plan.groups {
+        for _ in 0..*cap {
+            workers.push(tokio::spawn(worker(local.clone(), group.clone())));
+        }
+    }
+    let started = Instant::now();
+    let outcome = match &resume {
+        Some(id) if store.execution(id)?.is_some_and(|e| e.status == "RUNNING") => {
+            engine.resume(id).await?
+        }
+        Some(id) => anyhow::bail!("run `{id}` already ended; start a new one with `skein run DIR`"),
+        None => {
+            let input = json!({"runId": run_id, "specs": dir.display().to_string()});
+            engine
+                .run_named(
+                    &run_id,
+                    "migration-run",
+                    definition(RUN_MACHINE)?,
+                    input,
+                    Value::Null,
+                )
+                .await?
+        }
+    };
+    local.stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        let _ = w.await;
+    }
+    if let Some(v) = local.view() {
+        v.clear();
+    }
+    report(g, &local, &plan, &run_id, &outcome, started.elapsed()).await
+}
+
+async fn report(
+    g: &Global,
+    local: &Local,
+    plan: &RunPlan,
+    run_id: &str,
+    outcome: &skein_states::engine::Outcome,
+    took: Duration,
+) -> anyhow::Result<u8> {
+    let c = local.catalog.as_ref();
+    let items: Vec<&PlanItem> = plan
+        .canary
+        .iter()
+        .chain(plan.waves.iter().flat_map(|w| w.datasets.iter()))
+        .collect();
+    let mut rows = Vec::new();
+    let mut datasets = Vec::new();
+    for i in &items {
+        let r = c.dataset(&i.dataset).await?;
+        let (status, version, count, reason) = match &r {
+            Some(r) => (
+                r.status.to_string(),
+                r.current_version,
+                r.rows,
+                r.reason.clone(),
+            ),
+            None => ("not registered".into(), None, None, None),
+        };
+        rows.push(vec![
+            i.dataset.clone(),
+            i.group.clone(),
+            status.clone(),
+            version
+                .map(|v| format!("v{v}"))
+                .unwrap_or_else(|| "-".into()),
+            count.map(output::count).unwrap_or_else(|| "-".into()),
+            reason.clone().unwrap_or_default(),
+        ]);
+        datasets.push(
+            json!({"dataset": i.dataset, "group": i.group, "status": status, "version": version,
+                             "rows": count, "reason": reason}),
+        );
+    }
+    let cap_report = |caps: &BTreeMap<String, u32>, prefix: &str| -> BTreeMap<String, Value> {
+        caps.iter()
+            .map(|(k, cap)| {
+                (
+                    k.clone(),
+                    json!({"cap": cap, "peak": local.peaks.peak(&format!("{prefix}:{k}"))}),
+                )
+            })
+            .collect()
+    };
+    let summary = match outcome.status.as_str() {
+        "SUCCEEDED" => outcome.output.clone().unwrap_or(Value::Null),
+        _ => match c.run(run_id).await? {
+            Some(r) => {
+                json!({"runId": r.run_id, "status": r.status, "total": r.total, "completed": r.succeeded, "failed": r.failed})
+            }
+            None => Value::Null,
+        },
+    };
+    let ok = outcome.status == "SUCCEEDED"
+        && summary.get("status").and_then(Value::as_str) == Some("succeeded");
+    if g.json {
+        println!(
+            "{}",
+            json!({
+                "runId": run_id,
+                "ok": ok,
+                "execution": {"status": outcome.status, "error": outcome.error, "cause": outcome.cause, "executionArn": outcome.execution_arn},
+                "summary": summary,
+                "datasets": datasets,
+                "caps": {"groups": cap_report(&plan.groups, "group"), "systems": cap_report(&plan.systems, "system")},
+                "seconds": took.as_secs_f64(),
+            })
+        );
+    } else {
+        output::table(
+            &["DATASET", "GROUP", "STATUS", "VERSION", "ROWS", "REASON"],
+            &rows,
+        );
+        let peaks = |caps: &BTreeMap<String, u32>, prefix: &str| {
+            caps.iter()
+                .map(|(k, cap)| format!("{k} {}/{cap}", local.peaks.peak(&format!("{prefix}:{k}"))))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        println!(
+            "peak concurrency: groups {}; readers {}",
+            peaks(&plan.groups, "group"),
+            if plan.systems.is_empty() {
+                "none".into()
+            } else {
+                peaks(&plan.systems, "system")
+            }
+        );
+        let count = |k: &str| summary.get(k).and_then(Value::as_u64).unwrap_or(0);
+        let mut line = format!(
+            "run {run_id} {}: {} dataset(s), {} completed, {} failed, {} rolled back",
+            if ok { "succeeded" } else { "failed" },
+            items.len(),
+            count("completed"),
+            count("failed"),
+            count("rolledBack"),
+        );
+        if let Some(e) = &outcome.error {
+            line.push_str(&format!(" — stopped: {e}"));
+        }
+        line.push_str(&format!(" in {:.1}s", took.as_secs_f64()));
+        println!("{line}");
+    }
+    Ok(if ok { EXIT_OK } else { EXIT_DATASET_FAILED })
+}
+
+/// `skein approve` / `skein reject`.
+pub async fn answer(g: &Global, dataset: &str, reject: Option<&str>) -> anyhow::Result<u8> {
+    let (catalog, _, store) = open_all(g)?;
+    let Some(token) = steps::approval_token(catalog.as_ref(), dataset).await? else {
+        eprintln!(
+            "error: dataset `{dataset}` is not waiting for approval; `skein status` shows who waits"
+        );
+        return Ok(EXIT_USAGE);
+    };
+    let answer = match reject {
+        None => TokenAnswer::Success(json!({"approvedBy": whoami()})),
+        Some(reason) => TokenAnswer::Failure {
+            error: "Skein.Rejected".into(),
+            cause: format!("rejected by {}: {reason}", whoami()),
+        },
+    };
+    let record = store.answer_token(&token, answer)?;
+    let verb = if reject.is_some() {
+        "rejected"
+    } else {
+        "approved"
+    };
+    if g.json {
+        println!(
+            "{}",
+            json!({"dataset": dataset, "answer": verb, "execution": record.execution})
+        );
+    } else {
+        println!(
+            "{verb} {dataset}; its run continues (a run that is not running continues with `skein run --resume`)"
+        );
+    }
+    Ok(EXIT_OK)
+}
+
+fn whoami() -> String {
+    std::env::var("USER").unwrap_or_else(|_| "someone".into())
+}
+
+/// `skein runs`.
+pub async fn runs(g: &Global) -> anyhow::Result<u8> {
+    let catalog = crate::datasets::open_catalog(g)?;
+    let runs = catalog.runs().await?;
+    if g.json {
+        println!("{}", json!({ "runs": runs }));
+        return Ok(EXIT_OK);
+    }
+    let rows: Vec<Vec<String>> = runs
+        .iter()
+        .map(|r| {
+            vec![
+                r.run_id.clone(),
+                r.status.clone(),
+                r.started_at.clone(),
+                r.finished_at.clone().unwrap_or_else(|| "-".into()),
+                r.total.to_string(),
+                r.succeeded.to_string(),
+                r.failed.to_string(),
+            ]
+        })
+        .collect();
+    output::table(
+        &[
+            "RUN",
+            "STATUS",
+            "STARTED",
+            "FINISHED",
+            "DATASETS",
+            "COMPLETED",
+            "FAILED",
+        ],
+        &rows,
+    );
+    Ok(EXIT_OK)
+}

@@ -1,0 +1,311 @@
+//! Fleet configuration (`skein.yaml` beside the specs) and the run plan built from it:
+//! waves by dependency, a canary of a few low-criticality datasets, and the caps that
+//! bound every level (groups, source systems, the run's Map).
+//!
+//! ```yaml
+//! apiVersion: skein/v1
+//! kind: Fleet
+//! spec:
+//!   maxConcurrency: 8                 # datasets in flight across the run
+//!   toleratedFailurePercentage: 100   # of a wave; above it the run stops
+//!   canary: {size: 2}                 # 0 disables the canary
+//!   groups: {bulk-eu: {concurrency: 2}}
+//!   systems: {legacy-crm: {readers: 1}}
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::problem::Problem;
+use crate::spec::{Criticality, DatasetSpec};
+
+/// Concurrency of a group not named in `skein.yaml`.
+pub const DEFAULT_GROUP_CONCURRENCY: u32 = 2;
+/// Readers of a source system not named in `skein.yaml`.
+pub const DEFAULT_SYSTEM_READERS: u32 = 2;
+
+/// `skein.yaml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct FleetFile {
+    api_version: String,
+    kind: String,
+    #[serde(default)]
+    spec: Fleet,
+}
+
+/// The fleet: caps and run policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Fleet {
+    /// Datasets in flight across the run (the run Map's `MaxConcurrency`).
+    #[serde(default = "default_max_concurrency")]
+    pub max_concurrency: u32,
+    /// Failed datasets a wave tolerates, in percent, before the run stops.
+    #[serde(default = "default_tolerated")]
+    pub tolerated_failure_percentage: f64,
+    /// The canary wave.
+    #[serde(default)]
+    pub canary: Canary,
+    /// Worker groups and their concurrency caps.
+    #[serde(default)]
+    pub groups: BTreeMap<String, Group>,
+    /// Source systems and their reader caps.
+    #[serde(default)]
+    pub systems: BTreeMap<String, System>,
+}
+
+/// `spec.canary`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Canary {
+    /// How many datasets run first; 0 disables the canary.
+    #[serde(default = "default_canary")]
+    pub size: usize,
+}
+
+impl Default for Canary {
+    fn default() -> Canary {
+        Canary {
+            size: default_canary(),
+        }
+    }
+}
+
+/// `spec.groups.<name>`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Group {
+    /// Workers of the group (jobs at once).
+    pub concurrency: u32,
+}
+
+/// `spec.systems.<name>`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct System {
+    /// Datasets reading from the system at once.
+    pub readers: u32,
+}
+
+fn default_max_concurrency() -> u32 {
+    8
+}
+fn default_tolerated() -> f64 {
+    100.0
+}
+fn default_canary() -> usize {
+    1
+}
+
+impl Default for Fleet {
+    fn default() -> Fleet {
+        Fleet {
+            max_concurrency: default_max_concurrency(),
+            tolerated_failure_percentage: default_tolerated(),
+            canary: Canary::default(),
+            groups: BTreeMap::new(),
+            systems: BTreeMap::new(),
+        }
+    }
+}
+
+impl Fleet {
+    /// Reads `skein.yaml` in `dir` (defaults when there is none).
+    pub fn load(dir: &Path) -> Result<Fleet, Vec<Problem>> {
+        let path = dir.join(crate::load::FLEET_FILE);
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            return Ok(Fleet::default());
+        };
+        let file: FleetFile = serde_yaml_ng::from_str(&text).map_err(|e| {
+            let mut p = Problem::new(
+                &path,
+                "(document)",
+                e.to_string(),
+                "see the fleet section of the README for the fields",
+            );
+            p.line = e.location().map(|l| l.line());
+            vec![p]
+        })?;
+        let mut problems = Vec::new();
+        if file.api_version != "skein/v1" || file.kind != "Fleet" {
+            problems.push(Problem::new(
+                &path,
+                "kind",
+                format!(
+                    "expected `apiVersion: skein/v1` and `kind: Fleet`, got `{}` / `{}`",
+                    file.api_version, file.kind
+                ),
+                "set them as shown in the README",
+            ));
+        }
+        let f = file.spec;
+        if f.max_concurrency == 0 {
+            problems.push(Problem::new(
+                &path,
+                "spec.maxConcurrency",
+                "must be at least 1",
+                "set 1 or more",
+            ));
+        }
+        if !(0.0..=100.0).contains(&f.tolerated_failure_percentage) {
+            problems.push(Problem::new(
+                &path,
+                "spec.toleratedFailurePercentage",
+                "must be between 0 and 100",
+                "0 stops the run at the first failure",
+            ));
+        }
+        for (name, g) in &f.groups {
+            if g.concurrency == 0 {
+                problems.push(Problem::new(
+                    &path,
+                    format!("spec.groups.{name}.concurrency"),
+                    "must be at least 1",
+                    "set 1 or more",
+                ));
+            }
+        }
+        for (name, s) in &f.systems {
+            if s.readers == 0 {
+                problems.push(Problem::new(
+                    &path,
+                    format!("spec.systems.{name}.readers"),
+                    "must be at least 1",
+                    "set 1 or more",
+                ));
+            }
+        }
+        if problems.is_empty() {
+            Ok(f)
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// The concurrency cap of a group.
+    pub fn group_cap(&self, group: &str) -> u32 {
+        self.groups
+            .get(group)
+            .map(|g| g.concurrency)
+            .unwrap_or(DEFAULT_GROUP_CONCURRENCY)
+    }
+
+    /// The reader cap of a source system.
+    pub fn system_cap(&self, system: &str) -> u32 {
+        self.systems
+            .get(system)
+            .map(|s| s.readers)
+            .unwrap_or(DEFAULT_SYSTEM_READERS)
+    }
+}
+
+/// One dataset in a plan: a reference, not a payload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanItem {
+    pub dataset: String,
+    pub group: String,
+    #[serde(default)]
+    pub system: Option<String>,
+    pub criticality: Criticality,
+    pub priority: i64,
+    pub needs_approval: bool,
+    #[serde(default)]
+    pub depends_on: Vec<String>,
+}
+
+/// A wave of the plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Wave {
+    pub index: usize,
+    pub datasets: Vec<PlanItem>,
+}
+
+/// What a run will do.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunPlan {
+    /// Datasets that run first; if one fails, the run stops.
+    pub canary: Vec<PlanItem>,
+    /// The other datasets, in dependency order.
+    pub waves: Vec<Wave>,
+    /// Caps per group (those in use).
+    pub groups: BTreeMap<String, u32>,
+    /// Caps per source system (those in use).
+    pub systems: BTreeMap<String, u32>,
+    pub max_concurrency: u32,
+    pub tolerated_failure_percentage: f64,
+    /// Datasets in the plan.
+    pub total: usize,
+}
+
+/// Plans a run: waves by dependency, priority then name within a wave; the canary is the
+/// `canary.size` least critical datasets of the first wave that need no approval and that
+/// nothing else in the first wave waits for.
+pub fn plan(specs: &[&DatasetSpec], fleet: &Fleet) -> RunPlan {
+    let item = |s: &DatasetSpec| PlanItem {
+        dataset: s.name().to_string(),
+        group: s.spec.group.clone(),
+        system: s.spec.source.system.clone(),
+        criticality: s.spec.criticality,
+        priority: s.spec.priority,
+        needs_approval: s.needs_approval(),
+        depends_on: s.spec.depends_on.clone(),
+    };
+    let waves = crate::plan::waves(specs);
+    let mut canary: Vec<PlanItem> = Vec::new();
+    if let Some(first) = waves.first()
+        && fleet.canary.size > 0
+    {
+        let mut candidates: Vec<&&DatasetSpec> = first
+            .iter()
+            .filter(|s| !s.needs_approval() && s.spec.criticality < Criticality::High)
+            .collect();
+        candidates.sort_by(|a, b| {
+            a.spec
+                .criticality
+                .cmp(&b.spec.criticality)
+                .then(a.spec.priority.cmp(&b.spec.priority))
+                .then(a.name().cmp(b.name()))
+        });
+        canary = candidates
+            .into_iter()
+            .take(fleet.canary.size)
+            .map(|s| item(s))
+            .collect();
+    }
+    let in_canary = |name: &str| canary.iter().any(|c| c.dataset == name);
+    let waves: Vec<Wave> = waves
+        .iter()
+        .map(|w| {
+            w.iter()
+                .filter(|s| !in_canary(s.name()))
+                .map(|s| item(s))
+                .collect::<Vec<_>>()
+        })
+        .filter(|w| !w.is_empty())
+        .enumerate()
+        .map(|(index, datasets)| Wave { index, datasets })
+        .collect();
+    let mut groups = BTreeMap::new();
+    let mut systems = BTreeMap::new();
+    for s in specs {
+        groups.insert(s.spec.group.clone(), fleet.group_cap(&s.spec.group));
+        if let Some(sys) = &s.spec.source.system {
+            systems.insert(sys.clone(), fleet.system_cap(sys));
+        }
+    }
+    RunPlan {
+        canary,
+        waves,
+        groups,
+        systems,
+        max_concurrency: fleet.max_concurrency,
+        tolerated_failure_percentage: fleet.tolerated_failure_percentage,
+        total: specs.len(),
+    }
+}

@@ -1,0 +1,52 @@
+//! The job queue port: one queue per worker group, jobs carrying a Step Functions task
+//! token. SQS implements it on AWS (redrive to a dead-letter queue), SQLite embedded.
+//!
+//! Delivery is at-least-once: a job whose worker dies becomes visible again after its
+//! visibility timeout; after `max_receives` deliveries it moves to the dead letters.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+
+/// A migration job: a reference to the dataset, not its data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Job {
+    pub dataset: String,
+    pub run_id: String,
+    /// The token to answer with SendTaskSuccess / SendTaskFailure.
+    pub task_token: String,
+}
+
+/// A received job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// Handle to extend or delete this delivery.
+    pub receipt: String,
+    /// How many times the job has been delivered, this one included.
+    pub receives: u32,
+    pub job: Job,
+}
+
+/// The queue port.
+#[async_trait]
+pub trait JobQueue: Send + Sync {
+    /// Enqueues a job on the group's queue; sending the same task token twice enqueues once.
+    async fn send(&self, group: &str, job: &Job) -> Result<()>;
+
+    /// Takes the next visible job of the group, hidden for `visibility_secs`.
+    async fn receive(&self, group: &str, visibility_secs: u64) -> Result<Option<Delivery>>;
+
+    /// Keeps a job hidden for `visibility_secs` more (long jobs).
+    async fn extend(&self, delivery: &Delivery, visibility_secs: u64) -> Result<()>;
+
+    /// Removes a finished job.
+    async fn delete(&self, delivery: &Delivery) -> Result<()>;
+
+    /// Visible plus in-flight jobs of the group.
+    async fn depth(&self, group: &str) -> Result<u64>;
+
+    /// Jobs of the group that went to the dead letters.
+    async fn dead_letters(&self, group: &str) -> Result<Vec<Job>>;
+}

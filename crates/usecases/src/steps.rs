@@ -1,0 +1,339 @@
+//! The steps the migration state machines call, one function per Task: written once, bound
+//! to the local engine's handlers and (on AWS) to the Lambda functions.
+//!
+//! A step that fails for the dataset returns [`StepError`] with a Step Functions error
+//! name (`Skein.*`) that the state machines catch; `Err` of the outer result is an
+//! infrastructure failure.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use skein_core::Status;
+use skein_core::catalog::{Catalog, RunRecord, VersionAction};
+use skein_core::fleet::{Fleet, RunPlan};
+use skein_core::load::{self, SpecFile};
+use skein_data::TargetStore;
+
+use crate::error::Result;
+
+/// A dataset's failure as the state machine sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{error}: {cause}")]
+pub struct StepError {
+    /// `Skein.DependencyFailed`, `Skein.VerificationFailed`, `Skein.Rejected`, …
+    pub error: String,
+    pub cause: String,
+}
+
+impl StepError {
+    pub fn new(error: &str, cause: impl Into<String>) -> StepError {
+        StepError {
+            error: error.to_string(),
+            cause: cause.into(),
+        }
+    }
+}
+
+/// A step's result: the value, or the dataset's failure.
+pub type StepResult<T> = Result<Result<T, StepError>>;
+
+/// The dataset's spec as registered in the catalog.
+pub async fn spec_file<C: Catalog + ?Sized>(
+    catalog: &C,
+    dataset: &str,
+) -> Result<Result<SpecFile, StepError>> {
+    Ok(match catalog.dataset(dataset).await? {
+        Some(r) => Ok(load::from_catalog(r.spec, r.spec_hash)),
+        None => Err(StepError::new(
+            "Skein.UnknownDataset",
+            format!("dataset `{dataset}` is not in the catalog"),
+        )),
+    })
+}
+
+/// Plan: read and check the specs of `dir` and its `skein.yaml`, register every spec,
+/// record the run, and return the waves, canary and caps.
+pub async fn plan<C: Catalog + ?Sized>(
+    catalog: &C,
+    dir: &Path,
+    run_id: &str,
+) -> StepResult<RunPlan> {
+    let loaded = load::load(dir);
+    let mut problems = loaded.problems;
+    let fleet = match Fleet::load(dir) {
+        Ok(f) => f,
+        Err(p) => {
+            problems.extend(p);
+            Fleet::default()
+        }
+    };
+    if !problems.is_empty() {
+        let cause = problems
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n");
+        return Ok(Err(StepError::new("Skein.InvalidSpec", cause)));
+    }
+    for f in &loaded.files {
+        catalog.put_spec(&f.spec, &f.hash).await?;
+    }
+    let specs: Vec<&skein_core::DatasetSpec> = loaded.files.iter().map(|f| &f.spec).collect();
+    let plan = skein_core::fleet::plan(&specs, &fleet);
+    if catalog.run(run_id).await?.is_none() {
+        catalog
+            .put_run(&RunRecord {
+                run_id: run_id.to_string(),
+                started_at: chrono::Utc::now().to_rfc3339(),
+                finished_at: None,
+                status: "running".into(),
+                total: plan.total as u64,
+                succeeded: 0,
+                failed: 0,
+                rows: 0,
+            })
+            .await?;
+    }
+    Ok(Ok(plan))
+}
+
+/// Every dependency must have completed; otherwise the dataset is skipped with the reason.
+pub async fn check_dependencies<C: Catalog + ?Sized>(catalog: &C, dataset: &str) -> StepResult<()> {
+    let file = match spec_file(catalog, dataset).await? {
+        Ok(f) => f,
+        Err(e) => return Ok(Err(e)),
+    };
+    for dep in &file.spec.spec.depends_on {
+        let status = catalog.dataset(dep).await?.map(|r| r.status);
+        match status {
+            Some(Status::Completed) => {}
+            Some(s) => {
+                return Ok(Err(StepError::new(
+                    "Skein.DependencyFailed",
+                    format!("dependency `{dep}` ended {s}"),
+                )));
+            }
+            None => {
+                return Ok(Err(StepError::new(
+                    "Skein.DependencyFailed",
+                    format!("dependency `{dep}` is not in the catalog"),
+                )));
+            }
+        }
+    }
+    Ok(Ok(()))
+}
+
+/// The verification gate: the worker verified while it staged; only `verified` passes.
+pub async fn verify_gate<C: Catalog + ?Sized>(catalog: &C, dataset: &str) -> StepResult<String> {
+    let record = catalog.dataset(dataset).await?;
+    Ok(match record {
+        Some(r) if r.status == Status::Verified => Ok(r.last_verification.unwrap_or_default()),
+        Some(r) => Err(StepError::new(
+            "Skein.VerificationFailed",
+            r.last_verification
+                .or(r.reason)
+                .unwrap_or_else(|| format!("dataset is {}, not verified", r.status)),
+        )),
+        None => Err(StepError::new(
+            "Skein.UnknownDataset",
+            format!("dataset `{dataset}` is not in the catalog"),
+        )),
+    })
+}
+
+/// Parks a verified dataset until someone approves: `verified → awaiting_approval`, with
+/// the task token stored in the catalog for `skein approve` / `reject`.
+pub async fn await_approval<C: Catalog + ?Sized>(
+    catalog: &C,
+    dataset: &str,
+    run_id: &str,
+    token: &str,
+) -> Result<()> {
+    let record = catalog.dataset(dataset).await?;
+    if record.as_ref().map(|r| r.status) == Some(Status::Verified) {
+        catalog
+            .transition(
+                dataset,
+                Status::Verified,
+                Status::AwaitingApproval,
+                Some("approval required: run `skein approve` or `skein reject`"),
+                Some(run_id),
+            )
+            .await?;
+    }
+    catalog.set_approval_token(dataset, Some(token)).await?;
+    Ok(())
+}
+
+/// The task token a waiting dataset holds (for `skein approve` / `reject`).
+pub async fn approval_token<C: Catalog + ?Sized>(
+    catalog: &C,
+    dataset: &str,
+) -> Result<Option<String>> {
+    Ok(catalog
+        .dataset(dataset)
+        .await?
+        .filter(|r| r.status == Status::AwaitingApproval)
+        .and_then(|r| r.approval_token))
+}
+
+/// Publishes the run's staged version and marks the dataset completed.
+pub async fn publish<C: Catalog + ?Sized>(
+    catalog: &C,
+    dataset: &str,
+    run_id: &str,
+) -> StepResult<u64> {
+    let file = match spec_file(catalog, dataset).await? {
+        Ok(f) => f,
+        Err(e) => return Ok(Err(e)),
+    };
+    let record = catalog.dataset(dataset).await?;
+    let status = record.map(|r| r.status).unwrap_or(Status::Pending);
+    if status == Status::Completed {
+        // Published by an earlier attempt of this step (a resumed run): nothing to redo.
+        let current = TargetStore::open(&file)?.current()?;
+        return Ok(Ok(current.map(|m| m.version).unwrap_or(0)));
+    }
+    if !matches!(status, Status::Verified | Status::AwaitingApproval) {
+        return Ok(Err(StepError::new(
+            "Skein.NotVerified",
+            format!("dataset `{dataset}` is {status}; only a verified dataset is published"),
+        )));
+    }
+    catalog.set_approval_token(dataset, None).await?;
+    let store = TargetStore::open(&file)?;
+    let version = crate::migrate::publish_staged(catalog, &file, &store, run_id, status).await?;
+    Ok(Ok(version))
+}
+
+/// What the rollback step did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Undone {
+    /// The status the dataset ends in.
+    pub status: Status,
+    /// The reason recorded.
+    pub reason: String,
+}
+
+/// After any failure: discards the run's staged files, restores the previous version if
+/// this run had published, and marks the dataset `rolled_back` (something was undone) or
+/// `failed` (nothing to undo) with the reason.
+pub async fn rollback_run<C: Catalog + ?Sized>(
+    catalog: &C,
+    dataset: &str,
+    run_id: &str,
+    error: &str,
+    cause: &str,
+) -> Result<Undone> {
+    let Some(record) = catalog.dataset(dataset).await? else {
+        return Ok(Undone {
+            status: Status::Failed,
+            reason: format!("{error}: {cause}"),
+        });
+    };
+    let file = load::from_catalog(record.spec.clone(), record.spec_hash.clone());
+    let mut undone = Vec::new();
+    if let Ok(store) = TargetStore::open(&file) {
+        if store.staged(run_id).ok().flatten().is_some() {
+            store.discard(run_id)?;
+            undone.push("staged files discarded".to_string());
+        }
+        if let Some(current) = store.current()?
+            && current.run_id == run_id
+            && store.versions()?.len() > 1
+        {
+            let (from, to) = store.rollback()?;
+            catalog
+                .record_version(dataset, VersionAction::Restored, &to)
+                .await?;
+            undone.push(format!(
+                "v{} unpublished, v{} restored",
+                from.version, to.version
+            ));
+        } else if let Some(current) = store.current()? {
+            undone.push(format!("published v{} left intact", current.version));
+        }
+    }
+    catalog.set_approval_token(dataset, None).await?;
+    catalog.release_lease(dataset, run_id).await?;
+    let something_undone = undone.iter().any(|u| !u.starts_with("published"));
+    let to = if something_undone {
+        Status::RolledBack
+    } else {
+        Status::Failed
+    };
+    let mut reason = format!("{error}: {cause}");
+    if !undone.is_empty() {
+        reason = format!("{reason} ({})", undone.join("; "));
+    }
+    // Recorded even when the status stays (a dataset failed again): the history says which
+    // run it was and why.
+    catalog
+        .transition(dataset, record.status, to, Some(&reason), Some(run_id))
+        .await?;
+    Ok(Undone { status: to, reason })
+}
+
+/// Ends a dataset's migration: releases the lease.
+pub async fn complete<C: Catalog + ?Sized>(catalog: &C, dataset: &str, run_id: &str) -> Result<()> {
+    catalog.release_lease(dataset, run_id).await?;
+    Ok(())
+}
+
+/// Counts of a run, from the catalog.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    pub run_id: String,
+    pub status: String,
+    pub total: usize,
+    pub completed: usize,
+    pub failed: usize,
+    pub rolled_back: usize,
+    pub awaiting_approval: usize,
+    pub not_run: usize,
+}
+
+/// Summarise: the plan's datasets by status; records the run as finished.
+pub async fn summarise<C: Catalog + ?Sized>(
+    catalog: &C,
+    run_id: &str,
+    datasets: &[String],
+    stopped: Option<&str>,
+) -> Result<Summary> {
+    let mut s = Summary {
+        run_id: run_id.to_string(),
+        total: datasets.len(),
+        ..Summary::default()
+    };
+    for d in datasets {
+        let touched = catalog
+            .history(d)
+            .await?
+            .iter()
+            .any(|h| h.run_id.as_deref() == Some(run_id));
+        match catalog.dataset(d).await?.map(|r| r.status) {
+            Some(Status::Completed) => s.completed += 1,
+            Some(Status::RolledBack) if touched => s.rolled_back += 1,
+            Some(Status::Failed) if touched => s.failed += 1,
+            Some(Status::AwaitingApproval) => s.awaiting_approval += 1,
+            _ => s.not_run += 1,
+        }
+    }
+    s.status = if stopped.is_some() || s.failed + s.rolled_back + s.not_run > 0 {
+        "failed"
+    } else {
+        "succeeded"
+    }
+    .into();
+    if let Some(mut run) = catalog.run(run_id).await? {
+        run.finished_at = Some(chrono::Utc::now().to_rfc3339());
+        run.status = s.status.clone();
+        run.succeeded = s.completed as u64;
+        run.failed = (s.failed + s.rolled_back) as u64;
+        catalog.put_run(&run).await?;
+    }
+    Ok(s)
+}

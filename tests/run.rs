@@ -1,0 +1,400 @@
+//! `skein run` end to end: the real ASL files through the embedded engine, real files,
+//! real SQLite (catalog, queue, engine store).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::util::{Workspace, copy_dir, parquet_checksums, repo_root, text};
+
+fn samples(ws: &Workspace) {
+    copy_dir(&repo_root().join("samples"), &ws.path().join("samples"));
+}
+
+fn skein_cmd(ws: &Workspace, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_skein"));
+    c.args(args)
+        .current_dir(ws.path())
+        .env("SKEIN_CATALOG", ws.path().join(".skein"))
+        .env_remove("SKEIN_STATES_CRASH_AFTER");
+    c
+}
+
+fn last_json(out: &std::process::Output) -> Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.lines().last().unwrap_or(""))
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(out)))
+}
+
+/// dataset → (status, version, reason) from `skein status --json`.
+fn catalog(ws: &Workspace) -> BTreeMap<String, (String, Option<u64>, String)> {
+    let (_, json) = ws.skein_json(&["status"]);
+    json["datasets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["name"].as_str().unwrap().to_string(),
+                (
+                    d["status"].as_str().unwrap().to_string(),
+                    d["currentVersion"].as_u64(),
+                    d["reason"].as_str().unwrap_or("").to_string(),
+                ),
+            )
+        })
+        .collect()
+}
+
+fn status_of(ws: &Workspace, name: &str) -> String {
+    catalog(ws)
+        .get(name)
+        .map(|s| s.0.clone())
+        .unwrap_or_default()
+}
+
+fn assert_caps_held(json: &Value) {
+    for kind in ["groups", "systems"] {
+        for (name, c) in json["caps"][kind].as_object().unwrap() {
+            let (cap, peak) = (c["cap"].as_u64().unwrap(), c["peak"].as_u64().unwrap());
+            assert!(peak <= cap, "{kind} {name}: peak {peak} over cap {cap}");
+        }
+    }
+}
+
+#[test]
+fn the_sample_run_migrates_skips_rolls_back_and_holds_the_caps() {
+    let ws = Workspace::new();
+    samples(&ws);
+    let (code, json) = ws.skein_json(&["run", "samples", "--auto-approve"]);
+    assert_eq!(
+        code, 1,
+        "tickets, payments and refunds fail on purpose: {json:#}"
+    );
+    let c = catalog(&ws);
+    for name in [
+        "products",
+        "events",
+        "customers",
+        "stores",
+        "suppliers",
+        "orders",
+        "addresses",
+        "inventory",
+        "invoices",
+    ] {
+        assert_eq!(c[name].0, "completed", "{name}: {c:#?}");
+        assert_eq!(c[name].1, Some(1));
+    }
+    assert_eq!(c["tickets"].0, "failed");
+    assert!(
+        c["tickets"].2.contains("`priority`") && c["tickets"].2.contains("urgent!"),
+        "{:?}",
+        c["tickets"]
+    );
+    assert_eq!(c["payments"].0, "rolled_back");
+    assert!(
+        c["payments"].2.contains("notNull(method)"),
+        "{:?}",
+        c["payments"]
+    );
+    assert!(
+        !ws.path().join("samples/lake/payments").exists(),
+        "a failed verification publishes nothing"
+    );
+    assert_eq!(c["refunds"].0, "failed");
+    assert!(
+        c["refunds"]
+            .2
+            .contains("dependency `payments` ended rolled_back"),
+        "{:?}",
+        c["refunds"]
+    );
+    assert_caps_held(&json);
+    assert!(json["caps"]["groups"]["bulk-eu"]["peak"].as_u64().unwrap() >= 1);
+    assert_eq!(json["summary"]["completed"], 9, "{json:#}");
+
+    // Again: completed datasets stay at v1 (nothing published twice), failures retried.
+    let (_, again) = ws.skein_json(&["run", "samples", "--auto-approve"]);
+    assert_eq!(again["summary"]["completed"], 9, "{again:#}");
+    let c2 = catalog(&ws);
+    assert!(c2.values().all(|s| s.1.is_none_or(|v| v == 1)), "{c2:#?}");
+    let (_, runs) = ws.skein_json(&["runs"]);
+    assert_eq!(runs["runs"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn plan_shows_canary_waves_and_caps_without_running() {
+    let ws = Workspace::new();
+    samples(&ws);
+    let (code, plan) = ws.skein_json(&["plan", "samples"]);
+    assert_eq!(code, 0);
+    let canary: Vec<&str> = plan["canary"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["dataset"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        canary,
+        ["products", "events"],
+        "the two least critical datasets of the first wave"
+    );
+    let wave_of = |name: &str| {
+        plan["waves"].as_array().unwrap().iter().position(|w| {
+            w["datasets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|d| d["dataset"] == name)
+        })
+    };
+    assert!(
+        wave_of("customers") < wave_of("orders")
+            && wave_of("orders") < wave_of("payments")
+            && wave_of("payments") < wave_of("refunds")
+    );
+    assert_eq!(plan["groups"]["finance"], 1);
+    assert_eq!(plan["systems"]["legacy-crm"], 1);
+    assert!(
+        !ws.path().join(".skein/catalog.db").exists() || catalog(&ws).is_empty(),
+        "plan runs nothing"
+    );
+}
+
+/// A fleet of `n` tiny datasets in one group, all reading one system.
+fn tiny_fleet(ws: &Workspace, n: usize, group_cap: u32, readers: u32, canary: usize) {
+    for i in 0..n {
+        ws.write(
+            &format!("fleet/data/t{i}.csv"),
+            &format!("id,v\n{i},x\n{},y\n", i + 1000),
+        );
+        ws.write(
+            &format!("fleet/t{i}.yaml"),
+            &format!(
+                "apiVersion: skein/v1\nkind: Dataset\nmetadata: {{name: t{i}, owner: team}}\nspec:\n  criticality: low\n  group: g\n  \
+                 source: {{uri: data/t{i}.csv, format: csv, system: old-db}}\n  target: {{uri: lake/t{i}}}\n"
+            ),
+        );
+    }
+    ws.write(
+        "fleet/skein.yaml",
+        &format!(
+            "apiVersion: skein/v1\nkind: Fleet\nspec:\n  maxConcurrency: 8\n  canary: {{size: {canary}}}\n  \
+             groups: {{g: {{concurrency: {group_cap}}}}}\n  systems: {{old-db: {{readers: {readers}}}}}\n"
+        ),
+    );
+}
+
+#[test]
+fn no_group_and_no_source_system_exceeds_its_cap() {
+    let ws = Workspace::new();
+    tiny_fleet(&ws, 10, 3, 2, 0);
+    let (code, json) = ws.skein_json(&["run", "fleet"]);
+    assert_eq!(code, 0, "{json:#}");
+    assert_eq!(json["summary"]["completed"], 10);
+    assert_caps_held(&json);
+    assert_eq!(json["caps"]["groups"]["g"]["cap"], 3);
+    assert_eq!(json["caps"]["systems"]["old-db"]["cap"], 2);
+}
+
+#[test]
+fn a_failing_canary_stops_the_run_before_any_other_dataset_starts() {
+    let ws = Workspace::new();
+    tiny_fleet(&ws, 4, 2, 2, 1);
+    // t0 is the canary (least critical, then priority, then name); its source is gone.
+    std::fs::remove_file(ws.path().join("fleet/data/t0.csv")).unwrap();
+    let (code, json) = ws.skein_json(&["run", "fleet"]);
+    assert_eq!(code, 1, "{json:#}");
+    assert_eq!(json["execution"]["error"], "Skein.CanaryFailed", "{json:#}");
+    let c = catalog(&ws);
+    assert_eq!(c["t0"].0, "failed");
+    for name in ["t1", "t2", "t3"] {
+        assert_eq!(
+            c[name].0, "pending",
+            "{name} must not start after a failed canary: {c:#?}"
+        );
+        assert!(!ws.path().join(format!("fleet/lake/{name}")).exists());
+    }
+}
+
+#[test]
+fn a_verification_mismatch_rolls_back_and_leaves_the_earlier_target_intact() {
+    let ws = Workspace::new();
+    tiny_fleet(&ws, 1, 1, 1, 0);
+    let (code, json) = ws.skein_json(&["run", "fleet"]);
+    assert_eq!(code, 0, "{json:#}");
+    let target = ws.path().join("fleet/lake/t0");
+    let v1 = parquet_checksums(&target);
+    // A new spec version whose rule the data breaks.
+    let spec = std::fs::read_to_string(ws.path().join("fleet/t0.yaml")).unwrap();
+    ws.write(
+        "fleet/t0.yaml",
+        &format!("{spec}  verify:\n    rules: [{{acceptedValues: {{column: v, values: [x]}}}}]\n"),
+    );
+    let (code, json) = ws.skein_json(&["run", "fleet"]);
+    assert_eq!(code, 1, "{json:#}");
+    let c = catalog(&ws);
+    assert_eq!(c["t0"].0, "rolled_back", "{c:#?}");
+    assert!(c["t0"].2.contains("acceptedValues(v)"), "{:?}", c["t0"]);
+    assert!(
+        c["t0"].2.contains("staged files discarded"),
+        "{:?}",
+        c["t0"]
+    );
+    assert_eq!(c["t0"].1, Some(1), "v1 stays current");
+    assert_eq!(
+        parquet_checksums(&target),
+        v1,
+        "the published files are untouched"
+    );
+}
+
+fn wait_for(ws: &Workspace, name: &str, status: &str) {
+    for _ in 0..300 {
+        if status_of(ws, name) == status {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{name} never became {status}: {:#?}", catalog(ws));
+}
+
+#[test]
+fn approval_and_rejection_answer_the_waiting_run() {
+    for (verb, want) in [("approve", "completed"), ("reject", "rolled_back")] {
+        let ws = Workspace::new();
+        samples(&ws);
+        let child = skein_cmd(&ws, &["run", "samples", "--json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_for(&ws, "invoices", "awaiting_approval");
+        let (_, status) = ws.skein_json(&["status"]);
+        let waiting = status["datasets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["name"] == "invoices")
+            .unwrap()
+            .clone();
+        assert!(
+            waiting["approvalToken"].is_string(),
+            "the task token is stored in the catalog: {waiting:#}"
+        );
+        let mut args = vec![verb, "invoices"];
+        if verb == "reject" {
+            args.extend(["--reason", "totals look wrong"]);
+        }
+        let out = ws.skein(&args);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        let out = child.wait_with_output().unwrap();
+        let json = last_json(&out);
+        let c = catalog(&ws);
+        assert_eq!(c["invoices"].0, want, "{verb}: {c:#?}\n{json:#}");
+        if verb == "reject" {
+            assert!(
+                c["invoices"].2.contains("totals look wrong"),
+                "{:?}",
+                c["invoices"]
+            );
+            assert!(
+                !ws.path().join("samples/lake/invoices").exists(),
+                "a rejected dataset is not published"
+            );
+        }
+        let again = ws.skein(&["approve", "invoices"]);
+        assert_eq!(
+            again.status.code(),
+            Some(2),
+            "nothing waits any more: {}",
+            text(&again)
+        );
+    }
+}
+
+#[test]
+fn a_run_killed_at_several_points_resumes_to_the_same_catalog() {
+    let reference = Workspace::new();
+    samples(&reference);
+    let (_, json) = reference.skein_json(&["run", "samples", "--auto-approve"]);
+    assert_eq!(json["summary"]["completed"], 9, "{json:#}");
+    let want: BTreeMap<String, (String, Option<u64>)> = catalog(&reference)
+        .into_iter()
+        .map(|(k, v)| (k, (v.0, v.1)))
+        .collect();
+    let want_content = content(&reference);
+
+    let mut crashed = 0;
+    for k in [3, 15, 40, 90, 160] {
+        let ws = Workspace::new();
+        samples(&ws);
+        let out = skein_cmd(&ws, &["run", "samples", "--auto-approve", "--json"])
+            .env("SKEIN_STATES_CRASH_AFTER", k.to_string())
+            .output()
+            .unwrap();
+        if out.status.code().is_some() {
+            continue; // finished before its k-th commit
+        }
+        crashed += 1;
+        let (_, resumed) = ws.skein_json(&["run", "samples", "--auto-approve"]);
+        assert_eq!(
+            resumed["summary"]["completed"], 9,
+            "killed after commit {k}: {resumed:#}"
+        );
+        let got: BTreeMap<String, (String, Option<u64>)> = catalog(&ws)
+            .into_iter()
+            .map(|(k, v)| (k, (v.0, v.1)))
+            .collect();
+        assert_eq!(
+            got, want,
+            "killed after commit {k}: the catalog differs from an uninterrupted run's"
+        );
+        assert_eq!(
+            content(&ws),
+            want_content,
+            "killed after commit {k}: published content differs"
+        );
+        let (_, runs) = ws.skein_json(&["runs"]);
+        assert_eq!(
+            runs["runs"].as_array().unwrap().len(),
+            1,
+            "the same run continued: {runs:#}"
+        );
+        assert_eq!(
+            count_versions(&ws.path().join("samples/lake/.orders.skein/versions")),
+            1,
+            "nothing published twice"
+        );
+    }
+    assert!(
+        crashed >= 4,
+        "the run was killed at only {crashed} of the points"
+    );
+}
+
+fn count_versions(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
+}
+
+/// Rows and order-independent content checksum of every published target (file names
+/// and row placement vary with the run id and partitioning; the content does not).
+fn content(ws: &Workspace) -> BTreeMap<String, Value> {
+    let lake = ws.path().join("samples/lake");
+    let mut out = BTreeMap::new();
+    for entry in std::fs::read_dir(&lake).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if name.starts_with('.') {
+            continue;
+        }
+        let manifest: Value =
+            serde_json::from_slice(&std::fs::read(path.join("_manifest.json")).unwrap()).unwrap();
+        out.insert(name, manifest["checksum"].clone());
+    }
+    out
+}
