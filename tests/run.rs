@@ -253,13 +253,25 @@ fn a_verification_mismatch_rolls_back_and_leaves_the_earlier_target_intact() {
     );
 }
 
-fn wait_for(ws: &Workspace, name: &str, status: &str) {
-    for _ in 0..300 {
+fn wait_for(ws: &Workspace, name: &str, status: &str, child: &mut std::process::Child) {
+    for _ in 0..600 {
         if status_of(ws, name) == status {
             return;
         }
+        if let Ok(Some(exit)) = child.try_wait() {
+            let mut err = String::new();
+            if let Some(e) = child.stderr.as_mut() {
+                use std::io::Read;
+                let _ = e.read_to_string(&mut err);
+            }
+            panic!(
+                "the run ended ({exit}) before {name} became {status}: {err}\n{:#?}",
+                catalog(ws)
+            );
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
+    let _ = child.kill();
     panic!("{name} never became {status}: {:#?}", catalog(ws));
 }
 
@@ -268,12 +280,12 @@ fn approval_and_rejection_answer_the_waiting_run() {
     for (verb, want) in [("approve", "completed"), ("reject", "rolled_back")] {
         let ws = Workspace::new();
         samples(&ws);
-        let child = skein_cmd(&ws, &["run", "samples", "--json"])
+        let mut child = skein_cmd(&ws, &["run", "samples", "--json"])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        wait_for(&ws, "invoices", "awaiting_approval");
+        wait_for(&ws, "invoices", "awaiting_approval", &mut child);
         let (_, status) = ws.skein_json(&["status"]);
         let waiting = status["datasets"]
             .as_array()

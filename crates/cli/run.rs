@@ -190,6 +190,10 @@ struct Local {
     auto_approve: bool,
     stop: AtomicBool,
     jobs: AtomicU64,
+    /// Nanoseconds spent in the data plane (migrate jobs), summed over workers.
+    work_nanos: AtomicU64,
+    /// Nanoseconds the Plan step took.
+    plan_nanos: AtomicU64,
 }
 
 fn fail(e: impl std::fmt::Display) -> Failure {
@@ -220,6 +224,7 @@ impl Local {
     }
 
     async fn plan(&self, payload: &Value) -> Result<Value, Failure> {
+        let started = Instant::now();
         let run_id = field(payload, "runId")?;
         let dir = PathBuf::from(field(payload, "specs")?);
         let plan = steps::plan(self.catalog.as_ref(), &dir, run_id)
@@ -236,6 +241,8 @@ impl Local {
                 m.insert(item.dataset.clone(), item.group.clone());
             }
         }
+        self.plan_nanos
+            .store(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
         Ok(plan_payload(&plan))
     }
 
@@ -488,7 +495,7 @@ async fn worker(local: Arc<Local>, group: String) {
     while !local.stop.load(Ordering::Relaxed) {
         match local.queue.receive(&group, VISIBILITY_SECS).await {
             Ok(Some(d)) => work(&local, &group, d).await,
-            Ok(None) => tokio::time::sleep(Duration::from_millis(20)).await,
+            Ok(None) => local.queue.wait_for_job(Duration::from_millis(100)).await,
             Err(e) => {
                 tracing::warn!("queue {group}: {e}");
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -562,7 +569,11 @@ async fn migrate_job(local: &Arc<Local>, group: &str, d: &Delivery) -> TokenAnsw
         approved: false,
         progress: Arc::new(skein_data::Progress::default()),
     };
+    let started = Instant::now();
     let result = skein_usecases::migrate(c, &local.settings, &file, &opts).await;
+    local
+        .work_nanos
+        .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
     beat.abort();
     if let Some(k) = &system_key {
         local.peaks.leave(k);
@@ -754,6 +765,8 @@ pub async fn run(g: &Global, args: &RunArgs) -> anyhow::Result<u8> {
         auto_approve: args.auto_approve,
         stop: AtomicBool::new(false),
         jobs: AtomicU64::new(0),
+        work_nanos: AtomicU64::new(0),
+        plan_nanos: AtomicU64::new(0),
     });
     {
         let mut m = local.groups_of.lock().unwrap_or_else(|p| p.into_inner());
@@ -866,6 +879,29 @@ async fn report(
     };
     let ok = outcome.status == "SUCCEEDED"
         && summary.get("status").and_then(Value::as_str) == Some("succeeded");
+    // Engine overhead: wall time beyond the data plane's share (its time summed over the
+    // jobs, divided by the workers that could run at once), per dataset.
+    let workers = plan
+        .groups
+        .values()
+        .sum::<u32>()
+        .min(plan.max_concurrency)
+        .max(1) as f64;
+    let work = local.work_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+    let wall = took.as_secs_f64();
+    let overhead_ms = if items.is_empty() {
+        0.0
+    } else {
+        (wall - work / workers).max(0.0) * 1000.0 / items.len() as f64
+    };
+    let timing = json!({
+        "wallSeconds": wall,
+        "planSeconds": local.plan_nanos.load(Ordering::Relaxed) as f64 / 1e9,
+        "dataPlaneSeconds": work,
+        "jobs": local.jobs.load(Ordering::Relaxed),
+        "parallelWorkers": workers,
+        "engineOverheadMsPerDataset": overhead_ms,
+    });
     if g.json {
         println!(
             "{}",
@@ -877,6 +913,7 @@ async fn report(
                 "datasets": datasets,
                 "caps": {"groups": cap_report(&plan.groups, "group"), "systems": cap_report(&plan.systems, "system")},
                 "seconds": took.as_secs_f64(),
+                "timing": timing,
             })
         );
     } else {

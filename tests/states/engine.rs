@@ -707,3 +707,68 @@ fn stop_aborts_a_running_execution() {
         "an aborted execution does not resume"
     );
 }
+
+// "Transforming data with JSONata in Step Functions": `{% %}` expressions in Output,
+// Arguments, Assign (variables), Condition, Items/ItemSelector, and a Catch's Output with
+// `$states.errorOutput`.
+#[test]
+fn jsonata_states_transform_assign_and_choose() {
+    let sfn = Sfn::new();
+    let mock = json!({
+        "StateMachines": {"j": {"TestCases": {"t": {"Price": "Priced", "Boom": "Fails"}}}},
+        "MockedResponses": {
+            "Priced": {"0": {"Return": {"StatusCode": 200, "Payload": {"unit": 2.5}}}},
+            "Fails": {"0": {"Throw": {"Error": "Kaput", "Cause": "always"}}}}
+    });
+    sfn.file("mock.json", &mock);
+    let def = json!({"QueryLanguage": "JSONata", "StartAt": "Totals", "States": {
+        "Totals": {"Type": "Pass",
+            "Assign": {"n": "{% $count($states.input.items) %}", "customer": "{% $states.input.customer %}"},
+            "Output": {"items": "{% $states.input.items %}"}, "Next": "Price"},
+        "Price": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+            "Arguments": {"FunctionName": "price", "Payload": {"n": "{% $n %}"}},
+            "Output": {"items": "{% $states.input.items %}", "unit": "{% $states.result.Payload.unit %}"},
+            "Next": "Each"},
+        "Each": {"Type": "Map", "Items": "{% $states.input.items %}",
+            "ItemSelector": {"sku": "{% $states.context.Map.Item.Value %}", "price": "{% $states.input.unit %}"},
+            "ItemProcessor": {"StartAt": "Line", "States": {"Line": {"Type": "Pass",
+                "Output": "{% $states.input.sku & ':' & $string($states.input.price) %}", "End": true}}},
+            "Output": {"lines": "{% $states.result %}", "customer": "{% $customer %}"},
+            "Next": "Big"},
+        "Big": {"Type": "Choice", "Choices": [
+            {"Condition": "{% $n > 2 %}", "Next": "Boom", "Output": {"lines": "{% $states.input.lines %}", "big": true}}],
+            "Default": "Done"},
+        "Boom": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+            "Arguments": {"FunctionName": "boom"},
+            "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Done",
+                "Output": {"lines": "{% $states.input.lines %}", "error": "{% $states.errorOutput.Error %}"}}],
+            "Next": "Done"},
+        "Done": {"Type": "Succeed"}}});
+    let (code, out) = sfn.run(
+        &def,
+        &json!({"customer": "c1", "items": ["a", "b", "c"]}),
+        &[
+            "--mock-config",
+            "mock.json",
+            "--state-machine-name",
+            "j",
+            "--test-case",
+            "t",
+        ],
+    );
+    assert_eq!(code, 0, "{out:#}");
+    assert_eq!(
+        out["output"],
+        json!({"lines": ["a:2.5", "b:2.5", "c:2.5"], "error": "Kaput"})
+    );
+
+    let bad = json!({"QueryLanguage": "JSONata", "StartAt": "P", "States": {
+        "P": {"Type": "Pass", "Output": {"x": "{% $states.input.( %}"}, "End": true}}});
+    sfn.file("bad-jsonata.json", &bad);
+    let out = sfn.skein(&["validate", "bad-jsonata.json", "--json"]);
+    let report = last_json(&out);
+    assert_eq!(
+        report["errors"][0]["pointer"], "/States/P/Output",
+        "{report:#}"
+    );
+}

@@ -41,6 +41,30 @@ fn backend(e: impl std::fmt::Display) -> Error {
     }
 }
 
+/// Runs the set-up of a new connection, retrying while another process holds the lock.
+/// (Switching a brand-new file to WAL can fail with SQLITE_BUSY without waiting for the
+/// busy timeout, when two processes create the file at once.)
+pub(crate) fn setup(
+    conn: &Connection,
+    f: impl Fn(&Connection) -> rusqlite::Result<()>,
+) -> rusqlite::Result<()> {
+    let mut attempt = 0;
+    loop {
+        match f(conn) {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) && attempt < 200 =>
+            {
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(25));
+            }
+            other => return other,
+        }
+    }
+}
+
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
@@ -85,13 +109,13 @@ impl SqliteCatalog {
     fn with_connection(conn: Connection) -> Result<SqliteCatalog> {
         conn.busy_timeout(std::time::Duration::from_secs(30))
             .map_err(backend)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(backend)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(backend)?;
-        conn.pragma_update(None, "foreign_keys", "ON")
-            .map_err(backend)?;
-        schema::migrate(&conn).map_err(backend)?;
+        setup(&conn, |c| {
+            c.pragma_update(None, "journal_mode", "WAL")?;
+            c.pragma_update(None, "synchronous", "NORMAL")?;
+            c.pragma_update(None, "foreign_keys", "ON")?;
+            schema::migrate(c)
+        })
+        .map_err(backend)?;
         Ok(SqliteCatalog {
             conn: Mutex::new(conn),
         })
@@ -195,7 +219,9 @@ impl Catalog for SqliteCatalog {
         let at = now();
         {
             let mut conn = self.conn();
-            let tx = conn.transaction().map_err(backend)?;
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(backend)?;
             let known: Option<String> = tx
                 .query_row(
                     "SELECT spec_hash FROM datasets WHERE name = ?1",
@@ -273,7 +299,9 @@ impl Catalog for SqliteCatalog {
         run_id: Option<&str>,
     ) -> Result<()> {
         let mut conn = self.conn();
-        let tx = conn.transaction().map_err(backend)?;
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(backend)?;
         let Some(actual) = SqliteCatalog::status_now(&tx, name)? else {
             return Err(Error::UnknownDataset {
                 dataset: name.to_string(),
@@ -357,7 +385,9 @@ impl Catalog for SqliteCatalog {
         };
         let at = now();
         let mut conn = self.conn();
-        let tx = conn.transaction().map_err(backend)?;
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(backend)?;
         SqliteCatalog::require(&tx, name)?;
         tx.execute(
             "INSERT INTO versions (name, at, action, version, manifest) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -442,7 +472,9 @@ impl Catalog for SqliteCatalog {
 
     async fn start_attempt(&self, name: &str, run_id: &str) -> Result<u32> {
         let mut conn = self.conn();
-        let tx = conn.transaction().map_err(backend)?;
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(backend)?;
         SqliteCatalog::require(&tx, name)?;
         let next: u32 = tx
             .query_row(

@@ -22,6 +22,7 @@ fn now_ms() -> i64 {
 pub struct SqliteQueue {
     conn: Mutex<Connection>,
     max_receives: u32,
+    sent: tokio::sync::Notify,
 }
 
 impl SqliteQueue {
@@ -46,11 +47,18 @@ impl SqliteQueue {
         Ok(SqliteQueue {
             conn: Mutex::new(conn),
             max_receives,
+            sent: tokio::sync::Notify::new(),
         })
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits until a job is sent in this process, or `timeout` passes (jobs sent by other
+    /// processes, and jobs whose visibility ran out, are found by polling).
+    pub async fn wait_for_job(&self, timeout: std::time::Duration) {
+        let _ = tokio::time::timeout(timeout, self.sent.notified()).await;
     }
 
     /// Makes every in-flight job visible now: the workers of a crashed process are gone.
@@ -71,12 +79,15 @@ impl JobQueue for SqliteQueue {
                 params![group, job.task_token, body],
             )
             .map_err(backend)?;
+        self.sent.notify_waiters();
         Ok(())
     }
 
     async fn receive(&self, group: &str, visibility_secs: u64) -> Result<Option<Delivery>> {
         let mut conn = self.conn();
-        let tx = conn.transaction().map_err(backend)?;
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(backend)?;
         let now = now_ms();
         loop {
             let next: Option<(i64, String, u32)> = tx

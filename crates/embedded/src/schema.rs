@@ -61,7 +61,28 @@ CREATE TABLE runs (
 "#];
 
 /// Brings the database to the newest schema; refuses one written by a newer skein.
+///
+/// The version is read inside the write transaction: two processes opening a new catalog
+/// at once must not both create the tables.
 pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    // Up to date (the common case): no write lock, so readers never block a running run.
+    let version: usize =
+        conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
+    if version == STEPS.len() {
+        return Ok(());
+    }
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let result = migrate_locked(conn);
+    match result {
+        Ok(()) => conn.execute_batch("COMMIT"),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+fn migrate_locked(conn: &Connection) -> rusqlite::Result<()> {
     let version: usize =
         conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
     if version > STEPS.len() {
@@ -71,10 +92,7 @@ pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
         )));
     }
     for (i, step) in STEPS.iter().enumerate().skip(version) {
-        conn.execute_batch(&format!(
-            "BEGIN IMMEDIATE; {step}; PRAGMA user_version = {}; COMMIT;",
-            i + 1
-        ))?;
+        conn.execute_batch(&format!("{step}; PRAGMA user_version = {};", i + 1))?;
     }
     Ok(())
 }

@@ -299,6 +299,17 @@ impl Reader {
         }
     }
 
+    /// Checks every `{% … %}` JSONata expression in a field.
+    fn jsonata(&mut self, ptr: &str, value: &Value) {
+        let mut found = Vec::new();
+        crate::jsonata::expressions(value, &mut found);
+        for expr in found {
+            if let Err(e) = crate::jsonata::check(&expr) {
+                self.err(ptr, format!("JSONata `{expr}` does not parse: {e}"));
+            }
+        }
+    }
+
     /// Checks a payload template (`Parameters`, `ResultSelector`, `ItemSelector`): fields
     /// ending in `.$` hold a path or an intrinsic function.
     fn template(&mut self, ptr: &str, value: &Value) {
@@ -670,10 +681,52 @@ fn read_state(
             "Parameters",
             "ResultSelector",
             "ItemsPath",
-            "ItemSelector",
         ] {
             if obj.contains_key(key) {
                 r.err(&format!("{ptr}/{key}"), format!("`{key}` is a JSONPath field; JSONata states use `Arguments`, `Output` and `Assign`"));
+            }
+        }
+    }
+    if query_language == QueryLanguage::Jsonata {
+        for key in [
+            "Arguments",
+            "Output",
+            "Assign",
+            "Items",
+            "ItemSelector",
+            "Seconds",
+            "Timestamp",
+            "Error",
+            "Cause",
+        ] {
+            if let Some(v) = obj.get(key) {
+                r.jsonata(&format!("{ptr}/{key}"), v);
+            }
+        }
+        for (i, c) in obj
+            .get("Catch")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            for key in ["Output", "Assign"] {
+                if let Some(v) = c.get(key) {
+                    r.jsonata(&format!("{ptr}/Catch/{i}/{key}"), v);
+                }
+            }
+        }
+        for (i, c) in obj
+            .get("Choices")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            for key in ["Condition", "Output", "Assign"] {
+                if let Some(v) = c.get(key) {
+                    r.jsonata(&format!("{ptr}/Choices/{i}/{key}"), v);
+                }
             }
         }
     }

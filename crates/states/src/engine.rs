@@ -19,6 +19,7 @@ use serde_json::{Map, Value, json};
 
 use crate::choice;
 use crate::definition::{Definition, Kind, MapState, QueryLanguage, Retrier, State};
+use crate::jsonata;
 use crate::mock::MockCase;
 use crate::store::{Event, Execution, Frame, FrameStatus, Op, Store, StoreError};
 use crate::template::{self, Scope};
@@ -464,8 +465,8 @@ const ABORTED: &str = "skein.Aborted";
 async fn watch_abort(store: Store, id: String) -> Failure {
     loop {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        if let Ok(Some(e)) = store.execution(&id)
-            && e.status == "ABORTED"
+        if let Ok(Some(status)) = store.execution_status(&id)
+            && status == "ABORTED"
         {
             return Failure::new(ABORTED, "stopped");
         }
@@ -752,14 +753,30 @@ impl Run {
                 .iter()
                 .find(|c| error_matches(&c.error_equals, &failure.error))
             {
-                let output = template::apply_result_path(
-                    &catcher.result_path,
-                    &frame.input,
-                    failure.as_json(),
-                )?;
-                let assign = match &catcher.assign {
-                    Some(t) => Some(self.assign(t, &failure.as_json(), frame, state)?),
-                    None => None,
+                let (output, assign) = if state.query_language == QueryLanguage::Jsonata {
+                    // JSONata: `$states.errorOutput`; the output defaults to the error.
+                    let mut states = self.jsonata_states(state, frame, None);
+                    states["errorOutput"] = failure.as_json();
+                    let output = match &catcher.output {
+                        Some(t) => jsonata::render(t, &states, &frame.vars)?,
+                        None => failure.as_json(),
+                    };
+                    let assign = match &catcher.assign {
+                        Some(t) => Some(self.jsonata_assign(t, &states, frame, state)?),
+                        None => None,
+                    };
+                    (output, assign)
+                } else {
+                    let output = template::apply_result_path(
+                        &catcher.result_path,
+                        &frame.input,
+                        failure.as_json(),
+                    )?;
+                    let assign = match &catcher.assign {
+                        Some(t) => Some(self.assign(t, &failure.as_json(), frame, state)?),
+                        None => None,
+                    };
+                    (output, assign)
                 };
                 return Ok(Attempted {
                     step: Step::Next {
@@ -811,10 +828,7 @@ impl Run {
         frame: &mut Frame,
     ) -> Result<Attempted, Failure> {
         if state.query_language == QueryLanguage::Jsonata {
-            return Err(Failure::runtime(format!(
-                "state `{}` uses JSONata, which this engine does not evaluate yet; use JSONPath",
-                state.name
-            )));
+            return self.attempt_jsonata(state, frame).await;
         }
         let raw = frame.input.clone();
         let ctx = self.context(state, frame, None);
@@ -1027,7 +1041,17 @@ impl Run {
             }
             Kind::Map(map) => {
                 let result = self
-                    .run_map(state, map, frame, &effective, &ctx, &vars)
+                    .run_map(
+                        state,
+                        map,
+                        frame,
+                        MapInput {
+                            effective: &effective,
+                            ctx: &ctx,
+                            vars: &vars,
+                            jsonata: None,
+                        },
+                    )
                     .await?;
                 let result = match &state.result_selector {
                     Some(sel) => template::render(
@@ -1041,6 +1065,252 @@ impl Run {
                     None => result,
                 };
                 finish(result, frame)
+            }
+        }
+    }
+
+    /// `$states` for a JSONata state: its input and the context object.
+    fn jsonata_states(&self, state: &State, frame: &Frame, token: Option<&str>) -> Value {
+        json!({"input": frame.input, "context": self.context(state, frame, token)})
+    }
+
+    fn jsonata_assign(
+        &self,
+        template_value: &Value,
+        states: &Value,
+        frame: &Frame,
+        state: &State,
+    ) -> Result<Map<String, Value>, Failure> {
+        match jsonata::render(template_value, states, &frame.vars)? {
+            Value::Object(m) => Ok(m),
+            _ => Err(Failure::runtime(format!(
+                "state `{}`: `Assign` must be an object",
+                state.name
+            ))),
+        }
+    }
+
+    /// One attempt of a JSONata state: `Arguments` in, `Output` and `Assign` out.
+    async fn attempt_jsonata(
+        self: &Arc<Self>,
+        state: &State,
+        frame: &mut Frame,
+    ) -> Result<Attempted, Failure> {
+        let raw = frame.input.clone();
+        let vars = frame.vars.clone();
+        let mut states = self.jsonata_states(state, frame, None);
+        // Output and Assign of a state with a result see it as `$states.result`.
+        let finish = |result: Option<Value>,
+                      states: &mut Value,
+                      frame: &Frame|
+         -> Result<Attempted, Failure> {
+            if let Some(r) = &result {
+                states["result"] = r.clone();
+            }
+            let output = match &state.output {
+                Some(t) => jsonata::render(t, states, &vars)?,
+                None => result.unwrap_or_else(|| raw.clone()),
+            };
+            let assign = match &state.assign {
+                Some(t) => Some(self.jsonata_assign(t, states, frame, state)?),
+                None => None,
+            };
+            Ok(Attempted {
+                step: step_after(state, output),
+                assign,
+            })
+        };
+        let arguments = |states: &Value| -> Result<Value, Failure> {
+            match &state.arguments {
+                Some(t) => jsonata::render(t, states, &vars),
+                None => Ok(raw.clone()),
+            }
+        };
+        match &state.kind {
+            Kind::Pass { .. } => finish(None, &mut states, frame),
+            Kind::Succeed => {
+                let output = match &state.output {
+                    Some(t) => jsonata::render(t, &states, &vars)?,
+                    None => raw.clone(),
+                };
+                Ok(Attempted {
+                    step: Step::End { output },
+                    assign: None,
+                })
+            }
+            Kind::Fail { error, cause, .. } => {
+                let text = |v: &Option<String>| -> Result<String, Failure> {
+                    match v {
+                        Some(s) => {
+                            match jsonata::render(&Value::String(s.clone()), &states, &vars)? {
+                                Value::String(s) => Ok(s),
+                                other => Ok(other.to_string()),
+                            }
+                        }
+                        None => Ok(String::new()),
+                    }
+                };
+                Err(Failure {
+                    error: text(error)?,
+                    cause: text(cause)?,
+                })
+            }
+            Kind::Choice { choices, default } => {
+                for c in choices {
+                    let choice::Rule::Condition(cond) = &c.rule else {
+                        continue;
+                    };
+                    let hit = match jsonata::render(cond, &states, &vars)? {
+                        Value::Bool(b) => b,
+                        other => {
+                            return Err(Failure::runtime(format!(
+                                "state `{}`: a `Condition` must give true or false, got {other}",
+                                state.name
+                            )));
+                        }
+                    };
+                    if hit {
+                        let output = match c.output.as_ref().or(state.output.as_ref()) {
+                            Some(t) => jsonata::render(t, &states, &vars)?,
+                            None => raw.clone(),
+                        };
+                        let assign = match &c.assign {
+                            Some(t) => Some(self.jsonata_assign(t, &states, frame, state)?),
+                            None => None,
+                        };
+                        return Ok(Attempted {
+                            step: Step::Next {
+                                next: c.next.clone(),
+                                output,
+                            },
+                            assign,
+                        });
+                    }
+                }
+                match default {
+                    Some(d) => {
+                        let output = match &state.output {
+                            Some(t) => jsonata::render(t, &states, &vars)?,
+                            None => raw.clone(),
+                        };
+                        let assign = match &state.assign {
+                            Some(t) => Some(self.jsonata_assign(t, &states, frame, state)?),
+                            None => None,
+                        };
+                        Ok(Attempted {
+                            step: Step::Next {
+                                next: d.clone(),
+                                output,
+                            },
+                            assign,
+                        })
+                    }
+                    None => Err(Failure::new(
+                        "States.NoChoiceMatched",
+                        format!(
+                            "no choice rule of state `{}` matched and it has no `Default`",
+                            state.name
+                        ),
+                    )),
+                }
+            }
+            Kind::Wait {
+                seconds, timestamp, ..
+            } => {
+                if frame.wake_at.is_none() {
+                    let until = match (seconds, timestamp) {
+                        (Some(v), _) => {
+                            let secs = jsonata::render(v, &states, &vars)?
+                                .as_f64()
+                                .filter(|s| *s >= 0.0)
+                                .ok_or_else(|| {
+                                    Failure::runtime(format!(
+                                        "state `{}`: `Seconds` must give a non-negative number",
+                                        state.name
+                                    ))
+                                })?;
+                            let ms = (self.scaled(secs).as_secs_f64() * 1000.0) as i64;
+                            chrono::Utc::now() + chrono::Duration::milliseconds(ms)
+                        }
+                        (None, Some(v)) => {
+                            let ts = jsonata::render(v, &states, &vars)?;
+                            let t = ts.as_str().and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok()).ok_or_else(|| {
+                                Failure::runtime(format!("state `{}`: `Timestamp` must give an RFC 3339 time, got {ts}", state.name))
+                            })?;
+                            let left = (t.with_timezone(&chrono::Utc) - chrono::Utc::now())
+                                .num_milliseconds()
+                                .max(0) as f64;
+                            chrono::Utc::now()
+                                + chrono::Duration::milliseconds(
+                                    (left * self.options.time_scale) as i64,
+                                )
+                        }
+                        _ => chrono::Utc::now(),
+                    };
+                    frame.wake_at =
+                        Some(until.to_rfc3339_opts(chrono::SecondsFormat::Micros, true));
+                    self.commit_for(&frame.id, vec![self.put(frame)]).await?;
+                }
+                if let Some(w) = frame.wake_at.clone() {
+                    self.sleep_until(&w).await;
+                }
+                finish(None, &mut states, frame)
+            }
+            Kind::Task { resource, .. } => {
+                let token = resource.ends_with(".waitForTaskToken").then(|| {
+                    frame.token.clone().ok_or_else(|| {
+                        let attempt: u32 = frame.retries.iter().sum();
+                        format!(
+                            "{}.{}.{}.{attempt}",
+                            self.exec.id,
+                            frame.id.replace('/', "_"),
+                            frame.step
+                        )
+                    })
+                });
+                let token_text = token.as_ref().map(|t| match t {
+                    Ok(t) | Err(t) => t.clone(),
+                });
+                let task_states = self.jsonata_states(state, frame, token_text.as_deref());
+                let payload = arguments(&task_states)?;
+                let result = self.invoke(state, frame, payload, token).await?;
+                finish(Some(result), &mut states, frame)
+            }
+            Kind::Parallel { branches } => {
+                let input = arguments(&states)?;
+                let step = frame.step;
+                let futures = branches.iter().enumerate().map(|(i, branch)| {
+                    let child = format!("{}/{step}:{i}", frame.id);
+                    let ops = vec![self.event(
+                        &frame.id,
+                        "ParallelBranchStarted",
+                        json!({"name": state.name, "index": i}),
+                    )];
+                    self.run_frame(
+                        branch,
+                        child,
+                        Some((input.clone(), frame.vars.clone(), ops)),
+                    )
+                });
+                let outputs = futures::future::try_join_all(futures).await?;
+                finish(Some(Value::Array(outputs)), &mut states, frame)
+            }
+            Kind::Map(map) => {
+                let ctx = self.context(state, frame, None);
+                let result = self
+                    .run_map(
+                        state,
+                        map,
+                        frame,
+                        MapInput {
+                            effective: &raw,
+                            ctx: &ctx,
+                            vars: &vars,
+                            jsonata: Some(&states),
+                        },
+                    )
+                    .await?;
+                finish(Some(result), &mut states, frame)
             }
         }
     }
@@ -1252,6 +1522,10 @@ impl Run {
 
     async fn await_token(&self, token: &str, heartbeat: Option<f64>) -> Result<Value, Failure> {
         loop {
+            // Register for the wake-up before reading, so an answer in between is not missed.
+            let woken = self.store.answered().notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
             let record = self.store.token(token).map_err(store_failure)?;
             let Some(record) = record else {
                 return Err(Failure::runtime(format!(
@@ -1283,7 +1557,10 @@ impl Run {
                     ));
                 }
             }
-            tokio::time::sleep(self.options.token_poll).await;
+            tokio::select! {
+                _ = &mut woken => {}
+                _ = tokio::time::sleep(self.options.token_poll) => {}
+            }
         }
     }
 
@@ -1292,16 +1569,24 @@ impl Run {
         state: &State,
         map: &MapState,
         frame: &mut Frame,
-        effective: &Value,
-        ctx: &Value,
-        vars: &Value,
+        on: MapInput<'_>,
     ) -> Result<Value, Failure> {
+        let MapInput {
+            effective,
+            ctx,
+            vars,
+            jsonata: jsonata_states,
+        } = on;
         let scope = Scope {
             input: effective,
             context: ctx,
             vars,
         };
         let items = match (&map.item_reader, &map.items_path) {
+            (None, _) if jsonata_states.is_some() => match (&map.items, jsonata_states) {
+                (Some(t), Some(states)) => jsonata::render(t, states, vars)?,
+                _ => effective.clone(),
+            },
             (Some(reader), _) => crate::items::read(reader, &scope, &self.options.s3_root)?,
             (None, Some(p)) => template::select(&scope, p)?,
             (None, None) => effective.clone(),
@@ -1315,6 +1600,11 @@ impl Run {
         let mut inputs = Vec::with_capacity(items.len());
         for (index, item) in items.iter().enumerate() {
             let input = match &map.item_selector {
+                Some(sel) if jsonata_states.is_some() => {
+                    let mut states = jsonata_states.cloned().unwrap_or(Value::Null);
+                    states["context"]["Map"] = json!({"Item": {"Index": index, "Value": item}});
+                    jsonata::render(sel, &states, vars)?
+                }
                 Some(sel) => {
                     let mut item_ctx = ctx.clone();
                     item_ctx["Map"] = json!({"Item": {"Index": index, "Value": item}});
@@ -1448,6 +1738,15 @@ impl Run {
             None => Ok(Value::Array(outputs)),
         }
     }
+}
+
+/// What a Map state maps over: its effective input, context, variables, and for JSONata
+/// states `$states`.
+struct MapInput<'a> {
+    effective: &'a Value,
+    ctx: &'a Value,
+    vars: &'a Value,
+    jsonata: Option<&'a Value>,
 }
 
 fn function_name(name_or_arn: &str) -> String {

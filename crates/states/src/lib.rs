@@ -18,6 +18,7 @@ pub mod definition;
 pub mod engine;
 pub mod intrinsics;
 pub mod items;
+pub mod jsonata;
 pub mod mock;
 pub mod path;
 pub mod store;

@@ -168,6 +168,9 @@ pub struct Store {
     path: PathBuf,
     tx: mpsc::UnboundedSender<Batch>,
     reader: Arc<Mutex<Connection>>,
+    /// Wakes this process's waiting tasks when a token is answered here; answers from
+    /// other processes are seen by polling.
+    answered: Arc<tokio::sync::Notify>,
 }
 
 const SCHEMA: &str = r#"
@@ -176,6 +179,9 @@ CREATE TABLE IF NOT EXISTS executions (
     input TEXT NOT NULL, status TEXT NOT NULL, output TEXT, error TEXT, cause TEXT,
     started_at TEXT NOT NULL, stopped_at TEXT, config TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS definitions (
+    hash TEXT PRIMARY KEY, body TEXT NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS frames (
     execution TEXT NOT NULL, id TEXT NOT NULL, state TEXT NOT NULL, input TEXT NOT NULL,
     step INTEGER NOT NULL, status TEXT NOT NULL, output TEXT, error TEXT, cause TEXT,
@@ -207,11 +213,33 @@ fn json(s: Option<String>) -> Option<Value> {
     s.and_then(|s| serde_json::from_str(&s).ok())
 }
 
+/// Retries `f` while another process holds the lock in a way the busy timeout does not
+/// cover (switching a brand-new file to WAL, when two processes create it at once).
+fn retry_busy<T>(f: impl Fn() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    let mut attempt = 0;
+    loop {
+        match f() {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) && attempt < 200 =>
+            {
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(25));
+            }
+            other => return other,
+        }
+    }
+}
+
 fn open(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(std::time::Duration::from_secs(30))?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    retry_busy(|| {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+    })?;
     Ok(conn)
 }
 
@@ -226,7 +254,7 @@ impl Store {
             std::fs::create_dir_all(dir).map_err(|e| fail(&e))?;
         }
         let writer = open(path).map_err(|e| fail(&e))?;
-        writer.execute_batch(SCHEMA).map_err(|e| fail(&e))?;
+        retry_busy(|| writer.execute_batch(SCHEMA)).map_err(|e| fail(&e))?;
         let reader = open(path).map_err(|e| fail(&e))?;
         let (tx, rx) = mpsc::unbounded_channel();
         let shown = path.display().to_string();
@@ -238,6 +266,7 @@ impl Store {
             path: path.to_path_buf(),
             tx,
             reader: Arc::new(Mutex::new(reader)),
+            answered: Arc::new(tokio::sync::Notify::new()),
         })
     }
 
@@ -269,11 +298,21 @@ impl Store {
         let id = id.rsplit(':').next().unwrap_or(id).to_string();
         self.read(|c| {
             c.query_row(
-                "SELECT id, name, arn, definition, input, status, output, error, cause, started_at, stopped_at, config \
-                 FROM executions WHERE id = ?1",
+                "SELECT e.id, e.name, e.arn, d.body, e.input, e.status, e.output, e.error, e.cause, e.started_at, \
+                 e.stopped_at, e.config FROM executions e JOIN definitions d ON d.hash = e.definition WHERE e.id = ?1",
                 [&id],
                 execution_of,
             )
+            .optional()
+        })
+    }
+
+    /// Only the status of an execution (cheap: what a running engine polls).
+    pub fn execution_status(&self, id: &str) -> Result<Option<String>> {
+        self.read(|c| {
+            c.query_row("SELECT status FROM executions WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
             .optional()
         })
     }
@@ -282,8 +321,9 @@ impl Store {
     pub fn executions(&self) -> Result<Vec<Execution>> {
         self.read(|c| {
             let mut stmt = c.prepare(
-                "SELECT id, name, arn, definition, input, status, output, error, cause, started_at, stopped_at, config \
-                 FROM executions ORDER BY started_at DESC, id DESC",
+                "SELECT e.id, e.name, e.arn, d.body, e.input, e.status, e.output, e.error, e.cause, e.started_at, \
+                 e.stopped_at, e.config FROM executions e JOIN definitions d ON d.hash = e.definition \
+                 ORDER BY e.started_at DESC, e.id DESC",
             )?;
             stmt.query_map([], execution_of)?.collect()
         })
@@ -373,6 +413,11 @@ impl Store {
         })
     }
 
+    /// Notified when a token is answered in this process.
+    pub fn answered(&self) -> &tokio::sync::Notify {
+        &self.answered
+    }
+
     /// Records the answer to a task token (from `send-task-success` / `-failure`), or a
     /// heartbeat. Fails if the token is unknown or already answered.
     pub fn answer_token(&self, token: &str, answer: TokenAnswer) -> Result<TokenRecord> {
@@ -391,6 +436,9 @@ impl Store {
                 params![token, at],
             ),
         })?;
+        if changed == 1 {
+            self.answered.notify_waiters();
+        }
         let record = self.token(token)?;
         match (changed, record) {
             (1, Some(r)) => Ok(r),
@@ -430,6 +478,15 @@ fn execution_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<Execution> {
     })
 }
 
+/// A definition's key in the `definitions` table.
+fn definition_hash(body: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(body.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// Crash injection for the durability test: `SKEIN_STATES_CRASH_AFTER=N` kills the process
 /// with SIGKILL right after its N-th commit.
 fn crash_after() -> Option<u64> {
@@ -465,11 +522,18 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::UnboundedReceiver<Batch>, pat
 }
 
 fn apply(conn: &mut Connection, batches: &[Batch]) -> rusqlite::Result<()> {
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let at = now();
     for op in batches.iter().flat_map(|b| b.ops.iter()) {
         match op {
             Op::PutExecution(e) => {
+                // Definitions are stored once (thousands of child executions share one).
+                let body = text(&e.definition);
+                let hash = definition_hash(&body);
+                tx.prepare_cached(
+                    "INSERT OR IGNORE INTO definitions (hash, body) VALUES (?1, ?2)",
+                )?
+                .execute(params![hash, body])?;
                 tx.prepare_cached(
                     "INSERT OR REPLACE INTO executions (id, name, arn, definition, input, status, output, error, cause, \
                      started_at, stopped_at, config) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
@@ -478,7 +542,7 @@ fn apply(conn: &mut Connection, batches: &[Batch]) -> rusqlite::Result<()> {
                     e.id,
                     e.name,
                     e.arn,
-                    text(&e.definition),
+                    hash,
                     text(&e.input),
                     e.status,
                     e.output.as_ref().map(text),
