@@ -98,6 +98,9 @@ impl Peaks {
 struct View {
     multi: MultiProgress,
     overall: ProgressBar,
+    /// One bar per wave (the canary first), and which wave each dataset is in.
+    waves: Vec<ProgressBar>,
+    wave_of: HashMap<String, usize>,
     groups: HashMap<String, ProgressBar>,
     visible: bool,
 }
@@ -119,6 +122,24 @@ impl View {
         let overall = multi.add(ProgressBar::new(plan.total as u64));
         overall.set_style(style.clone());
         overall.set_prefix("run");
+        let mut waves = Vec::new();
+        let mut wave_of = HashMap::new();
+        let mut named: Vec<(String, &[PlanItem])> = Vec::new();
+        if !plan.canary.is_empty() {
+            named.push(("canary".into(), &plan.canary));
+        }
+        for w in &plan.waves {
+            named.push((format!("wave {}", w.index + 1), &w.datasets));
+        }
+        for (i, (name, items)) in named.iter().enumerate() {
+            let bar = multi.add(ProgressBar::new(items.len() as u64));
+            bar.set_style(style.clone());
+            bar.set_prefix(name.clone());
+            for item in items.iter() {
+                wave_of.insert(item.dataset.clone(), i);
+            }
+            waves.push(bar);
+        }
         let mut per_group: BTreeMap<&str, u64> = BTreeMap::new();
         for item in plan
             .canary
@@ -138,6 +159,8 @@ impl View {
         View {
             multi,
             overall,
+            waves,
+            wave_of,
             groups,
             visible,
         }
@@ -145,6 +168,9 @@ impl View {
 
     fn finished(&self, dataset: &str, group: &str, failure: Option<&str>) {
         self.overall.inc(1);
+        if let Some(bar) = self.wave_of.get(dataset).and_then(|i| self.waves.get(*i)) {
+            bar.inc(1);
+        }
         if let Some(bar) = self.groups.get(group) {
             bar.inc(1);
         }
@@ -168,6 +194,9 @@ impl View {
 
     fn clear(&self) {
         self.overall.finish_and_clear();
+        for b in &self.waves {
+            b.finish_and_clear();
+        }
         for b in self.groups.values() {
             b.finish_and_clear();
         }

@@ -146,15 +146,7 @@ pub async fn run(cmd: StatesCommand, store_dir: &Path, json_out: bool) -> Result
         }
         StatesCommand::Resume { execution } => {
             let store = open()?;
-            let exec = store
-                .execution(&execution)
-                .map_err(|e| Usage(e.to_string()))?
-                .ok_or_else(|| {
-                    Usage(format!(
-                        "execution `{execution}` is not in {}",
-                        store_dir.display()
-                    ))
-                })?;
+            let exec = find(&store, &execution, store_dir)?;
             let raw = exec.config.get("config").cloned().unwrap_or(Value::Null);
             let bindings = Bindings::from_value(raw)?;
             let engine = Engine::new(store, bindings.handlers(), bindings.options());
@@ -166,15 +158,7 @@ pub async fn run(cmd: StatesCommand, store_dir: &Path, json_out: bool) -> Result
         }
         StatesCommand::History { execution } => {
             let store = open()?;
-            let exec = store
-                .execution(&execution)
-                .map_err(|e| Usage(e.to_string()))?
-                .ok_or_else(|| {
-                    Usage(format!(
-                        "execution `{execution}` is not in {}",
-                        store_dir.display()
-                    ))
-                })?;
+            let exec = find(&store, &execution, store_dir)?;
             let events = store.events(&exec.id).map_err(|e| Usage(e.to_string()))?;
             if json_out {
                 println!("{}", history_json(&events));
@@ -214,15 +198,7 @@ pub async fn run(cmd: StatesCommand, store_dir: &Path, json_out: bool) -> Result
             cause,
         } => {
             let store = open()?;
-            let exec = store
-                .execution(&execution)
-                .map_err(|e| Usage(e.to_string()))?
-                .ok_or_else(|| {
-                    Usage(format!(
-                        "execution `{execution}` is not in {}",
-                        store_dir.display()
-                    ))
-                })?;
+            let exec = find(&store, &execution, store_dir)?;
             if exec.status != "RUNNING" {
                 return Err(Usage(format!(
                     "execution `{}` already ended {}",
@@ -303,6 +279,23 @@ pub async fn run(cmd: StatesCommand, store_dir: &Path, json_out: bool) -> Result
             .map(|()| 0)
             .map_err(|e| Usage(e.to_string())),
     }
+}
+
+/// An execution by id or ARN, or a usage error naming the store.
+fn find(
+    store: &Store,
+    execution: &str,
+    store_dir: &Path,
+) -> Result<crate::store::Execution, Usage> {
+    store
+        .execution(execution)
+        .map_err(|e| Usage(e.to_string()))?
+        .ok_or_else(|| {
+            Usage(format!(
+                "execution `{execution}` is not in {}; `skein states list` shows the known ones",
+                store_dir.display()
+            ))
+        })
 }
 
 fn answer(store: Store, token: &str, answer: TokenAnswer) -> Result<i32, Usage> {

@@ -983,42 +983,58 @@ fn error_equals(r: &mut Reader, obj: &Map<String, Value>, ptr: &str) -> Vec<Stri
     }
 }
 
-fn read_retry(r: &mut Reader, obj: &Map<String, Value>, ptr: &str) -> Vec<Retrier> {
-    let Some(v) = obj.get("Retry") else {
+/// The objects of an array field (`Retry`, `Catch`), each with its pointer; every key
+/// outside `allowed` is reported.
+fn objects<'a>(
+    r: &mut Reader,
+    obj: &'a Map<String, Value>,
+    ptr: &str,
+    key: &str,
+    what: &str,
+    allowed: &[&str],
+) -> Vec<(String, &'a Map<String, Value>)> {
+    let Some(v) = obj.get(key) else {
         return Vec::new();
     };
     let Some(items) = v.as_array() else {
         r.err(
-            &format!("{ptr}/Retry"),
-            "`Retry` must be an array of retriers",
+            &format!("{ptr}/{key}"),
+            format!("`{key}` must be an array of {what}s"),
         );
         return Vec::new();
     };
     let mut out = Vec::new();
     for (i, item) in items.iter().enumerate() {
-        let p = format!("{ptr}/Retry/{i}");
+        let p = format!("{ptr}/{key}/{i}");
         let Some(o) = item.as_object() else {
-            r.err(&p, "a retrier must be an object");
+            r.err(&p, format!("a {what} must be an object"));
             continue;
         };
-        for key in o.keys() {
-            if ![
-                "ErrorEquals",
-                "IntervalSeconds",
-                "MaxAttempts",
-                "BackoffRate",
-                "MaxDelaySeconds",
-                "JitterStrategy",
-                "Comment",
-            ]
-            .contains(&key.as_str())
-            {
+        for k in o.keys() {
+            if !allowed.contains(&k.as_str()) {
                 r.err(
-                    &format!("{p}/{}", escape(key)),
-                    format!("unknown retrier field `{key}`"),
+                    &format!("{p}/{}", escape(k)),
+                    format!("unknown {what} field `{k}`"),
                 );
             }
         }
+        out.push((p, o));
+    }
+    out
+}
+
+fn read_retry(r: &mut Reader, obj: &Map<String, Value>, ptr: &str) -> Vec<Retrier> {
+    let allowed = [
+        "ErrorEquals",
+        "IntervalSeconds",
+        "MaxAttempts",
+        "BackoffRate",
+        "MaxDelaySeconds",
+        "JitterStrategy",
+        "Comment",
+    ];
+    let mut out = Vec::new();
+    for (p, o) in objects(r, obj, ptr, "Retry", "retrier", &allowed) {
         let jitter = r.string(o, &p, "JitterStrategy");
         if let Some(j) = &jitter
             && j != "FULL"
@@ -1049,40 +1065,16 @@ fn read_retry(r: &mut Reader, obj: &Map<String, Value>, ptr: &str) -> Vec<Retrie
 }
 
 fn read_catch(r: &mut Reader, obj: &Map<String, Value>, ptr: &str) -> Vec<Catcher> {
-    let Some(v) = obj.get("Catch") else {
-        return Vec::new();
-    };
-    let Some(items) = v.as_array() else {
-        r.err(
-            &format!("{ptr}/Catch"),
-            "`Catch` must be an array of catchers",
-        );
-        return Vec::new();
-    };
+    let allowed = [
+        "ErrorEquals",
+        "Next",
+        "ResultPath",
+        "Output",
+        "Assign",
+        "Comment",
+    ];
     let mut out = Vec::new();
-    for (i, item) in items.iter().enumerate() {
-        let p = format!("{ptr}/Catch/{i}");
-        let Some(o) = item.as_object() else {
-            r.err(&p, "a catcher must be an object");
-            continue;
-        };
-        for key in o.keys() {
-            if ![
-                "ErrorEquals",
-                "Next",
-                "ResultPath",
-                "Output",
-                "Assign",
-                "Comment",
-            ]
-            .contains(&key.as_str())
-            {
-                r.err(
-                    &format!("{p}/{}", escape(key)),
-                    format!("unknown catcher field `{key}`"),
-                );
-            }
-        }
+    for (p, o) in objects(r, obj, ptr, "Catch", "catcher", &allowed) {
         let next = r.string(o, &p, "Next").unwrap_or_else(|| {
             r.err(&p, "a catcher needs `Next`");
             String::new()

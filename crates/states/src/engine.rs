@@ -962,17 +962,7 @@ impl Run {
             }
             Kind::Task { resource, .. } => {
                 // A callback task's token is known to its `Parameters` (`$$.Task.Token`).
-                let token = resource.ends_with(".waitForTaskToken").then(|| {
-                    frame.token.clone().ok_or_else(|| {
-                        let attempt: u32 = frame.retries.iter().sum();
-                        format!(
-                            "{}.{}.{}.{attempt}",
-                            self.exec.id,
-                            frame.id.replace('/', "_"),
-                            frame.step
-                        )
-                    })
-                });
+                let token = self.callback_token(resource, frame);
                 let task_ctx = self.context(
                     state,
                     frame,
@@ -1067,6 +1057,23 @@ impl Run {
                 finish(result, frame)
             }
         }
+    }
+
+    /// A callback task's token (known to its input as `$$.Task.Token`): `Ok` if the frame
+    /// already committed it (a resumed wait), `Err` with a new one otherwise; `None` for
+    /// other tasks.
+    fn callback_token(&self, resource: &str, frame: &Frame) -> Option<Result<String, String>> {
+        resource.ends_with(".waitForTaskToken").then(|| {
+            frame.token.clone().ok_or_else(|| {
+                let attempt: u32 = frame.retries.iter().sum();
+                format!(
+                    "{}.{}.{}.{attempt}",
+                    self.exec.id,
+                    frame.id.replace('/', "_"),
+                    frame.step
+                )
+            })
+        })
     }
 
     /// `$states` for a JSONata state: its input and the context object.
@@ -1257,17 +1264,7 @@ impl Run {
                 finish(None, &mut states, frame)
             }
             Kind::Task { resource, .. } => {
-                let token = resource.ends_with(".waitForTaskToken").then(|| {
-                    frame.token.clone().ok_or_else(|| {
-                        let attempt: u32 = frame.retries.iter().sum();
-                        format!(
-                            "{}.{}.{}.{attempt}",
-                            self.exec.id,
-                            frame.id.replace('/', "_"),
-                            frame.step
-                        )
-                    })
-                });
+                let token = self.callback_token(resource, frame);
                 let token_text = token.as_ref().map(|t| match t {
                     Ok(t) | Err(t) => t.clone(),
                 });
