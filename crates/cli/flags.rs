@@ -142,6 +142,9 @@ pub struct MigrateArgs {
     /// Publish datasets that require approval without waiting (you approve them now).
     #[arg(long)]
     pub approve: bool,
+    /// Publish even if a dataset's output schema differs from its published version's.
+    #[arg(long)]
+    pub allow_schema_change: bool,
 }
 
 #[derive(Debug, Args)]
@@ -192,6 +195,9 @@ pub struct RunArgs {
     /// Approve datasets that need approval as soon as they are verified (demos, tests).
     #[arg(long)]
     pub auto_approve: bool,
+    /// Publish even if a dataset's output schema differs from its published version's.
+    #[arg(long)]
+    pub allow_schema_change: bool,
 }
 
 #[derive(Debug, Args)]

@@ -83,6 +83,7 @@ pub async fn migrate(g: &Global, args: &MigrateArgs) -> anyhow::Result<u8> {
                         publish: !args.no_publish,
                         approved: args.approve,
                         progress,
+                        allow_schema_change: args.allow_schema_change,
                     };
                     let r = skein_usecases::migrate(&catalog, &settings, file, &opts).await;
                     spinner.finish();

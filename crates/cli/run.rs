@@ -217,6 +217,7 @@ struct Local {
     peaks: Peaks,
     view: OnceLock<View>,
     auto_approve: bool,
+    allow_schema_change: bool,
     stop: AtomicBool,
     jobs: AtomicU64,
     /// Nanoseconds spent in the data plane (migrate jobs), summed over workers.
@@ -597,6 +598,7 @@ async fn migrate_job(local: &Arc<Local>, group: &str, d: &Delivery) -> TokenAnsw
         publish: false,
         approved: false,
         progress: Arc::new(skein_data::Progress::default()),
+        allow_schema_change: local.allow_schema_change,
     };
     let started = Instant::now();
     let result = skein_usecases::migrate(c, &local.settings, &file, &opts).await;
@@ -792,6 +794,7 @@ pub async fn run(g: &Global, args: &RunArgs) -> anyhow::Result<u8> {
         peaks: Peaks::default(),
         view: OnceLock::new(),
         auto_approve: args.auto_approve,
+        allow_schema_change: args.allow_schema_change,
         stop: AtomicBool::new(false),
         jobs: AtomicU64::new(0),
         work_nanos: AtomicU64::new(0),

@@ -58,3 +58,64 @@ pub struct Manifest {
     #[serde(default)]
     pub published_at: Option<String>,
 }
+
+/// How an output schema differs from the published one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SchemaDiff {
+    /// Columns only in the new schema (`name: Type`).
+    pub added: Vec<String>,
+    /// Columns only in the published schema.
+    pub removed: Vec<String>,
+    /// Columns whose type changed: `name: Old -> New`.
+    pub retyped: Vec<String>,
+}
+
+impl SchemaDiff {
+    /// Compares two manifest schemas (`name: Type` entries).
+    pub fn between(published: &[String], new: &[String]) -> SchemaDiff {
+        let split = |c: &String| -> (String, String) {
+            match c.split_once(": ") {
+                Some((n, t)) => (n.to_string(), t.to_string()),
+                None => (c.clone(), String::new()),
+            }
+        };
+        let old: Vec<(String, String)> = published.iter().map(split).collect();
+        let new: Vec<(String, String)> = new.iter().map(split).collect();
+        let mut d = SchemaDiff::default();
+        for (name, ty) in &new {
+            match old.iter().find(|(n, _)| n == name) {
+                None => d.added.push(format!("{name}: {ty}")),
+                Some((_, old_ty)) if old_ty != ty => d.retyped.push(format!("{name}: {old_ty} -> {ty}")),
+                Some(_) => {}
+            }
+        }
+        for (name, ty) in &old {
+            if !new.iter().any(|(n, _)| n == name) {
+                d.removed.push(format!("{name}: {ty}"));
+            }
+        }
+        d
+    }
+
+    /// Whether anything changed.
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty() && self.retyped.is_empty()
+    }
+}
+
+impl std::fmt::Display for SchemaDiff {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts = Vec::new();
+        if !self.added.is_empty() {
+            parts.push(format!("added {}", self.added.join(", ")));
+        }
+        if !self.removed.is_empty() {
+            parts.push(format!("removed {}", self.removed.join(", ")));
+        }
+        if !self.retyped.is_empty() {
+            parts.push(format!("retyped {}", self.retyped.join(", ")));
+        }
+        f.write_str(&parts.join("; "))
+    }
+}

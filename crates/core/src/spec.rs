@@ -110,6 +110,18 @@ pub struct Spec {
     /// `auto` or `required`; unset means required for critical datasets only.
     #[serde(default)]
     pub approval: Option<Approval>,
+    /// `allow`: publish even when the output schema differs from the published version's
+    /// (default: refuse, and report the added, removed and retyped columns).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_change: Option<SchemaChange>,
+}
+
+/// Whether a changed output schema may be published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SchemaChange {
+    Allow,
+    Refuse,
 }
 
 fn default_priority() -> i64 {

@@ -8,6 +8,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use skein_core::Status;
+use skein_core::manifest::SchemaDiff;
+use skein_core::spec::SchemaChange;
 use skein_core::catalog::{Catalog, Counter, VersionAction};
 use skein_core::load::SpecFile;
 use skein_data::session::list_source;
@@ -30,6 +32,8 @@ pub struct MigrateOptions {
     pub approved: bool,
     /// Live counters for progress display.
     pub progress: Arc<Progress>,
+    /// Publish even if the output schema differs from the published version's.
+    pub allow_schema_change: bool,
 }
 
 /// Migrates one dataset through the whole pipeline and reports how it ended.
@@ -209,6 +213,32 @@ async fn run_locked<C: Catalog + ?Sized>(
             Some(run),
         )
         .await?;
+
+    // A changed output schema is reported before publish and needs consent.
+    let allowed = opts.allow_schema_change || file.spec.spec.schema_change == Some(SchemaChange::Allow);
+    if let Some(current) = store.current()? {
+        let diff = SchemaDiff::between(&current.schema, &staged.manifest.schema);
+        if !diff.is_empty() && !allowed {
+            let reason = format!(
+                "the output schema differs from published v{}: {diff}; pass --allow-schema-change or set `schemaChange: allow` in the spec",
+                current.version
+            );
+            catalog
+                .transition(name, Status::Verified, Status::Failed, Some(&reason), Some(run))
+                .await?;
+            catalog
+                .finish_attempt(name, attempt, "schema_changed", Some(&reason))
+                .await?;
+            catalog.add_to_run(run, Counter::Failed, 1).await?;
+            result.error = Some(reason);
+            result.error_name = Some("Skein.SchemaChanged".into());
+            result.schema_change = Some(diff);
+            return Ok(());
+        }
+        if !diff.is_empty() {
+            result.schema_change = Some(diff);
+        }
+    }
 
     if !opts.publish {
         catalog

@@ -75,6 +75,9 @@ pub struct DatasetResult {
     pub error: Option<String>,
     /// The error, for failures: the Step Functions error name (`Skein.BadValue`, …).
     pub error_name: Option<String>,
+    /// How the output schema differs from the published version's, when it does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schema_change: Option<skein_core::manifest::SchemaDiff>,
 }
 
 impl DatasetResult {
@@ -92,6 +95,7 @@ impl DatasetResult {
             verification: None,
             error: None,
             error_name: None,
+            schema_change: None,
         }
     }
 }
