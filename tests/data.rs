@@ -630,7 +630,13 @@ fn a_changed_output_schema_is_refused_then_allowed() {
     let ws = Workspace::new();
     ws.write("data/p.csv", "id,name,price\n1,a,1.5\n2,b,2.5\n");
     let write = |sql: &str, extra: &str| {
-        ws.write("p.yaml", &format!("{}{extra}", spec("prices", "data/p.csv", "csv", "", sql, "")));
+        ws.write(
+            "p.yaml",
+            &format!(
+                "{}{extra}",
+                spec("prices", "data/p.csv", "csv", "", sql, "")
+            ),
+        );
     };
     write("SELECT id, name, price FROM source", "");
     let (code, json) = migrate(&ws, "p.yaml");
@@ -638,27 +644,54 @@ fn a_changed_output_schema_is_refused_then_allowed() {
     let v1 = parquet_checksums(&ws.path().join("lake/prices"));
 
     // A new column, a dropped one and a retyped one: reported, refused, v1 stays.
-    write("SELECT id, CAST(price AS VARCHAR) AS price, upper(name) AS label FROM source", "");
+    write(
+        "SELECT id, CAST(price AS VARCHAR) AS price, upper(name) AS label FROM source",
+        "",
+    );
     let (code, json) = migrate(&ws, "p.yaml");
     assert_eq!(code, 1, "{json:#}");
     let d = &json["datasets"][0];
     assert_eq!(d["errorName"], "Skein.SchemaChanged", "{json:#}");
-    assert_eq!(d["schemaChange"]["added"], serde_json::json!(["label: Utf8"]));
-    assert_eq!(d["schemaChange"]["removed"], serde_json::json!(["name: Utf8"]));
-    assert_eq!(d["schemaChange"]["retyped"], serde_json::json!(["price: Float64 -> Utf8"]));
-    assert!(d["error"].as_str().unwrap().contains("--allow-schema-change"), "{json:#}");
-    assert_eq!(parquet_checksums(&ws.path().join("lake/prices")), v1, "the published version is untouched");
+    assert_eq!(
+        d["schemaChange"]["added"],
+        serde_json::json!(["label: Utf8"])
+    );
+    assert_eq!(
+        d["schemaChange"]["removed"],
+        serde_json::json!(["name: Utf8"])
+    );
+    assert_eq!(
+        d["schemaChange"]["retyped"],
+        serde_json::json!(["price: Float64 -> Utf8"])
+    );
+    assert!(
+        d["error"]
+            .as_str()
+            .unwrap()
+            .contains("--allow-schema-change"),
+        "{json:#}"
+    );
+    assert_eq!(
+        parquet_checksums(&ws.path().join("lake/prices")),
+        v1,
+        "the published version is untouched"
+    );
 
     // Allowed by the flag…
     let (code, json) = ws.skein_json(&["migrate", "p.yaml", "--allow-schema-change"]);
-    assert_eq!((code, outcome(&json)), (0, "completed".to_string()), "{json:#}");
+    assert_eq!(
+        (code, outcome(&json)),
+        (0, "completed".to_string()),
+        "{json:#}"
+    );
     assert_eq!(json["datasets"][0]["version"], 2);
     // …or by the spec.
-    write(
-        "SELECT id, price FROM source",
-        "  schemaChange: allow\n",
-    );
+    write("SELECT id, price FROM source", "  schemaChange: allow\n");
     let (code, json) = migrate(&ws, "p.yaml");
-    assert_eq!((code, outcome(&json)), (0, "completed".to_string()), "{json:#}");
+    assert_eq!(
+        (code, outcome(&json)),
+        (0, "completed".to_string()),
+        "{json:#}"
+    );
     assert_eq!(json["datasets"][0]["version"], 3);
 }

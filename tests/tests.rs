@@ -16,3 +16,7 @@ mod catalog;
 mod states;
 // `skein run`: the migration state machines end to end on the embedded engine
 mod run;
+// `skein diff`: localising differences by bisecting key buckets
+mod diff;
+// Backstage catalog entities: the spec round trip, `skein catalog import` and `export`
+mod backstage;

@@ -92,6 +92,8 @@ pub enum Command {
     Verify(TargetArgs),
     /// Restore the previous published version of datasets.
     Rollback(RollbackArgs),
+    /// Find the rows where the transformed source and the published target differ.
+    Diff(DiffArgs),
     /// Show datasets in the catalog and their status.
     Status(StatusArgs),
     /// Show a dataset's status history, versions and attempts.
@@ -219,4 +221,19 @@ pub struct RejectArgs {
     /// Why; recorded in the dataset's history.
     #[arg(long, default_value = "rejected")]
     pub reason: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Sub-buckets per differing bucket at each bisection level.
+    #[arg(long, default_value_t = 32)]
+    pub bisection_factor: u64,
+    /// Buckets with at most this many rows on each side are compared row by row.
+    #[arg(long, default_value_t = 4096)]
+    pub threshold: u64,
+    /// Example keys (and changed rows) reported per kind of difference.
+    #[arg(long, default_value_t = 20)]
+    pub examples: usize,
 }

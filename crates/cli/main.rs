@@ -9,8 +9,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+#[allow(dead_code)] // TEMP (backstage helper): until `skein catalog` is wired
+mod backstage;
 mod bench;
 mod datasets;
+mod diff;
 mod flags;
 mod inspect;
 mod output;
@@ -55,6 +58,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Migrate(args) => pipeline::migrate(g, &args).await,
         Command::Verify(args) => pipeline::verify(g, &args).await,
         Command::Rollback(args) => pipeline::rollback(g, &args).await,
+        Command::Diff(args) => diff::run(g, &args).await,
         Command::Status(args) => inspect::status(g, &args).await,
         Command::History(args) => inspect::history(g, &args).await,
         Command::Bench(args) => bench::run(g, &args).await,

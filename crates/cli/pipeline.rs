@@ -17,7 +17,7 @@ use crate::output::{self, Spinner};
 use crate::{EXIT_DATASET_FAILED, EXIT_OK, EXIT_USAGE};
 
 /// Resolves targets and runs the spec checks that need no data; prints problems.
-async fn specs_or_problems(
+pub async fn specs_or_problems(
     g: &Global,
     catalog: &SqliteCatalog,
     targets: &[String],

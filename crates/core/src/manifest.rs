@@ -86,7 +86,9 @@ impl SchemaDiff {
         for (name, ty) in &new {
             match old.iter().find(|(n, _)| n == name) {
                 None => d.added.push(format!("{name}: {ty}")),
-                Some((_, old_ty)) if old_ty != ty => d.retyped.push(format!("{name}: {old_ty} -> {ty}")),
+                Some((_, old_ty)) if old_ty != ty => {
+                    d.retyped.push(format!("{name}: {old_ty} -> {ty}"))
+                }
                 Some(_) => {}
             }
         }

@@ -18,6 +18,7 @@
 //! publish changes what readers see in one atomic step.
 
 pub mod checksum;
+pub mod diff;
 pub mod error;
 pub mod inspect;
 pub mod location;

@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use skein_core::Status;
-use skein_core::manifest::SchemaDiff;
-use skein_core::spec::SchemaChange;
 use skein_core::catalog::{Catalog, Counter, VersionAction};
 use skein_core::load::SpecFile;
+use skein_core::manifest::SchemaDiff;
+use skein_core::spec::SchemaChange;
 use skein_data::session::list_source;
 use skein_data::{Progress, Settings, TargetStore};
 
@@ -215,7 +215,8 @@ async fn run_locked<C: Catalog + ?Sized>(
         .await?;
 
     // A changed output schema is reported before publish and needs consent.
-    let allowed = opts.allow_schema_change || file.spec.spec.schema_change == Some(SchemaChange::Allow);
+    let allowed =
+        opts.allow_schema_change || file.spec.spec.schema_change == Some(SchemaChange::Allow);
     if let Some(current) = store.current()? {
         let diff = SchemaDiff::between(&current.schema, &staged.manifest.schema);
         if !diff.is_empty() && !allowed {
@@ -224,7 +225,13 @@ async fn run_locked<C: Catalog + ?Sized>(
                 current.version
             );
             catalog
-                .transition(name, Status::Verified, Status::Failed, Some(&reason), Some(run))
+                .transition(
+                    name,
+                    Status::Verified,
+                    Status::Failed,
+                    Some(&reason),
+                    Some(run),
+                )
                 .await?;
             catalog
                 .finish_attempt(name, attempt, "schema_changed", Some(&reason))

@@ -78,6 +78,9 @@ pub struct DatasetResult {
     /// How the output schema differs from the published version's, when it does.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub schema_change: Option<skein_core::manifest::SchemaDiff>,
+    /// Where source and target differ, when rows or content did not match.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<skein_data::diff::DiffReport>,
 }
 
 impl DatasetResult {
@@ -96,6 +99,7 @@ impl DatasetResult {
             error: None,
             error_name: None,
             schema_change: None,
+            diff: None,
         }
     }
 }

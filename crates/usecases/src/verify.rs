@@ -41,11 +41,31 @@ pub async fn verify_published<C: Catalog + ?Sized>(
             &expected,
         )
         .await?;
-        Ok::<_, skein_data::Error>((current, report))
+        // Rows or content differ: find where (data-diff style), and keep the report.
+        let mismatch = report
+            .failures()
+            .any(|c| c.name == "rows" || c.name == "checksum");
+        let diff = if mismatch && file.spec.key_column().is_some() {
+            let dir = store.version_dir(current.version);
+            let d = skein_data::diff::diff(settings, file, &dir, Default::default()).await?;
+            let path = store
+                .root()
+                .join("reports")
+                .join(format!("{run_id}-diff.json"));
+            if let Some(parent) = path.parent() {
+                let _ = std::fs::create_dir_all(parent);
+            }
+            let _ = std::fs::write(&path, serde_json::to_string_pretty(&d).unwrap_or_default());
+            Some(d)
+        } else {
+            None
+        };
+        Ok::<_, skein_data::Error>((current, report, diff))
     }
     .await;
     match checked {
-        Ok((current, report)) => {
+        Ok((current, report, diff)) => {
+            result.diff = diff;
             catalog.set_verification(name, &report.summary()).await?;
             result.outcome = if report.passed {
                 Outcome::Completed
