@@ -110,6 +110,11 @@ pub enum Command {
     Reject(RejectArgs),
     /// List runs, newest first.
     Runs,
+    /// Exchange datasets with a Backstage catalog (catalog-info.yaml entities).
+    Catalog {
+        #[command(subcommand)]
+        cmd: CatalogCommand,
+    },
     /// The Amazon States Language engine on its own.
     States {
         #[command(subcommand)]
@@ -236,4 +241,29 @@ pub struct DiffArgs {
     /// Example keys (and changed rows) reported per kind of difference.
     #[arg(long, default_value_t = 20)]
     pub examples: usize,
+}
+
+/// `skein catalog …`.
+#[derive(Debug, Subcommand)]
+pub enum CatalogCommand {
+    /// Read Backstage `Resource` entities of type `dataset` and register them as specs.
+    Import(CatalogImportArgs),
+    /// Write the catalog as Backstage entities with migration status (`DIR/catalog-info.yaml`).
+    Export(CatalogExportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CatalogImportArgs {
+    /// catalog-info.yaml files.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Also write each dataset as a skein spec file into this directory.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CatalogExportArgs {
+    /// Directory to write catalog-info.yaml into.
+    pub dir: PathBuf,
 }

@@ -9,7 +9,6 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-#[allow(dead_code)] // TEMP (backstage helper): until `skein catalog` is wired
 mod backstage;
 mod bench;
 mod datasets;
@@ -67,6 +66,12 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Approve(args) => run::answer(g, &args.dataset, None).await,
         Command::Reject(args) => run::answer(g, &args.dataset, Some(&args.reason)).await,
         Command::Runs => run::runs(g).await,
+        Command::Catalog { cmd } => match cmd {
+            flags::CatalogCommand::Import(a) => {
+                backstage::import(g, &a.files, a.out.as_deref()).await
+            }
+            flags::CatalogCommand::Export(a) => backstage::export(g, &a.dir).await,
+        },
         Command::States { cmd } => {
             let code = skein_states::cli::run(cmd, &g.catalog_dir(), g.json).await?;
             Ok(u8::try_from(code).unwrap_or(EXIT_USAGE))

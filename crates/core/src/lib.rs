@@ -16,6 +16,7 @@
 //!
 //! **Invariant:** this crate depends on neither DataFusion, nor rusqlite, nor aws-sdk-*.
 
+pub mod backstage;
 pub mod catalog;
 #[cfg(feature = "conformance")]
 pub mod conformance;
