@@ -119,20 +119,7 @@ pub async fn diff(
     target_dir: &Path,
     opts: DiffOptions,
 ) -> Result<DiffReport> {
-    let ctx = settings.session()?;
-    let source = list_source(file)?;
-    register_source(&ctx, file, &source).await?;
-    let source_df = plan_transform(&ctx, file).await?;
-    let target_df = ctx
-        .read_parquet(
-            format!("{}/", target_dir.display()),
-            ParquetReadOptions::default(),
-        )
-        .await
-        .map_err(Error::engine(format!(
-            "read the target files in {}",
-            target_dir.display()
-        )))?;
+    let (source_df, target_df) = both_sides(settings, file, target_dir).await?;
     let mut report = DiffReport {
         dataset: file.name().to_string(),
         key: file.spec.key_column().map(str::to_string),
@@ -219,6 +206,29 @@ pub async fn diff(
             changed_columns(settings, file, target_dir, &key, &columns, &changed_keys).await?;
     }
     Ok(report)
+}
+
+/// The transformed source and the Parquet files of `target_dir`, as data frames.
+async fn both_sides(
+    settings: &Settings,
+    file: &SpecFile,
+    target_dir: &Path,
+) -> Result<(DataFrame, DataFrame)> {
+    let ctx = settings.session()?;
+    let source = list_source(file)?;
+    register_source(&ctx, file, &source).await?;
+    let source_df = plan_transform(&ctx, file).await?;
+    let target_df = ctx
+        .read_parquet(
+            format!("{}/", target_dir.display()),
+            ParquetReadOptions::default(),
+        )
+        .await
+        .map_err(Error::engine(format!(
+            "read the target files in {}",
+            target_dir.display()
+        )))?;
+    Ok((source_df, target_df))
 }
 
 async fn count(df: DataFrame) -> Result<u64> {
@@ -489,17 +499,7 @@ async fn changed_columns(
     columns: &[String],
     keys: &[String],
 ) -> Result<Vec<ChangedRow>> {
-    let ctx = settings.session()?;
-    let source = list_source(file)?;
-    register_source(&ctx, file, &source).await?;
-    let source_df = plan_transform(&ctx, file).await?;
-    let target_df = ctx
-        .read_parquet(
-            format!("{}/", target_dir.display()),
-            ParquetReadOptions::default(),
-        )
-        .await
-        .map_err(Error::engine("read the target files"))?;
+    let (source_df, target_df) = both_sides(settings, file, target_dir).await?;
     let cols: Vec<&str> = columns.iter().map(String::as_str).collect();
     let fetch = |df: DataFrame| async {
         let df = df
