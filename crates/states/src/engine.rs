@@ -156,6 +156,8 @@ pub struct Engine {
     store: Store,
     handlers: Handlers,
     options: Options,
+    /// Parsed definitions by their text: thousands of child executions share one.
+    parsed: Arc<Mutex<HashMap<String, Arc<Definition>>>>,
 }
 
 struct Run {
@@ -163,7 +165,7 @@ struct Run {
     handlers: Handlers,
     options: Options,
     exec: Execution,
-    def: Definition,
+    def: Arc<Definition>,
     mock: Option<MockCase>,
     resuming: bool,
     counters: Mutex<HashMap<String, u64>>,
@@ -195,7 +197,27 @@ impl Engine {
             store,
             handlers,
             options,
+            parsed: Arc::new(Mutex::new(HashMap::new())),
         }
+    }
+
+    /// Parses a definition once per distinct text.
+    fn parse(&self, definition: &Value) -> Result<Arc<Definition>, EngineError> {
+        let text = definition.to_string();
+        if let Some(d) = self
+            .parsed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&text)
+        {
+            return Ok(d.clone());
+        }
+        let def = Arc::new(Definition::parse(definition)?);
+        self.parsed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(text, def.clone());
+        Ok(def)
     }
 
     /// The store.
@@ -254,7 +276,7 @@ impl Engine {
         mock: Option<MockCase>,
         config: Value,
     ) -> Result<Outcome, EngineError> {
-        let def = Definition::parse(&definition)?;
+        let def = self.parse(&definition)?;
         let id = id.to_string();
         let exec = Execution {
             arn: format!("arn:aws:states:local:000000000000:execution:{machine}:{id}"),
@@ -326,7 +348,7 @@ impl Engine {
                 status: exec.status,
             });
         }
-        let def = Definition::parse(&exec.definition)?;
+        let def = self.parse(&exec.definition)?;
         let mock = exec.config.get("mock").and_then(MockCase::from_json);
         self.drive(exec, def, mock, true).await
     }
@@ -334,7 +356,7 @@ impl Engine {
     async fn drive(
         &self,
         exec: Execution,
-        def: Definition,
+        def: Arc<Definition>,
         mock: Option<MockCase>,
         resuming: bool,
     ) -> Result<Outcome, EngineError> {
