@@ -183,17 +183,17 @@ pub async fn diff(
         df.select_columns(&columns.iter().map(String::as_str).collect::<Vec<_>>())
             .map_err(Error::engine("select the compared columns"))
     };
-    let source_file = work.path().join("source.parquet");
-    let target_file = work.path().join("target.parquet");
-    report.source_rows = hash_to_file(select(source_df)?, &key, &source_file).await?;
-    report.target_rows = hash_to_file(select(target_df)?, &key, &target_file).await?;
+    let source_file = work.path().join("source");
+    let target_file = work.path().join("target");
+    report.source_rows = hash_to_dir(select(source_df)?, &key, &source_file).await?;
+    report.target_rows = hash_to_dir(select(target_df)?, &key, &target_file).await?;
 
     let hashes = settings.session()?;
     for (name, path) in [(SOURCE, &source_file), (TARGET, &target_file)] {
         hashes
             .register_parquet(
                 name,
-                path.display().to_string(),
+                format!("{}/", path.display()),
                 ParquetReadOptions::default(),
             )
             .await
@@ -243,17 +243,52 @@ fn h62(bytes: &[u8]) -> i64 {
     (xxh3_64(bytes) >> 2) as i64
 }
 
-/// Streams `df` into `(kh, rh, k)` Parquet; returns the row count.
-async fn hash_to_file(df: DataFrame, key: &str, path: &PathBuf) -> Result<u64> {
+/// Streams `df` into `(kh, rh, k)` Parquet files in `dir`, one per partition, hashing the
+/// partitions in parallel; returns the row count.
+async fn hash_to_dir(df: DataFrame, key: &str, dir: &Path) -> Result<u64> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::Io {
+        op: "create",
+        path: dir.to_path_buf(),
+        source: e,
+    })?;
     let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
     let key_index = schema
         .index_of(key)
         .map_err(|e| Error::Internal(format!("key column: {e}")))?;
-    let canonical: Vec<DataType> = schema
-        .fields()
-        .iter()
-        .map(|f| canonical_type(f.data_type()))
-        .collect();
+    let canonical: Arc<Vec<DataType>> = Arc::new(
+        schema
+            .fields()
+            .iter()
+            .map(|f| canonical_type(f.data_type()))
+            .collect(),
+    );
+    let streams = df
+        .execute_stream_partitioned()
+        .await
+        .map_err(Error::engine("read for diff"))?;
+    let mut tasks = Vec::new();
+    for (i, stream) in streams.into_iter().enumerate() {
+        let canonical = canonical.clone();
+        let path = dir.join(format!("part-{i:03}.parquet"));
+        tasks.push(tokio::spawn(hash_partition(
+            stream, canonical, key_index, path,
+        )));
+    }
+    let mut rows = 0;
+    for t in tasks {
+        rows += t
+            .await
+            .map_err(|e| Error::Internal(format!("hashing task: {e}")))??;
+    }
+    Ok(rows)
+}
+
+async fn hash_partition(
+    mut stream: datafusion::physical_plan::SendableRecordBatchStream,
+    canonical: Arc<Vec<DataType>>,
+    key_index: usize,
+    path: PathBuf,
+) -> Result<u64> {
     let converter = RowConverter::new(
         canonical
             .iter()
@@ -268,25 +303,21 @@ async fn hash_to_file(df: DataFrame, key: &str, path: &PathBuf) -> Result<u64> {
         Field::new("rh", DataType::Int64, false),
         Field::new("k", DataType::Utf8, true),
     ]));
-    let file = std::fs::File::create(path).map_err(|e| Error::Io {
+    let file = std::fs::File::create(&path).map_err(|e| Error::Io {
         op: "create",
         path: path.clone(),
         source: e,
     })?;
     let mut writer = ArrowWriter::try_new(file, out_schema.clone(), None)
         .map_err(|e| Error::Internal(format!("write row hashes: {e}")))?;
-    let mut stream = df
-        .execute_stream()
-        .await
-        .map_err(Error::engine("read for diff"))?;
-    let mut rows = 0u64;
     let format = FormatOptions::default().with_null("NULL");
+    let mut rows = 0u64;
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(Error::engine("read for diff"))?;
         let columns: Vec<ArrayRef> = batch
             .columns()
             .iter()
-            .zip(&canonical)
+            .zip(canonical.iter())
             .map(|(c, t)| {
                 if c.data_type() == t {
                     Ok(c.clone())
@@ -505,18 +536,32 @@ async fn changed_columns(
         let df = df
             .select_columns(&cols)
             .map_err(Error::engine("select columns"))?;
-        let list: Vec<datafusion::prelude::Expr> = keys
-            .iter()
-            .map(|k| datafusion::prelude::lit(k.clone()))
-            .collect();
+        use datafusion::prelude::{Expr, cast as cast_expr, col, lit};
+        let key_col = col(format!("\"{key}\""));
+        let key_type = df
+            .schema()
+            .field_with_unqualified_name(key)
+            .map(|f| f.data_type().clone())
+            .unwrap_or(DataType::Utf8);
+        // Integer and text keys compare in their own type, so Parquet statistics can skip
+        // row groups; other keys compare as text.
+        let typed = key_type.is_integer()
+            || matches!(
+                key_type,
+                DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8
+            );
+        let predicate = if typed {
+            let list: Vec<Expr> = keys
+                .iter()
+                .map(|k| cast_expr(lit(k.clone()), key_type.clone()))
+                .collect();
+            key_col.in_list(list, false)
+        } else {
+            let list: Vec<Expr> = keys.iter().map(|k| lit(k.clone())).collect();
+            cast_expr(key_col, DataType::Utf8).in_list(list, false)
+        };
         let df = df
-            .filter(
-                datafusion::prelude::cast(
-                    datafusion::prelude::col(format!("\"{key}\"")),
-                    DataType::Utf8,
-                )
-                .in_list(list, false),
-            )
+            .filter(predicate)
             .map_err(Error::engine("filter changed keys"))?;
         let batches = df
             .collect()
