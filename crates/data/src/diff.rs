@@ -298,17 +298,30 @@ async fn hash_partition(
     .map_err(|e| Error::Internal(format!("row format: {e}")))?;
     let key_converter = RowConverter::new(vec![SortField::new(canonical[key_index].clone())])
         .map_err(|e| Error::Internal(format!("row format: {e}")))?;
+    // Integer and text keys are kept as they are (no formatting per row); others as text.
+    let key_type = canonical[key_index].clone();
+    let native_key = key_type.is_integer() || key_type == DataType::Utf8;
+    let k_type = if native_key {
+        key_type.clone()
+    } else {
+        DataType::Utf8
+    };
     let out_schema = Arc::new(Schema::new(vec![
         Field::new("kh", DataType::Int64, false),
         Field::new("rh", DataType::Int64, false),
-        Field::new("k", DataType::Utf8, true),
+        Field::new("k", k_type, true),
     ]));
     let file = std::fs::File::create(&path).map_err(|e| Error::Io {
         op: "create",
         path: path.clone(),
         source: e,
     })?;
-    let mut writer = ArrowWriter::try_new(file, out_schema.clone(), None)
+    // A scratch file read once or twice: no dictionary, no compression.
+    let props = datafusion::parquet::file::properties::WriterProperties::builder()
+        .set_dictionary_enabled(false)
+        .set_compression(datafusion::parquet::basic::Compression::UNCOMPRESSED)
+        .build();
+    let mut writer = ArrowWriter::try_new(file, out_schema.clone(), Some(props))
         .map_err(|e| Error::Internal(format!("write row hashes: {e}")))?;
     let format = FormatOptions::default().with_null("NULL");
     let mut rows = 0u64;
@@ -333,17 +346,22 @@ async fn hash_partition(
         let keys = key_converter
             .convert_columns(&[columns[key_index].clone()])
             .map_err(|e| Error::Internal(format!("key encoding: {e}")))?;
-        let fmt = ArrayFormatter::try_new(columns[key_index].as_ref(), &format)
-            .map_err(|e| Error::Internal(format!("key text: {e}")))?;
         let n = batch.num_rows();
         let kh: Int64Array = (0..n).map(|i| h62(keys.row(i).as_ref())).collect();
         let rh: Int64Array = (0..n).map(|i| h62(encoded.row(i).as_ref())).collect();
-        let k: StringArray = (0..n).map(|i| Some(fmt.value(i).to_string())).collect();
-        let out = RecordBatch::try_new(
-            out_schema.clone(),
-            vec![Arc::new(kh), Arc::new(rh), Arc::new(k)],
-        )
-        .map_err(|e| Error::Internal(format!("row hashes: {e}")))?;
+        let k: ArrayRef = if native_key {
+            columns[key_index].clone()
+        } else {
+            let fmt = ArrayFormatter::try_new(columns[key_index].as_ref(), &format)
+                .map_err(|e| Error::Internal(format!("key text: {e}")))?;
+            Arc::new(
+                (0..n)
+                    .map(|i| Some(fmt.value(i).to_string()))
+                    .collect::<StringArray>(),
+            )
+        };
+        let out = RecordBatch::try_new(out_schema.clone(), vec![Arc::new(kh), Arc::new(rh), k])
+            .map_err(|e| Error::Internal(format!("row hashes: {e}")))?;
         writer
             .write(&out)
             .map_err(|e| Error::Internal(format!("write row hashes: {e}")))?;
