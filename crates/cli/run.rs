@@ -741,9 +741,8 @@ pub async fn run(g: &Global, args: &RunArgs) -> anyhow::Result<u8> {
     };
     if resume.is_none() && !args.new {
         for r in catalog.runs().await? {
-            if r.status != "running" {
-                continue;
-            }
+            // The engine's execution decides, not the run record: a run killed after its
+            // Summarise step has a finished record but a running execution.
             if let Some(e) = store.execution(&r.run_id)?
                 && e.status == "RUNNING"
                 && e.input.get("specs").and_then(Value::as_str) == Some(&dir.display().to_string())
