@@ -1022,21 +1022,7 @@ impl Run {
                     Some(p) => template::render(p, &eff_scope)?,
                     None => effective.clone(),
                 };
-                let step = frame.step;
-                let futures = branches.iter().enumerate().map(|(i, branch)| {
-                    let child = format!("{}/{step}:{i}", frame.id);
-                    let ops = vec![self.event(
-                        &frame.id,
-                        "ParallelBranchStarted",
-                        json!({"name": state.name, "index": i}),
-                    )];
-                    self.run_frame(
-                        branch,
-                        child,
-                        Some((input.clone(), frame.vars.clone(), ops)),
-                    )
-                });
-                let outputs = futures::future::try_join_all(futures).await?;
+                let outputs = self.run_branches(state, branches, frame, &input).await?;
                 let result = Value::Array(outputs);
                 let result = match &state.result_selector {
                     Some(sel) => template::render(
@@ -1096,6 +1082,31 @@ impl Run {
                 )
             })
         })
+    }
+
+    /// Runs a Parallel state's branches, each a child frame, and returns their outputs.
+    async fn run_branches(
+        self: &Arc<Self>,
+        state: &State,
+        branches: &[Definition],
+        frame: &Frame,
+        input: &Value,
+    ) -> Result<Vec<Value>, Failure> {
+        let step = frame.step;
+        let futures = branches.iter().enumerate().map(|(i, branch)| {
+            let child = format!("{}/{step}:{i}", frame.id);
+            let ops = vec![self.event(
+                &frame.id,
+                "ParallelBranchStarted",
+                json!({"name": state.name, "index": i}),
+            )];
+            self.run_frame(
+                branch,
+                child,
+                Some((input.clone(), frame.vars.clone(), ops)),
+            )
+        });
+        futures::future::try_join_all(futures).await
     }
 
     /// `$states` for a JSONata state: its input and the context object.
@@ -1297,21 +1308,7 @@ impl Run {
             }
             Kind::Parallel { branches } => {
                 let input = arguments(&states)?;
-                let step = frame.step;
-                let futures = branches.iter().enumerate().map(|(i, branch)| {
-                    let child = format!("{}/{step}:{i}", frame.id);
-                    let ops = vec![self.event(
-                        &frame.id,
-                        "ParallelBranchStarted",
-                        json!({"name": state.name, "index": i}),
-                    )];
-                    self.run_frame(
-                        branch,
-                        child,
-                        Some((input.clone(), frame.vars.clone(), ops)),
-                    )
-                });
-                let outputs = futures::future::try_join_all(futures).await?;
+                let outputs = self.run_branches(state, branches, frame, &input).await?;
                 finish(Some(Value::Array(outputs)), &mut states, frame)
             }
             Kind::Map(map) => {

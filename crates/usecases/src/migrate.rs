@@ -119,19 +119,16 @@ async fn run_locked<C: Catalog + ?Sized>(
         Ok(s) => s,
         Err(e) => {
             let reason = e.to_string();
-            catalog
-                .transition(
-                    name,
-                    Status::InProgress,
-                    Status::Failed,
-                    Some(&reason),
-                    Some(run),
-                )
-                .await?;
-            catalog
-                .finish_attempt(name, attempt, "failed", Some(&reason))
-                .await?;
-            catalog.add_to_run(run, Counter::Failed, 1).await?;
+            fail_attempt(
+                catalog,
+                name,
+                Status::InProgress,
+                attempt,
+                run,
+                "failed",
+                &reason,
+            )
+            .await?;
             result.error = Some(reason);
             result.error_name = Some(e.error_name().to_string());
             return Ok(());
@@ -162,19 +159,16 @@ async fn run_locked<C: Catalog + ?Sized>(
         Ok(r) => r,
         Err(e) => {
             let reason = format!("verification could not run: {e}");
-            catalog
-                .transition(
-                    name,
-                    Status::Migrated,
-                    Status::Failed,
-                    Some(&reason),
-                    Some(run),
-                )
-                .await?;
-            catalog
-                .finish_attempt(name, attempt, "failed", Some(&reason))
-                .await?;
-            catalog.add_to_run(run, Counter::Failed, 1).await?;
+            fail_attempt(
+                catalog,
+                name,
+                Status::Migrated,
+                attempt,
+                run,
+                "failed",
+                &reason,
+            )
+            .await?;
             result.error = Some(reason);
             result.error_name = Some(e.error_name().to_string());
             return Ok(());
@@ -186,19 +180,16 @@ async fn run_locked<C: Catalog + ?Sized>(
     result.verification = Some(report);
     if !passed {
         let reason = format!("verification {summary}");
-        catalog
-            .transition(
-                name,
-                Status::Migrated,
-                Status::Failed,
-                Some(&reason),
-                Some(run),
-            )
-            .await?;
-        catalog
-            .finish_attempt(name, attempt, "verification_failed", Some(&reason))
-            .await?;
-        catalog.add_to_run(run, Counter::Failed, 1).await?;
+        fail_attempt(
+            catalog,
+            name,
+            Status::Migrated,
+            attempt,
+            run,
+            "verification_failed",
+            &reason,
+        )
+        .await?;
         result.outcome = Outcome::VerificationFailed;
         result.error = Some(reason);
         result.error_name = Some("Skein.VerificationFailed".into());
@@ -224,19 +215,16 @@ async fn run_locked<C: Catalog + ?Sized>(
                 "the output schema differs from published v{}: {diff}; pass --allow-schema-change or set `schemaChange: allow` in the spec",
                 current.version
             );
-            catalog
-                .transition(
-                    name,
-                    Status::Verified,
-                    Status::Failed,
-                    Some(&reason),
-                    Some(run),
-                )
-                .await?;
-            catalog
-                .finish_attempt(name, attempt, "schema_changed", Some(&reason))
-                .await?;
-            catalog.add_to_run(run, Counter::Failed, 1).await?;
+            fail_attempt(
+                catalog,
+                name,
+                Status::Verified,
+                attempt,
+                run,
+                "schema_changed",
+                &reason,
+            )
+            .await?;
             result.error = Some(reason);
             result.error_name = Some("Skein.SchemaChanged".into());
             result.schema_change = Some(diff);
@@ -313,6 +301,27 @@ pub async fn publish_staged<C: Catalog + ?Sized>(
         .transition(name, from, Status::Completed, Some(&note), Some(run))
         .await?;
     Ok(manifest.version)
+}
+
+/// Ends a started attempt as failed: `from → failed` with the reason, the attempt closed
+/// with `outcome`, the run's failure counter bumped.
+async fn fail_attempt<C: Catalog + ?Sized>(
+    catalog: &C,
+    name: &str,
+    from: Status,
+    attempt: u32,
+    run: &str,
+    outcome: &str,
+    reason: &str,
+) -> Result<()> {
+    catalog
+        .transition(name, from, Status::Failed, Some(reason), Some(run))
+        .await?;
+    catalog
+        .finish_attempt(name, attempt, outcome, Some(reason))
+        .await?;
+    catalog.add_to_run(run, Counter::Failed, 1).await?;
+    Ok(())
 }
 
 /// Moves a dataset to `in_progress` from wherever it stands. A dataset left mid-way by a
