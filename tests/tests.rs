@@ -3,6 +3,9 @@
 
 // helpers: temp workspaces, spec files, running the `skein` binary
 mod util;
+// a moto server on 127.0.0.1 for the AWS adapter tests, started once per test process
+#[allow(dead_code)] // parts used by the AWS modules as they land
+mod moto;
 
 // dataset specs: strict parsing, validation errors naming file, line and field
 mod specs;
