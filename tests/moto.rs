@@ -34,15 +34,27 @@ pub fn moto() -> &'static Moto {
     MOTO.get_or_init(|| start().unwrap_or_else(|e| panic!("{e}")))
 }
 
+/// Runs moto's server the way `moto_server` does, with two differences: it exits when
+/// stdin closes, and it handles one request at a time. DynamoDB applies each conditional
+/// write atomically; moto's threaded server does not, so without the lock two racing
+/// conditional writes could both succeed here where AWS lets one win.
 const WATCHDOG: &str = r#"
 import os, sys, threading
-port = sys.argv[1]
+port = int(sys.argv[1])
 def watch():
     sys.stdin.read()      # returns when the test process closes the pipe (or dies)
     os._exit(0)
 threading.Thread(target=watch, daemon=True).start()
-from moto.server import main
-main(["-H", "127.0.0.1", "-p", port])
+os.environ.setdefault("MOTO_PORT", str(port))
+from werkzeug.serving import run_simple
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+from moto.moto_server.werkzeug_app import MotoRequestHandler
+app = DomainDispatcherApplication(create_backend_app)
+lock = threading.Lock()
+def serialized(environ, start_response):
+    with lock:
+        return list(app(environ, start_response))
+run_simple("127.0.0.1", port, serialized, threaded=True, request_handler=MotoRequestHandler)
 "#;
 
 fn start() -> Result<Moto, String> {

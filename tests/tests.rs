@@ -4,7 +4,6 @@
 // helpers: temp workspaces, spec files, running the `skein` binary
 mod util;
 // a moto server on 127.0.0.1 for the AWS adapter tests, started once per test process
-#[allow(dead_code)] // parts used by the AWS modules as they land
 mod moto;
 
 // dataset specs: strict parsing, validation errors naming file, line and field
@@ -23,3 +22,5 @@ mod run;
 mod diff;
 // Backstage catalog entities: the spec round trip, `skein catalog import` and `export`
 mod backstage;
+// the AWS adapters and the Lambda binaries against a moto server on 127.0.0.1
+mod aws;

@@ -28,7 +28,7 @@ use skein_embedded::{SqliteCatalog, SqliteQueue};
 use skein_states::engine::{Engine, Failure, Handlers, Options, TaskCall, TaskHandler};
 use skein_states::store::{Store, TokenAnswer};
 use skein_usecases::steps::{self, StepError};
-use skein_usecases::{MigrateOptions, Outcome};
+use skein_usecases::tasks::{self, JobAnswer, names};
 use tokio::sync::Semaphore;
 
 use crate::flags::{Global, PlanArgs, RunArgs};
@@ -227,7 +227,7 @@ struct Local {
 }
 
 fn fail(e: impl std::fmt::Display) -> Failure {
-    Failure::new("Skein.Internal", e.to_string())
+    Failure::new(names::INTERNAL, e.to_string())
 }
 
 fn step_failure(e: StepError) -> Failure {
@@ -235,12 +235,7 @@ fn step_failure(e: StepError) -> Failure {
 }
 
 fn field<'a>(payload: &'a Value, name: &str) -> Result<&'a str, Failure> {
-    payload.get(name).and_then(Value::as_str).ok_or_else(|| {
-        Failure::new(
-            "Skein.BadRequest",
-            format!("the task payload needs `{name}`"),
-        )
-    })
+    tasks::field(payload, name).map_err(step_failure)
 }
 
 impl Local {
@@ -257,9 +252,8 @@ impl Local {
         let started = Instant::now();
         let run_id = field(payload, "runId")?;
         let dir = PathBuf::from(field(payload, "specs")?);
-        let plan = steps::plan(self.catalog.as_ref(), &dir, run_id)
+        let (plan, answer) = tasks::plan_task(self.catalog.as_ref(), &dir, run_id)
             .await
-            .map_err(fail)?
             .map_err(step_failure)?;
         {
             let mut m = self.groups_of.lock().unwrap_or_else(|p| p.into_inner());
@@ -273,43 +267,20 @@ impl Local {
         }
         self.plan_nanos
             .store(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
-        Ok(plan_payload(&plan))
+        Ok(answer)
     }
 
+    /// The shared catalog actions, plus what only a local run does: `--auto-approve`
+    /// answers the approval token at once, and the progress view hears of the ends.
     async fn catalog_action(&self, call: &TaskCall) -> Result<Value, Failure> {
         let p = &call.payload;
-        let action = field(p, "action")?;
-        let c = self.catalog.as_ref();
-        match action {
-            "checkDependencies" => {
-                steps::check_dependencies(c, field(p, "dataset")?)
-                    .await
-                    .map_err(fail)?
-                    .map_err(step_failure)?;
-                Ok(json!({}))
-            }
-            "acquireLease" => {
-                match c
-                    .acquire_lease(
-                        field(p, "dataset")?,
-                        field(p, "runId")?,
-                        skein_usecases::migrate::LEASE_SECS,
-                    )
-                    .await
-                {
-                    Ok(()) => Ok(json!({})),
-                    Err(e @ skein_core::Error::LeaseHeld { .. }) => {
-                        Err(Failure::new("Skein.LeaseHeld", e.to_string()))
-                    }
-                    Err(e) => Err(fail(e)),
-                }
-            }
+        let answer = tasks::catalog_action(self.catalog.as_ref(), p)
+            .await
+            .map_err(step_failure)?;
+        match field(p, "action")? {
             "awaitApproval" => {
                 let dataset = field(p, "dataset")?;
                 let token = field(p, "taskToken")?;
-                steps::await_approval(c, dataset, field(p, "runId")?, token)
-                    .await
-                    .map_err(fail)?;
                 if self.auto_approve {
                     let answer = TokenAnswer::Success(json!({"approvedBy": "--auto-approve"}));
                     self.store.answer_token(token, answer).map_err(fail)?;
@@ -318,39 +289,16 @@ impl Local {
                         "⏸ {dataset} is verified and waits for approval: run `skein approve {dataset}` or `skein reject {dataset} --reason …`"
                     ));
                 }
-                Ok(json!({}))
             }
             "complete" => {
                 let dataset = field(p, "dataset")?;
-                steps::complete(c, dataset, field(p, "runId")?)
-                    .await
-                    .map_err(fail)?;
                 if let Some(v) = self.view() {
                     v.finished(dataset, &self.group_of(dataset), None);
                 }
-                Ok(json!({}))
             }
-            "summarise" => {
-                let datasets: Vec<String> = p
-                    .get("datasets")
-                    .and_then(Value::as_array)
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|v| v.as_str().map(str::to_string))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let stopped = p.get("stopped").and_then(Value::as_str);
-                let s = steps::summarise(c, field(p, "runId")?, &datasets, stopped)
-                    .await
-                    .map_err(fail)?;
-                serde_json::to_value(s).map_err(fail)
-            }
-            other => Err(Failure::new(
-                "Skein.BadRequest",
-                format!("unknown catalog action `{other}`"),
-            )),
+            _ => {}
         }
+        Ok(answer)
     }
 
     async fn child(&self, call: &TaskCall) -> Result<Value, Failure> {
@@ -405,28 +353,6 @@ impl Local {
     }
 }
 
-/// What the Plan task returns to the state machine: references only.
-fn plan_payload(plan: &RunPlan) -> Value {
-    let items = |v: &[PlanItem]| -> Vec<Value> {
-        v.iter()
-            .map(|i| json!({"dataset": i.dataset, "group": i.group, "needsApproval": i.needs_approval}))
-            .collect()
-    };
-    let datasets: Vec<&str> = plan
-        .canary
-        .iter()
-        .chain(plan.waves.iter().flat_map(|w| w.datasets.iter()))
-        .map(|i| i.dataset.as_str())
-        .collect();
-    json!({
-        "canary": items(&plan.canary),
-        "waves": plan.waves.iter().map(|w| items(&w.datasets)).collect::<Vec<_>>(),
-        "datasets": datasets,
-        "maxConcurrency": plan.max_concurrency,
-        "toleratedFailurePercentage": plan.tolerated_failure_percentage,
-    })
-}
-
 /// One bound resource.
 struct Bound {
     local: Arc<Local>,
@@ -453,53 +379,21 @@ impl TaskHandler for Bound {
         match self.kind {
             Kind::Plan => l.plan(p).await,
             Kind::Catalog => l.catalog_action(call).await,
-            Kind::Verify => {
-                let summary = steps::verify_gate(c, field(p, "dataset")?)
-                    .await
-                    .map_err(fail)?
-                    .map_err(step_failure)?;
-                Ok(json!({ "summary": summary }))
-            }
-            Kind::Publish => {
-                let version = steps::publish(c, field(p, "dataset")?, field(p, "runId")?)
-                    .await
-                    .map_err(fail)?
-                    .map_err(step_failure)?;
-                Ok(json!({ "version": version }))
-            }
+            Kind::Verify => tasks::verify_task(c, p).await.map_err(step_failure),
+            Kind::Publish => tasks::publish_task(c, p).await.map_err(step_failure),
             Kind::Rollback => {
-                let dataset = field(p, "dataset")?;
-                let error = p
-                    .get("error")
-                    .and_then(Value::as_str)
-                    .unwrap_or("Skein.Failed");
-                let cause = p.get("cause").and_then(Value::as_str).unwrap_or("");
-                let undone = steps::rollback_run(
-                    c,
-                    dataset,
-                    field(p, "runId")?,
-                    error,
-                    &readable_cause(cause),
-                )
-                .await
-                .map_err(fail)?;
+                let undone = tasks::rollback_task(c, p).await.map_err(step_failure)?;
                 if let Some(v) = l.view() {
-                    v.finished(dataset, &l.group_of(dataset), Some(&undone.reason));
+                    let dataset = field(p, "dataset")?;
+                    let reason = undone.get("reason").and_then(Value::as_str);
+                    v.finished(dataset, &l.group_of(dataset), reason);
                 }
-                serde_json::to_value(undone).map_err(fail)
+                Ok(undone)
             }
             Kind::Queue => l.enqueue(call).await,
             Kind::Child => l.child(call).await,
         }
     }
-}
-
-/// A child execution's failure cause is JSON; show its inner cause.
-fn readable_cause(cause: &str) -> String {
-    serde_json::from_str::<Value>(cause)
-        .ok()
-        .and_then(|v| v.get("Cause").and_then(Value::as_str).map(str::to_string))
-        .unwrap_or_else(|| cause.to_string())
 }
 
 fn handlers(local: &Arc<Local>) -> Handlers {
@@ -551,24 +445,19 @@ async fn work(local: &Arc<Local>, group: &str, d: Delivery) {
     let _ = local.queue.delete(&d).await;
 }
 
+/// The shared migrate job, wrapped in what the local fleet adds: the per-system reader
+/// semaphore, the peak counters, and heartbeats (queue visibility and task token).
 async fn migrate_job(local: &Arc<Local>, group: &str, d: &Delivery) -> TokenAnswer {
     let c = local.catalog.as_ref();
-    let file = match steps::spec_file(c, &d.job.dataset).await {
-        Ok(Ok(f)) => f,
-        Ok(Err(e)) => {
-            return TokenAnswer::Failure {
-                error: e.error,
-                cause: e.cause,
-            };
-        }
+    let system = match c.dataset(&d.job.dataset).await {
+        Ok(r) => r.and_then(|r| r.spec.spec.source.system),
         Err(e) => {
             return TokenAnswer::Failure {
-                error: "Skein.Transient".into(),
+                error: names::TRANSIENT.into(),
                 cause: e.to_string(),
             };
         }
     };
-    let system = file.spec.spec.source.system.clone();
     let permit = match system.as_ref().and_then(|s| local.systems.get(s)) {
         Some(sem) => sem.clone().acquire_owned().await.ok(),
         None => None,
@@ -593,15 +482,15 @@ async fn migrate_job(local: &Arc<Local>, group: &str, d: &Delivery) -> TokenAnsw
             }
         })
     };
-    let opts = MigrateOptions {
-        run_id: d.job.run_id.clone(),
-        publish: false,
-        approved: false,
-        progress: Arc::new(skein_data::Progress::default()),
-        allow_schema_change: local.allow_schema_change,
-    };
     let started = Instant::now();
-    let result = skein_usecases::migrate(c, &local.settings, &file, &opts).await;
+    let answer = tasks::migrate_job(
+        c,
+        &local.settings,
+        &d.job,
+        local.allow_schema_change,
+        Arc::new(skein_data::Progress::default()),
+    )
+    .await;
     local
         .work_nanos
         .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
@@ -611,26 +500,9 @@ async fn migrate_job(local: &Arc<Local>, group: &str, d: &Delivery) -> TokenAnsw
     }
     local.peaks.leave(&group_key);
     drop(permit);
-    match result {
-        Ok(r) if matches!(r.outcome, Outcome::Verified | Outcome::UpToDate) => {
-            TokenAnswer::Success(json!({
-                "outcome": r.outcome.as_str().replace(' ', "_"),
-                "rows": r.rows,
-                "files": r.files,
-                "bytes": r.bytes,
-                "version": r.version,
-            }))
-        }
-        Ok(r) => TokenAnswer::Failure {
-            error: r
-                .error_name
-                .unwrap_or_else(|| "Skein.MigrationFailed".into()),
-            cause: r.error.unwrap_or_else(|| r.outcome.as_str().to_string()),
-        },
-        Err(e) => TokenAnswer::Failure {
-            error: "Skein.Transient".into(),
-            cause: e.to_string(),
-        },
+    match answer {
+        JobAnswer::Success { output } => TokenAnswer::Success(output),
+        JobAnswer::Failure { error, cause } => TokenAnswer::Failure { error, cause },
     }
 }
 

@@ -19,6 +19,7 @@ pub mod migrate;
 pub mod outcome;
 pub mod rollback;
 pub mod steps;
+pub mod tasks;
 pub mod verify;
 
 pub use error::{Error, Result};

@@ -49,12 +49,25 @@ pub async fn migrate<C: Catalog + ?Sized>(
     let record = catalog.put_spec(&file.spec, &file.hash).await?;
     let mut result = DatasetResult::new(name, run, Outcome::Failed);
 
+    // Another run works on this dataset: report, change nothing (not even a failure).
+    match catalog.acquire_lease(name, run, LEASE_SECS).await {
+        Ok(()) => {}
+        Err(e @ skein_core::Error::LeaseHeld { .. }) => {
+            result.error = Some(e.to_string());
+            result.error_name = Some("Skein.LeaseHeld".into());
+            result.seconds = started.elapsed().as_secs_f64();
+            return Ok(result);
+        }
+        Err(e) => return Err(e.into()),
+    }
+
     // Open the target and list the source; failures here are the dataset's.
     let prepared = TargetStore::open(file).and_then(|store| Ok((list_source(file)?, store)));
     let (source, store) = match prepared {
         Ok(ok) => ok,
         Err(e) => {
             fail_unstarted(catalog, name, record.status, run, &e).await?;
+            catalog.release_lease(name, run).await?;
             return Ok(failed(result, &e, started));
         }
     };
@@ -65,6 +78,7 @@ pub async fn migrate<C: Catalog + ?Sized>(
         && current.source_fingerprint == source.fingerprint
         && matches!(record.status, Status::Completed)
     {
+        catalog.release_lease(name, run).await?;
         result.outcome = Outcome::UpToDate;
         result.version = Some(current.version);
         result.rows = current.rows;
@@ -74,17 +88,6 @@ pub async fn migrate<C: Catalog + ?Sized>(
         return Ok(result);
     }
 
-    match catalog.acquire_lease(name, run, LEASE_SECS).await {
-        Ok(()) => {}
-        Err(e @ skein_core::Error::LeaseHeld { .. }) => {
-            // another run works on this dataset: report, change nothing
-            result.error = Some(e.to_string());
-            result.error_name = Some("Skein.LeaseHeld".into());
-            result.seconds = started.elapsed().as_secs_f64();
-            return Ok(result);
-        }
-        Err(e) => return Err(e.into()),
-    }
     let outcome = run_locked(
         catalog,
         settings,

@@ -1,0 +1,458 @@
+//! The AWS-only parts of the functions: reading a run's specs from S3 (plan), working a
+//! batch of SQS jobs (migrate), and turning a run-request object into an execution
+//! (trigger). Everything else is the shared [`skein_usecases::tasks`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use serde_json::{Value, json};
+use skein_core::catalog::Catalog;
+use skein_core::queue::Job;
+use skein_usecases::steps::StepError;
+use skein_usecases::tasks::{self, JobAnswer, names};
+use tracing::Instrument;
+
+use crate::callbacks::SfnCallbacks;
+use crate::catalog::DynamoCatalog;
+use crate::config::AwsSettings;
+use crate::objects;
+
+fn bad(cause: impl Into<String>) -> StepError {
+    StepError::new(names::BAD_REQUEST, cause)
+}
+
+fn internal(e: impl std::fmt::Display) -> StepError {
+    StepError::new(names::INTERNAL, e.to_string())
+}
+
+/// Plan: `{runId, specs: "s3://bucket/prefix/"}`. Copies the specs to a scratch directory,
+/// checks that every URI in them is absolute (`s3://`), then plans as locally, and keeps
+/// the source-system caps in the catalog for the migrate workers.
+pub async fn plan(
+    catalog: &DynamoCatalog,
+    settings: &AwsSettings,
+    p: &Value,
+) -> Result<Value, StepError> {
+    let run_id = tasks::field(p, "runId")?;
+    let specs = tasks::field(p, "specs")?;
+    let scratch = std::env::temp_dir().join(format!("skein-plan-{run_id}"));
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(&scratch).map_err(internal)?;
+    let result = async {
+        objects::copy_specs(settings, specs, &scratch)
+            .await
+            .map_err(|e| StepError::new(names::INVALID_SPEC, e))?;
+        let loaded = skein_core::load::load(&scratch);
+        let mut relative = Vec::new();
+        for f in &loaded.files {
+            for (field, uri) in [
+                ("spec.source.uri", &f.spec.spec.source.uri),
+                ("spec.target.uri", &f.spec.spec.target.uri),
+            ] {
+                if !uri.starts_with("s3://") {
+                    let file = f
+                        .path
+                        .strip_prefix(&scratch)
+                        .unwrap_or(&f.path)
+                        .display()
+                        .to_string();
+                    relative.push(format!(
+                        "{specs}{file}: {field}: `{uri}` is not an s3:// URI; specs run on AWS read and write S3 (hint: s3://bucket/prefix/)"
+                    ));
+                }
+            }
+        }
+        if !relative.is_empty() {
+            return Err(StepError::new(names::INVALID_SPEC, relative.join("\n")));
+        }
+        // Boxed: the planner's future is deep, and would be inlined into every caller's.
+        let (plan, answer) = Box::pin(tasks::plan_task(catalog, &scratch, run_id)).await?;
+        catalog
+            .put_system_caps(&plan.systems)
+            .await
+            .map_err(internal)?;
+        Ok(answer)
+    }
+    .await;
+    let _ = std::fs::remove_dir_all(&scratch);
+    result
+}
+
+/// How the migrate worker works.
+#[derive(Debug, Clone)]
+pub struct Worker {
+    pub catalog: DynamoCatalog,
+    pub callbacks: SfnCallbacks,
+    pub sqs: aws_sdk_sqs::Client,
+    pub data: skein_data::Settings,
+    /// Seconds between heartbeats (task token and message visibility).
+    pub heartbeat: Duration,
+    /// How long a job waits, hidden, when its source system has no free reader slot.
+    pub slot_wait: Duration,
+}
+
+impl Worker {
+    /// From the function's environment: `SKEIN_TABLE`, `SKEIN_HEARTBEAT_SECS` (60).
+    pub async fn from_env() -> Result<Worker, StepError> {
+        let settings = AwsSettings::from_env();
+        let table = crate::lambda::required_env(crate::lambda::TABLE_VAR)?;
+        let secs = std::env::var("SKEIN_HEARTBEAT_SECS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(60);
+        Ok(Worker::new(&settings, &table, Duration::from_secs(secs)).await)
+    }
+
+    pub async fn new(settings: &AwsSettings, table: &str, heartbeat: Duration) -> Worker {
+        let config = settings.sdk_config().await;
+        Worker {
+            catalog: DynamoCatalog::new(aws_sdk_dynamodb::Client::new(&config), table),
+            callbacks: SfnCallbacks::new(aws_sdk_sfn::Client::new(&config)),
+            sqs: aws_sdk_sqs::Client::new(&config),
+            data: skein_data::Settings::default(),
+            heartbeat,
+            slot_wait: Duration::from_secs(60),
+        }
+    }
+
+    /// A batch of jobs from the event source: each message is worked on its own; the ones
+    /// to try again are reported in `batchItemFailures` (the others are deleted by Lambda).
+    pub async fn batch(&self, event: SqsEvent) -> SqsBatchResponse {
+        let mut response = SqsBatchResponse::default();
+        for m in event.records {
+            let id = m.message_id.clone().unwrap_or_default();
+            if !self.message(&m).await {
+                let mut f = BatchItemFailure::default();
+                f.item_identifier = id;
+                response.batch_item_failures.push(f);
+            }
+        }
+        response
+    }
+
+    /// One message; `true` when it is done with (answered, or not answerable at all and
+    /// better dropped than retried), `false` to deliver it again.
+    pub async fn message(&self, m: &SqsMessage) -> bool {
+        let body = m.body.as_deref().unwrap_or("");
+        let job = match tasks::parse_job(body) {
+            Ok(j) => j,
+            Err(e) => {
+                // No token to answer: retrying cannot help; after maxReceiveCount the
+                // message lands in the dead-letter queue, where people can see it.
+                tracing::error!(error = %e.error, cause = %e.cause, "malformed job");
+                return false;
+            }
+        };
+        let span = tracing::info_span!("job", run_id = %job.run_id, dataset = %job.dataset);
+        self.job(&job, m).instrument(span).await
+    }
+
+    async fn job(&self, job: &Job, m: &SqsMessage) -> bool {
+        let holder = format!("{}/{}", job.run_id, job.dataset);
+        let system = match self.catalog.dataset(&job.dataset).await {
+            Ok(Some(r)) => r.spec.spec.source.system,
+            Ok(None) => {
+                let cause = format!(
+                    "dataset `{}` is not in the catalog; plan the run that registers it first",
+                    job.dataset
+                );
+                return self
+                    .answer(
+                        job,
+                        JobAnswer::Failure {
+                            error: names::UNKNOWN_DATASET.into(),
+                            cause,
+                        },
+                    )
+                    .await;
+            }
+            Err(e) => {
+                tracing::warn!("catalog: {e}");
+                return false;
+            }
+        };
+        // The per-system reader cap: a conditional counter in the catalog.
+        if let Some(sys) = &system {
+            let cap = self.catalog.system_cap(sys).await.ok().flatten();
+            if let Some(cap) = cap {
+                match self
+                    .catalog
+                    .acquire_slot(sys, &holder, cap, skein_usecases::migrate::LEASE_SECS)
+                    .await
+                {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::info!(system = %sys, cap, "no free reader slot; the job waits");
+                        self.hide(m, self.slot_wait).await;
+                        return false;
+                    }
+                    Err(e) => {
+                        tracing::warn!("semaphore: {e}");
+                        return false;
+                    }
+                }
+            }
+        }
+        let beat = {
+            let me = self.clone();
+            let token = job.task_token.clone();
+            let m = m.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(me.heartbeat).await;
+                    if let Err(e) = me.callbacks.heartbeat(&token).await {
+                        tracing::warn!("heartbeat: {e}");
+                    }
+                    me.hide(&m, me.heartbeat * 3).await;
+                }
+            })
+        };
+        // Boxed: the data plane's future is large and deep.
+        let answer = Box::pin(tasks::migrate_job(
+            &self.catalog,
+            &self.data,
+            job,
+            false,
+            Arc::new(skein_data::Progress::default()),
+        ))
+        .await;
+        beat.abort();
+        if let Some(sys) = &system
+            && let Err(e) = self.catalog.release_slot(sys, &holder).await
+        {
+            tracing::warn!("semaphore: {e}");
+        }
+        self.answer(job, answer).await
+    }
+
+    async fn answer(&self, job: &Job, answer: JobAnswer) -> bool {
+        let sent = match &answer {
+            JobAnswer::Success { output } => {
+                tracing::info!("migrated");
+                self.callbacks.success(&job.task_token, output).await
+            }
+            JobAnswer::Failure { error, cause } => {
+                tracing::warn!(error = %error, cause = %cause, "migration failed");
+                self.callbacks.failure(&job.task_token, error, cause).await
+            }
+        };
+        match sent {
+            Ok(()) => true,
+            // The execution has moved on (timed out, stopped, answered): nothing to tell.
+            Err(e)
+                if e.to_string().contains("TaskTimedOut")
+                    || e.to_string().contains("InvalidToken")
+                    || e.to_string().contains("TaskDoesNotExist") =>
+            {
+                tracing::warn!("the task token is no longer waiting: {e}");
+                true
+            }
+            Err(e) => {
+                tracing::warn!("answering the task token: {e}");
+                false
+            }
+        }
+    }
+
+    /// Keeps a message hidden for `d` more (its queue URL from the event source ARN).
+    async fn hide(&self, m: &SqsMessage, d: Duration) {
+        let (Some(arn), Some(handle)) =
+            (m.event_source_arn.as_deref(), m.receipt_handle.as_deref())
+        else {
+            return;
+        };
+        let Some(name) = arn.rsplit(':').next() else {
+            return;
+        };
+        let url = match self.sqs.get_queue_url().queue_name(name).send().await {
+            Ok(o) => o.queue_url.unwrap_or_default(),
+            Err(e) => {
+                tracing::warn!("queue {name}: {}", crate::config::sdk_message(&e));
+                return;
+            }
+        };
+        if let Err(e) = self
+            .sqs
+            .change_message_visibility()
+            .queue_url(url)
+            .receipt_handle(handle)
+            .visibility_timeout(d.as_secs().min(43_200) as i32)
+            .send()
+            .await
+        {
+            tracing::warn!("visibility: {}", crate::config::sdk_message(&e));
+        }
+    }
+}
+
+/// A run request: where the specs are, and optionally the run id.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RunRequest {
+    pub specs: String,
+    #[serde(default)]
+    pub run_id: Option<String>,
+}
+
+/// The objects an event names: an EventBridge `Object Created` event, or an S3
+/// notification (`Records[].s3`). Each is (bucket, key, etag).
+pub fn objects_of_event(event: &Value) -> Result<Vec<(String, String, String)>, StepError> {
+    if let Some(detail) = event.get("detail") {
+        let bucket = detail.pointer("/bucket/name").and_then(Value::as_str);
+        let key = detail.pointer("/object/key").and_then(Value::as_str);
+        return match (bucket, key) {
+            (Some(b), Some(k)) => Ok(vec![(
+                b.to_string(),
+                k.to_string(),
+                detail
+                    .pointer("/object/etag")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+            )]),
+            _ => Err(bad(
+                "the EventBridge event lacks detail.bucket.name or detail.object.key; \
+                 the rule must match S3 `Object Created` events",
+            )),
+        };
+    }
+    if let Some(records) = event.get("Records").and_then(Value::as_array) {
+        let mut out = Vec::new();
+        for (i, r) in records.iter().enumerate() {
+            let bucket = r.pointer("/s3/bucket/name").and_then(Value::as_str);
+            let key = r.pointer("/s3/object/key").and_then(Value::as_str);
+            match (bucket, key) {
+                (Some(b), Some(k)) => out.push((
+                    b.to_string(),
+                    // S3 notifications URL-encode keys (spaces as +).
+                    decode_key(k),
+                    r.pointer("/s3/object/eTag")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string(),
+                )),
+                _ => {
+                    return Err(bad(format!(
+                        "Records[{i}] of the S3 event lacks s3.bucket.name or s3.object.key"
+                    )));
+                }
+            }
+        }
+        if out.is_empty() {
+            return Err(bad("the S3 event has no Records"));
+        }
+        return Ok(out);
+    }
+    Err(bad(
+        "not an S3 event: expected an EventBridge `Object Created` event (detail.bucket, detail.object) or an S3 notification (Records[].s3)",
+    ))
+}
+
+fn decode_key(k: &str) -> String {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let bytes = k.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h * 16 + l);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A run id for a request object: the request's own, else `<file stem>-<etag prefix>`,
+/// so that a repeated event for the same object starts nothing new.
+fn run_id_for(key: &str, etag: &str, request: &RunRequest) -> String {
+    if let Some(id) = &request.run_id {
+        return id.clone();
+    }
+    let stem = key
+        .rsplit('/')
+        .next()
+        .unwrap_or(key)
+        .trim_end_matches(".json");
+    let clean: String = stem
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(60)
+        .collect();
+    let tag: String = etag.trim_matches('"').chars().take(8).collect();
+    if tag.is_empty() {
+        format!("run-{clean}")
+    } else {
+        format!("run-{clean}-{tag}")
+    }
+}
+
+/// Trigger: reads each run-request object of the event and starts the migration-run
+/// state machine with `{runId, specs}`; a request whose execution exists already (a
+/// repeated event) is not started twice.
+pub async fn trigger(
+    settings: &AwsSettings,
+    sfn: &aws_sdk_sfn::Client,
+    state_machine_arn: &str,
+    event: &Value,
+) -> Result<Value, StepError> {
+    let objects = objects_of_event(event)?;
+    let mut started = Vec::new();
+    for (bucket, key, etag) in objects {
+        let text = objects::read_text(settings, &bucket, &key)
+            .await
+            .map_err(bad)?;
+        let request: RunRequest = serde_json::from_str(&text).map_err(|e| {
+            bad(format!(
+                "s3://{bucket}/{key} is not a run request ({e}); expected {{\"specs\": \"s3://bucket/specs/\", \"runId\": \"optional\"}}"
+            ))
+        })?;
+        objects::split_s3_uri(&request.specs)
+            .map_err(|e| bad(format!("s3://{bucket}/{key}: specs: {e}")))?;
+        let run_id = run_id_for(&key, &etag, &request);
+        let input = json!({"runId": run_id, "specs": request.specs});
+        let result = sfn
+            .start_execution()
+            .state_machine_arn(state_machine_arn)
+            .name(&run_id)
+            .input(input.to_string())
+            .send()
+            .await;
+        match result {
+            Ok(o) => {
+                tracing::info!(run_id = %run_id, execution = %o.execution_arn, "run started");
+                started.push(
+                    json!({"runId": run_id, "executionArn": o.execution_arn, "started": true}),
+                );
+            }
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_execution_already_exists()) =>
+            {
+                tracing::info!(run_id = %run_id, "run already started");
+                started.push(json!({"runId": run_id, "started": false}));
+            }
+            Err(e) => {
+                return Err(internal(format!(
+                    "StartExecution of {run_id}: {}",
+                    crate::config::sdk_message(&e)
+                )));
+            }
+        }
+    }
+    Ok(json!({ "runs": started }))
+}

@@ -1,0 +1,331 @@
+//! The Task payloads of the state machines, decoded and answered once: the local engine's
+//! bindings and the Lambda functions both call these, so a state machine gets the same
+//! answer (and the same error names) on one machine and on AWS.
+//!
+//! Every function takes the JSON the state machine sends (`Payload` of a `lambda:invoke`,
+//! or the job of a queue message) and returns the JSON it expects, or a [`StepError`]
+//! whose `error` is one of [`names`], which the state machines catch by name.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use skein_core::catalog::Catalog;
+use skein_core::fleet::{PlanItem, RunPlan};
+use skein_core::queue::Job;
+
+use crate::migrate::{LEASE_SECS, MigrateOptions};
+use crate::outcome::Outcome;
+use crate::steps::{self, StepError};
+
+/// The Step Functions error names skein raises, in one place.
+///
+/// | name | raised by | meaning | the state machine |
+/// | --- | --- | --- | --- |
+/// | `Skein.BadRequest` | every task | the payload lacks a field or names an unknown action | rollback |
+/// | `Skein.InvalidSpec` | Plan | a spec or `skein.yaml` is invalid (every problem listed) | run fails |
+/// | `Skein.UnknownDataset` | every dataset task | the dataset is not in the catalog | rollback |
+/// | `Skein.DependencyFailed` | CheckDependencies | a dependency did not complete | skip |
+/// | `Skein.LeaseHeld` | AcquireLease, migrate worker | another run holds the dataset's lease | retry, then fail |
+/// | `Skein.SourceUnreadable` | migrate worker | the source is missing or unreadable | rollback |
+/// | `Skein.TransformFailed` | migrate worker | the transform SQL failed on the data | rollback |
+/// | `Skein.BadValue` | migrate worker | a value does not convert to the target type | rollback |
+/// | `Skein.StorageError` | migrate worker, publish | the target store refused a write | rollback |
+/// | `Skein.SchemaChanged` | migrate worker | output schema differs from the published one | rollback |
+/// | `Skein.VerificationFailed` | migrate worker, Verify | a check failed (rows, checksum, rules, …) | rollback |
+/// | `Skein.NotVerified` / `Skein.NotStaged` | Publish | nothing verified or staged to publish | rollback |
+/// | `Skein.Rejected` | approval | a person rejected the dataset | rollback |
+/// | `Skein.Transient` | migrate worker | the catalog or storage failed; worth a retry | retry, then rollback |
+/// | `Skein.Internal` | any | a bug in skein | rollback |
+pub mod names {
+    pub const BAD_REQUEST: &str = "Skein.BadRequest";
+    pub const INVALID_SPEC: &str = "Skein.InvalidSpec";
+    pub const UNKNOWN_DATASET: &str = "Skein.UnknownDataset";
+    pub const DEPENDENCY_FAILED: &str = "Skein.DependencyFailed";
+    pub const LEASE_HELD: &str = "Skein.LeaseHeld";
+    pub const SOURCE_UNREADABLE: &str = "Skein.SourceUnreadable";
+    pub const TRANSFORM_FAILED: &str = "Skein.TransformFailed";
+    pub const BAD_VALUE: &str = "Skein.BadValue";
+    pub const STORAGE_ERROR: &str = "Skein.StorageError";
+    pub const SCHEMA_CHANGED: &str = "Skein.SchemaChanged";
+    pub const VERIFICATION_FAILED: &str = "Skein.VerificationFailed";
+    pub const NOT_VERIFIED: &str = "Skein.NotVerified";
+    pub const NOT_STAGED: &str = "Skein.NotStaged";
+    pub const REJECTED: &str = "Skein.Rejected";
+    pub const TRANSIENT: &str = "Skein.Transient";
+    pub const INTERNAL: &str = "Skein.Internal";
+    pub const MIGRATION_FAILED: &str = "Skein.MigrationFailed";
+}
+
+/// A task's answer.
+pub type TaskResult = std::result::Result<Value, StepError>;
+
+fn internal(e: impl std::fmt::Display) -> StepError {
+    StepError::new(names::INTERNAL, e.to_string())
+}
+
+fn flatten<T>(
+    r: crate::Result<std::result::Result<T, StepError>>,
+) -> std::result::Result<T, StepError> {
+    r.map_err(internal)?
+}
+
+/// A string field of a payload, or `Skein.BadRequest` naming it.
+pub fn field<'a>(payload: &'a Value, name: &str) -> std::result::Result<&'a str, StepError> {
+    payload.get(name).and_then(Value::as_str).ok_or_else(|| {
+        StepError::new(
+            names::BAD_REQUEST,
+            format!(
+                "the task payload needs a string field `{name}`; got {}",
+                short(payload)
+            ),
+        )
+    })
+}
+
+fn short(v: &Value) -> String {
+    let s = v.to_string();
+    if s.len() > 200 {
+        format!(
+            "{}…",
+            &s[..s
+                .char_indices()
+                .take(200)
+                .last()
+                .map(|(i, _)| i)
+                .unwrap_or(0)]
+        )
+    } else {
+        s
+    }
+}
+
+/// What the Plan task returns to the state machine: references only (names, groups),
+/// never specs or data, so the state stays far under the 256 KB limit.
+pub fn plan_payload(plan: &RunPlan) -> Value {
+    let items = |v: &[PlanItem]| -> Vec<Value> {
+        v.iter()
+            .map(|i| json!({"dataset": i.dataset, "group": i.group, "needsApproval": i.needs_approval}))
+            .collect()
+    };
+    let datasets: Vec<&str> = plan
+        .canary
+        .iter()
+        .chain(plan.waves.iter().flat_map(|w| w.datasets.iter()))
+        .map(|i| i.dataset.as_str())
+        .collect();
+    json!({
+        "canary": items(&plan.canary),
+        "waves": plan.waves.iter().map(|w| items(&w.datasets)).collect::<Vec<_>>(),
+        "datasets": datasets,
+        "maxConcurrency": plan.max_concurrency,
+        "toleratedFailurePercentage": plan.tolerated_failure_percentage,
+    })
+}
+
+/// The `catalog` function: `checkDependencies`, `acquireLease`, `awaitApproval`,
+/// `complete`, `summarise`, chosen by the payload's `action`.
+pub async fn catalog_action<C: Catalog + ?Sized>(catalog: &C, p: &Value) -> TaskResult {
+    match field(p, "action")? {
+        "checkDependencies" => {
+            flatten(steps::check_dependencies(catalog, field(p, "dataset")?).await)?;
+            Ok(json!({}))
+        }
+        "acquireLease" => {
+            let dataset = field(p, "dataset")?;
+            require_dataset(catalog, dataset).await?;
+            match catalog
+                .acquire_lease(dataset, field(p, "runId")?, LEASE_SECS)
+                .await
+            {
+                Ok(()) => Ok(json!({})),
+                Err(e @ skein_core::Error::LeaseHeld { .. }) => {
+                    Err(StepError::new(names::LEASE_HELD, e.to_string()))
+                }
+                Err(e) => Err(internal(e)),
+            }
+        }
+        "awaitApproval" => {
+            let dataset = field(p, "dataset")?;
+            require_dataset(catalog, dataset).await?;
+            steps::await_approval(catalog, dataset, field(p, "runId")?, field(p, "taskToken")?)
+                .await
+                .map_err(internal)?;
+            Ok(json!({}))
+        }
+        "complete" => {
+            steps::complete(catalog, field(p, "dataset")?, field(p, "runId")?)
+                .await
+                .map_err(internal)?;
+            Ok(json!({}))
+        }
+        "summarise" => {
+            let datasets: Vec<String> = p
+                .get("datasets")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let stopped = p.get("stopped").and_then(Value::as_str);
+            let s = steps::summarise(catalog, field(p, "runId")?, &datasets, stopped)
+                .await
+                .map_err(internal)?;
+            serde_json::to_value(s).map_err(internal)
+        }
+        other => Err(StepError::new(
+            names::BAD_REQUEST,
+            format!(
+                "unknown catalog action `{other}`; expected checkDependencies, acquireLease, \
+                 awaitApproval, complete or summarise"
+            ),
+        )),
+    }
+}
+
+async fn require_dataset<C: Catalog + ?Sized>(
+    catalog: &C,
+    dataset: &str,
+) -> std::result::Result<(), StepError> {
+    match catalog.dataset(dataset).await.map_err(internal)? {
+        Some(_) => Ok(()),
+        None => Err(StepError::new(
+            names::UNKNOWN_DATASET,
+            format!(
+                "dataset `{dataset}` is not in the catalog; plan the run that registers it first"
+            ),
+        )),
+    }
+}
+
+/// The `verify` function: the gate, `{dataset}` → `{summary}`.
+pub async fn verify_task<C: Catalog + ?Sized>(catalog: &C, p: &Value) -> TaskResult {
+    let summary = flatten(steps::verify_gate(catalog, field(p, "dataset")?).await)?;
+    Ok(json!({ "summary": summary }))
+}
+
+/// The `publish` function: `{dataset, runId}` → `{version}`.
+pub async fn publish_task<C: Catalog + ?Sized>(catalog: &C, p: &Value) -> TaskResult {
+    let version = flatten(steps::publish(catalog, field(p, "dataset")?, field(p, "runId")?).await)?;
+    Ok(json!({ "version": version }))
+}
+
+/// The `rollback` function: `{dataset, runId, error, cause}` → what was undone.
+pub async fn rollback_task<C: Catalog + ?Sized>(catalog: &C, p: &Value) -> TaskResult {
+    let dataset = field(p, "dataset")?;
+    let error = p
+        .get("error")
+        .and_then(Value::as_str)
+        .unwrap_or("Skein.Failed");
+    let cause = p.get("cause").and_then(Value::as_str).unwrap_or("");
+    let undone = steps::rollback_run(
+        catalog,
+        dataset,
+        field(p, "runId")?,
+        error,
+        &readable_cause(cause),
+    )
+    .await
+    .map_err(internal)?;
+    serde_json::to_value(undone).map_err(internal)
+}
+
+/// A child execution's failure cause is JSON (`{"Error":…,"Cause":…}`); keep its inner cause.
+pub fn readable_cause(cause: &str) -> String {
+    serde_json::from_str::<Value>(cause)
+        .ok()
+        .and_then(|v| v.get("Cause").and_then(Value::as_str).map(str::to_string))
+        .unwrap_or_else(|| cause.to_string())
+}
+
+/// A job message as the Migrate state sends it (`MessageBody`), or an error naming what
+/// is wrong with it.
+pub fn parse_job(body: &str) -> std::result::Result<Job, StepError> {
+    serde_json::from_str::<Job>(body).map_err(|e| {
+        StepError::new(
+            names::BAD_REQUEST,
+            format!(
+                "a migrate job must be JSON {{\"dataset\", \"runId\", \"taskToken\"}}: {e}; got {}",
+                short(&Value::String(body.to_string()))
+            ),
+        )
+    })
+}
+
+/// How a migrate job ended: the answer for its task token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "answer", rename_all = "camelCase")]
+pub enum JobAnswer {
+    /// `SendTaskSuccess` with this output.
+    Success { output: Value },
+    /// `SendTaskFailure` with this error name and cause.
+    Failure { error: String, cause: String },
+}
+
+/// A migrate job: stage the dataset (with its source checksum), verify it, and say how to
+/// answer the task token. Publishing is the state machine's later step.
+pub async fn migrate_job<C: Catalog + ?Sized>(
+    catalog: &C,
+    settings: &skein_data::Settings,
+    job: &Job,
+    allow_schema_change: bool,
+    progress: Arc<skein_data::Progress>,
+) -> JobAnswer {
+    let file = match steps::spec_file(catalog, &job.dataset).await {
+        Ok(Ok(f)) => f,
+        Ok(Err(e)) => {
+            return JobAnswer::Failure {
+                error: e.error,
+                cause: e.cause,
+            };
+        }
+        Err(e) => {
+            return JobAnswer::Failure {
+                error: names::TRANSIENT.into(),
+                cause: e.to_string(),
+            };
+        }
+    };
+    let opts = MigrateOptions {
+        run_id: job.run_id.clone(),
+        publish: false,
+        approved: false,
+        progress,
+        allow_schema_change,
+    };
+    match crate::migrate(catalog, settings, &file, &opts).await {
+        Ok(r) if matches!(r.outcome, Outcome::Verified | Outcome::UpToDate) => JobAnswer::Success {
+            output: json!({
+                "outcome": r.outcome.as_str().replace(' ', "_"),
+                "rows": r.rows,
+                "files": r.files,
+                "bytes": r.bytes,
+                "version": r.version,
+            }),
+        },
+        Ok(r) => JobAnswer::Failure {
+            error: r
+                .error_name
+                .unwrap_or_else(|| names::MIGRATION_FAILED.into()),
+            cause: r.error.unwrap_or_else(|| r.outcome.as_str().to_string()),
+        },
+        Err(e) => JobAnswer::Failure {
+            error: names::TRANSIENT.into(),
+            cause: e.to_string(),
+        },
+    }
+}
+
+/// The `plan` function over a local directory of specs (on AWS, the function first copies
+/// the specs from S3): registers them, records the run, returns the plan's references.
+pub async fn plan_task<C: Catalog + ?Sized>(
+    catalog: &C,
+    dir: &std::path::Path,
+    run_id: &str,
+) -> std::result::Result<(RunPlan, Value), StepError> {
+    let plan = flatten(steps::plan(catalog, dir, run_id).await)?;
+    let payload = plan_payload(&plan);
+    Ok((plan, payload))
+}

@@ -1,0 +1,626 @@
+//! The AWS adapters against a moto server on 127.0.0.1 (the AWS wire protocols, no fakes of
+//! the SDK): the DynamoDB catalog through the shared conformance suite, conditional
+//! writes under contention, source-system semaphores, SQS queues with dead letters, the
+//! state machines created in Step Functions, and every Lambda binary answering through the
+//! cargo-lambda runtime emulator.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use object_store::ObjectStoreExt;
+use object_store::path::Path as ObjectPath;
+use serde_json::{Value, json};
+use skein_aws::{AwsSettings, DynamoCatalog, SqsQueue};
+use skein_core::Status;
+use skein_core::catalog::Catalog;
+use skein_core::conformance;
+use skein_core::queue::{Job, JobQueue};
+
+use crate::moto::{self, REGION, moto, unique};
+use crate::util::repo_root;
+
+fn settings() -> AwsSettings {
+    AwsSettings::local(&moto().endpoint, REGION)
+}
+
+async fn catalog() -> DynamoCatalog {
+    let c = DynamoCatalog::connect(&settings(), &unique("skein")).await;
+    c.create_table().await.expect("create table in moto");
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dynamodb_catalog_conforms() {
+    let c: Arc<dyn Catalog> = Arc::new(catalog().await);
+    conformance::run_all(c, "ddb-").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_workers_one_wins_the_lease_and_the_transition() {
+    let c = Arc::new(catalog().await);
+    let (spec, hash) = conformance::spec("contended", "");
+    c.put_spec(&spec, &hash).await.unwrap();
+    let mut tasks = Vec::new();
+    for w in 0..6 {
+        let c = c.clone();
+        tasks.push(tokio::spawn(async move {
+            let lease = c
+                .acquire_lease("contended", &format!("worker-{w}"), 300)
+                .await;
+            let moved = c
+                .transition("contended", Status::Pending, Status::InProgress, None, None)
+                .await;
+            (lease.is_ok(), moved)
+        }));
+    }
+    let (mut leases, mut moves, mut conflicts) = (0, 0, 0);
+    for t in tasks {
+        let (lease, moved) = t.await.unwrap();
+        leases += lease as u32;
+        match moved {
+            Ok(()) => moves += 1,
+            Err(skein_core::Error::StatusConflict { actual, .. }) => {
+                assert_eq!(actual, Status::InProgress);
+                conflicts += 1;
+            }
+            Err(e) => panic!("unexpected error: {e}"),
+        }
+    }
+    assert_eq!((leases, moves, conflicts), (1, 1, 5));
+    // A conflicting transition wrote no history: registered + one change.
+    assert_eq!(c.history("contended").await.unwrap().len(), 2);
+    // An illegal transition never reaches the table.
+    let err = c
+        .transition(
+            "contended",
+            Status::InProgress,
+            Status::Completed,
+            None,
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, skein_core::Error::IllegalTransition { .. }),
+        "{err}"
+    );
+    assert_eq!(
+        c.dataset("contended").await.unwrap().unwrap().status,
+        Status::InProgress
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn source_system_semaphore_caps_readers() {
+    let c = Arc::new(catalog().await);
+    c.put_system_caps(&[("legacy-crm".to_string(), 2)].into_iter().collect())
+        .await
+        .unwrap();
+    assert_eq!(c.system_cap("legacy-crm").await.unwrap(), Some(2));
+    let mut tasks = Vec::new();
+    for r in 0..5 {
+        let c = c.clone();
+        tasks.push(tokio::spawn(async move {
+            c.acquire_slot("legacy-crm", &format!("reader-{r}"), 2, 300)
+                .await
+                .unwrap()
+        }));
+    }
+    let mut took = Vec::new();
+    for (r, t) in tasks.into_iter().enumerate() {
+        if t.await.unwrap() {
+            took.push(r);
+        }
+    }
+    assert_eq!(took.len(), 2, "two of five readers get a slot: {took:?}");
+    assert_eq!(c.slots_taken("legacy-crm").await.unwrap(), 2);
+    // The holder asking again keeps its slot; releasing twice gives back one slot.
+    assert!(
+        c.acquire_slot("legacy-crm", &format!("reader-{}", took[0]), 2, 300)
+            .await
+            .unwrap()
+    );
+    c.release_slot("legacy-crm", &format!("reader-{}", took[0]))
+        .await
+        .unwrap();
+    c.release_slot("legacy-crm", &format!("reader-{}", took[0]))
+        .await
+        .unwrap();
+    assert_eq!(c.slots_taken("legacy-crm").await.unwrap(), 1);
+    assert!(c.acquire_slot("legacy-crm", "late", 2, 300).await.unwrap());
+    assert!(!c.acquire_slot("legacy-crm", "later", 2, 300).await.unwrap());
+    // A reader that died frees its slot when its time runs out.
+    c.release_slot("legacy-crm", "late").await.unwrap();
+    assert!(c.acquire_slot("legacy-crm", "dies", 2, 0).await.unwrap());
+    assert!(c.acquire_slot("legacy-crm", "next", 2, 300).await.unwrap());
+    assert_eq!(c.slots_taken("legacy-crm").await.unwrap(), 2);
+}
+
+async fn queue_with_group(max_receives: u32) -> (SqsQueue, String) {
+    let prefix_name = unique("skein-migrate");
+    let account_prefix = format!("{}/123456789012/{prefix_name}-", moto().endpoint);
+    let q = SqsQueue::connect(&settings(), &account_prefix).await;
+    let url = q
+        .create_group(&format!("{prefix_name}-bulk"), max_receives, 30)
+        .await
+        .unwrap();
+    assert_eq!(url, q.url("bulk"), "queue URL must be the prefix + group");
+    (q, "bulk".to_string())
+}
+
+fn job(dataset: &str) -> Job {
+    Job {
+        dataset: dataset.into(),
+        run_id: "run-1".into(),
+        task_token: format!("token-{dataset}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqs_queue_delivers_extends_deletes() {
+    let (q, g) = queue_with_group(5).await;
+    q.send(&g, &job("orders")).await.unwrap();
+    q.send(&g, &job("customers")).await.unwrap();
+    assert_eq!(q.depth(&g).await.unwrap(), 2);
+    let a = q.receive(&g, 60).await.unwrap().expect("a job");
+    let b = q.receive(&g, 60).await.unwrap().expect("another job");
+    assert_eq!(a.receives, 1);
+    let mut names = vec![a.job.dataset.clone(), b.job.dataset.clone()];
+    names.sort();
+    assert_eq!(names, ["customers", "orders"]);
+    assert!(
+        q.receive(&g, 60).await.unwrap().is_none(),
+        "both are hidden"
+    );
+    q.extend(&a, 120).await.unwrap();
+    q.delete(&a).await.unwrap();
+    q.delete(&b).await.unwrap();
+    assert_eq!(q.depth(&g).await.unwrap(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqs_job_goes_to_the_dead_letters_after_max_receives() {
+    let (q, g) = queue_with_group(2).await;
+    q.send(&g, &job("flaky")).await.unwrap();
+    for n in 1..=2 {
+        let d = q.receive(&g, 1).await.unwrap().expect("delivered");
+        assert_eq!(d.receives, n);
+        // The worker dies: the job becomes visible again after the timeout.
+        tokio::time::sleep(Duration::from_millis(1300)).await;
+    }
+    assert!(
+        q.receive(&g, 1).await.unwrap().is_none(),
+        "a third delivery must not happen"
+    );
+    let dead = q.dead_letters(&g).await.unwrap();
+    assert_eq!(dead, vec![job("flaky")]);
+    // Peeking leaves them there.
+    assert_eq!(q.dead_letters(&g).await.unwrap().len(), 1);
+}
+
+/// A state machine definition with the substitutions applied, as CloudFormation would.
+fn substituted(file: &str, subs: &[(&str, String)]) -> String {
+    let mut text = std::fs::read_to_string(repo_root().join("state-machines").join(file)).unwrap();
+    for (k, v) in subs {
+        text = text.replace(&format!("${{{k}}}"), v);
+    }
+    assert!(
+        !text.contains("${"),
+        "{file}: a substitution is left: {}",
+        &text[text.find("${").unwrap()..][..40]
+    );
+    text
+}
+
+fn substitutions(child_arn: &str) -> Vec<(&'static str, String)> {
+    let f = |n: &str| format!("arn:aws:lambda:{REGION}:123456789012:function:{n}");
+    vec![
+        ("PlanFunctionArn", f("skein-plan")),
+        ("CatalogFunctionArn", f("skein-catalog")),
+        ("VerifyFunctionArn", f("skein-verify")),
+        ("PublishFunctionArn", f("skein-publish")),
+        ("RollbackFunctionArn", f("skein-rollback")),
+        ("DatasetMigrationStateMachineArn", child_arn.to_string()),
+        (
+            "MigrateQueueUrlPrefix",
+            format!("https://sqs.{REGION}.amazonaws.com/123456789012/skein-migrate-"),
+        ),
+    ]
+}
+
+/// Creates both state machines in moto's Step Functions; returns the run machine's ARN.
+async fn create_state_machines(sfn: &aws_sdk_sfn::Client, suffix: &str) -> String {
+    let role = "arn:aws:iam::123456789012:role/skein-states";
+    let child = sfn
+        .create_state_machine()
+        .name(format!("skein-dataset-migration-{suffix}"))
+        .role_arn(role)
+        .definition(substituted(
+            "dataset-migration.asl.json",
+            &substitutions("unused"),
+        ))
+        .send()
+        .await
+        .expect("CreateStateMachine dataset-migration");
+    let run = sfn
+        .create_state_machine()
+        .name(format!("skein-migration-run-{suffix}"))
+        .role_arn(role)
+        .definition(substituted(
+            "migration-run.asl.json",
+            &substitutions(&child.state_machine_arn),
+        ))
+        .send()
+        .await
+        .expect("CreateStateMachine migration-run");
+    run.state_machine_arn
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_machines_are_created_in_step_functions() {
+    let sfn = aws_sdk_sfn::Client::new(&settings().sdk_config().await);
+    let suffix = unique("sm");
+    let arn = create_state_machines(&sfn, &suffix).await;
+    let described = sfn
+        .describe_state_machine()
+        .state_machine_arn(&arn)
+        .send()
+        .await
+        .unwrap();
+    let def: Value = serde_json::from_str(&described.definition).unwrap();
+    assert_eq!(def["StartAt"], "Plan");
+    assert!(described.definition.contains(":function:skein-plan"));
+    // moto stores definitions without checking them against the ASL schema; the schema
+    // check is asl-validator's (scripts/check-infra) and `skein states validate`'s.
+    let child: Value = serde_json::from_str(&substituted(
+        "dataset-migration.asl.json",
+        &substitutions("unused"),
+    ))
+    .unwrap();
+    assert_eq!(child["StartAt"], "CheckDependencies");
+}
+
+// ---------------------------------------------------------------------------------------
+// The Lambda binaries through the cargo-lambda runtime emulator.
+
+/// `target/<profile>/<name>`, next to this test binary's `deps/` directory.
+fn function_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(Path::parent).unwrap();
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the functions first (`cargo build --workspace --bins`; scripts/test does)",
+        path.display()
+    );
+    path
+}
+
+struct Emulator {
+    port: u16,
+    children: Vec<Child>,
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn cargo_lambda() -> PathBuf {
+    let p = repo_root().join(".venv/bin/cargo-lambda");
+    assert!(
+        p.exists(),
+        "cargo-lambda is not installed ({} is missing); run scripts/setup",
+        p.display()
+    );
+    p
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts `cargo lambda watch --only-lambda-apis` (the Lambda Runtime API and Invoke API)
+/// and the function binary polling it, with `env` and moto's endpoint.
+fn emulate(binary: &str, env: &[(&str, String)]) -> Emulator {
+    let port = free_port();
+    let watch = Command::new(cargo_lambda())
+        .args([
+            "lambda",
+            "watch",
+            "--only-lambda-apis",
+            "--invoke-address",
+            "127.0.0.1",
+        ])
+        .args(["--invoke-port", &port.to_string()])
+        .current_dir(repo_root())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start cargo lambda watch");
+    let mut em = Emulator {
+        port,
+        children: vec![watch],
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the runtime emulator did not listen on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut cmd = Command::new(function_binary(binary));
+    cmd.envs(moto::env())
+        .env("AWS_LAMBDA_FUNCTION_NAME", "_")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
+        .env(
+            "AWS_LAMBDA_RUNTIME_API",
+            format!("http://127.0.0.1:{port}/.rt"),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    em.children.push(cmd.spawn().expect("start the function"));
+    em
+}
+
+/// Invokes the emulated function with `cargo lambda invoke`: the response, or the error's
+/// `errorType` and message.
+fn invoke(em: &Emulator, payload: &Value) -> Result<Value, (String, String)> {
+    let out = Command::new(cargo_lambda())
+        .args(["lambda", "invoke", "_", "--invoke-address", "127.0.0.1"])
+        .args([
+            "--invoke-port",
+            &em.port.to_string(),
+            "--output-format",
+            "json",
+        ])
+        .args(["--data-ascii", &payload.to_string()])
+        .current_dir(repo_root())
+        .output()
+        .expect("run cargo lambda invoke");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if out.status.success() {
+        Ok(serde_json::from_str(stdout.trim())
+            .unwrap_or_else(|e| panic!("the response is not JSON ({e}): {stdout}")))
+    } else {
+        let kind = stderr
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("Error: "))
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        Err((kind, stderr.to_string()))
+    }
+}
+
+async fn put_object(bucket: &str, key: &str, body: impl Into<Vec<u8>>) {
+    let store = skein_aws::objects::bucket(&settings(), bucket).unwrap();
+    store
+        .put(&ObjectPath::from(key), body.into().into())
+        .await
+        .unwrap();
+}
+
+async fn create_bucket(name: &str) {
+    // S3 CreateBucket is a PUT on the bucket: object_store does not create buckets.
+    let status = Command::new(repo_root().join(".venv/bin/python"))
+        .args([
+            "-c",
+            "import sys, boto3; boto3.client('s3', endpoint_url=sys.argv[1], region_name='us-east-1', \
+             aws_access_key_id='t', aws_secret_access_key='t').create_bucket(Bucket=sys.argv[2])",
+            &moto().endpoint,
+            name,
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success(), "create bucket {name}");
+}
+
+fn spec_yaml(name: &str, bucket: &str) -> String {
+    format!(
+        "apiVersion: skein/v1\nkind: Dataset\nmetadata: {{name: {name}, owner: team-test}}\n\
+         spec:\n  source: {{uri: s3://{bucket}/raw/{name}.csv, format: csv, system: legacy-crm}}\n\
+         \x20 target: {{uri: s3://{bucket}/lake/{name}/}}\n  transform: {{sql: \"SELECT * FROM source\"}}\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_lambda_binary_answers_through_the_runtime_emulator() {
+    let c = catalog().await;
+    let table = c.table().to_string();
+    let with_table = [("SKEIN_TABLE", table.clone())];
+    let bucket = unique("skein-data");
+    create_bucket(&bucket).await;
+    put_object(
+        &bucket,
+        "specs/customers.yaml",
+        spec_yaml("customers", &bucket),
+    )
+    .await;
+    put_object(&bucket, "specs/orders.yaml", spec_yaml("orders", &bucket)).await;
+    put_object(
+        &bucket,
+        "specs/skein.yaml",
+        "apiVersion: skein/v1\nkind: Fleet\nspec:\n  systems:\n    legacy-crm: {readers: 1}\n",
+    )
+    .await;
+
+    // plan: specs from S3 into the catalog, waves back, system caps kept.
+    let em = emulate("skein-plan", &with_table);
+    let plan = invoke(
+        &em,
+        &json!({"runId": "run-lambda", "specs": format!("s3://{bucket}/specs/")}),
+    )
+    .expect("plan answers");
+    assert_eq!(plan["datasets"].as_array().map(Vec::len), Some(2), "{plan}");
+    assert_eq!(c.system_cap("legacy-crm").await.unwrap(), Some(1));
+    assert_eq!(c.run("run-lambda").await.unwrap().unwrap().total, 2);
+    let (kind, _) = invoke(
+        &em,
+        &json!({"runId": "run-x", "specs": format!("s3://{bucket}/nothing/")}),
+    )
+    .expect_err("no specs");
+    assert_eq!(kind, "Skein.InvalidSpec");
+    drop(em);
+
+    // catalog: a lease, then the same lease for another run is refused by name.
+    let em = emulate("skein-catalog", &with_table);
+    invoke(
+        &em,
+        &json!({"action": "acquireLease", "dataset": "orders", "runId": "run-lambda"}),
+    )
+    .expect("lease");
+    let (kind, msg) = invoke(
+        &em,
+        &json!({"action": "acquireLease", "dataset": "orders", "runId": "run-other"}),
+    )
+    .expect_err("lease held");
+    assert_eq!(kind, "Skein.LeaseHeld", "{msg}");
+    let (kind, _) = invoke(
+        &em,
+        &json!({"action": "acquireLease", "dataset": "ghost", "runId": "r"}),
+    )
+    .expect_err("unknown dataset");
+    assert_eq!(kind, "Skein.UnknownDataset");
+    assert!(
+        c.dataset("ghost").await.unwrap().is_none(),
+        "nothing written for a bad request"
+    );
+    let (kind, _) = invoke(&em, &json!({"dataset": "orders"})).expect_err("no action");
+    assert_eq!(kind, "Skein.BadRequest");
+    drop(em);
+
+    // verify and publish refuse a dataset that was never verified.
+    let em = emulate("skein-verify", &with_table);
+    let (kind, _) = invoke(&em, &json!({"dataset": "orders", "runId": "run-lambda"})).unwrap_err();
+    assert_eq!(kind, "Skein.VerificationFailed");
+    drop(em);
+    let em = emulate("skein-publish", &with_table);
+    let (kind, _) = invoke(&em, &json!({"dataset": "orders", "runId": "run-lambda"})).unwrap_err();
+    assert_eq!(kind, "Skein.NotVerified");
+    drop(em);
+
+    // rollback: records the failure with its reason, releases the lease.
+    let em = emulate("skein-rollback", &with_table);
+    let undone = invoke(
+        &em,
+        &json!({"dataset": "orders", "runId": "run-lambda", "error": "Skein.SourceUnreadable", "cause": "gone"}),
+    )
+    .expect("rollback answers");
+    assert_eq!(undone["status"], "failed", "{undone}");
+    let orders = c.dataset("orders").await.unwrap().unwrap();
+    assert_eq!(orders.status, Status::Failed);
+    assert!(
+        orders
+            .reason
+            .unwrap()
+            .contains("Skein.SourceUnreadable: gone")
+    );
+    drop(em);
+
+    // migrate: a malformed message comes back as a batch item failure; a job for a
+    // dataset whose lease another run holds changes nothing.
+    c.acquire_lease("customers", "run-other", 300)
+        .await
+        .unwrap();
+    let before = c.history("customers").await.unwrap();
+    let em = emulate("skein-migrate", &with_table);
+    let record = |id: &str, body: &str| {
+        json!({"messageId": id, "receiptHandle": format!("rh-{id}"), "body": body,
+               "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
+               "md5OfBody": "", "eventSource": "aws:sqs",
+               "eventSourceARN": format!("arn:aws:sqs:{REGION}:123456789012:skein-migrate-default"),
+               "awsRegion": REGION})
+    };
+    let held = json!({"dataset": "customers", "runId": "run-lambda", "taskToken": "tok-1"});
+    let response = invoke(
+        &em,
+        &json!({"Records": [record("m1", "not a job"), record("m2", &held.to_string())]}),
+    )
+    .expect("migrate answers");
+    assert_eq!(
+        response["batchItemFailures"],
+        json!([{"itemIdentifier": "m1"}]),
+        "{response}"
+    );
+    assert_eq!(
+        c.history("customers").await.unwrap(),
+        before,
+        "catalog unchanged"
+    );
+    assert_eq!(
+        c.dataset("customers").await.unwrap().unwrap().status,
+        Status::Pending
+    );
+    drop(em);
+
+    // trigger: a run-request object starts the migration-run state machine once.
+    let sfn = aws_sdk_sfn::Client::new(&settings().sdk_config().await);
+    let run_arn = create_state_machines(&sfn, &unique("trig")).await;
+    put_object(
+        &bucket,
+        "run-requests/nightly.json",
+        json!({"specs": format!("s3://{bucket}/specs/")}).to_string(),
+    )
+    .await;
+    let em = emulate(
+        "skein-trigger",
+        &[("SKEIN_RUN_STATE_MACHINE_ARN", run_arn.clone())],
+    );
+    let event = json!({"version": "0", "detail-type": "Object Created", "source": "aws.s3",
+        "detail": {"bucket": {"name": bucket}, "object": {"key": "run-requests/nightly.json", "etag": "abcdef0123"}}});
+    let started = invoke(&em, &event).expect("trigger answers");
+    assert_eq!(
+        started["runs"][0]["runId"], "run-nightly-abcdef01",
+        "{started}"
+    );
+    assert_eq!(started["runs"][0]["started"], true);
+    // A repeated event (S3 delivers at least once) starts nothing new: StartExecution with
+    // the same name and input is idempotent, or refused as already existing.
+    let again = invoke(&em, &event).expect("a repeated event");
+    if again["runs"][0]["started"] == true {
+        assert_eq!(
+            again["runs"][0]["executionArn"],
+            started["runs"][0]["executionArn"]
+        );
+    }
+    let execs = sfn
+        .list_executions()
+        .state_machine_arn(&run_arn)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(execs.executions.len(), 1);
+    let input: Value = serde_json::from_str(
+        &sfn.describe_execution()
+            .execution_arn(&execs.executions[0].execution_arn)
+            .send()
+            .await
+            .unwrap()
+            .input
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(input["specs"], format!("s3://{bucket}/specs/"));
+    let (kind, _) = invoke(&em, &json!({"hello": "world"})).expect_err("not an S3 event");
+    assert_eq!(kind, "Skein.BadRequest");
+    drop(em);
+}
