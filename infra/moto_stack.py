@@ -1,0 +1,580 @@
+"""Creates infra/template.yaml as a CloudFormation stack in a moto server and checks its wiring.
+
+Run by scripts/check-infra with .venv/bin/python (moto[server], aws-sam-translator, cfn-lint
+and boto3 come from scripts/requirements.txt).
+
+What it does, in order:
+1. Translates the SAM template to plain CloudFormation offline (aws-sam-translator, the
+   library cfn-lint uses), after pointing every function at a small zip in a moto bucket
+   and inlining each state machine's definition from state-machines/.
+2. Makes a moto copy: DefinitionSubstitutions become an Fn::Join of the definition's text
+   and the substituted values (moto ignores DefinitionSubstitutions), and resource types
+   moto's CloudFormation does not implement are dropped, each one printed with its reason.
+3. Starts its own moto server on a free 127.0.0.1 port, creates the stack, and waits for
+   CREATE_COMPLETE; otherwise prints the failing resource and reason and exits 1.
+4. Checks the wiring of what was created: every substitution resolved to a function, state
+   machine or queue that exists; each state machine's role may call exactly what its
+   definition calls; every function runs provided.al2023 on arm64 with SKEIN_TABLE naming
+   the table; the queues, event source mappings, table keys and EventBridge rule match the
+   contracts in infra/README.md.
+
+Exit status: 0 when the stack was created and every check passed, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import copy
+import io
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+import boto3
+from botocore.config import Config
+from cfnlint.decode import decode
+from moto.cloudformation.parsing import get_model_map
+from samtranslator.translator.transform import transform
+
+ROOT = Path(__file__).resolve().parent.parent
+INFRA = ROOT / "infra"
+REGION = "us-east-1"
+ACCOUNT = "123456789012"  # moto's default account
+STACK = "skein-check"
+CODE_BUCKET = "skein-check-code"
+CODE_KEY = "bootstrap.zip"
+GROUPS = ["default", "bulk-eu", "finance"]
+FUNCTIONS = ["plan", "catalog", "migrate", "verify", "publish", "rollback", "trigger"]
+PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
+
+# Why a resource type is not in moto's copy (printed); any other unsupported type is
+# dropped with a generic reason.
+WHY_DROPPED = {
+    "AWS::CloudWatch::Alarm": "moto's CloudFormation does not implement alarms (checked by cfn-lint and checkov instead)",
+    "AWS::S3::BucketPolicy": "moto's CloudFormation does not implement bucket policies (the TLS-only policies are checked by checkov)",
+    "AWS::SQS::QueuePolicy": "moto's CloudFormation does not implement queue policies",
+    "AWS::SNS::TopicPolicy": "moto's CloudFormation does not implement topic policies",
+    "AWS::SNS::Subscription": "moto's CloudFormation does not implement subscriptions (and it is conditional on AlarmEmail)",
+}
+
+
+class CheckFailed(Exception):
+    """A wiring error: the message names the resource and what is wrong."""
+
+
+def main() -> int:
+    args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    args.add_argument("template", nargs="?", type=Path, default=INFRA / "template.yaml")
+    template_path = args.parse_args().template
+    failures: list[str] = []
+    template = load_sam_template(template_path)
+    check_substitution_names(template)
+    cfn = translate(template)
+    moto_copy, dropped = moto_template(cfn)
+    for kind, names in sorted(dropped.items()):
+        why = WHY_DROPPED.get(kind, "moto's CloudFormation does not implement this type")
+        print(f"moto copy: dropped {len(names)} {kind} ({', '.join(sorted(names))}): {why}")
+    with MotoServer() as endpoint:
+        aws = Clients(endpoint)
+        upload_code(aws)
+        create_stack(aws, moto_copy)
+        print(f"moto: stack {STACK} reached CREATE_COMPLETE ({len(moto_copy['Resources'])} resources)")
+        for check in (check_state_machines, check_functions, check_queues, check_table, check_trigger_rule):
+            try:
+                check(aws, cfn)
+                print(f"ok: {check.__name__.removeprefix('check_').replace('_', ' ')}")
+            except CheckFailed as e:
+                failures.append(str(e))
+                print(f"FAILED: {check.__name__.removeprefix('check_').replace('_', ' ')}: {e}")
+    if failures:
+        print(f"moto stack check: {len(failures)} check(s) failed", file=sys.stderr)
+        return 1
+    print("moto stack check: the template's wiring holds")
+    return 0
+
+
+# ------------------------------------------------------------------ template
+
+
+def load_sam_template(path: Path) -> dict:
+    """The SAM template as plain data, with code and definitions made local-translatable.
+    Paths in it are relative to infra/ (so a mutated copy elsewhere reads the same files)."""
+    decoded, matches = decode(str(path))
+    if decoded is None or matches:
+        raise SystemExit(f"{path}: cannot parse: {[str(m) for m in matches]}")
+    template = json.loads(json.dumps(decoded))
+    for name, res in template["Resources"].items():
+        props = res.setdefault("Properties", {})
+        if res["Type"] == "AWS::Serverless::Function":
+            props["CodeUri"] = {"Bucket": CODE_BUCKET, "Key": CODE_KEY}
+        elif res["Type"] == "AWS::Serverless::StateMachine":
+            uri = props.pop("DefinitionUri", None)
+            if not isinstance(uri, str):
+                raise SystemExit(f"{path}: {name}: DefinitionUri must be a path to state-machines/*.asl.json")
+            path = (INFRA / uri).resolve()
+            try:
+                props["Definition"] = json.loads(path.read_text())
+            except (OSError, ValueError) as e:
+                raise SystemExit(f"{path}: {name}: DefinitionUri {uri}: {e}")
+    return template
+
+
+def check_substitution_names(template: dict) -> None:
+    """`<Name>FunctionArn` must name `<Name>Function`, `<Name>StateMachineArn` `<Name>StateMachine`:
+    a swapped reference would resolve and pass every other check."""
+    for name, res in template["Resources"].items():
+        if res["Type"] != "AWS::Serverless::StateMachine":
+            continue
+        for key, value in res["Properties"].get("DefinitionSubstitutions", {}).items():
+            if not key.endswith("Arn"):
+                continue
+            want = key.removesuffix("Arn")
+            got = value.get("Ref") or (value.get("Fn::GetAtt") or [None])[0] if isinstance(value, dict) else None
+            if got != want:
+                raise SystemExit(f"{name}: DefinitionSubstitutions {key} refers to {got!r}, want {want}")
+
+
+def translate(template: dict) -> dict:
+    """SAM → CloudFormation, offline (no managed policy lookup: the template names none)."""
+
+    class NoManagedPolicies:
+        def load(self) -> dict:
+            return {}
+
+    os.environ.setdefault("AWS_DEFAULT_REGION", REGION)  # the translator asks boto for the region
+    return transform(copy.deepcopy(template), {}, NoManagedPolicies())
+
+
+def moto_template(cfn: dict) -> tuple[dict, dict[str, list[str]]]:
+    """The copy moto can create: substitutions applied by Fn::Join, unsupported types dropped."""
+    t = copy.deepcopy(cfn)
+    dropped: dict[str, list[str]] = {}
+    for name, res in list(t["Resources"].items()):
+        if res["Type"] not in get_model_map():
+            dropped.setdefault(res["Type"], []).append(name)
+            del t["Resources"][name]
+    gone = {n for names in dropped.values() for n in names}
+    for name, res in t["Resources"].items():
+        if res["Type"] == "AWS::StepFunctions::StateMachine":
+            props = res["Properties"]
+            props["DefinitionString"] = substituted(name, props["DefinitionString"], props.pop("DefinitionSubstitutions", {}))
+        deps = res.get("DependsOn")
+        if deps:
+            deps = [deps] if isinstance(deps, str) else deps
+            res["DependsOn"] = [d for d in deps if d not in gone]
+        res["Properties"] = without_refs_to(gone, name, res.get("Properties", {}))
+    return t, dropped
+
+
+def substituted(machine: str, definition, substitutions: dict):
+    """DefinitionString with every ${Name} replaced by its substitution, as an Fn::Join."""
+    if isinstance(definition, dict) and "Fn::Join" in definition:
+        sep, parts = definition["Fn::Join"]
+        if not all(isinstance(p, str) for p in parts):
+            raise SystemExit(f"{machine}: the definition holds intrinsic functions; keep ARNs in DefinitionSubstitutions")
+        text = sep.join(parts)
+    elif isinstance(definition, str):
+        text = definition
+    else:
+        raise SystemExit(f"{machine}: unexpected DefinitionString shape {type(definition).__name__}")
+    used = set(PLACEHOLDER.findall(text))
+    missing = used - substitutions.keys()
+    unused = substitutions.keys() - used
+    if missing:
+        raise SystemExit(f"{machine}: the definition uses {sorted(missing)} but DefinitionSubstitutions does not set them")
+    if unused:
+        raise SystemExit(f"{machine}: DefinitionSubstitutions sets {sorted(unused)}, which the definition never uses")
+    pieces: list = []
+    last = 0
+    for m in PLACEHOLDER.finditer(text):
+        pieces.append(text[last : m.start()])
+        pieces.append(substitutions[m.group(1)])
+        last = m.end()
+    pieces.append(text[last:])
+    return {"Fn::Join": ["", [p for p in pieces if p != ""]]}
+
+
+def without_refs_to(gone: set[str], owner: str, node):
+    """Properties with references to dropped resources: Fn::Sub text gets a placeholder;
+    a Ref or Fn::GetAtt to one is an error (dropping it would change the wiring)."""
+    if isinstance(node, dict):
+        if "Ref" in node and node["Ref"] in gone:
+            raise SystemExit(f"moto copy: {owner} refers to {node['Ref']}, whose type moto cannot create")
+        if "Fn::GetAtt" in node:
+            target = node["Fn::GetAtt"][0] if isinstance(node["Fn::GetAtt"], list) else node["Fn::GetAtt"].split(".")[0]
+            if target in gone:
+                raise SystemExit(f"moto copy: {owner} refers to {target}, whose type moto cannot create")
+        if "Fn::Sub" in node:
+            sub = node["Fn::Sub"]
+            text, values = (sub, {}) if isinstance(sub, str) else (sub[0], sub[1])
+            for name in gone:
+                text = re.sub(r"\$\{" + re.escape(name) + r"(\.[A-Za-z]+)?\}", f"dropped-in-moto-copy:{name}", text)
+            return {"Fn::Sub": text if not values else [text, without_refs_to(gone, owner, values)]}
+        return {k: without_refs_to(gone, owner, v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [without_refs_to(gone, owner, v) for v in node]
+    return node
+
+
+# ------------------------------------------------------------------ moto
+
+
+class MotoServer:
+    """A moto server of its own on a free 127.0.0.1 port, stopped on exit."""
+
+    def __enter__(self) -> str:
+        self.log = tempfile.TemporaryFile()
+        for _ in range(3):  # a free port can be taken between asking and binding
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                stdout=subprocess.DEVNULL,
+                stderr=self.log,
+            )
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and self.proc.poll() is None:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    return f"http://127.0.0.1:{port}"
+                except OSError:
+                    time.sleep(0.2)
+            self.stop()
+        self.log.seek(0)
+        raise SystemExit(f"the moto server did not start:\n{self.log.read().decode(errors='replace')[-2000:]}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+        self.log.close()
+
+
+class Clients:
+    def __init__(self, endpoint: str):
+        cfg = Config(retries={"max_attempts": 2})
+        kw = dict(
+            endpoint_url=endpoint,
+            region_name=REGION,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            config=cfg,
+        )
+        for service in ("cloudformation", "s3", "lambda", "stepfunctions", "sqs", "iam", "dynamodb", "events"):
+            setattr(self, service.replace("lambda", "lambda_"), boto3.client(service, **kw))
+
+
+def upload_code(aws: Clients) -> None:
+    """A zip with an executable `bootstrap`, the shape of a cargo-lambda artifact."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        info = zipfile.ZipInfo("bootstrap")
+        info.external_attr = 0o755 << 16
+        z.writestr(info, "#!/bin/sh\necho 'stand-in for the moto stack check' >&2\nexit 1\n")
+    aws.s3.create_bucket(Bucket=CODE_BUCKET)
+    aws.s3.put_object(Bucket=CODE_BUCKET, Key=CODE_KEY, Body=buf.getvalue())
+
+
+def create_stack(aws: Clients, template: dict) -> None:
+    try:
+        aws.cloudformation.create_stack(
+            StackName=STACK,
+            TemplateBody=json.dumps(template),
+            Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
+        )
+    except Exception as e:  # moto raises while parsing: a wrong Ref or GetAtt ends here
+        raise SystemExit(f"moto: create_stack failed: {e}")
+    deadline = time.monotonic() + 120
+    while True:
+        status = aws.cloudformation.describe_stacks(StackName=STACK)["Stacks"][0]["StackStatus"]
+        if status == "CREATE_COMPLETE":
+            return
+        if not status.endswith("IN_PROGRESS") or time.monotonic() > deadline:
+            events = aws.cloudformation.describe_stack_events(StackName=STACK)["StackEvents"]
+            failed = [e for e in events if "FAILED" in e.get("ResourceStatus", "")]
+            for e in failed:
+                print(f"  {e['LogicalResourceId']} ({e['ResourceType']}): {e.get('ResourceStatusReason', '')}")
+            raise SystemExit(f"moto: stack {STACK} ended {status}, not CREATE_COMPLETE")
+        time.sleep(0.5)
+
+
+# ------------------------------------------------------------------ checks
+
+
+def physical(aws: Clients, logical: str) -> str:
+    res = aws.cloudformation.describe_stack_resource(StackName=STACK, LogicalResourceId=logical)
+    return res["StackResourceDetail"]["PhysicalResourceId"]
+
+
+def role_statements(aws: Clients, role_arn: str) -> list[dict]:
+    name = role_arn.rsplit("/", 1)[-1]
+    out = []
+    for policy in aws.iam.list_role_policies(RoleName=name)["PolicyNames"]:
+        doc = aws.iam.get_role_policy(RoleName=name, PolicyName=policy)["PolicyDocument"]
+        if isinstance(doc, str):
+            try:
+                doc = json.loads(doc)
+            except ValueError:  # moto keeps a role policy created by CloudFormation as a Python repr
+                doc = ast.literal_eval(doc)
+        stmts = doc["Statement"]
+        out.extend(stmts if isinstance(stmts, list) else [stmts])
+    return out
+
+
+def allowed(statements: list[dict], action: str) -> set[str]:
+    """Resources an action is allowed on by these statements."""
+    out: set[str] = set()
+    for s in statements:
+        actions = s["Action"] if isinstance(s["Action"], list) else [s["Action"]]
+        if s["Effect"] == "Allow" and action in actions:
+            out.update(s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])
+    return out
+
+
+def walk_tasks(states: dict):
+    for name, state in states.items():
+        yield name, state
+        for branch in state.get("Branches", []):
+            yield from walk_tasks(branch["States"])
+        proc = state.get("ItemProcessor") or state.get("Iterator")
+        if proc:
+            yield from walk_tasks(proc["States"])
+
+
+def check_state_machines(aws: Clients, cfn: dict) -> None:
+    """Every substitution resolved to something that exists, and the role allows it."""
+    errors = []
+    functions = {f["FunctionArn"] for f in aws.lambda_.list_functions()["Functions"]}
+    machines = {m["stateMachineArn"] for m in aws.stepfunctions.list_state_machines()["stateMachines"]}
+    queue_urls = aws.sqs.list_queues().get("QueueUrls", [])
+    queue_names = {u.rsplit("/", 1)[-1] for u in queue_urls}
+    for logical in ("MigrationRunStateMachine", "DatasetMigrationStateMachine"):
+        arn = physical(aws, logical)
+        desc = aws.stepfunctions.describe_state_machine(stateMachineArn=arn)
+        text = desc["definition"]
+        if PLACEHOLDER.search(text):
+            errors.append(f"{logical}: unsubstituted {sorted(set(PLACEHOLDER.findall(text)))}")
+            continue
+        definition = json.loads(text)
+        stmts = role_statements(aws, desc["roleArn"])
+        for state, task in walk_tasks(definition["States"]):
+            resource = task.get("Resource", "")
+            params = task.get("Parameters", {})
+            where = f"{logical} state {state}"
+            if resource.startswith("arn:aws:states:::lambda:invoke"):
+                fn = params.get("FunctionName", "")
+                if fn not in functions:
+                    errors.append(f"{where}: FunctionName {fn!r} is no function of the stack")
+                elif fn not in allowed(stmts, "lambda:InvokeFunction"):
+                    errors.append(f"{where}: the role may not lambda:InvokeFunction {fn}")
+            elif resource.startswith("arn:aws:states:::states:startExecution"):
+                child = params.get("StateMachineArn", "")
+                if child not in machines:
+                    errors.append(f"{where}: StateMachineArn {child!r} is no state machine of the stack")
+                elif child not in allowed(stmts, "states:StartExecution"):
+                    errors.append(f"{where}: the role may not states:StartExecution {child}")
+                child_name = child.rsplit(":", 1)[-1]
+                want = f"arn:aws:states:{REGION}:{ACCOUNT}:execution:{child_name}:*"
+                if want not in allowed(stmts, "states:DescribeExecution"):
+                    errors.append(f"{where}: the role may not states:DescribeExecution {want} (.sync needs it)")
+                rule = f"arn:aws:events:{REGION}:{ACCOUNT}:rule/StepFunctionsGetEventsForStepFunctionsExecutionRule"
+                if rule not in allowed(stmts, "events:PutRule"):
+                    errors.append(f"{where}: the role may not events:PutRule on {rule} (.sync needs it)")
+            elif resource.startswith("arn:aws:states:::sqs:sendMessage"):
+                fmt = params.get("QueueUrl.$", "")
+                m = re.fullmatch(r"States\.Format\('(.*)\{\}', \$\.group\)", fmt)
+                if not m:
+                    errors.append(f"{where}: QueueUrl.$ {fmt!r} is not the prefix + $.group")
+                    continue
+                prefix = m.group(1)
+                want = f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{STACK}-migrate-"
+                if prefix != want:
+                    errors.append(f"{where}: MigrateQueueUrlPrefix is {prefix!r}, want {want!r}")
+                senders = allowed(stmts, "sqs:SendMessage")
+                for group in GROUPS:
+                    name = prefix.rsplit("/", 1)[-1] + group
+                    if name not in queue_names:
+                        errors.append(f"{where}: group {group}: no queue named {name}")
+                    elif f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}" not in senders:
+                        errors.append(f"{where}: group {group}: the role may not sqs:SendMessage to {name}")
+        if any(m["ProcessorConfig"].get("Mode") == "DISTRIBUTED" for _, s in walk_tasks(definition["States"]) for m in [s.get("ItemProcessor", {"ProcessorConfig": {}})]):
+            if arn not in allowed(stmts, "states:StartExecution"):
+                errors.append(f"{logical}: has a Distributed Map, so its role must allow states:StartExecution on itself ({arn})")
+    if errors:
+        raise CheckFailed("; ".join(errors))
+
+
+def check_functions(aws: Clients, cfn: dict) -> None:
+    errors = []
+    table = physical(aws, "CatalogTable")
+    run_machine = physical(aws, "MigrationRunStateMachine")
+    migration_machine = physical(aws, "DatasetMigrationStateMachine")
+    for name in FUNCTIONS:
+        logical = f"{name.capitalize()}Function"
+        try:
+            conf = aws.lambda_.get_function_configuration(FunctionName=physical(aws, logical))
+        except Exception as e:
+            errors.append(f"{logical}: not created ({e})")
+            continue
+        if conf.get("Runtime") != "provided.al2023" or conf.get("Handler") != "bootstrap":
+            errors.append(f"{logical}: runtime {conf.get('Runtime')} handler {conf.get('Handler')}, want provided.al2023 / bootstrap")
+        # moto's CloudFormation does not keep Architectures: check the translation.
+        arch = cfn["Resources"][logical]["Properties"].get("Architectures")
+        if arch != ["arm64"]:
+            errors.append(f"{logical}: architectures {arch}, want [arm64]")
+        env = conf.get("Environment", {}).get("Variables", {})
+        if env.get("SKEIN_TABLE") != table:
+            errors.append(f"{logical}: SKEIN_TABLE is {env.get('SKEIN_TABLE')!r}, want the catalog table {table!r}")
+        try:
+            aws.iam.get_role(RoleName=conf["Role"].rsplit("/", 1)[-1])
+        except Exception:
+            errors.append(f"{logical}: role {conf['Role']} does not exist")
+            continue
+        stmts = role_statements(aws, conf["Role"])
+        table_arn = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{table}"
+        if name != "trigger" and table_arn not in allowed(stmts, "dynamodb:GetItem"):
+            errors.append(f"{logical}: its role may not read the catalog table")
+        if name == "trigger":
+            if env.get("SKEIN_RUN_STATE_MACHINE_ARN") != run_machine:
+                errors.append(f"{logical}: SKEIN_RUN_STATE_MACHINE_ARN is {env.get('SKEIN_RUN_STATE_MACHINE_ARN')!r}, want {run_machine}")
+            if run_machine not in allowed(stmts, "states:StartExecution"):
+                errors.append(f"{logical}: its role may not states:StartExecution the migration-run machine")
+        if name == "migrate":
+            for action in ("states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"):
+                if migration_machine not in allowed(stmts, action):
+                    errors.append(f"{logical}: its role may not {action} on the dataset-migration machine")
+    if errors:
+        raise CheckFailed("; ".join(errors))
+
+
+def check_queues(aws: Clients, cfn: dict) -> None:
+    """One queue and dead-letter queue per group, each queue an event source of migrate."""
+    errors = []
+    migrate = aws.lambda_.get_function_configuration(FunctionName=physical(aws, "MigrateFunction"))
+    mappings = aws.lambda_.list_event_source_mappings(FunctionName=migrate["FunctionName"])["EventSourceMappings"]
+    sources = {m["EventSourceArn"] for m in mappings}
+    stmts = role_statements(aws, migrate["Role"])
+    receivers = allowed(stmts, "sqs:ReceiveMessage")
+    declared = [m["Properties"] for m in cfn["Resources"].values() if m["Type"] == "AWS::Lambda::EventSourceMapping"]
+    for group in GROUPS:
+        name = f"{STACK}-migrate-{group}"
+        try:
+            url = aws.sqs.get_queue_url(QueueName=name)["QueueUrl"]
+        except Exception:
+            errors.append(f"group {group}: no queue {name}")
+            continue
+        attrs = aws.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        arn = attrs["QueueArn"]
+        redrive = json.loads(attrs.get("RedrivePolicy", "{}"))
+        if not redrive.get("deadLetterTargetArn", "").endswith(f":{name}-dlq"):
+            errors.append(f"group {group}: queue {name} redrives to {redrive.get('deadLetterTargetArn')!r}, want {name}-dlq")
+        if not attrs.get("KmsMasterKeyId"):
+            errors.append(f"group {group}: queue {name} is not encrypted with the stack's key")
+        if arn not in sources:
+            errors.append(f"group {group}: queue {name} is no event source of the migrate function")
+        if arn not in receivers:
+            errors.append(f"group {group}: the migrate role may not sqs:ReceiveMessage from {name}")
+        if int(attrs.get("VisibilityTimeout", 0)) < int(migrate.get("Timeout", 0)):
+            errors.append(f"group {group}: visibility timeout {attrs.get('VisibilityTimeout')}s is below the migrate timeout {migrate.get('Timeout')}s")
+        # moto keeps neither ScalingConfig nor FunctionResponseTypes: check the translation.
+        source = {"Fn::GetAtt": [queue_logical(group), "Arn"]}
+        decl = next((p for p in declared if p["EventSourceArn"] == source), None)
+        if decl is None:
+            errors.append(f"group {group}: the template has no event source mapping for {queue_logical(group)}")
+        else:
+            if "ReportBatchItemFailures" not in decl.get("FunctionResponseTypes", []):
+                errors.append(f"group {group}: its event source mapping lacks FunctionResponseTypes ReportBatchItemFailures")
+            if "MaximumConcurrency" not in decl.get("ScalingConfig", {}):
+                errors.append(f"group {group}: its event source mapping lacks ScalingConfig.MaximumConcurrency")
+    if errors:
+        raise CheckFailed("; ".join(errors))
+
+
+def queue_logical(group: str) -> str:
+    return "".join(part.capitalize() for part in group.split("-")) + "Queue"
+
+
+def check_table(aws: Clients, cfn: dict) -> None:
+    """The key design the DynamoDB catalog adapter uses."""
+    t = aws.dynamodb.describe_table(TableName=physical(aws, "CatalogTable"))["Table"]
+    errors = []
+    keys = {k["AttributeName"]: k["KeyType"] for k in t["KeySchema"]}
+    if keys != {"PK": "HASH", "SK": "RANGE"}:
+        errors.append(f"key schema {keys}, want PK HASH, SK RANGE")
+    gsis = {g["IndexName"]: g for g in t.get("GlobalSecondaryIndexes", [])}
+    by_kind = gsis.get("ByKind")
+    if by_kind is None:
+        errors.append(f"no GSI ByKind (has {sorted(gsis)})")
+    else:
+        gkeys = {k["AttributeName"]: k["KeyType"] for k in by_kind["KeySchema"]}
+        if gkeys != {"kind": "HASH", "PK": "RANGE"}:
+            errors.append(f"GSI ByKind keys {gkeys}, want kind HASH, PK RANGE")
+        if by_kind["Projection"]["ProjectionType"] != "ALL":
+            errors.append("GSI ByKind must project ALL")
+    if t.get("BillingModeSummary", {}).get("BillingMode") != "PAY_PER_REQUEST":
+        errors.append("billing is not on-demand (PAY_PER_REQUEST)")
+    # moto's CloudFormation applies neither TTL nor SSE nor PITR: check the translation.
+    props = cfn["Resources"]["CatalogTable"]["Properties"]
+    ttl = props.get("TimeToLiveSpecification", {})
+    if ttl != {"AttributeName": "ttl", "Enabled": True}:
+        errors.append(f"TimeToLiveSpecification {ttl}, want attribute 'ttl' enabled")
+    sse = props.get("SSESpecification", {})
+    if not (sse.get("SSEEnabled") and sse.get("SSEType") == "KMS" and sse.get("KMSMasterKeyId")):
+        errors.append(f"SSESpecification {sse}, want KMS with the stack's key")
+    if not props.get("PointInTimeRecoverySpecification", {}).get("PointInTimeRecoveryEnabled"):
+        errors.append("point-in-time recovery is off")
+    if errors:
+        raise CheckFailed("; ".join(errors))
+
+
+def check_trigger_rule(aws: Clients, cfn: dict) -> None:
+    """Object Created under run-requests/ in the run-requests bucket invokes trigger."""
+    errors = []
+    bucket = physical(aws, "RunRequestsBucket")
+    trigger = aws.lambda_.get_function_configuration(FunctionName=physical(aws, "TriggerFunction"))
+    rules = [r for r in aws.events.list_rules()["Rules"] if r["Name"] == f"{STACK}-run-request"]
+    if not rules:
+        raise CheckFailed(f"no EventBridge rule {STACK}-run-request")
+    pattern = json.loads(rules[0]["EventPattern"])
+    if pattern.get("detail-type") != ["Object Created"] or pattern.get("source") != ["aws.s3"]:
+        errors.append(f"rule pattern {pattern} does not match S3 Object Created events")
+    if pattern.get("detail", {}).get("bucket", {}).get("name") != [bucket]:
+        errors.append(f"rule watches bucket {pattern.get('detail', {}).get('bucket')}, want {bucket}")
+    if pattern.get("detail", {}).get("object", {}).get("key") != [{"prefix": "run-requests/"}]:
+        errors.append("rule does not filter keys on the run-requests/ prefix")
+    targets = aws.events.list_targets_by_rule(Rule=rules[0]["Name"])["Targets"]
+    if [t["Arn"] for t in targets] != [trigger["FunctionArn"]]:
+        errors.append(f"rule targets {[t['Arn'] for t in targets]}, want the trigger function only")
+    bucket_props = cfn["Resources"]["RunRequestsBucket"]["Properties"]
+    if not bucket_props.get("NotificationConfiguration", {}).get("EventBridgeConfiguration", {}).get("EventBridgeEnabled"):
+        errors.append("RunRequestsBucket does not send its events to EventBridge")
+    permissions = [
+        r for r in cfn["Resources"].values()
+        if r["Type"] == "AWS::Lambda::Permission"
+        and r["Properties"].get("Principal") == "events.amazonaws.com"
+        and r["Properties"].get("FunctionName") == {"Ref": "TriggerFunction"}
+    ]
+    if not permissions:
+        errors.append("no AWS::Lambda::Permission lets EventBridge invoke the trigger function")
+    if errors:
+        raise CheckFailed("; ".join(errors))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
