@@ -75,7 +75,69 @@ def main() -> int:
         else:
             print(f"FAILED: {rel} ({machine}): {report}")
             failed += 1
+    failed += check_console_samples()
     return 1 if failed else 0
+
+
+def input_fields(definition: dict) -> set[str]:
+    """Top-level input fields a definition reads (`$.x` in its own states, not in Map item
+    processors), less those its states write (ResultPath, or a ResultSelector's output)."""
+    read: set[str] = set()
+    written: set[str] = set()
+    for state in definition["States"].values():
+        # ResultSelector reads the task's result, the processors read items: not the input.
+        outer = {k: v for k, v in state.items() if k not in ("ItemProcessor", "Iterator", "Branches", "ResultSelector")}
+        read.update(re.findall(r"(?<!\$)\$\.([A-Za-z_][A-Za-z0-9_]*)", json.dumps(outer)))
+        result_path = state.get("ResultPath")
+        if isinstance(result_path, str) and result_path.startswith("$."):
+            written.add(result_path[2:].split(".")[0])
+        for catch in state.get("Catch", []):
+            if isinstance(catch.get("ResultPath"), str) and catch["ResultPath"].startswith("$."):
+                written.add(catch["ResultPath"][2:].split(".")[0])
+        if "ResultPath" not in state and isinstance(state.get("ResultSelector"), dict):
+            written.update(k.removesuffix(".$") for k in state["ResultSelector"])
+    return read - written
+
+
+def check_console_samples() -> int:
+    """samples/console/: each execution input carries exactly the fields its state machine
+    reads; the run request (trigger input) the same, with runId optional."""
+    console = ROOT / "samples" / "console"
+    machines = {
+        "migration-run.json": "migration-run",
+        "dataset-migration.json": "dataset-migration",
+        "run-request.json": "migration-run",
+    }
+    failed = 0
+    for sample, machine in machines.items():
+        path = console / sample
+        rel = path.relative_to(ROOT)
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            print(f"FAILED: {rel}: {e}")
+            failed += 1
+            continue
+        want = input_fields(json.loads((ROOT / "state-machines" / f"{machine}.asl.json").read_text()))
+        optional = {"runId"} if sample == "run-request.json" else set()
+        missing, extra = want - optional - data.keys(), data.keys() - want
+        problems = []
+        if missing:
+            problems.append(f"lacks {sorted(missing)}")
+        if extra:
+            problems.append(f"has fields {machine} never reads: {sorted(extra)}")
+        specs = data.get("specs")
+        if specs is not None and not (isinstance(specs, str) and specs.startswith("s3://") and specs.endswith("/")):
+            problems.append(f"specs {specs!r} is not an s3:// prefix ending in /")
+        run_id = data.get("runId")
+        if run_id is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", str(run_id)):
+            problems.append(f"runId {run_id!r} cannot be part of an execution name")
+        if problems:
+            print(f"FAILED: {rel} (input of {machine}): {'; '.join(problems)}")
+            failed += 1
+        else:
+            print(f"ok: {rel} is an input of {machine} ({', '.join(sorted(data))})")
+    return failed
 
 
 def plausible(key: str, value, resources: dict) -> str:
