@@ -50,6 +50,12 @@ MUTATIONS = {
         '              - {Sid: Anything, Effect: Allow, Action: "dynamodb:Scan", Resource: "*"}\n              - Sid: Key\n',
         "CKV_SKEIN_1",
     ),
+    "task-token-calls-on-an-arn-iam-never-matches": (
+        "MigrateRole",
+        'Resource: "*" # task-token calls have no resource-level permissions (the token names the execution)',
+        "Resource: !Ref DatasetMigrationStateMachine",
+        "CKV_SKEIN_3",
+    ),
     "queue-without-encryption": (
         "DefaultQueue",
         "      KmsMasterKeyId: !Ref Key\n",
