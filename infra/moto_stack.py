@@ -18,7 +18,12 @@ What it does, in order:
    the table; the queues, event source mappings, table keys and EventBridge rule match the
    contracts in infra/README.md.
 
-Exit status: 0 when the stack was created and every check passed, 1 otherwise.
+5. Proves the checks bite: mutated copies of the template, each with one wiring error (a
+   GetAtt of nothing, a missing invoke permission, a queue named off the prefix, …), must
+   each fail with the error named for it (MUTANTS; `--no-mutants` skips them).
+
+Exit status: 0 when the stack was created, every check passed and every mutant failed;
+1 otherwise.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import ast
 import copy
 import io
 import json
+import logging
 import os
 import re
 import socket
@@ -70,35 +76,106 @@ class CheckFailed(Exception):
     """A wiring error: the message names the resource and what is wrong."""
 
 
+# Wiring errors the check must catch: (old text, new text, words the failure must contain).
+# Each old text must occur exactly once in infra/template.yaml.
+MUTANTS = {
+    "a GetAtt of a resource that does not exist": (
+        "Resource: !GetAtt PlanLogGroup.Arn",
+        "Resource: !GetAtt PlanLogGroupTypo.Arn",
+        "PlanLogGroupTypo",
+    ),
+    "dataset-migration's role without lambda:InvokeFunction on publish": (
+        "                  - !GetAtt PublishFunction.Arn\n                  - !GetAtt RollbackFunction.Arn\n",
+        "                  - !GetAtt RollbackFunction.Arn\n",
+        "may not lambda:InvokeFunction",
+    ),
+    "migration-run's role without StartExecution on itself (Distributed Map)": (
+        "              - Sid: DistributedMapChildren\n                Effect: Allow\n                Action: states:StartExecution\n",
+        "              - Sid: DistributedMapChildren\n                Effect: Allow\n                Action: states:DescribeStateMachine\n",
+        "on itself",
+    ),
+    "a group queue named off the MigrateQueueUrlPrefix": (
+        'QueueName: !Sub "${AWS::StackName}-migrate-finance"',
+        'QueueName: !Sub "${AWS::StackName}-finance"',
+        "no queue named",
+    ),
+    "a substitution naming the wrong function": (
+        "VerifyFunctionArn: !GetAtt VerifyFunction.Arn",
+        "VerifyFunctionArn: !GetAtt PublishFunction.Arn",
+        "VerifyFunctionArn refers to 'PublishFunction'",
+    ),
+}
+
+
 def main() -> int:
     args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     args.add_argument("template", nargs="?", type=Path, default=INFRA / "template.yaml")
-    template_path = args.parse_args().template
-    failures: list[str] = []
-    template = load_sam_template(template_path)
-    check_substitution_names(template)
-    cfn = translate(template)
-    moto_copy, dropped = moto_template(cfn)
-    for kind, names in sorted(dropped.items()):
-        why = WHY_DROPPED.get(kind, "moto's CloudFormation does not implement this type")
-        print(f"moto copy: dropped {len(names)} {kind} ({', '.join(sorted(names))}): {why}")
-    with MotoServer() as endpoint:
-        aws = Clients(endpoint)
-        upload_code(aws)
-        create_stack(aws, moto_copy)
-        print(f"moto: stack {STACK} reached CREATE_COMPLETE ({len(moto_copy['Resources'])} resources)")
-        for check in (check_state_machines, check_functions, check_queues, check_table, check_trigger_rule):
-            try:
-                check(aws, cfn)
-                print(f"ok: {check.__name__.removeprefix('check_').replace('_', ' ')}")
-            except CheckFailed as e:
-                failures.append(str(e))
-                print(f"FAILED: {check.__name__.removeprefix('check_').replace('_', ' ')}: {e}")
+    args.add_argument("--no-mutants", action="store_true", help="skip the mutated copies that must fail")
+    opts = args.parse_args()
+    failures = run(opts.template, print)
+    for f in failures:
+        print(f"FAILED: {f}")
     if failures:
         print(f"moto stack check: {len(failures)} check(s) failed", file=sys.stderr)
         return 1
     print("moto stack check: the template's wiring holds")
-    return 0
+    if opts.no_mutants:
+        return 0
+    source = opts.template.read_text()
+    bad = 0
+    with tempfile.TemporaryDirectory(prefix="skein-moto-") as tmp:
+        for name, (old, new, expect) in MUTANTS.items():
+            if source.count(old) != 1:
+                print(f"FAILED: mutant '{name}' no longer applies: its text occurs {source.count(old)} times; update MUTANTS")
+                bad += 1
+                continue
+            path = Path(tmp) / "mutant.yaml"
+            path.write_text(source.replace(old, new))
+            got = run(path, lambda *_: None)
+            hit = [f for f in got if expect in f]
+            if hit:
+                print(f"ok: mutant '{name}' fails: {hit[0][:160]}")
+            else:
+                print(f"FAILED: mutant '{name}' does not fail with {expect!r} (failures: {got}): the check would miss this wiring error")
+                bad += 1
+    return 1 if bad else 0
+
+
+def run(template_path: Path, say) -> list[str]:
+    """The failures of one template: empty when its stack reached CREATE_COMPLETE in moto
+    and every wiring check passed."""
+    try:
+        template = load_sam_template(template_path)
+        check_substitution_names(template)
+        try:
+            cfn = translate(template)
+        except CheckFailed:
+            raise
+        except Exception as e:  # samtranslator's InvalidDocumentException and friends
+            raise CheckFailed(f"SAM translation: {e}")
+        moto_copy, dropped = moto_template(cfn)
+    except CheckFailed as e:
+        return [str(e)]
+    for kind, names in sorted(dropped.items()):
+        why = WHY_DROPPED.get(kind, "moto's CloudFormation does not implement this type")
+        say(f"moto copy: dropped {len(names)} {kind} ({', '.join(sorted(names))}): {why}")
+    failures: list[str] = []
+    with MotoServer() as endpoint:
+        aws = Clients(endpoint)
+        upload_code(aws)
+        try:
+            create_stack(aws, moto_copy, say)
+        except CheckFailed as e:
+            return [str(e)]
+        say(f"moto: stack {STACK} reached CREATE_COMPLETE ({len(moto_copy['Resources'])} resources)")
+        for check in (check_state_machines, check_functions, check_queues, check_table, check_trigger_rule):
+            what = check.__name__.removeprefix("check_").replace("_", " ")
+            try:
+                check(aws, cfn)
+                say(f"ok: {what}")
+            except CheckFailed as e:
+                failures.append(f"{what}: {e}")
+    return failures
 
 
 # ------------------------------------------------------------------ template
@@ -109,7 +186,7 @@ def load_sam_template(path: Path) -> dict:
     Paths in it are relative to infra/ (so a mutated copy elsewhere reads the same files)."""
     decoded, matches = decode(str(path))
     if decoded is None or matches:
-        raise SystemExit(f"{path}: cannot parse: {[str(m) for m in matches]}")
+        raise CheckFailed(f"{path}: cannot parse: {[str(m) for m in matches]}")
     template = json.loads(json.dumps(decoded))
     for name, res in template["Resources"].items():
         props = res.setdefault("Properties", {})
@@ -118,12 +195,12 @@ def load_sam_template(path: Path) -> dict:
         elif res["Type"] == "AWS::Serverless::StateMachine":
             uri = props.pop("DefinitionUri", None)
             if not isinstance(uri, str):
-                raise SystemExit(f"{path}: {name}: DefinitionUri must be a path to state-machines/*.asl.json")
+                raise CheckFailed(f"{path}: {name}: DefinitionUri must be a path to state-machines/*.asl.json")
             path = (INFRA / uri).resolve()
             try:
                 props["Definition"] = json.loads(path.read_text())
             except (OSError, ValueError) as e:
-                raise SystemExit(f"{path}: {name}: DefinitionUri {uri}: {e}")
+                raise CheckFailed(f"{path}: {name}: DefinitionUri {uri}: {e}")
     return template
 
 
@@ -139,7 +216,7 @@ def check_substitution_names(template: dict) -> None:
             want = key.removesuffix("Arn")
             got = value.get("Ref") or (value.get("Fn::GetAtt") or [None])[0] if isinstance(value, dict) else None
             if got != want:
-                raise SystemExit(f"{name}: DefinitionSubstitutions {key} refers to {got!r}, want {want}")
+                raise CheckFailed(f"{name}: DefinitionSubstitutions {key} refers to {got!r}, want {want}")
 
 
 def translate(template: dict) -> dict:
@@ -150,6 +227,7 @@ def translate(template: dict) -> dict:
             return {}
 
     os.environ.setdefault("AWS_DEFAULT_REGION", REGION)  # the translator asks boto for the region
+    logging.getLogger("samtranslator").setLevel(logging.ERROR)  # its metrics nag at exit
     return transform(copy.deepcopy(template), {}, NoManagedPolicies())
 
 
@@ -179,19 +257,19 @@ def substituted(machine: str, definition, substitutions: dict):
     if isinstance(definition, dict) and "Fn::Join" in definition:
         sep, parts = definition["Fn::Join"]
         if not all(isinstance(p, str) for p in parts):
-            raise SystemExit(f"{machine}: the definition holds intrinsic functions; keep ARNs in DefinitionSubstitutions")
+            raise CheckFailed(f"{machine}: the definition holds intrinsic functions; keep ARNs in DefinitionSubstitutions")
         text = sep.join(parts)
     elif isinstance(definition, str):
         text = definition
     else:
-        raise SystemExit(f"{machine}: unexpected DefinitionString shape {type(definition).__name__}")
+        raise CheckFailed(f"{machine}: unexpected DefinitionString shape {type(definition).__name__}")
     used = set(PLACEHOLDER.findall(text))
     missing = used - substitutions.keys()
     unused = substitutions.keys() - used
     if missing:
-        raise SystemExit(f"{machine}: the definition uses {sorted(missing)} but DefinitionSubstitutions does not set them")
+        raise CheckFailed(f"{machine}: the definition uses {sorted(missing)} but DefinitionSubstitutions does not set them")
     if unused:
-        raise SystemExit(f"{machine}: DefinitionSubstitutions sets {sorted(unused)}, which the definition never uses")
+        raise CheckFailed(f"{machine}: DefinitionSubstitutions sets {sorted(unused)}, which the definition never uses")
     pieces: list = []
     last = 0
     for m in PLACEHOLDER.finditer(text):
@@ -207,11 +285,11 @@ def without_refs_to(gone: set[str], owner: str, node):
     a Ref or Fn::GetAtt to one is an error (dropping it would change the wiring)."""
     if isinstance(node, dict):
         if "Ref" in node and node["Ref"] in gone:
-            raise SystemExit(f"moto copy: {owner} refers to {node['Ref']}, whose type moto cannot create")
+            raise CheckFailed(f"moto copy: {owner} refers to {node['Ref']}, whose type moto cannot create")
         if "Fn::GetAtt" in node:
             target = node["Fn::GetAtt"][0] if isinstance(node["Fn::GetAtt"], list) else node["Fn::GetAtt"].split(".")[0]
             if target in gone:
-                raise SystemExit(f"moto copy: {owner} refers to {target}, whose type moto cannot create")
+                raise CheckFailed(f"moto copy: {owner} refers to {target}, whose type moto cannot create")
         if "Fn::Sub" in node:
             sub = node["Fn::Sub"]
             text, values = (sub, {}) if isinstance(sub, str) else (sub[0], sub[1])
@@ -291,7 +369,7 @@ def upload_code(aws: Clients) -> None:
     aws.s3.put_object(Bucket=CODE_BUCKET, Key=CODE_KEY, Body=buf.getvalue())
 
 
-def create_stack(aws: Clients, template: dict) -> None:
+def create_stack(aws: Clients, template: dict, say) -> None:
     try:
         aws.cloudformation.create_stack(
             StackName=STACK,
@@ -299,7 +377,7 @@ def create_stack(aws: Clients, template: dict) -> None:
             Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
         )
     except Exception as e:  # moto raises while parsing: a wrong Ref or GetAtt ends here
-        raise SystemExit(f"moto: create_stack failed: {e}")
+        raise CheckFailed(f"moto: create_stack failed: {e}")
     deadline = time.monotonic() + 120
     while True:
         status = aws.cloudformation.describe_stacks(StackName=STACK)["Stacks"][0]["StackStatus"]
@@ -309,8 +387,8 @@ def create_stack(aws: Clients, template: dict) -> None:
             events = aws.cloudformation.describe_stack_events(StackName=STACK)["StackEvents"]
             failed = [e for e in events if "FAILED" in e.get("ResourceStatus", "")]
             for e in failed:
-                print(f"  {e['LogicalResourceId']} ({e['ResourceType']}): {e.get('ResourceStatusReason', '')}")
-            raise SystemExit(f"moto: stack {STACK} ended {status}, not CREATE_COMPLETE")
+                say(f"  {e['LogicalResourceId']} ({e['ResourceType']}): {e.get('ResourceStatusReason', '')}")
+            raise CheckFailed(f"moto: stack {STACK} ended {status}, not CREATE_COMPLETE")
         time.sleep(0.5)
 
 
@@ -413,9 +491,12 @@ def check_state_machines(aws: Clients, cfn: dict) -> None:
                         errors.append(f"{where}: group {group}: no queue named {name}")
                     elif f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}" not in senders:
                         errors.append(f"{where}: group {group}: the role may not sqs:SendMessage to {name}")
-        if any(m["ProcessorConfig"].get("Mode") == "DISTRIBUTED" for _, s in walk_tasks(definition["States"]) for m in [s.get("ItemProcessor", {"ProcessorConfig": {}})]):
-            if arn not in allowed(stmts, "states:StartExecution"):
-                errors.append(f"{logical}: has a Distributed Map, so its role must allow states:StartExecution on itself ({arn})")
+        distributed = any(
+            state.get("ItemProcessor", {}).get("ProcessorConfig", {}).get("Mode") == "DISTRIBUTED"
+            for _, state in walk_tasks(definition["States"])
+        )
+        if distributed and arn not in allowed(stmts, "states:StartExecution"):
+            errors.append(f"{logical}: has a Distributed Map, so its role must allow states:StartExecution on itself ({arn})")
     if errors:
         raise CheckFailed("; ".join(errors))
 
