@@ -24,7 +24,7 @@ TEMPLATE = ROOT / "infra" / "template.yaml"
 CHECKOV = ROOT / ".venv" / "bin" / "checkov"
 
 # name: (resource, old text, new text, check that must fail). The old text must occur
-# exactly once in the resource's block.
+# exactly once in the resource's block; an old text of None removes the resource.
 MUTATIONS = {
     "table-without-encryption": (
         "CatalogTable",
@@ -74,6 +74,18 @@ MUTATIONS = {
         "BlockPublicAcls: false",
         "CKV_AWS_53",
     ),
+    "bucket-without-its-tls-only-policy": (
+        "DataBucketPolicy",
+        None,  # the whole resource goes
+        None,
+        "CKV2_SKEIN_5",
+    ),
+    "bucket-policy-letting-plain-http-in": (
+        "RunRequestsBucketPolicy",
+        'Condition: {Bool: {aws:SecureTransport: "false"}}',
+        'Condition: {Bool: {aws:SecureTransport: "true"}}',
+        "CKV_SKEIN_4",
+    ),
     "log-group-without-encryption": (
         "PlanLogGroup",
         "      KmsKeyId: !GetAtt Key.Arn\n",
@@ -95,12 +107,14 @@ MUTATIONS = {
 }
 
 
-def mutate(text: str, resource: str, old: str, new: str) -> str:
+def mutate(text: str, resource: str, old: str | None, new: str | None) -> str:
     """Replace `old` by `new` inside one resource's block (from `  Name:` to the next key)."""
     m = re.search(rf"^  {re.escape(resource)}:\n(?:(?:    .*)?\n)+", text, re.M)
     if not m:
         raise ValueError(f"resource {resource} is not in the template")
     block = m.group(0)
+    if old is None:
+        return text[: m.start()] + text[m.end() :]
     if block.count(old) != 1:
         raise ValueError(f"{resource}: the text to change occurs {block.count(old)} times, want once: {old!r}")
     return text[: m.start()] + block.replace(old, new) + text[m.end() :]
