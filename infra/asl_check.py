@@ -25,13 +25,22 @@ from cfnlint.decode import decode
 ROOT = Path(__file__).resolve().parent.parent
 INFRA = ROOT / "infra"
 VALIDATOR = ROOT / "node_modules" / ".bin" / "asl-validator"
-PSEUDO = {"AWS::Region": "eu-west-1", "AWS::AccountId": "123456789012", "AWS::StackName": "skein", "AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com"}
+PSEUDO = {
+    "AWS::Region": "eu-west-1",
+    "AWS::AccountId": "123456789012",
+    "AWS::StackName": "skein",
+    "AWS::Partition": "aws",
+    "AWS::URLSuffix": "amazonaws.com",
+}
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_:]+)\}")
 
 
 def main() -> int:
     if not VALIDATOR.exists():
-        print(f"asl check: {VALIDATOR} is missing; run scripts/setup (it installs asl-validator from package.json)", file=sys.stderr)
+        print(
+            f"asl check: {VALIDATOR} is missing; run scripts/setup (it installs asl-validator from package.json)",
+            file=sys.stderr,
+        )
         return 2
     template, matches = decode(str(INFRA / "template.yaml"))
     if template is None or matches:
@@ -59,11 +68,13 @@ def main() -> int:
         used = set(PLACEHOLDER.findall(text))
         missing, unused = used - subs.keys(), subs.keys() - used
         if missing or unused:
-            print(f"FAILED: {rel}: {machine}: placeholders without substitution {sorted(missing)}, substitutions never used {sorted(unused)}")
+            print(
+                f"FAILED: {rel}: {machine}: placeholders without substitution {sorted(missing)}, substitutions never used {sorted(unused)}"
+            )
             failed += 1
             continue
         values = {k: plausible(k, v, resources) for k, v in subs.items()}
-        substituted = PLACEHOLDER.sub(lambda m: values[m.group(1)], text)
+        substituted = PLACEHOLDER.sub(lambda m, v=values: v[m.group(1)], text)
         json.loads(substituted)  # still JSON: the values hold no quotes
         with tempfile.NamedTemporaryFile("w", suffix=".asl.json", delete=False) as f:
             f.write(substituted)

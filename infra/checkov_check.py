@@ -133,19 +133,35 @@ def main() -> int:
             try:
                 mutated = mutate(source, resource, old, new)
             except ValueError as e:
-                errors.append(f"mutation {name} no longer applies ({e}); update MUTATIONS in {Path(__file__).relative_to(ROOT)}")
+                errors.append(
+                    f"mutation {name} no longer applies ({e}); update MUTATIONS in {Path(__file__).relative_to(ROOT)}"
+                )
                 continue
             files[name] = Path(tmp) / f"mutant-{name}.yaml"
             files[name].write_text(mutated)
         out = subprocess.run(
-            [str(CHECKOV), "-d", tmp, "--framework", "cloudformation", "--skip-download",
-             "--external-checks-dir", str(ROOT / "infra" / "checkov"), "-o", "json"],
-            capture_output=True, text=True,
+            [
+                str(CHECKOV),
+                "-d",
+                tmp,
+                "--framework",
+                "cloudformation",
+                "--skip-download",
+                "--external-checks-dir",
+                str(ROOT / "infra" / "checkov"),
+                "-o",
+                "json",
+            ],
+            capture_output=True,
+            text=True,
         )
         try:
             report = json.loads(out.stdout)
         except ValueError:
-            print(f"checkov check: checkov gave no JSON report (exit {out.returncode}):\n{out.stderr[-3000:]}", file=sys.stderr)
+            print(
+                f"checkov check: checkov gave no JSON report (exit {out.returncode}):\n{out.stderr[-3000:]}",
+                file=sys.stderr,
+            )
             return 1
         reports = report if isinstance(report, list) else [report]
         failed: dict[str, set[str]] = {}
@@ -155,13 +171,17 @@ def main() -> int:
             for c in res.get("failed_checks", []):
                 failed.setdefault(Path(c["file_path"]).name, set()).add(c["check_id"])
                 if Path(c["file_path"]).name == "template.yaml":
-                    print(f"FAILED: {c['check_id']} {c['check_name']}: {c['resource']} ({c['file_path']}:{c['file_line_range']})")
+                    print(
+                        f"FAILED: {c['check_id']} {c['check_name']}: {c['resource']} ({c['file_path']}:{c['file_line_range']})"
+                    )
             for c in res.get("passed_checks", []):
                 passed += Path(c["file_path"]).name == "template.yaml"
             for c in res.get("skipped_checks", []):
                 skipped += Path(c["file_path"]).name == "template.yaml"
         template_failed = failed.get("template.yaml", set())
-        print(f"checkov infra/template.yaml: {passed} passed, {len(template_failed)} failed, {skipped} skipped (each skip has its reason inline)")
+        print(
+            f"checkov infra/template.yaml: {passed} passed, {len(template_failed)} failed, {skipped} skipped (each skip has its reason inline)"
+        )
         if template_failed:
             errors.append(f"infra/template.yaml fails {sorted(template_failed)}")
         for name, (resource, _, _, check) in MUTATIONS.items():
@@ -171,7 +191,9 @@ def main() -> int:
             if check in got:
                 print(f"ok: mutant {name} ({resource}) fails {check}")
             else:
-                errors.append(f"mutant {name} ({resource}) does not fail {check} (it fails {sorted(got)}): checkov would not catch this regression")
+                errors.append(
+                    f"mutant {name} ({resource}) does not fail {check} (it fails {sorted(got)}): checkov would not catch this regression"
+                )
     for e in errors:
         print(f"FAILED: {e}")
     return 1 if errors else 0

@@ -131,7 +131,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="skein-moto-") as tmp:
         for name, (old, new, expect) in MUTANTS.items():
             if source.count(old) != 1:
-                print(f"FAILED: mutant '{name}' no longer applies: its text occurs {source.count(old)} times; update MUTANTS")
+                print(
+                    f"FAILED: mutant '{name}' no longer applies: its text occurs {source.count(old)} times; update MUTANTS"
+                )
                 bad += 1
                 continue
             path = Path(tmp) / "mutant.yaml"
@@ -141,7 +143,9 @@ def main() -> int:
             if hit:
                 print(f"ok: mutant '{name}' fails: {hit[0][:160]}")
             else:
-                print(f"FAILED: mutant '{name}' does not fail with {expect!r} (failures: {got}): the check would miss this wiring error")
+                print(
+                    f"FAILED: mutant '{name}' does not fail with {expect!r} (failures: {got}): the check would miss this wiring error"
+                )
                 bad += 1
     return 1 if bad else 0
 
@@ -157,7 +161,7 @@ def run(template_path: Path, say) -> list[str]:
         except CheckFailed:
             raise
         except Exception as e:  # samtranslator's InvalidDocumentException and friends
-            raise CheckFailed(f"SAM translation: {e}")
+            raise CheckFailed(f"SAM translation: {e}") from e
         moto_copy, dropped = moto_template(cfn)
     except CheckFailed as e:
         return [str(e)]
@@ -173,7 +177,14 @@ def run(template_path: Path, say) -> list[str]:
         except CheckFailed as e:
             return [str(e)]
         say(f"moto: stack {STACK} reached CREATE_COMPLETE ({len(moto_copy['Resources'])} resources)")
-        for check in (check_state_machines, check_functions, check_iam_resource_types, check_queues, check_table, check_trigger_rule):
+        for check in (
+            check_state_machines,
+            check_functions,
+            check_iam_resource_types,
+            check_queues,
+            check_table,
+            check_trigger_rule,
+        ):
             what = check.__name__.removeprefix("check_").replace("_", " ")
             try:
                 check(aws, cfn)
@@ -205,7 +216,7 @@ def load_sam_template(path: Path) -> dict:
             try:
                 props["Definition"] = json.loads(path.read_text())
             except (OSError, ValueError) as e:
-                raise CheckFailed(f"{path}: {name}: DefinitionUri {uri}: {e}")
+                raise CheckFailed(f"{path}: {name}: DefinitionUri {uri}: {e}") from e
     return template
 
 
@@ -248,7 +259,9 @@ def moto_template(cfn: dict) -> tuple[dict, dict[str, list[str]]]:
     for name, res in t["Resources"].items():
         if res["Type"] == "AWS::StepFunctions::StateMachine":
             props = res["Properties"]
-            props["DefinitionString"] = substituted(name, props["DefinitionString"], props.pop("DefinitionSubstitutions", {}))
+            props["DefinitionString"] = substituted(
+                name, props["DefinitionString"], props.pop("DefinitionSubstitutions", {})
+            )
         deps = res.get("DependsOn")
         if deps:
             deps = [deps] if isinstance(deps, str) else deps
@@ -262,7 +275,9 @@ def substituted(machine: str, definition, substitutions: dict):
     if isinstance(definition, dict) and "Fn::Join" in definition:
         sep, parts = definition["Fn::Join"]
         if not all(isinstance(p, str) for p in parts):
-            raise CheckFailed(f"{machine}: the definition holds intrinsic functions; keep ARNs in DefinitionSubstitutions")
+            raise CheckFailed(
+                f"{machine}: the definition holds intrinsic functions; keep ARNs in DefinitionSubstitutions"
+            )
         text = sep.join(parts)
     elif isinstance(definition, str):
         text = definition
@@ -272,7 +287,9 @@ def substituted(machine: str, definition, substitutions: dict):
     missing = used - substitutions.keys()
     unused = substitutions.keys() - used
     if missing:
-        raise CheckFailed(f"{machine}: the definition uses {sorted(missing)} but DefinitionSubstitutions does not set them")
+        raise CheckFailed(
+            f"{machine}: the definition uses {sorted(missing)} but DefinitionSubstitutions does not set them"
+        )
     if unused:
         raise CheckFailed(f"{machine}: DefinitionSubstitutions sets {sorted(unused)}, which the definition never uses")
     pieces: list = []
@@ -382,7 +399,7 @@ def create_stack(aws: Clients, template: dict, say) -> None:
             Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
         )
     except Exception as e:  # moto raises while parsing: a wrong Ref or GetAtt ends here
-        raise CheckFailed(f"moto: create_stack failed: {e}")
+        raise CheckFailed(f"moto: create_stack failed: {e}") from e
     deadline = time.monotonic() + 120
     while True:
         status = aws.cloudformation.describe_stacks(StackName=STACK)["Stacks"][0]["StackStatus"]
@@ -501,7 +518,9 @@ def check_state_machines(aws: Clients, cfn: dict) -> None:
             for _, state in walk_tasks(definition["States"])
         )
         if distributed and arn not in allowed(stmts, "states:StartExecution"):
-            errors.append(f"{logical}: has a Distributed Map, so its role must allow states:StartExecution on itself ({arn})")
+            errors.append(
+                f"{logical}: has a Distributed Map, so its role must allow states:StartExecution on itself ({arn})"
+            )
     if errors:
         raise CheckFailed("; ".join(errors))
 
@@ -532,7 +551,9 @@ def check_iam_resource_types(aws: Clients, cfn: dict) -> None:
                     continue
                 for arn in resources:
                     if not any(arn_fits(arn, f) for f in formats):
-                        errors.append(f"{role} {stmt.get('Sid', '')}: {action} does not apply to {arn} (it takes {', '.join(formats)})")
+                        errors.append(
+                            f"{role} {stmt.get('Sid', '')}: {action} does not apply to {arn} (it takes {', '.join(formats)})"
+                        )
     if errors:
         raise CheckFailed("; ".join(errors))
 
@@ -564,7 +585,9 @@ def check_functions(aws: Clients, cfn: dict) -> None:
             errors.append(f"{logical}: not created ({e})")
             continue
         if conf.get("Runtime") != "provided.al2023" or conf.get("Handler") != "bootstrap":
-            errors.append(f"{logical}: runtime {conf.get('Runtime')} handler {conf.get('Handler')}, want provided.al2023 / bootstrap")
+            errors.append(
+                f"{logical}: runtime {conf.get('Runtime')} handler {conf.get('Handler')}, want provided.al2023 / bootstrap"
+            )
         # moto's CloudFormation does not keep Architectures: check the translation.
         arch = cfn["Resources"][logical]["Properties"].get("Architectures")
         if arch != ["arm64"]:
@@ -583,7 +606,9 @@ def check_functions(aws: Clients, cfn: dict) -> None:
             errors.append(f"{logical}: its role may not read the catalog table")
         if name == "trigger":
             if env.get("SKEIN_RUN_STATE_MACHINE_ARN") != run_machine:
-                errors.append(f"{logical}: SKEIN_RUN_STATE_MACHINE_ARN is {env.get('SKEIN_RUN_STATE_MACHINE_ARN')!r}, want {run_machine}")
+                errors.append(
+                    f"{logical}: SKEIN_RUN_STATE_MACHINE_ARN is {env.get('SKEIN_RUN_STATE_MACHINE_ARN')!r}, want {run_machine}"
+                )
             if run_machine not in allowed(stmts, "states:StartExecution"):
                 errors.append(f"{logical}: its role may not states:StartExecution the migration-run machine")
         if name == "migrate":
@@ -614,7 +639,9 @@ def check_queues(aws: Clients, cfn: dict) -> None:
         arn = attrs["QueueArn"]
         redrive = json.loads(attrs.get("RedrivePolicy", "{}"))
         if not redrive.get("deadLetterTargetArn", "").endswith(f":{name}-dlq"):
-            errors.append(f"group {group}: queue {name} redrives to {redrive.get('deadLetterTargetArn')!r}, want {name}-dlq")
+            errors.append(
+                f"group {group}: queue {name} redrives to {redrive.get('deadLetterTargetArn')!r}, want {name}-dlq"
+            )
         if not attrs.get("KmsMasterKeyId"):
             errors.append(f"group {group}: queue {name} is not encrypted with the stack's key")
         if arn not in sources:
@@ -622,7 +649,9 @@ def check_queues(aws: Clients, cfn: dict) -> None:
         if arn not in receivers:
             errors.append(f"group {group}: the migrate role may not sqs:ReceiveMessage from {name}")
         if int(attrs.get("VisibilityTimeout", 0)) < int(migrate.get("Timeout", 0)):
-            errors.append(f"group {group}: visibility timeout {attrs.get('VisibilityTimeout')}s is below the migrate timeout {migrate.get('Timeout')}s")
+            errors.append(
+                f"group {group}: visibility timeout {attrs.get('VisibilityTimeout')}s is below the migrate timeout {migrate.get('Timeout')}s"
+            )
         # moto keeps neither ScalingConfig nor FunctionResponseTypes: check the translation.
         source = {"Fn::GetAtt": [queue_logical(group), "Arn"]}
         decl = next((p for p in declared if p["EventSourceArn"] == source), None)
@@ -630,7 +659,9 @@ def check_queues(aws: Clients, cfn: dict) -> None:
             errors.append(f"group {group}: the template has no event source mapping for {queue_logical(group)}")
         else:
             if "ReportBatchItemFailures" not in decl.get("FunctionResponseTypes", []):
-                errors.append(f"group {group}: its event source mapping lacks FunctionResponseTypes ReportBatchItemFailures")
+                errors.append(
+                    f"group {group}: its event source mapping lacks FunctionResponseTypes ReportBatchItemFailures"
+                )
             if "MaximumConcurrency" not in decl.get("ScalingConfig", {}):
                 errors.append(f"group {group}: its event source mapping lacks ScalingConfig.MaximumConcurrency")
     if errors:
@@ -693,10 +724,15 @@ def check_trigger_rule(aws: Clients, cfn: dict) -> None:
     if [t["Arn"] for t in targets] != [trigger["FunctionArn"]]:
         errors.append(f"rule targets {[t['Arn'] for t in targets]}, want the trigger function only")
     bucket_props = cfn["Resources"]["RunRequestsBucket"]["Properties"]
-    if not bucket_props.get("NotificationConfiguration", {}).get("EventBridgeConfiguration", {}).get("EventBridgeEnabled"):
+    if (
+        not bucket_props.get("NotificationConfiguration", {})
+        .get("EventBridgeConfiguration", {})
+        .get("EventBridgeEnabled")
+    ):
         errors.append("RunRequestsBucket does not send its events to EventBridge")
     permissions = [
-        r for r in cfn["Resources"].values()
+        r
+        for r in cfn["Resources"].values()
         if r["Type"] == "AWS::Lambda::Permission"
         and r["Properties"].get("Principal") == "events.amazonaws.com"
         and r["Properties"].get("FunctionName") == {"Ref": "TriggerFunction"}

@@ -84,7 +84,7 @@ class NoStarResource(BaseResourceCheck):
 class StarOnlyActionsOnStar(BaseResourceCheck):
     def __init__(self) -> None:
         super().__init__(
-            name="Ensure actions without resource-level permissions are allowed on \"*\", not on an ARN IAM never matches",
+            name='Ensure actions without resource-level permissions are allowed on "*", not on an ARN IAM never matches',
             id="CKV_SKEIN_3",
             categories=[CheckCategories.IAM],
             supported_resources=IAM_RESOURCES,
