@@ -1,0 +1,1 @@
+"""skein's own checkov checks (loaded with `--external-checks-dir infra/checkov`)."""
