@@ -452,7 +452,11 @@ async fn every_lambda_binary_answers_through_the_runtime_emulator() {
     put_object(
         &bucket,
         "specs/customers.yaml",
-        spec_yaml("customers", &bucket),
+        // A relative source, as the samples have: relative to the spec's place in S3.
+        spec_yaml("customers", &bucket).replace(
+            &format!("s3://{bucket}/raw/customers.csv"),
+            "data/customers.csv",
+        ),
     )
     .await;
     put_object(&bucket, "specs/orders.yaml", spec_yaml("orders", &bucket)).await;
@@ -472,6 +476,11 @@ async fn every_lambda_binary_answers_through_the_runtime_emulator() {
     .expect("plan answers");
     assert_eq!(plan["datasets"].as_array().map(Vec::len), Some(2), "{plan}");
     assert_eq!(c.system_cap("legacy-crm").await.unwrap(), Some(1));
+    let customers = c.dataset("customers").await.unwrap().unwrap();
+    assert_eq!(
+        customers.spec.spec.source.uri,
+        format!("s3://{bucket}/specs/data/customers.csv")
+    );
     assert_eq!(c.run("run-lambda").await.unwrap().unwrap().total, 2);
     let (kind, _) = invoke(
         &em,

@@ -27,8 +27,8 @@ fn internal(e: impl std::fmt::Display) -> StepError {
 }
 
 /// Plan: `{runId, specs: "s3://bucket/prefix/"}`. Copies the specs to a scratch directory,
-/// checks that every URI in them is absolute (`s3://`), then plans as locally, and keeps
-/// the source-system caps in the catalog for the migrate workers.
+/// makes their relative URIs absolute (`s3://`, relative to each spec's own place), plans
+/// as locally, and keeps the source-system caps in the catalog for the migrate workers.
 pub async fn plan(
     catalog: &DynamoCatalog,
     settings: &AwsSettings,
@@ -43,29 +43,7 @@ pub async fn plan(
         objects::copy_specs(settings, specs, &scratch)
             .await
             .map_err(|e| StepError::new(names::INVALID_SPEC, e))?;
-        let loaded = skein_core::load::load(&scratch);
-        let mut relative = Vec::new();
-        for f in &loaded.files {
-            for (field, uri) in [
-                ("spec.source.uri", &f.spec.spec.source.uri),
-                ("spec.target.uri", &f.spec.spec.target.uri),
-            ] {
-                if !uri.starts_with("s3://") {
-                    let file = f
-                        .path
-                        .strip_prefix(&scratch)
-                        .unwrap_or(&f.path)
-                        .display()
-                        .to_string();
-                    relative.push(format!(
-                        "{specs}{file}: {field}: `{uri}` is not an s3:// URI; specs run on AWS read and write S3 (hint: s3://bucket/prefix/)"
-                    ));
-                }
-            }
-        }
-        if !relative.is_empty() {
-            return Err(StepError::new(names::INVALID_SPEC, relative.join("\n")));
-        }
+        absolute_uris(&scratch, specs).map_err(|e| StepError::new(names::INVALID_SPEC, e))?;
         // Boxed: the planner's future is deep, and would be inlined into every caller's.
         let (plan, answer) = Box::pin(tasks::plan_task(catalog, &scratch, run_id)).await?;
         catalog
@@ -77,6 +55,91 @@ pub async fn plan(
     .await;
     let _ = std::fs::remove_dir_all(&scratch);
     result
+}
+
+/// Specs say where their data is relative to themselves (`data/orders.csv`), as they do
+/// locally; read from `s3://bucket/specs/`, that is `s3://bucket/specs/data/orders.csv`.
+/// Rewrites each copied spec's relative `source.uri` / `target.uri` that way, so the
+/// catalog holds absolute locations; `file://` and absolute paths make no sense on AWS
+/// and are refused, naming the file and field.
+fn absolute_uris(dir: &std::path::Path, specs_uri: &str) -> Result<(), String> {
+    let base = if specs_uri.ends_with('/') {
+        specs_uri.to_string()
+    } else {
+        format!("{specs_uri}/")
+    };
+    let mut problems = Vec::new();
+    for entry in walk(dir) {
+        let rel = entry
+            .strip_prefix(dir)
+            .unwrap_or(&entry)
+            .to_string_lossy()
+            .to_string();
+        if rel == skein_core::load::FLEET_FILE {
+            continue;
+        }
+        let text = std::fs::read_to_string(&entry).map_err(|e| format!("{base}{rel}: {e}"))?;
+        let Ok(mut doc) = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(&text) else {
+            continue; // the planner reports the parse error with its line
+        };
+        let dir_of_spec = match rel.rsplit_once('/') {
+            Some((d, _)) => format!("{base}{d}/"),
+            None => base.clone(),
+        };
+        let mut changed = false;
+        for side in ["source", "target"] {
+            let Some(uri) = doc
+                .get_mut("spec")
+                .and_then(|s| s.get_mut(side))
+                .and_then(|s| s.get_mut("uri"))
+            else {
+                continue;
+            };
+            let Some(text) = uri.as_str().map(str::to_string) else {
+                continue;
+            };
+            if text.starts_with("s3://") {
+                continue;
+            }
+            if text.starts_with("file://") || text.starts_with('/') {
+                problems.push(format!(
+                    "{base}{rel}: spec.{side}.uri: `{text}` is a local path; on AWS use an s3:// URI or a path relative to the spec"
+                ));
+                continue;
+            }
+            *uri = serde_yaml_ng::Value::String(format!(
+                "{dir_of_spec}{}",
+                text.trim_start_matches("./")
+            ));
+            changed = true;
+        }
+        if changed {
+            let out = serde_yaml_ng::to_string(&doc).map_err(|e| format!("{base}{rel}: {e}"))?;
+            std::fs::write(&entry, out).map_err(|e| format!("{base}{rel}: {e}"))?;
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("\n"))
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else if p.extension().is_some_and(|x| x == "yaml" || x == "yml") {
+            out.push(p);
+        }
+    }
+    out.sort();
+    out
 }
 
 /// How the migrate worker works.
