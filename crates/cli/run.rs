@@ -461,10 +461,11 @@ impl TaskHandler for Bound {
                 Ok(json!({ "summary": summary }))
             }
             Kind::Publish => {
-                let version = steps::publish(c, field(p, "dataset")?, field(p, "runId")?)
-                    .await
-                    .map_err(fail)?
-                    .map_err(step_failure)?;
+                let version =
+                    steps::publish(c, &l.settings, field(p, "dataset")?, field(p, "runId")?)
+                        .await
+                        .map_err(fail)?
+                        .map_err(step_failure)?;
                 Ok(json!({ "version": version }))
             }
             Kind::Rollback => {
@@ -476,6 +477,7 @@ impl TaskHandler for Bound {
                 let cause = p.get("cause").and_then(Value::as_str).unwrap_or("");
                 let undone = steps::rollback_run(
                     c,
+                    &l.settings,
                     dataset,
                     field(p, "runId")?,
                     error,
