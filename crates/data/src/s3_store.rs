@@ -42,6 +42,8 @@ pub const CURRENT: &str = "current.json";
 pub const CLAIM: &str = "_claim.json";
 /// Objects up to this size are uploaded in one put; bigger ones in parts of this size.
 pub const UPLOAD_PART_BYTES: usize = 16 * 1024 * 1024;
+/// Parts of one upload in flight at once (memory: this many times the part size).
+const UPLOADS_IN_FLIGHT: usize = 2;
 /// Copies and deletes in flight at once.
 const CONCURRENCY: usize = 8;
 
@@ -264,7 +266,8 @@ impl S3TargetStore {
             self.store.clone(),
             Path::from(key.as_str()),
             UPLOAD_PART_BYTES,
-        );
+        )
+        .with_max_concurrency(UPLOADS_IN_FLIGHT);
         let uploaded = async {
             tokio::io::copy(&mut file, &mut writer).await?;
             writer.shutdown().await
