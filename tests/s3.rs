@@ -530,3 +530,55 @@ async fn the_conditional_put_refuses_a_stale_publisher() {
         b_published.version
     );
 }
+
+/// `skein` with the standard AWS variables pointing at moto (a child process, so the
+/// environment is its own), `--json`, the catalog in `ws`.
+fn skein_json(ws: &Workspace, args: &[&str]) -> (i32, serde_json::Value) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_skein"))
+        .args(args)
+        .arg("--json")
+        .current_dir(ws.path())
+        .env("SKEIN_CATALOG", ws.path().join(".skein"))
+        .envs(crate::moto::env())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().unwrap_or("null");
+    let json = serde_json::from_str(last).unwrap_or_else(|e| {
+        panic!(
+            "skein {args:?}: {e}: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code().unwrap_or(-1), json)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_reads_s3_settings_from_the_aws_environment() {
+    let s = settings();
+    let b = bucket();
+    put(&s, &b, "in/c.csv", b"id,name\n1,a\n2,b\n".to_vec()).await;
+    let ws = Workspace::new();
+    spec(
+        &ws,
+        "cli",
+        &format!("s3://{b}/in/c.csv"),
+        "csv",
+        &format!("s3://{b}/lake/cli/"),
+        "SELECT CAST(id AS BIGINT) AS id, name FROM source",
+        "",
+    );
+    let (code, json) = skein_json(&ws, &["migrate", "cli.yaml"]);
+    assert_eq!(code, 0, "{json:#}");
+    assert_eq!(json["datasets"][0]["outcome"], "completed", "{json:#}");
+    put(&s, &b, "in/c.csv", b"id,name\n1,a\n2,b\n3,c\n".to_vec()).await;
+    let (code, json) = skein_json(&ws, &["migrate", "cli.yaml"]);
+    assert_eq!(code, 0, "{json:#}");
+    assert_eq!(json["datasets"][0]["version"], 2, "{json:#}");
+    assert_eq!(current_json(&s, &b, "lake/cli").await["version"], 2);
+    let (code, json) = skein_json(&ws, &["rollback", "cli.yaml"]);
+    assert_eq!(code, 0, "{json:#}");
+    assert_eq!(json["datasets"][0]["outcome"], "rolled_back", "{json:#}");
+    let (v, m, _) = published(&s, &b, "lake/cli").await;
+    assert_eq!((v, m["rows"].as_u64()), (1, Some(2)));
+}
