@@ -115,6 +115,16 @@ fn opts(run: &str) -> MigrateOptions {
 
 /// Runs the migrate use case as `skein migrate` does: the run recorded first.
 async fn migrate(c: &SqliteCatalog, s: &Settings, file: &SpecFile, run: &str) -> DatasetResult {
+    migrate_with(c, s, file, &opts(run)).await
+}
+
+async fn migrate_with(
+    c: &SqliteCatalog,
+    s: &Settings,
+    file: &SpecFile,
+    opts: &MigrateOptions,
+) -> DatasetResult {
+    let run = opts.run_id.as_str();
     if c.run(run).await.unwrap().is_none() {
         c.put_run(&RunRecord {
             run_id: run.to_string(),
@@ -129,9 +139,7 @@ async fn migrate(c: &SqliteCatalog, s: &Settings, file: &SpecFile, run: &str) ->
         .await
         .unwrap();
     }
-    skein_usecases::migrate(c, s, file, &opts(run))
-        .await
-        .unwrap()
+    skein_usecases::migrate(c, s, file, opts).await.unwrap()
 }
 
 /// `current.json` of the target at `s3://bucket/prefix/`.
@@ -581,4 +589,70 @@ async fn the_cli_reads_s3_settings_from_the_aws_environment() {
     assert_eq!(json["datasets"][0]["outcome"], "rolled_back", "{json:#}");
     let (v, m, _) = published(&s, &b, "lake/cli").await;
     assert_eq!((v, m["rows"].as_u64()), (1, Some(2)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn big_staged_files_are_uploaded_in_parts_and_arrive_intact() {
+    let mut s = settings();
+    s.s3.upload_part_bytes = 5 * 1024 * 1024; // S3's minimum part size
+    s.target_partitions = 1; // one staged file of ~11 MB: three parts
+    let b = bucket();
+    // incompressible text, so the Parquet file is as big as the CSV
+    let mut csv = String::from("id,a,b\n");
+    for i in 0..80_000u32 {
+        let h = |salt: &str| -> String {
+            Sha256::digest(format!("{salt}{i}").as_bytes())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect()
+        };
+        csv.push_str(&format!("{i},{},{}\n", h("a"), h("b")));
+    }
+    put(&s, &b, "in/big.csv", csv.into_bytes()).await;
+    let ws = Workspace::new();
+    let path = ws.write(
+        "big.yaml",
+        &format!(
+            "apiVersion: skein/v1\nkind: Dataset\nmetadata: {{name: big}}\nspec:\n  source: {{uri: 's3://{b}/in/big.csv', format: csv}}\n  target: {{uri: 's3://{b}/lake/big', compression: none}}\n  transform:\n    sql: SELECT * FROM source\n"
+        ),
+    );
+    let file = load::load_file(&path).unwrap_or_else(|p| panic!("{p:?}"));
+    let c = SqliteCatalog::open_in_memory().unwrap();
+    let staged_only = MigrateOptions {
+        publish: false,
+        ..opts("run-1")
+    };
+    let r = migrate_with(&c, &s, &file, &staged_only).await;
+    assert_eq!(r.outcome, Outcome::Verified, "{r:?}");
+    assert_eq!(r.files, 1, "{r:?}");
+    assert!(r.bytes > 10 * 1024 * 1024, "{r:?}");
+    // a multipart object's e-tag is `<md5 of the part md5s>-<parts>`
+    let store = store(&s, &b);
+    let part = keys(&s, &b, "lake/big/_skein/staging/run-1")
+        .await
+        .into_iter()
+        .find(|k| k.ends_with(".parquet"))
+        .expect("a staged part");
+    let meta = store.head(&Path::from(part.as_str())).await.unwrap();
+    let etag = meta.e_tag.unwrap_or_default();
+    assert!(
+        etag.trim_matches('"').ends_with("-3"),
+        "{part}: e-tag {etag}"
+    );
+    // published, the bytes are exactly those hashed while writing
+    let target = Target::open(&s, &file).unwrap();
+    let v = skein_usecases::migrate::publish_staged(
+        &c,
+        &file,
+        &target,
+        "run-1",
+        skein_core::Status::Verified,
+    )
+    .await
+    .unwrap();
+    assert_eq!(v, 1);
+    let (_, m, files) = published(&s, &b, "lake/big").await;
+    assert_eq!(m["rows"].as_u64(), Some(80_000));
+    assert_eq!(files.len(), 1);
+    assert!(keys(&s, &b, "lake/big/_skein/staging").await.is_empty());
 }

@@ -15,12 +15,15 @@ use object_store::aws::AmazonS3Builder;
 
 use crate::error::{Error, Result};
 
+/// Default size of an upload part: 16 MiB.
+pub const DEFAULT_UPLOAD_PART_BYTES: usize = 16 * 1024 * 1024;
+
 /// Region used when neither the settings nor the environment name one.
 pub const DEFAULT_REGION: &str = "us-east-1";
 
 /// How to reach S3. [`S3Settings::from_env`] reads the standard AWS variables; tests and
 /// embedders set the fields instead (many threads, no environment changes).
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct S3Settings {
     /// Endpoint URL (`AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`); `None`: AWS itself.
     /// Requests use path-style addressing (`<endpoint>/<bucket>/<key>`) when it is set.
@@ -33,6 +36,9 @@ pub struct S3Settings {
     pub credentials: Option<S3Credentials>,
     /// Allow plain HTTP (`AWS_ALLOW_HTTP=true`); always allowed for an `http://` endpoint.
     pub allow_http: bool,
+    /// Staged files up to this size are uploaded in one put, bigger ones in parts of
+    /// this size (S3's minimum part is 5 MiB). Default [`DEFAULT_UPLOAD_PART_BYTES`].
+    pub upload_part_bytes: usize,
     /// Clients built so far, one per bucket (shared by clones of these settings).
     clients: Arc<Mutex<HashMap<String, Arc<dyn ObjectStore>>>>,
 }
@@ -55,7 +61,22 @@ impl std::fmt::Debug for S3Settings {
                 &self.credentials.as_ref().map(|c| &c.access_key_id),
             )
             .field("allow_http", &self.allow_http)
+            .field("upload_part_bytes", &self.upload_part_bytes)
             .finish()
+    }
+}
+
+impl Default for S3Settings {
+    /// AWS itself, credentials from the role (no environment read).
+    fn default() -> S3Settings {
+        S3Settings {
+            endpoint: None,
+            region: None,
+            credentials: None,
+            allow_http: false,
+            upload_part_bytes: DEFAULT_UPLOAD_PART_BYTES,
+            clients: Arc::default(),
+        }
     }
 }
 
@@ -76,6 +97,7 @@ impl S3Settings {
             region: var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")),
             credentials,
             allow_http: var("AWS_ALLOW_HTTP").is_some_and(|v| v.eq_ignore_ascii_case("true")),
+            upload_part_bytes: DEFAULT_UPLOAD_PART_BYTES,
             clients: Arc::default(),
         }
     }
@@ -96,6 +118,7 @@ impl S3Settings {
                 session_token: None,
             }),
             allow_http: endpoint.starts_with("http://"),
+            upload_part_bytes: DEFAULT_UPLOAD_PART_BYTES,
             clients: Arc::default(),
         }
     }

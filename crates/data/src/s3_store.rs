@@ -40,8 +40,6 @@ pub const STATE_DIR: &str = "_skein";
 pub const CURRENT: &str = "current.json";
 /// The object that reserves a version number, inside the version's directory.
 pub const CLAIM: &str = "_claim.json";
-/// Objects up to this size are uploaded in one put; bigger ones in parts of this size.
-pub const UPLOAD_PART_BYTES: usize = 16 * 1024 * 1024;
 /// Parts of one upload in flight at once (memory: this many times the part size).
 const UPLOADS_IN_FLIGHT: usize = 2;
 /// Copies and deletes in flight at once.
@@ -265,7 +263,7 @@ impl S3TargetStore {
         let mut writer = object_store::buffered::BufWriter::with_capacity(
             self.store.clone(),
             Path::from(key.as_str()),
-            UPLOAD_PART_BYTES,
+            self.s3.upload_part_bytes.max(5 * 1024 * 1024),
         )
         .with_max_concurrency(UPLOADS_IN_FLIGHT);
         let uploaded = async {
@@ -406,7 +404,11 @@ impl S3TargetStore {
             }
             return Err(e);
         }
-        self.discard(run_id).await?;
+        // Published: leftover staging objects are only litter (the next stage of this run
+        // id deletes them), so their removal failing does not fail the publish.
+        if let Err(e) = self.discard(run_id).await {
+            tracing::warn!(dataset = %self.dataset, run_id, "staging not deleted after publish: {e}");
+        }
         Ok(manifest)
     }
 
