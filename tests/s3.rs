@@ -656,3 +656,42 @@ async fn big_staged_files_are_uploaded_in_parts_and_arrive_intact() {
     assert_eq!(files.len(), 1);
     assert!(keys(&s, &b, "lake/big/_skein/staging").await.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_of_a_published_s3_version_localises_differences_with_diff() {
+    let s = settings();
+    let b = bucket();
+    put(&s, &b, "in/d.csv", b"id,v\n1,a\n2,b\n3,c\n".to_vec()).await;
+    let ws = Workspace::new();
+    let file = spec(
+        &ws,
+        "drift",
+        &format!("s3://{b}/in/d.csv"),
+        "csv",
+        &format!("s3://{b}/lake/drift"),
+        "SELECT CAST(id AS BIGINT) AS id, v FROM source",
+        "  verify:\n    key: id\n",
+    );
+    let c = SqliteCatalog::open_in_memory().unwrap();
+    assert_eq!(
+        migrate(&c, &s, &file, "run-1").await.outcome,
+        Outcome::Completed
+    );
+    // the source drifts after publish: one row changed, one added
+    put(&s, &b, "in/d.csv", b"id,v\n1,a\n2,B\n3,c\n4,d\n".to_vec()).await;
+    let r = skein_usecases::verify::verify_published(&c, &s, &file, "check")
+        .await
+        .unwrap();
+    assert_eq!(r.outcome, Outcome::VerificationFailed, "{r:?}");
+    let d = r.diff.expect("a diff for a keyed dataset");
+    assert_eq!(
+        (d.changed, d.only_in_source, d.only_in_target),
+        (1, 1, 0),
+        "{d:?}"
+    );
+    assert_eq!(d.only_in_source_keys, vec!["4".to_string()]);
+    let saved: serde_json::Value =
+        serde_json::from_slice(&get(&s, &b, "lake/drift/_skein/reports/check-diff.json").await)
+            .unwrap();
+    assert_eq!(saved["changed"], 1);
+}
