@@ -17,6 +17,7 @@ use skein_core::Status;
 use skein_core::catalog::Catalog;
 use skein_core::conformance;
 use skein_core::queue::{Job, JobQueue};
+use skein_usecases::tasks;
 
 use crate::moto::{self, REGION, moto, unique};
 use crate::util::repo_root;
@@ -632,4 +633,151 @@ async fn every_lambda_binary_answers_through_the_runtime_emulator() {
     let (kind, _) = invoke(&em, &json!({"hello": "world"})).expect_err("not an S3 event");
     assert_eq!(kind, "Skein.BadRequest");
     drop(em);
+}
+
+/// The data settings for moto.
+fn data_settings() -> skein_data::Settings {
+    skein_data::Settings {
+        s3: skein_data::S3Settings::with_endpoint(&moto().endpoint, REGION, "testing", "testing"),
+        ..skein_data::Settings::default()
+    }
+}
+
+async fn current_version(bucket: &str, target_key: &str) -> Value {
+    let store = skein_aws::objects::bucket(&settings(), bucket).unwrap();
+    let bytes = store
+        .get(&ObjectPath::from(format!(
+            "{target_key}/_skein/current.json"
+        )))
+        .await
+        .expect("current.json")
+        .bytes()
+        .await
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+/// One dataset run through the state machine's steps as Step Functions calls them (the
+/// task handlers the functions serve), with the catalog in DynamoDB and data in S3.
+async fn run_steps(
+    c: &DynamoCatalog,
+    data: &skein_data::Settings,
+    dataset: &str,
+    run: &str,
+) -> Value {
+    let p = json!({"dataset": dataset, "runId": run});
+    let step = |action: &str| {
+        let mut v = p.clone();
+        v["action"] = json!(action);
+        v
+    };
+    tasks::catalog_action(c, &step("checkDependencies"))
+        .await
+        .unwrap();
+    tasks::catalog_action(c, &step("acquireLease"))
+        .await
+        .unwrap();
+    let job = Job {
+        dataset: dataset.into(),
+        run_id: run.into(),
+        task_token: format!("token-{run}"),
+    };
+    match tasks::migrate_job(
+        c,
+        data,
+        &job,
+        false,
+        Arc::new(skein_data::Progress::default()),
+    )
+    .await
+    {
+        tasks::JobAnswer::Success { output } => {
+            assert_eq!(output["outcome"], "verified", "{output}")
+        }
+        other => panic!("migrate job failed: {other:?}"),
+    }
+    let summary = tasks::verify_task(c, &p).await.unwrap();
+    assert!(
+        summary["summary"].as_str().unwrap().contains("passed"),
+        "{summary}"
+    );
+    let published = tasks::publish_task(c, data, &p).await.unwrap();
+    tasks::catalog_action(c, &step("complete")).await.unwrap();
+    published
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sample_dataset_migrates_verifies_publishes_and_rolls_back_on_s3_and_dynamodb() {
+    let c = catalog().await;
+    let data = data_settings();
+    let bucket = unique("skein-e2e");
+    create_bucket(&bucket).await;
+    let spec = std::fs::read_to_string(repo_root().join("samples/customers.yaml")).unwrap();
+    put_object(&bucket, "specs/customers.yaml", spec).await;
+    let csv = std::fs::read(repo_root().join("samples/data/customers.csv")).unwrap();
+    put_object(&bucket, "specs/data/customers.csv", csv.clone()).await;
+
+    let plan = skein_aws::functions::plan(
+        &c,
+        &settings(),
+        &json!({"runId": "run-e2e-1", "specs": format!("s3://{bucket}/specs/")}),
+    )
+    .await
+    .expect("plan");
+    assert_eq!(plan["datasets"], json!(["customers"]));
+
+    let v1 = run_steps(&c, &data, "customers", "run-e2e-1").await;
+    assert_eq!(v1["version"], 1);
+    let record = c.dataset("customers").await.unwrap().unwrap();
+    assert_eq!(
+        (record.status, record.current_version),
+        (Status::Completed, Some(1))
+    );
+    assert_eq!(
+        current_version(&bucket, "specs/lake/customers").await["version"],
+        1
+    );
+    let rows_v1 = record.rows.unwrap();
+
+    // The source changes: one more customer. The next run publishes v2.
+    let mut more = csv.clone();
+    more.extend_from_slice(b"999,New Person,new@example.com,SE,2024-01-01 00:00:00,\n");
+    put_object(&bucket, "specs/data/customers.csv", more).await;
+    skein_aws::functions::plan(
+        &c,
+        &settings(),
+        &json!({"runId": "run-e2e-2", "specs": format!("s3://{bucket}/specs/")}),
+    )
+    .await
+    .expect("plan run 2");
+    let v2 = run_steps(&c, &data, "customers", "run-e2e-2").await;
+    assert_eq!(v2["version"], 2);
+    assert_eq!(
+        c.dataset("customers").await.unwrap().unwrap().rows,
+        Some(rows_v1 + 1)
+    );
+    assert_eq!(
+        current_version(&bucket, "specs/lake/customers").await["version"],
+        2
+    );
+
+    // Roll back: v1 is current again, in S3 (the commit point) and in the catalog.
+    let record = c.dataset("customers").await.unwrap().unwrap();
+    let file = skein_core::load::from_catalog(record.spec, record.spec_hash);
+    let back = skein_usecases::rollback::rollback(&c, &data, &file, "run-e2e-rb", "bad numbers")
+        .await
+        .expect("rollback");
+    assert_eq!(back.version, Some(1), "{back:?}");
+    assert_eq!(
+        current_version(&bucket, "specs/lake/customers").await["version"],
+        1
+    );
+    let record = c.dataset("customers").await.unwrap().unwrap();
+    assert_eq!(
+        (record.current_version, record.rows),
+        (Some(1), Some(rows_v1))
+    );
+    assert_eq!(record.status, Status::RolledBack);
+    let versions = c.versions("customers").await.unwrap();
+    assert_eq!(versions.len(), 3, "published v1, published v2, restored v1");
 }

@@ -20,6 +20,8 @@ mod states;
 mod run;
 // `skein diff`: localising differences by bisecting key buckets
 mod diff;
+// the data plane on S3 (moto): s3:// sources, current.json publish, rollback, stale publishers
+mod s3;
 // Backstage catalog entities: the spec round trip, `skein catalog import` and `export`
 mod backstage;
 // the AWS adapters and the Lambda binaries against a moto server on 127.0.0.1

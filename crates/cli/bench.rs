@@ -13,7 +13,7 @@ use std::time::Instant;
 use anyhow::Context;
 use serde_json::json;
 use skein_core::load;
-use skein_data::{Progress, TargetStore};
+use skein_data::{Progress, Target};
 
 use crate::EXIT_OK;
 use crate::flags::{BenchArgs, Global};
@@ -60,7 +60,7 @@ pub async fn run(g: &Global, args: &BenchArgs) -> anyhow::Result<u8> {
     )?;
     let file = load::load_file(&spec_path).map_err(|p| anyhow::anyhow!("bench spec: {:?}", p))?;
     let settings = g.settings();
-    let store = TargetStore::open(&file)?;
+    let store = Target::open(&settings, &file)?;
 
     reset_peak_rss();
     let t = Instant::now();
@@ -80,7 +80,7 @@ pub async fn run(g: &Global, args: &BenchArgs) -> anyhow::Result<u8> {
     let report = skein_data::verify_dir(
         &settings,
         &file,
-        &store.staging_dir("bench"),
+        &store.staging_data("bench"),
         &staged.manifest,
     )
     .await?;

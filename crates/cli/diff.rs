@@ -1,6 +1,6 @@
 //! `skein diff`: where the transformed source and the published target differ.
 
-use skein_data::TargetStore;
+use skein_data::Target;
 use skein_data::diff::{DiffOptions, DiffReport};
 
 use crate::datasets::open_catalog;
@@ -23,8 +23,8 @@ pub async fn run(g: &Global, args: &DiffArgs) -> anyhow::Result<u8> {
     let settings = g.settings();
     let mut reports = Vec::new();
     for file in &files {
-        let store = TargetStore::open(file)?;
-        let Some(current) = store.current()? else {
+        let store = Target::open(&settings, file)?;
+        let Some(current) = store.current().await? else {
             eprintln!(
                 "error: dataset `{}` has no published version to compare; run `skein migrate` first",
                 file.name()
@@ -32,7 +32,7 @@ pub async fn run(g: &Global, args: &DiffArgs) -> anyhow::Result<u8> {
             return Ok(EXIT_USAGE);
         };
         let report =
-            skein_data::diff::diff(&settings, file, &store.version_dir(current.version), opts)
+            skein_data::diff::diff(&settings, file, &store.version_data(current.version), opts)
                 .await?;
         if !g.json {
             print(&report, current.version);

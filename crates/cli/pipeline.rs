@@ -168,10 +168,13 @@ pub async fn rollback(g: &Global, args: &RollbackArgs) -> anyhow::Result<u8> {
     let Some(files) = specs_or_problems(g, &catalog, &args.target.targets).await? else {
         return Ok(EXIT_USAGE);
     };
+    let settings = g.settings();
     let run_id = new_run_id();
     let mut results = Vec::new();
     for file in &files {
-        let r = skein_usecases::rollback::rollback(&catalog, file, &run_id, &args.reason).await?;
+        let r =
+            skein_usecases::rollback::rollback(&catalog, &settings, file, &run_id, &args.reason)
+                .await?;
         if !g.json {
             print_result(&r);
         }

@@ -380,9 +380,13 @@ impl TaskHandler for Bound {
             Kind::Plan => l.plan(p).await,
             Kind::Catalog => l.catalog_action(call).await,
             Kind::Verify => tasks::verify_task(c, p).await.map_err(step_failure),
-            Kind::Publish => tasks::publish_task(c, p).await.map_err(step_failure),
+            Kind::Publish => tasks::publish_task(c, &l.settings, p)
+                .await
+                .map_err(step_failure),
             Kind::Rollback => {
-                let undone = tasks::rollback_task(c, p).await.map_err(step_failure)?;
+                let undone = tasks::rollback_task(c, &l.settings, p)
+                    .await
+                    .map_err(step_failure)?;
                 if let Some(v) = l.view() {
                     let dataset = field(p, "dataset")?;
                     let reason = undone.get("reason").and_then(Value::as_str);

@@ -33,6 +33,7 @@ use xxhash_rust::xxh3::xxh3_64;
 use crate::checksum::canonical_type;
 use crate::error::{Error, Result};
 use crate::session::{Settings, list_source, register_source};
+use crate::target::DataDir;
 use crate::transform::plan_transform;
 
 /// How to bisect.
@@ -116,7 +117,7 @@ const TARGET: &str = "diff_target";
 pub async fn diff(
     settings: &Settings,
     file: &SpecFile,
-    target_dir: &Path,
+    target_dir: &DataDir,
     opts: DiffOptions,
 ) -> Result<DiffReport> {
     let (source_df, target_df) = both_sides(settings, file, target_dir).await?;
@@ -212,21 +213,18 @@ pub async fn diff(
 async fn both_sides(
     settings: &Settings,
     file: &SpecFile,
-    target_dir: &Path,
+    target_dir: &DataDir,
 ) -> Result<(DataFrame, DataFrame)> {
     let ctx = settings.session()?;
-    let source = list_source(file)?;
+    let source = list_source(settings, file).await?;
     register_source(&ctx, file, &source).await?;
     let source_df = plan_transform(&ctx, file).await?;
+    target_dir.register(&ctx)?;
     let target_df = ctx
-        .read_parquet(
-            format!("{}/", target_dir.display()),
-            ParquetReadOptions::default(),
-        )
+        .read_parquet(target_dir.url(), ParquetReadOptions::default())
         .await
         .map_err(Error::engine(format!(
-            "read the target files in {}",
-            target_dir.display()
+            "read the target files in {target_dir}"
         )))?;
     Ok((source_df, target_df))
 }
@@ -543,7 +541,7 @@ async fn rows_of(ctx: &SessionContext, sql: &str) -> Result<HashMap<String, i64>
 async fn changed_columns(
     settings: &Settings,
     file: &SpecFile,
-    target_dir: &Path,
+    target_dir: &DataDir,
     key: &str,
     columns: &[String],
     keys: &[String],

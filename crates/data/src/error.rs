@@ -52,6 +52,25 @@ pub enum Error {
     /// A staged version to publish or verify does not exist.
     #[error("dataset `{dataset}`: no staged version for run `{run_id}`; run the migration first")]
     NotStaged { dataset: String, run_id: String },
+    /// The S3 client cannot be built from the settings (bad endpoint or region).
+    #[error(
+        "S3 settings for bucket `{bucket}` are not usable: {message}; check AWS_ENDPOINT_URL and AWS_REGION"
+    )]
+    S3Config { bucket: String, message: String },
+    /// An S3 operation on a dataset's target failed.
+    #[error("dataset `{dataset}`: cannot {op} {uri}: {message}")]
+    Storage {
+        dataset: String,
+        op: &'static str,
+        uri: String,
+        message: String,
+    },
+    /// Another publisher (or rollback) changed the current version between our read of
+    /// it and our swap: the conditional put refused ours.
+    #[error(
+        "dataset `{dataset}`: {uri} changed while this run published (another publish or rollback won); nothing of this run is current: look at `skein history {dataset}` and run again if still wanted"
+    )]
+    PublishConflict { dataset: String, uri: String },
     /// A file-system operation failed.
     #[error("{op} {path}: {source}")]
     Io {
@@ -95,7 +114,9 @@ impl Error {
             Error::UnsupportedUri { .. } | Error::TargetNotManaged { .. } => "Skein.InvalidSpec",
             Error::NothingToRollBack { .. } => "Skein.NothingToRollBack",
             Error::NotStaged { .. } => "Skein.NotStaged",
-            Error::Io { .. } | Error::Engine { .. } => "Skein.StorageError",
+            Error::Io { .. } | Error::Engine { .. } | Error::Storage { .. } => "Skein.StorageError",
+            Error::S3Config { .. } => "Skein.InvalidSettings",
+            Error::PublishConflict { .. } => "Skein.PublishConflict",
             Error::Internal(_) => "Skein.Internal",
         }
     }

@@ -24,7 +24,7 @@ pub async fn check_spec(settings: &Settings, file: &SpecFile, with_source: bool)
     if !with_source {
         return out;
     }
-    let source = match list_source(file) {
+    let source = match list_source(settings, file).await {
         Ok(s) => s,
         Err(e) => {
             out.push(source_problem(file, e));

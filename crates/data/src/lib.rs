@@ -11,26 +11,38 @@
 //! - [`checksum`]: the order-independent content checksum (algorithm documented there).
 //! - [`verify`]: the checks of a staged or published version against the source.
 //! - [`store`]: the local target store: staging, versions, atomic publish, rollback.
+//! - [`s3_store`]: the S3 target store: the same, with `current.json` swapped by a
+//!   conditional put as the commit point.
+//! - [`target`]: [`Target`], either store behind one API, and [`DataDir`], a directory of
+//!   Parquet files (local or S3) for DataFusion.
+//! - [`s3`]: S3 settings (the AWS environment, overridable in-process) and clients.
 //! - [`inspect`]: checks of a spec against its source's schema (columns exist).
 //! - [`location`]: spec URIs to local paths or S3 prefixes.
 //!
 //! **Invariant:** nothing is written outside `<store>/staging/<run>/` until publish, and
-//! publish changes what readers see in one atomic step.
+//! publish changes what readers see in one atomic step (a `rename(2)` of the symlink
+//! locally, a conditional put of `_skein/current.json` on S3).
 
 pub mod checksum;
 pub mod diff;
 pub mod error;
 pub mod inspect;
 pub mod location;
+pub mod s3;
+pub mod s3_store;
 pub mod session;
 pub mod sqlguard;
 pub mod stage;
 pub mod store;
+pub mod target;
 pub mod transform;
 pub mod verify;
 
 pub use error::{Error, Result};
+pub use s3::S3Settings;
+pub use s3_store::S3TargetStore;
 pub use session::Settings;
 pub use stage::{Progress, Staged, stage};
 pub use store::TargetStore;
+pub use target::{DataDir, Target};
 pub use verify::{Check, VerifyReport, verify_dir};

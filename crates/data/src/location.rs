@@ -47,6 +47,16 @@ impl Location {
     }
 }
 
+impl Location {
+    /// The bucket and key prefix without surrounding slashes, if on S3.
+    pub fn s3(&self) -> Option<(&str, &str)> {
+        match self {
+            Location::S3 { bucket, key } => Some((bucket, key.trim_matches('/'))),
+            Location::Local(_) => None,
+        }
+    }
+}
+
 impl std::fmt::Display for Location {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -9,12 +9,16 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{
     CsvReadOptions, JsonReadOptions, ParquetReadOptions, SessionConfig, SessionContext,
 };
+use futures::TryStreamExt;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectMeta, ObjectStoreExt};
 use sha2::{Digest, Sha256};
 use skein_core::load::{SpecFile, hex};
 use skein_core::spec::{CsvOptions, SourceFormat};
 
 use crate::error::{Error, Result};
 use crate::location::Location;
+use crate::s3::{S3Settings, explain};
 use crate::sqlguard::SOURCE_TABLE;
 
 /// How much the data plane may use of the machine.
@@ -28,6 +32,8 @@ pub struct Settings {
     pub target_partitions: usize,
     /// Rows per Arrow batch.
     pub batch_size: usize,
+    /// How to reach S3 for `s3://` sources and targets (default: the AWS environment).
+    pub s3: S3Settings,
 }
 
 impl Default for Settings {
@@ -39,6 +45,7 @@ impl Default for Settings {
                 .map(|n| n.get())
                 .unwrap_or(2),
             batch_size: 8192,
+            s3: S3Settings::from_env(),
         }
     }
 }
@@ -73,20 +80,33 @@ impl Settings {
 /// The source of a dataset: where it is and which files it has.
 #[derive(Debug, Clone)]
 pub struct SourceFiles {
-    /// The resolved path (a file or a directory).
-    pub path: PathBuf,
-    /// The data files, sorted.
-    pub files: Vec<PathBuf>,
+    /// What DataFusion reads: a local path (a file or a directory), `s3://bucket/key` (one
+    /// object) or `s3://bucket/prefix/`.
+    pub table_path: String,
+    /// The data files (local paths or S3 keys), sorted.
+    pub files: Vec<String>,
+    /// Their total size in bytes.
+    pub bytes: u64,
     /// Common file extension (with the dot) used to list a directory.
     pub extension: String,
-    /// sha256 over the files' relative paths, sizes and modification times, and the
-    /// format options: equal fingerprints mean the same source as far as skein can tell
-    /// without reading every byte.
+    /// sha256 over the files' relative paths, sizes and modification times (local) or
+    /// e-tags (S3), and the format options: equal fingerprints mean the same source as far
+    /// as skein can tell without reading every byte.
     pub fingerprint: String,
+    /// The bucket to register with a session, when the source is on S3.
+    s3: Option<(S3Settings, String)>,
+}
+
+/// One listed source file: its path relative to the source, size, and version stamp.
+struct Listed {
+    name: String,
+    relative: String,
+    size: u64,
+    stamp: String,
 }
 
 /// Lists a spec's source files and fingerprints them.
-pub fn list_source(file: &SpecFile) -> Result<SourceFiles> {
+pub async fn list_source(settings: &Settings, file: &SpecFile) -> Result<SourceFiles> {
     let spec = &file.spec.spec;
     let dataset = file.name().to_string();
     let uri = spec.source.uri.clone();
@@ -96,46 +116,139 @@ pub fn list_source(file: &SpecFile) -> Result<SourceFiles> {
         message,
     };
     let location = Location::resolve(&spec.source.uri, file.base_dir());
-    let path = location
-        .local(file.name(), "spec.source.uri")?
-        .to_path_buf();
+    let (table_path, mut listed, s3) = match location.s3() {
+        Some((bucket, key)) => {
+            let (table_path, listed) = list_s3(&settings.s3, bucket, key, &unreadable).await?;
+            (
+                table_path,
+                listed,
+                Some((settings.s3.clone(), bucket.to_string())),
+            )
+        }
+        None => {
+            let path = location
+                .local(file.name(), "spec.source.uri")?
+                .to_path_buf();
+            let listed = list_local(&path, &unreadable)?;
+            (path.to_string_lossy().to_string(), listed, None)
+        }
+    };
+    listed.sort_by(|a, b| a.name.cmp(&b.name));
+    let names: Vec<String> = listed.iter().map(|l| l.name.clone()).collect();
+    let extension = common_extension(&names, spec.source.format)
+        .map_err(|m| unreadable(format!("{table_path}: {m}")))?;
+    let mut hasher = Sha256::new();
+    hasher.update(format!("{:?}|{:?}\n", spec.source.format, spec.source.csv).as_bytes());
+    for l in &listed {
+        hasher.update(format!("{}|{}|{}\n", l.relative, l.size, l.stamp).as_bytes());
+    }
+    Ok(SourceFiles {
+        table_path,
+        bytes: listed.iter().map(|l| l.size).sum(),
+        files: names,
+        extension,
+        fingerprint: hex(&hasher.finalize()),
+        s3,
+    })
+}
+
+fn list_local(path: &Path, unreadable: &(dyn Fn(String) -> Error + Sync)) -> Result<Vec<Listed>> {
     let meta =
-        std::fs::metadata(&path).map_err(|e| unreadable(format!("{}: {e}", path.display())))?;
+        std::fs::metadata(path).map_err(|e| unreadable(format!("{}: {e}", path.display())))?;
     let mut files = Vec::new();
     if meta.is_dir() {
-        collect_files(&path, &mut files)
+        collect_files(path, &mut files)
             .map_err(|e| unreadable(format!("cannot list {}: {e}", path.display())))?;
     } else {
-        files.push(path.clone());
+        files.push(path.to_path_buf());
     }
-    files.sort();
     if files.is_empty() {
         return Err(unreadable(format!(
             "{} holds no data files",
             path.display()
         )));
     }
-    let extension = common_extension(&files, spec.source.format)
-        .map_err(|m| unreadable(format!("{}: {m}", path.display())))?;
-    let mut hasher = Sha256::new();
-    hasher.update(format!("{:?}|{:?}\n", spec.source.format, spec.source.csv).as_bytes());
-    for f in &files {
-        let m = std::fs::metadata(f).map_err(|e| unreadable(format!("{}: {e}", f.display())))?;
-        let rel = f.strip_prefix(&path).unwrap_or(f);
+    let mut out = Vec::new();
+    for f in files {
+        let m = std::fs::metadata(&f).map_err(|e| unreadable(format!("{}: {e}", f.display())))?;
         let mtime = m
             .modified()
             .ok()
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map(|d| d.as_nanos())
             .unwrap_or(0);
-        hasher.update(format!("{}|{}|{}\n", rel.display(), m.len(), mtime).as_bytes());
+        out.push(Listed {
+            relative: f.strip_prefix(path).unwrap_or(&f).display().to_string(),
+            name: f.to_string_lossy().to_string(),
+            size: m.len(),
+            stamp: mtime.to_string(),
+        });
     }
-    Ok(SourceFiles {
-        path,
-        files,
-        extension,
-        fingerprint: hex(&hasher.finalize()),
-    })
+    Ok(out)
+}
+
+/// Lists `s3://bucket/key`: one object if `key` names one, else every object under the
+/// prefix (hidden `.`/`_` names skipped, as locally).
+async fn list_s3(
+    s3: &S3Settings,
+    bucket: &str,
+    key: &str,
+    unreadable: &(dyn Fn(String) -> Error + Sync),
+) -> Result<(String, Vec<Listed>)> {
+    let store = s3.store(bucket)?;
+    let listed = |m: &ObjectMeta, relative: String| Listed {
+        name: m.location.to_string(),
+        relative,
+        size: m.size,
+        stamp: m.e_tag.clone().unwrap_or_default(),
+    };
+    if !key.is_empty() {
+        match store.head(&ObjectPath::from(key)).await {
+            Ok(m) => {
+                let name = m.location.filename().unwrap_or_default().to_string();
+                return Ok((format!("s3://{bucket}/{key}"), vec![listed(&m, name)]));
+            }
+            Err(object_store::Error::NotFound { .. }) => {} // a prefix (or no bucket: listing says)
+            Err(e) => return Err(unreadable(explain(bucket, &e))),
+        }
+    }
+    let prefix = if key.is_empty() {
+        None
+    } else {
+        Some(ObjectPath::from(key))
+    };
+    let metas: Vec<ObjectMeta> = store
+        .list(prefix.as_ref())
+        .try_collect()
+        .await
+        .map_err(|e| unreadable(explain(bucket, &e)))?;
+    let mut out = Vec::new();
+    for m in &metas {
+        let full = m.location.to_string();
+        let relative = full
+            .strip_prefix(key)
+            .unwrap_or(&full)
+            .trim_start_matches('/')
+            .to_string();
+        if relative
+            .split('/')
+            .any(|part| part.starts_with('.') || part.starts_with('_'))
+        {
+            continue; // hidden files, _SUCCESS markers, _skein state
+        }
+        out.push(listed(m, relative));
+    }
+    let table_path = if key.is_empty() {
+        format!("s3://{bucket}/")
+    } else {
+        format!("s3://{bucket}/{key}/")
+    };
+    if out.is_empty() {
+        return Err(unreadable(format!(
+            "no data files under {table_path}; upload the source files there or fix spec.source.uri"
+        )));
+    }
+    Ok((table_path, out))
 }
 
 fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
@@ -154,11 +267,12 @@ fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     Ok(())
 }
 
-fn common_extension(files: &[PathBuf], format: SourceFormat) -> Result<String, String> {
+fn common_extension(files: &[String], format: SourceFormat) -> Result<String, String> {
     let mut exts: Vec<String> = files
         .iter()
         .map(|f| {
-            f.extension()
+            Path::new(f)
+                .extension()
                 .map(|e| format!(".{}", e.to_string_lossy()))
                 .unwrap_or_default()
         })
@@ -181,7 +295,10 @@ pub async fn register_source(
     source: &SourceFiles,
 ) -> Result<()> {
     let spec = &file.spec.spec;
-    let path = source.path.to_string_lossy().to_string();
+    if let Some((s3, bucket)) = &source.s3 {
+        s3.register(ctx, bucket)?;
+    }
+    let path = source.table_path.clone();
     let result = match spec.source.format {
         SourceFormat::Csv => {
             let default = CsvOptions::default();

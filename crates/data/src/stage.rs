@@ -22,7 +22,7 @@ use skein_core::spec::Compression;
 use crate::checksum::{Checksum, canonical_schema, combine};
 use crate::error::{Error, Result};
 use crate::session::{Settings, SourceFiles, list_source, register_source};
-use crate::store::TargetStore;
+use crate::target::{StagingOutput, Target};
 use crate::transform::{classify_failure, plan_transform};
 
 /// Default rows per output file.
@@ -51,12 +51,12 @@ pub struct Staged {
 pub async fn stage(
     settings: &Settings,
     file: &SpecFile,
-    store: &TargetStore,
+    store: &Target,
     run_id: &str,
     progress: &Progress,
 ) -> Result<Staged> {
-    let source = list_source(file)?;
-    if let Some(existing) = store.staged(run_id)?
+    let source = list_source(settings, file).await?;
+    if let Some(existing) = store.staged(run_id).await?
         && existing.spec_hash == file.hash
         && existing.source_fingerprint == source.fingerprint
     {
@@ -65,24 +65,22 @@ pub async fn stage(
             reused: true,
         });
     }
-    store.discard(run_id)?; // a half-written earlier attempt
-    let dir = store.staging_dir(run_id);
-    std::fs::create_dir_all(&dir).map_err(Error::io("create staging directory", &dir))?;
-    let total: u64 = source
-        .files
-        .iter()
-        .filter_map(|f| std::fs::metadata(f).ok())
-        .map(|m| m.len())
-        .sum();
-    progress.source_bytes.store(total, Ordering::Relaxed);
+    store.discard(run_id).await?; // a half-written earlier attempt
+    let output = store.staging_output(settings, run_id)?;
+    progress.source_bytes.store(source.bytes, Ordering::Relaxed);
 
     let ctx = settings.session()?;
     register_source(&ctx, file, &source).await?;
-    let result = write_all(&ctx, file, &source, &dir, run_id, progress).await;
+    let sink = Sink {
+        output: &output,
+        target: store,
+        run_id,
+    };
+    let result = write_all(&ctx, file, &source, &sink, progress).await;
     let (schema, parts) = match result {
         Ok(ok) => ok,
         Err(e) => {
-            let _ = store.discard(run_id);
+            let _ = store.discard(run_id).await;
             return Err(e);
         }
     };
@@ -104,11 +102,33 @@ pub async fn stage(
         created_at: chrono::Utc::now().to_rfc3339(),
         published_at: None,
     };
-    store.write_staged(run_id, &manifest)?;
+    store.write_staged(run_id, &manifest).await?;
     Ok(Staged {
         manifest,
         reused: false,
     })
+}
+
+/// Where finished Parquet files go: written into `output.dir`, then (S3) uploaded into
+/// the target's staging area and deleted locally, so local disk holds one file per
+/// partition at most.
+struct Sink<'a> {
+    output: &'a StagingOutput,
+    target: &'a Target,
+    run_id: &'a str,
+}
+
+impl Sink<'_> {
+    async fn close(&self, f: OpenFile) -> Result<FileEntry> {
+        let path = f.path.clone();
+        let entry = f.finish()?;
+        if self.output.upload {
+            self.target
+                .store_staged_file(self.run_id, &entry.name, &path)
+                .await?;
+        }
+        Ok(entry)
+    }
 }
 
 struct PartOutput {
@@ -120,8 +140,7 @@ async fn write_all(
     ctx: &SessionContext,
     file: &SpecFile,
     source: &SourceFiles,
-    dir: &Path,
-    run_id: &str,
+    sink: &Sink<'_>,
     progress: &Progress,
 ) -> Result<(SchemaRef, Vec<PartOutput>)> {
     let df = plan_transform(ctx, file).await?;
@@ -140,15 +159,12 @@ async fn write_all(
         .target
         .max_rows_per_file
         .unwrap_or(DEFAULT_MAX_ROWS_PER_FILE);
-    let results =
-        futures::future::join_all(streams.into_iter().enumerate().map(|(i, stream)| {
-            let props = props.clone();
-            let schema = schema.clone();
-            async move {
-                write_partition(stream, schema, i, run_id, dir, props, max_rows, progress).await
-            }
-        }))
-        .await;
+    let results = futures::future::join_all(streams.into_iter().enumerate().map(|(i, stream)| {
+        let props = props.clone();
+        let schema = schema.clone();
+        async move { write_partition(stream, schema, i, sink, props, max_rows, progress).await }
+    }))
+    .await;
     let mut out = Vec::new();
     for r in results {
         match r {
@@ -260,8 +276,7 @@ async fn write_partition(
     mut stream: SendableRecordBatchStream,
     schema: SchemaRef,
     partition: usize,
-    run_id: &str,
-    dir: &Path,
+    sink: &Sink<'_>,
     props: WriterProperties,
     max_rows: u64,
     progress: &Progress,
@@ -277,18 +292,18 @@ async fn write_partition(
         }
         checksum.update(&batch).map_err(PartError::Other)?;
         if current.as_ref().is_some_and(|f| f.rows >= max_rows) {
-            done.push(
-                current
-                    .take()
-                    .expect("checked")
-                    .finish()
-                    .map_err(PartError::Other)?,
-            );
+            let f = current.take().expect("checked");
+            done.push(sink.close(f).await.map_err(PartError::Other)?);
         }
         if current.is_none() {
             current = Some(
-                OpenFile::create(dir, file_name(run_id, partition, seq), &schema, &props)
-                    .map_err(PartError::Other)?,
+                OpenFile::create(
+                    &sink.output.dir,
+                    file_name(sink.run_id, partition, seq),
+                    &schema,
+                    &props,
+                )
+                .map_err(PartError::Other)?,
             );
             seq += 1;
         }
@@ -307,12 +322,17 @@ async fn write_partition(
     // Partition 0 always writes a file, so an empty result still has its schema on disk.
     if current.is_none() && done.is_empty() && partition == 0 {
         current = Some(
-            OpenFile::create(dir, file_name(run_id, partition, 0), &schema, &props)
-                .map_err(PartError::Other)?,
+            OpenFile::create(
+                &sink.output.dir,
+                file_name(sink.run_id, partition, 0),
+                &schema,
+                &props,
+            )
+            .map_err(PartError::Other)?,
         );
     }
     if let Some(f) = current {
-        done.push(f.finish().map_err(PartError::Other)?);
+        done.push(sink.close(f).await.map_err(PartError::Other)?);
     }
     Ok(PartOutput {
         files: done,

@@ -14,7 +14,8 @@
 //! nothing. **Rollback** points the link back at the previous version's directory, whose
 //! files were never touched, so they are restored byte for byte.
 //!
-//! On S3 there is no atomic swap; there the manifest is the commit point (AWS adapters).
+//! On S3 there is no atomic rename; there a conditional put of `_skein/current.json` is
+//! the commit point (see [`crate::s3_store`]). [`crate::target::Target`] covers both.
 
 use std::path::{Path, PathBuf};
 

@@ -100,7 +100,7 @@ pub async fn classify_failure(
     {
         return Error::SourceUnreadable {
             dataset,
-            uri: source.path.display().to_string(),
+            uri: source.table_path.clone(),
             message: first_line(&message),
         };
     }

@@ -9,8 +9,6 @@
 //!   counting violating rows on the target;
 //! - one check per sample query, run on the transformed source and on the target.
 
-use std::path::Path;
-
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use futures::StreamExt;
@@ -23,6 +21,7 @@ use crate::checksum::{Checksum, canonical_schema, combine};
 use crate::error::{Error, Result};
 use crate::session::{Settings, list_source, register_source};
 use crate::sqlguard::sample_query;
+use crate::target::DataDir;
 use crate::transform::{plan_transform, query_only};
 
 /// Table name of the target inside verification sessions.
@@ -74,12 +73,12 @@ impl VerifyReport {
     }
 }
 
-/// Verifies a staged (or published) version in `dir` against the source-side figures in
+/// Verifies a staged (or published) version in `dir` (local or S3) against the source-side figures in
 /// its manifest. Sample queries re-read the source.
 pub async fn verify_dir(
     settings: &Settings,
     file: &SpecFile,
-    dir: &Path,
+    dir: &DataDir,
     manifest: &Manifest,
 ) -> Result<VerifyReport> {
     let ctx = settings.session()?;
@@ -119,7 +118,7 @@ pub async fn verify_dir(
     });
     checks.extend(rule_checks(&ctx, file, &verify.rules).await?);
     if !verify.sample_queries.is_empty() {
-        let source = list_source(file)?;
+        let source = list_source(settings, file).await?;
         register_source(&ctx, file, &source).await?;
         let df = plan_transform(&ctx, file).await?;
         ctx.register_table(TRANSFORMED, df.into_view())
@@ -148,7 +147,7 @@ pub async fn source_checksum(
     file: &SpecFile,
 ) -> Result<(ContentChecksum, Vec<String>)> {
     let ctx = settings.session()?;
-    let source = list_source(file)?;
+    let source = list_source(settings, file).await?;
     register_source(&ctx, file, &source).await?;
     let df = plan_transform(&ctx, file).await?;
     ctx.register_table(TRANSFORMED, df.into_view())
@@ -162,14 +161,11 @@ pub async fn source_checksum(
     }
 }
 
-async fn register_target(ctx: &SessionContext, dir: &Path) -> Result<()> {
-    let path = format!("{}/", dir.display());
-    ctx.register_parquet(TARGET, &path, ParquetReadOptions::default())
+async fn register_target(ctx: &SessionContext, dir: &DataDir) -> Result<()> {
+    dir.register(ctx)?;
+    ctx.register_parquet(TARGET, &dir.url(), ParquetReadOptions::default())
         .await
-        .map_err(Error::engine(format!(
-            "read the target files in {}",
-            dir.display()
-        )))
+        .map_err(Error::engine(format!("read the target files in {dir}")))
 }
 
 /// Checksum and canonical schema of a registered table, reading its partitions in parallel.

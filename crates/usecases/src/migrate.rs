@@ -13,7 +13,7 @@ use skein_core::load::SpecFile;
 use skein_core::manifest::SchemaDiff;
 use skein_core::spec::SchemaChange;
 use skein_data::session::list_source;
-use skein_data::{Progress, Settings, TargetStore};
+use skein_data::{Progress, Settings, Target};
 
 use crate::error::Result;
 use crate::outcome::{DatasetResult, Outcome};
@@ -62,7 +62,12 @@ pub async fn migrate<C: Catalog + ?Sized>(
     }
 
     // Open the target and list the source; failures here are the dataset's.
-    let prepared = TargetStore::open(file).and_then(|store| Ok((list_source(file)?, store)));
+    let prepared = match Target::open(settings, file) {
+        Ok(store) => list_source(settings, file)
+            .await
+            .map(|source| (source, store)),
+        Err(e) => Err(e),
+    };
     let (source, store) = match prepared {
         Ok(ok) => ok,
         Err(e) => {
@@ -73,7 +78,7 @@ pub async fn migrate<C: Catalog + ?Sized>(
     };
 
     // Up to date: the published version came from this very spec and source.
-    if let Some(current) = store.current()?
+    if let Some(current) = store.current().await?
         && current.spec_hash == file.hash
         && current.source_fingerprint == source.fingerprint
         && matches!(record.status, Status::Completed)
@@ -108,7 +113,7 @@ async fn run_locked<C: Catalog + ?Sized>(
     catalog: &C,
     settings: &Settings,
     file: &SpecFile,
-    store: &TargetStore,
+    store: &Target,
     opts: &MigrateOptions,
     status: Status,
     result: &mut DatasetResult,
@@ -158,7 +163,7 @@ async fn run_locked<C: Catalog + ?Sized>(
         .await?;
     catalog.add_to_run(run, Counter::Rows, m.rows).await?;
 
-    let report = match skein_data::verify_dir(settings, file, &store.staging_dir(run), m).await {
+    let report = match skein_data::verify_dir(settings, file, &store.staging_data(run), m).await {
         Ok(r) => r,
         Err(e) => {
             let reason = format!("verification could not run: {e}");
@@ -211,7 +216,7 @@ async fn run_locked<C: Catalog + ?Sized>(
     // A changed output schema is reported before publish and needs consent.
     let allowed =
         opts.allow_schema_change || file.spec.spec.schema_change == Some(SchemaChange::Allow);
-    if let Some(current) = store.current()? {
+    if let Some(current) = store.current().await? {
         let diff = SchemaDiff::between(&current.schema, &staged.manifest.schema);
         if !diff.is_empty() && !allowed {
             let reason = format!(
@@ -278,23 +283,27 @@ async fn run_locked<C: Catalog + ?Sized>(
 pub async fn publish_staged<C: Catalog + ?Sized>(
     catalog: &C,
     file: &SpecFile,
-    store: &TargetStore,
+    store: &Target,
     run: &str,
     from: Status,
 ) -> Result<u64> {
     let name = file.name();
-    let staged = store.staged(run)?;
+    let staged = store.staged(run).await?;
     let existing = match &staged {
-        Some(m) => store.find_version(&m.spec_hash, &m.source_fingerprint)?,
+        Some(m) => {
+            store
+                .find_version(&m.spec_hash, &m.source_fingerprint)
+                .await?
+        }
         None => None,
     };
     let manifest = match existing {
         Some(m) => {
-            store.point_at(m.version)?;
-            store.discard(run)?;
+            store.point_at(m.version).await?;
+            store.discard(run).await?;
             m
         }
-        None => store.publish(run)?,
+        None => store.publish(run).await?,
     };
     catalog
         .record_version(name, VersionAction::Published, &manifest)

@@ -5,7 +5,7 @@ use std::time::Instant;
 use skein_core::Status;
 use skein_core::catalog::{Catalog, VersionAction};
 use skein_core::load::SpecFile;
-use skein_data::TargetStore;
+use skein_data::{Settings, Target};
 
 use crate::error::Result;
 use crate::outcome::{DatasetResult, Outcome};
@@ -15,6 +15,7 @@ use crate::outcome::{DatasetResult, Outcome};
 /// `rolled_back` with the reason.
 pub async fn rollback<C: Catalog + ?Sized>(
     catalog: &C,
+    settings: &Settings,
     file: &SpecFile,
     run_id: &str,
     reason: &str,
@@ -23,7 +24,11 @@ pub async fn rollback<C: Catalog + ?Sized>(
     let name = file.name();
     let record = catalog.put_spec(&file.spec, &file.hash).await?;
     let mut result = DatasetResult::new(name, run_id, Outcome::Failed);
-    match TargetStore::open(file).and_then(|s| s.rollback()) {
+    let rolled = match Target::open(settings, file) {
+        Ok(store) => store.rollback().await,
+        Err(e) => Err(e),
+    };
+    match rolled {
         Ok((from, to)) => {
             catalog
                 .record_version(name, VersionAction::Restored, &to)

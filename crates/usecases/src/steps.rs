@@ -12,7 +12,7 @@ use skein_core::Status;
 use skein_core::catalog::{Catalog, RunRecord, VersionAction};
 use skein_core::fleet::{Fleet, RunPlan};
 use skein_core::load::{self, SpecFile};
-use skein_data::TargetStore;
+use skein_data::{Settings, Target};
 
 use crate::error::Result;
 
@@ -181,6 +181,7 @@ pub async fn approval_token<C: Catalog + ?Sized>(
 /// Publishes the run's staged version and marks the dataset completed.
 pub async fn publish<C: Catalog + ?Sized>(
     catalog: &C,
+    settings: &Settings,
     dataset: &str,
     run_id: &str,
 ) -> StepResult<u64> {
@@ -192,7 +193,7 @@ pub async fn publish<C: Catalog + ?Sized>(
     let status = record.map(|r| r.status).unwrap_or(Status::Pending);
     if status == Status::Completed {
         // Published by an earlier attempt of this step (a resumed run): nothing to redo.
-        let current = TargetStore::open(&file)?.current()?;
+        let current = Target::open(settings, &file)?.current().await?;
         return Ok(Ok(current.map(|m| m.version).unwrap_or(0)));
     }
     if !matches!(status, Status::Verified | Status::AwaitingApproval) {
@@ -202,7 +203,7 @@ pub async fn publish<C: Catalog + ?Sized>(
         )));
     }
     catalog.set_approval_token(dataset, None).await?;
-    let store = TargetStore::open(&file)?;
+    let store = Target::open(settings, &file)?;
     let version = crate::migrate::publish_staged(catalog, &file, &store, run_id, status).await?;
     Ok(Ok(version))
 }
@@ -222,6 +223,7 @@ pub struct Undone {
 /// `failed` (nothing to undo) with the reason.
 pub async fn rollback_run<C: Catalog + ?Sized>(
     catalog: &C,
+    settings: &Settings,
     dataset: &str,
     run_id: &str,
     error: &str,
@@ -235,16 +237,16 @@ pub async fn rollback_run<C: Catalog + ?Sized>(
     };
     let file = load::from_catalog(record.spec.clone(), record.spec_hash.clone());
     let mut undone = Vec::new();
-    if let Ok(store) = TargetStore::open(&file) {
-        if store.staged(run_id).ok().flatten().is_some() {
-            store.discard(run_id)?;
+    if let Ok(store) = Target::open(settings, &file) {
+        if store.staged(run_id).await.ok().flatten().is_some() {
+            store.discard(run_id).await?;
             undone.push("staged files discarded".to_string());
         }
-        if let Some(current) = store.current()?
+        if let Some(current) = store.current().await?
             && current.run_id == run_id
-            && store.versions()?.len() > 1
+            && store.versions().await?.len() > 1
         {
-            let (from, to) = store.rollback()?;
+            let (from, to) = store.rollback().await?;
             catalog
                 .record_version(dataset, VersionAction::Restored, &to)
                 .await?;
@@ -252,7 +254,7 @@ pub async fn rollback_run<C: Catalog + ?Sized>(
                 "v{} unpublished, v{} restored",
                 from.version, to.version
             ));
-        } else if let Some(current) = store.current()? {
+        } else if let Some(current) = store.current().await? {
             undone.push(format!("published v{} left intact", current.version));
         }
     }

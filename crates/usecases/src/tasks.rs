@@ -207,13 +207,22 @@ pub async fn verify_task<C: Catalog + ?Sized>(catalog: &C, p: &Value) -> TaskRes
 }
 
 /// The `publish` function: `{dataset, runId}` → `{version}`.
-pub async fn publish_task<C: Catalog + ?Sized>(catalog: &C, p: &Value) -> TaskResult {
-    let version = flatten(steps::publish(catalog, field(p, "dataset")?, field(p, "runId")?).await)?;
+pub async fn publish_task<C: Catalog + ?Sized>(
+    catalog: &C,
+    settings: &skein_data::Settings,
+    p: &Value,
+) -> TaskResult {
+    let version =
+        flatten(steps::publish(catalog, settings, field(p, "dataset")?, field(p, "runId")?).await)?;
     Ok(json!({ "version": version }))
 }
 
 /// The `rollback` function: `{dataset, runId, error, cause}` → what was undone.
-pub async fn rollback_task<C: Catalog + ?Sized>(catalog: &C, p: &Value) -> TaskResult {
+pub async fn rollback_task<C: Catalog + ?Sized>(
+    catalog: &C,
+    settings: &skein_data::Settings,
+    p: &Value,
+) -> TaskResult {
     let dataset = field(p, "dataset")?;
     let error = p
         .get("error")
@@ -222,6 +231,7 @@ pub async fn rollback_task<C: Catalog + ?Sized>(catalog: &C, p: &Value) -> TaskR
     let cause = p.get("cause").and_then(Value::as_str).unwrap_or("");
     let undone = steps::rollback_run(
         catalog,
+        settings,
         dataset,
         field(p, "runId")?,
         error,

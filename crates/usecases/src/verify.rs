@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use skein_core::catalog::Catalog;
 use skein_core::load::SpecFile;
-use skein_data::{Settings, TargetStore};
+use skein_data::{Settings, Target};
 
 use crate::error::Result;
 use crate::outcome::{DatasetResult, Outcome};
@@ -23,9 +23,10 @@ pub async fn verify_published<C: Catalog + ?Sized>(
     catalog.put_spec(&file.spec, &file.hash).await?;
     let mut result = DatasetResult::new(name, run_id, Outcome::Failed);
     let checked = async {
-        let store = TargetStore::open(file)?;
+        let store = Target::open(settings, file)?;
         let current = store
-            .current()?
+            .current()
+            .await?
             .ok_or_else(|| skein_data::Error::NotStaged {
                 dataset: name.to_string(),
                 run_id: "(published)".into(),
@@ -37,7 +38,7 @@ pub async fn verify_published<C: Catalog + ?Sized>(
         let report = skein_data::verify_dir(
             settings,
             file,
-            &store.version_dir(current.version),
+            &store.version_data(current.version),
             &expected,
         )
         .await?;
@@ -46,16 +47,12 @@ pub async fn verify_published<C: Catalog + ?Sized>(
             .failures()
             .any(|c| c.name == "rows" || c.name == "checksum");
         let diff = if mismatch && file.spec.key_column().is_some() {
-            let dir = store.version_dir(current.version);
+            let dir = store.version_data(current.version);
             let d = skein_data::diff::diff(settings, file, &dir, Default::default()).await?;
-            let path = store
-                .root()
-                .join("reports")
-                .join(format!("{run_id}-diff.json"));
-            if let Some(parent) = path.parent() {
-                let _ = std::fs::create_dir_all(parent);
-            }
-            let _ = std::fs::write(&path, serde_json::to_string_pretty(&d).unwrap_or_default());
+            let json = serde_json::to_vec_pretty(&d).unwrap_or_default();
+            let _ = store
+                .save_report(&format!("{run_id}-diff.json"), json)
+                .await;
             Some(d)
         } else {
             None

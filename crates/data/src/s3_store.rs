@@ -1,0 +1,516 @@
+//! The target store on S3: staging, versions, and a publish whose commit point is one
+//! conditional put.
+//!
+//! Layout under a target `s3://bucket/lake/orders/`:
+//! ```text
+//! lake/orders/_skein/current.json                          the commit point: names the current version
+//! lake/orders/_skein/staging/<run>/part-*.parquet          a migration's output, not yet public
+//! lake/orders/_skein/staging/<run>/_staged.json            written last: the staged manifest
+//! lake/orders/_skein/versions/v<N>/_claim.json             who took number N (created first)
+//! lake/orders/_skein/versions/v<N>/part-*.parquet          every published version, kept
+//! lake/orders/_skein/versions/v<N>/_manifest.json          its manifest
+//! ```
+//! **Publish** reads `current.json` (and its e-tag), claims the next version number with a
+//! create-if-absent put of `_claim.json` (so two publishers never share a directory),
+//! copies the staged objects into `versions/v<N>/`, writes the manifest, and then replaces
+//! `current.json` with a put conditional on the e-tag it read (or on its absence): of two
+//! concurrent publishers only one swap succeeds, the other gets
+//! [`Error::PublishConflict`] and removes its unpublished version. Staging is deleted last.
+//! **Rollback** is the same conditional put naming the previous version, whose objects
+//! were never touched, so they are restored byte for byte. Readers read `current.json`
+//! first and then the version it names.
+
+use std::path::Path as LocalPath;
+use std::sync::Arc;
+
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
+use serde::{Deserialize, Serialize};
+use skein_core::manifest::Manifest;
+
+use crate::error::{Error, Result};
+use crate::s3::{S3Settings, explain, join_key};
+use crate::store::{MANIFEST, STAGED_MANIFEST};
+use crate::target::DataDir;
+
+/// The directory of skein's state under a target prefix.
+pub const STATE_DIR: &str = "_skein";
+/// The commit point, under [`STATE_DIR`].
+pub const CURRENT: &str = "current.json";
+/// The object that reserves a version number, inside the version's directory.
+pub const CLAIM: &str = "_claim.json";
+/// Parts of one upload in flight at once (memory: this many times the part size).
+const UPLOADS_IN_FLIGHT: usize = 2;
+/// Copies and deletes in flight at once.
+const CONCURRENCY: usize = 8;
+
+/// What `current.json` says.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Pointer {
+    /// Dataset name.
+    pub dataset: String,
+    /// The current version.
+    pub version: u64,
+    /// Key of that version's manifest.
+    pub manifest: String,
+    /// RFC 3339 time of the swap.
+    pub updated_at: String,
+}
+
+/// `current.json` as read, with the e-tag the next swap is conditional on.
+#[derive(Debug, Clone)]
+pub struct Head {
+    /// The current version, `None` before the first publish.
+    pub version: Option<u64>,
+    tag: Option<UpdateVersion>,
+}
+
+/// A dataset's target on S3.
+#[derive(Debug, Clone)]
+pub struct S3TargetStore {
+    dataset: String,
+    bucket: String,
+    /// The target's key prefix, without slashes at either end (may be empty).
+    root: String,
+    store: Arc<dyn ObjectStore>,
+    s3: S3Settings,
+}
+
+impl S3TargetStore {
+    /// The store of `dataset` at `s3://bucket/prefix/`.
+    pub fn open(s3: &S3Settings, dataset: &str, bucket: &str, prefix: &str) -> Result<Self> {
+        Ok(S3TargetStore {
+            dataset: dataset.to_string(),
+            bucket: bucket.to_string(),
+            root: prefix.trim_matches('/').to_string(),
+            store: s3.store(bucket)?,
+            s3: s3.clone(),
+        })
+    }
+
+    /// `s3://bucket/prefix/`.
+    pub fn uri(&self) -> String {
+        self.uri_of(&self.root)
+    }
+
+    fn uri_of(&self, key: &str) -> String {
+        if key.is_empty() {
+            format!("s3://{}/", self.bucket)
+        } else {
+            format!("s3://{}/{key}/", self.bucket)
+        }
+    }
+
+    /// The bucket.
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    /// Key of `current.json`.
+    pub fn current_key(&self) -> String {
+        join_key(&[&self.root, STATE_DIR, CURRENT])
+    }
+
+    /// Key prefix of a run's staging objects.
+    pub fn staging_key(&self, run_id: &str) -> String {
+        join_key(&[&self.root, STATE_DIR, "staging", run_id])
+    }
+
+    /// Key prefix of published version `n`.
+    pub fn version_key(&self, n: u64) -> String {
+        join_key(&[&self.root, STATE_DIR, "versions", &format!("v{n}")])
+    }
+
+    fn versions_key(&self) -> String {
+        join_key(&[&self.root, STATE_DIR, "versions"])
+    }
+
+    /// A run's staged Parquet files, for DataFusion.
+    pub fn staging_data(&self, run_id: &str) -> DataDir {
+        self.data_dir(self.staging_key(run_id))
+    }
+
+    /// Version `n`'s Parquet files, for DataFusion.
+    pub fn version_data(&self, n: u64) -> DataDir {
+        self.data_dir(self.version_key(n))
+    }
+
+    fn data_dir(&self, prefix: String) -> DataDir {
+        DataDir::S3 {
+            s3: self.s3.clone(),
+            bucket: self.bucket.clone(),
+            prefix,
+        }
+    }
+
+    fn fail(&self, op: &'static str, key: &str) -> impl FnOnce(object_store::Error) -> Error {
+        let dataset = self.dataset.clone();
+        let uri = format!("s3://{}/{key}", self.bucket);
+        let bucket = self.bucket.clone();
+        move |e| Error::Storage {
+            dataset,
+            op,
+            uri,
+            message: explain(&bucket, &e),
+        }
+    }
+
+    async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> Result<Option<(T, UpdateVersion)>> {
+        let result = match self.store.get(&Path::from(key)).await {
+            Ok(r) => r,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(self.fail("read", key)(e)),
+        };
+        let tag = UpdateVersion {
+            e_tag: result.meta.e_tag.clone(),
+            version: result.meta.version.clone(),
+        };
+        let bytes = result.bytes().await.map_err(self.fail("read", key))?;
+        let value = serde_json::from_slice(&bytes).map_err(|e| {
+            Error::Internal(format!(
+                "s3://{}/{key} is not valid JSON of its kind: {e}",
+                self.bucket
+            ))
+        })?;
+        Ok(Some((value, tag)))
+    }
+
+    async fn put_json<T: Serialize>(
+        &self,
+        key: &str,
+        value: &T,
+        mode: PutMode,
+    ) -> Result<(), object_store::Error> {
+        let json = serde_json::to_vec_pretty(value).map_err(|e| object_store::Error::Generic {
+            store: "skein",
+            source: Box::new(e),
+        })?;
+        self.store
+            .put_opts(
+                &Path::from(key),
+                PutPayload::from(json),
+                PutOptions::from(mode),
+            )
+            .await
+            .map(|_| ())
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<Path>> {
+        let p = Path::from(prefix);
+        self.store
+            .list(Some(&p))
+            .map_ok(|m| m.location)
+            .try_collect()
+            .await
+            .map_err(self.fail("list", prefix))
+    }
+
+    async fn delete_all(&self, keys: Vec<Path>, what: &'static str) -> Result<()> {
+        let deletes: Vec<_> = keys.into_iter().map(|k| self.delete_one(k, what)).collect();
+        futures::stream::iter(deletes)
+            .buffer_unordered(CONCURRENCY)
+            .try_collect::<Vec<()>>()
+            .await
+            .map(|_| ())
+    }
+
+    async fn delete_one(&self, key: Path, what: &'static str) -> Result<()> {
+        match self.store.delete(&key).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.fail("delete", &format!("{key} ({what})"))(e)),
+        }
+    }
+
+    async fn copy_one(&self, from: Path, to: Path) -> Result<()> {
+        self.store
+            .copy(&from, &to)
+            .await
+            .map_err(self.fail("copy a staged file into", to.as_ref()))
+    }
+
+    /// The staged manifest of a run, if the run finished staging.
+    pub async fn staged(&self, run_id: &str) -> Result<Option<Manifest>> {
+        let key = join_key(&[&self.staging_key(run_id), STAGED_MANIFEST]);
+        Ok(self.get_json(&key).await?.map(|(m, _)| m))
+    }
+
+    /// Writes the staged manifest of a run (the last step of staging).
+    pub async fn write_staged(&self, run_id: &str, manifest: &Manifest) -> Result<()> {
+        let key = join_key(&[&self.staging_key(run_id), STAGED_MANIFEST]);
+        self.put_json(&key, manifest, PutMode::Overwrite)
+            .await
+            .map_err(self.fail("write", &key))
+    }
+
+    /// Uploads a staged Parquet file written locally (in one put, or in parts when big)
+    /// and deletes the local copy.
+    pub async fn upload_staged_file(
+        &self,
+        run_id: &str,
+        name: &str,
+        local: &LocalPath,
+    ) -> Result<()> {
+        use tokio::io::AsyncWriteExt;
+        let key = join_key(&[&self.staging_key(run_id), name]);
+        let mut file = tokio::fs::File::open(local)
+            .await
+            .map_err(Error::io("open staged part", local))?;
+        let mut writer = object_store::buffered::BufWriter::with_capacity(
+            self.store.clone(),
+            Path::from(key.as_str()),
+            self.s3.upload_part_bytes.max(5 * 1024 * 1024),
+        )
+        .with_max_concurrency(UPLOADS_IN_FLIGHT);
+        let uploaded = async {
+            tokio::io::copy(&mut file, &mut writer).await?;
+            writer.shutdown().await
+        }
+        .await;
+        if let Err(e) = uploaded {
+            let _ = writer.abort().await;
+            return Err(Error::Storage {
+                dataset: self.dataset.clone(),
+                op: "upload",
+                uri: format!("s3://{}/{key}", self.bucket),
+                message: e.to_string(),
+            });
+        }
+        tokio::fs::remove_file(local)
+            .await
+            .map_err(Error::io("remove uploaded part", local))
+    }
+
+    /// Deletes a run's staging objects.
+    pub async fn discard(&self, run_id: &str) -> Result<()> {
+        let keys = self.list(&self.staging_key(run_id)).await?;
+        self.delete_all(keys, "staging").await
+    }
+
+    /// Reads `current.json`: the current version and the e-tag to swap against.
+    pub async fn head(&self) -> Result<Head> {
+        Ok(match self.get_json::<Pointer>(&self.current_key()).await? {
+            Some((p, tag)) => Head {
+                version: Some(p.version),
+                tag: Some(tag),
+            },
+            None => Head {
+                version: None,
+                tag: None,
+            },
+        })
+    }
+
+    /// The manifest of version `n`, if it was published (written in full).
+    pub async fn manifest(&self, n: u64) -> Result<Option<Manifest>> {
+        let key = join_key(&[&self.version_key(n), MANIFEST]);
+        Ok(self.get_json(&key).await?.map(|(m, _)| m))
+    }
+
+    /// The manifest of the version `current.json` names, if any.
+    pub async fn current(&self) -> Result<Option<Manifest>> {
+        match self.head().await?.version {
+            Some(n) => Ok(Some(self.manifest(n).await?.ok_or_else(|| {
+                Error::Internal(format!(
+                    "{} names v{n}, which has no manifest",
+                    self.uri_of(&self.current_key())
+                ))
+            })?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every version number that has a directory (claimed, perhaps never finished).
+    async fn version_numbers(&self) -> Result<Vec<u64>> {
+        let prefix = self.versions_key();
+        let listed = self
+            .store
+            .list_with_delimiter(Some(&Path::from(prefix.as_str())))
+            .await
+            .map_err(self.fail("list", &prefix))?;
+        let mut numbers: Vec<u64> = listed
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename()?.strip_prefix('v')?.parse().ok())
+            .collect();
+        numbers.sort();
+        Ok(numbers)
+    }
+
+    /// Manifests of every published version, oldest first.
+    pub async fn versions(&self) -> Result<Vec<Manifest>> {
+        let mut out = Vec::new();
+        for n in self.version_numbers().await? {
+            if let Some(m) = self.manifest(n).await? {
+                out.push(m);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Publishes a run's staged version as the next version, if `current.json` is still
+    /// what it was when this call read it.
+    pub async fn publish(&self, run_id: &str) -> Result<Manifest> {
+        let head = self.head().await?;
+        self.publish_after(run_id, &head).await
+    }
+
+    /// Publishes a run's staged version as the next version if `current.json` is still as
+    /// `head` saw it; otherwise [`Error::PublishConflict`] and nothing of this run is
+    /// current.
+    pub async fn publish_after(&self, run_id: &str, head: &Head) -> Result<Manifest> {
+        let mut manifest = self.staged(run_id).await?.ok_or_else(|| Error::NotStaged {
+            dataset: self.dataset.clone(),
+            run_id: run_id.to_string(),
+        })?;
+        let next = self.claim_next(run_id).await?;
+        manifest.version = next;
+        manifest.published_at = Some(chrono::Utc::now().to_rfc3339());
+        let staging = self.staging_key(run_id);
+        let version = self.version_key(next);
+        let copies: Vec<_> = manifest
+            .files
+            .iter()
+            .map(|f| {
+                self.copy_one(
+                    Path::from(join_key(&[&staging, &f.name])),
+                    Path::from(join_key(&[&version, &f.name])),
+                )
+            })
+            .collect();
+        futures::stream::iter(copies)
+            .buffer_unordered(CONCURRENCY)
+            .try_collect::<Vec<()>>()
+            .await?;
+        let manifest_key = join_key(&[&version, MANIFEST]);
+        self.put_json(&manifest_key, &manifest, PutMode::Overwrite)
+            .await
+            .map_err(self.fail("write", &manifest_key))?;
+        if let Err(e) = self.swap(next, head).await {
+            if matches!(e, Error::PublishConflict { .. }) {
+                // not a version: only the claim stays, so the number is never reused
+                let mut keys = vec![Path::from(manifest_key)];
+                keys.extend(
+                    manifest
+                        .files
+                        .iter()
+                        .map(|f| Path::from(join_key(&[&version, &f.name]))),
+                );
+                let _ = self.delete_all(keys, "unpublished version").await;
+            }
+            return Err(e);
+        }
+        // Published: leftover staging objects are only litter (the next stage of this run
+        // id deletes them), so their removal failing does not fail the publish.
+        if let Err(e) = self.discard(run_id).await {
+            tracing::warn!(dataset = %self.dataset, run_id, "staging not deleted after publish: {e}");
+        }
+        Ok(manifest)
+    }
+
+    /// Reserves the next version number: the first `v<N>` above every existing one whose
+    /// claim this call creates.
+    async fn claim_next(&self, run_id: &str) -> Result<u64> {
+        let mut next = self.version_numbers().await?.last().copied().unwrap_or(0) + 1;
+        let claim = serde_json::json!({ "runId": run_id, "at": chrono::Utc::now().to_rfc3339() });
+        for _ in 0..64 {
+            let key = join_key(&[&self.version_key(next), CLAIM]);
+            match self.put_json(&key, &claim, PutMode::Create).await {
+                Ok(()) => return Ok(next),
+                Err(object_store::Error::AlreadyExists { .. }) => next += 1,
+                Err(e) => return Err(self.fail("claim a version number at", &key)(e)),
+            }
+        }
+        Err(Error::PublishConflict {
+            dataset: self.dataset.clone(),
+            uri: self.uri_of(&self.versions_key()),
+        })
+    }
+
+    /// Replaces `current.json` with one naming `version`, conditional on `head`.
+    async fn swap(&self, version: u64, head: &Head) -> Result<()> {
+        let key = self.current_key();
+        let pointer = Pointer {
+            dataset: self.dataset.clone(),
+            version,
+            manifest: join_key(&[&self.version_key(version), MANIFEST]),
+            updated_at: chrono::Utc::now().to_rfc3339(),
+        };
+        let mode = match &head.tag {
+            Some(tag) => PutMode::Update(tag.clone()),
+            None => PutMode::Create,
+        };
+        match self.put_json(&key, &pointer, mode).await {
+            Ok(()) => Ok(()),
+            Err(
+                object_store::Error::Precondition { .. }
+                | object_store::Error::AlreadyExists { .. },
+            ) => Err(Error::PublishConflict {
+                dataset: self.dataset.clone(),
+                uri: format!("s3://{}/{key}", self.bucket),
+            }),
+            Err(e) => Err(self.fail("swap", &key)(e)),
+        }
+    }
+
+    /// Makes an existing version current again (finishing an interrupted publish, or a
+    /// re-run that matches an older version).
+    pub async fn point_at(&self, version: u64) -> Result<()> {
+        let head = self.head().await?;
+        self.point_at_after(version, &head).await
+    }
+
+    /// [`point_at`](Self::point_at), conditional on `head`.
+    pub async fn point_at_after(&self, version: u64, head: &Head) -> Result<()> {
+        if self.manifest(version).await?.is_none() {
+            return Err(Error::Internal(format!(
+                "version {version} of `{}` has no manifest",
+                self.dataset
+            )));
+        }
+        if head.version == Some(version) {
+            return Ok(());
+        }
+        self.swap(version, head).await
+    }
+
+    /// Points the dataset back at the version before the current one. Returns the
+    /// manifests (rolled back from, restored).
+    pub async fn rollback(&self) -> Result<(Manifest, Manifest)> {
+        let head = self.head().await?;
+        let current = match head.version {
+            Some(n) => self.manifest(n).await?,
+            None => None,
+        }
+        .ok_or_else(|| Error::NothingToRollBack {
+            dataset: self.dataset.clone(),
+            current: "none (never published)".into(),
+        })?;
+        let previous = self
+            .versions()
+            .await?
+            .into_iter()
+            .filter(|m| m.version < current.version)
+            .max_by_key(|m| m.version)
+            .ok_or_else(|| Error::NothingToRollBack {
+                dataset: self.dataset.clone(),
+                current: format!("v{}, the first", current.version),
+            })?;
+        self.swap(previous.version, &head).await?;
+        Ok((current, previous))
+    }
+
+    /// Stores a report (e.g. a diff) under `_skein/reports/`.
+    pub async fn save_report(&self, name: &str, bytes: Vec<u8>) -> Result<()> {
+        let key = join_key(&[&self.root, STATE_DIR, "reports", name]);
+        self.store
+            .put(&Path::from(key.as_str()), PutPayload::from(bytes))
+            .await
+            .map(|_| ())
+            .map_err(self.fail("write", &key))
+    }
+}

@@ -1,0 +1,261 @@
+//! A dataset's target wherever it lives: the local [`TargetStore`] (directories and a
+//! symlink) or the [`S3TargetStore`] (objects and a conditional `current.json`). The use
+//! cases work on [`Target`] and behave the same on both.
+
+use std::path::{Path, PathBuf};
+
+use datafusion::prelude::SessionContext;
+use skein_core::load::SpecFile;
+use skein_core::manifest::Manifest;
+
+use crate::error::{Error, Result};
+use crate::location::Location;
+use crate::s3::S3Settings;
+use crate::s3_store::S3TargetStore;
+use crate::session::Settings;
+use crate::store::TargetStore;
+
+/// A directory of Parquet files DataFusion can read: local, or a prefix in a bucket.
+#[derive(Debug, Clone)]
+pub enum DataDir {
+    /// A local directory.
+    Local(PathBuf),
+    /// `s3://bucket/prefix/`.
+    S3 {
+        s3: S3Settings,
+        bucket: String,
+        prefix: String,
+    },
+}
+
+impl DataDir {
+    /// The table path for DataFusion (ends with `/`: a directory).
+    pub fn url(&self) -> String {
+        match self {
+            DataDir::Local(p) => format!("{}/", p.display()),
+            DataDir::S3 { bucket, prefix, .. } => format!("s3://{bucket}/{prefix}/"),
+        }
+    }
+
+    /// Makes the directory readable in `ctx` (registers the bucket's client).
+    pub fn register(&self, ctx: &SessionContext) -> Result<()> {
+        if let DataDir::S3 { s3, bucket, .. } = self {
+            s3.register(ctx, bucket)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Display for DataDir {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.url())
+    }
+}
+
+impl From<&Path> for DataDir {
+    fn from(p: &Path) -> DataDir {
+        DataDir::Local(p.to_path_buf())
+    }
+}
+
+/// A dataset's target store, local or on S3.
+#[derive(Debug, Clone)]
+pub enum Target {
+    Local(TargetStore),
+    S3(S3TargetStore),
+}
+
+/// Where staging writes its Parquet files before they are in the target's staging area.
+pub(crate) struct StagingOutput {
+    /// The directory the writers create files in.
+    pub dir: PathBuf,
+    /// True when each finished file must be handed to [`Target::store_staged_file`].
+    pub upload: bool,
+    /// Keeps a temporary directory alive while staging runs.
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Target {
+    /// The target of a spec: `s3://bucket/prefix/` or a local path.
+    pub fn open(settings: &Settings, file: &SpecFile) -> Result<Target> {
+        let location = Location::resolve(&file.spec.spec.target.uri, file.base_dir());
+        match location.s3() {
+            Some((bucket, prefix)) => Ok(Target::S3(S3TargetStore::open(
+                &settings.s3,
+                file.name(),
+                bucket,
+                prefix,
+            )?)),
+            None => Ok(Target::Local(TargetStore::open(file)?)),
+        }
+    }
+
+    /// Where readers find the dataset: the local path, or the `s3://` prefix whose
+    /// `_skein/current.json` names the current version.
+    pub fn uri(&self) -> String {
+        match self {
+            Target::Local(t) => t.path().display().to_string(),
+            Target::S3(t) => t.uri(),
+        }
+    }
+
+    /// A run's staged files.
+    pub fn staging_data(&self, run_id: &str) -> DataDir {
+        match self {
+            Target::Local(t) => DataDir::Local(t.staging_dir(run_id)),
+            Target::S3(t) => t.staging_data(run_id),
+        }
+    }
+
+    /// Version `n`'s files.
+    pub fn version_data(&self, n: u64) -> DataDir {
+        match self {
+            Target::Local(t) => DataDir::Local(t.version_dir(n)),
+            Target::S3(t) => t.version_data(n),
+        }
+    }
+
+    /// The staged manifest of a run, if the run finished staging.
+    pub async fn staged(&self, run_id: &str) -> Result<Option<Manifest>> {
+        match self {
+            Target::Local(t) => t.staged(run_id),
+            Target::S3(t) => t.staged(run_id).await,
+        }
+    }
+
+    /// Writes the staged manifest of a run (the last step of staging).
+    pub async fn write_staged(&self, run_id: &str, manifest: &Manifest) -> Result<()> {
+        match self {
+            Target::Local(t) => t.write_staged(run_id, manifest),
+            Target::S3(t) => t.write_staged(run_id, manifest).await,
+        }
+    }
+
+    /// Removes a run's staged files.
+    pub async fn discard(&self, run_id: &str) -> Result<()> {
+        match self {
+            Target::Local(t) => t.discard(run_id),
+            Target::S3(t) => t.discard(run_id).await,
+        }
+    }
+
+    /// The manifest of the published version, if any.
+    pub async fn current(&self) -> Result<Option<Manifest>> {
+        match self {
+            Target::Local(t) => t.current(),
+            Target::S3(t) => t.current().await,
+        }
+    }
+
+    /// Manifests of every version, oldest first.
+    pub async fn versions(&self) -> Result<Vec<Manifest>> {
+        match self {
+            Target::Local(t) => t.versions(),
+            Target::S3(t) => t.versions().await,
+        }
+    }
+
+    /// Publishes a run's staged version: it becomes version N+1 and current, atomically.
+    pub async fn publish(&self, run_id: &str) -> Result<Manifest> {
+        match self {
+            Target::Local(t) => t.publish(run_id),
+            Target::S3(t) => t.publish(run_id).await,
+        }
+    }
+
+    /// Makes an existing version current again.
+    pub async fn point_at(&self, version: u64) -> Result<()> {
+        match self {
+            Target::Local(t) => t.point_at(version),
+            Target::S3(t) => t.point_at(version).await,
+        }
+    }
+
+    /// Points the dataset back at the version before the current one. Returns the
+    /// manifests (rolled back from, restored).
+    pub async fn rollback(&self) -> Result<(Manifest, Manifest)> {
+        match self {
+            Target::Local(t) => t.rollback(),
+            Target::S3(t) => t.rollback().await,
+        }
+    }
+
+    /// A published version made from the same spec and source, if one exists.
+    pub async fn find_version(
+        &self,
+        spec_hash: &str,
+        fingerprint: &str,
+    ) -> Result<Option<Manifest>> {
+        Ok(self
+            .versions()
+            .await?
+            .into_iter()
+            .rev()
+            .find(|m| m.spec_hash == spec_hash && m.source_fingerprint == fingerprint))
+    }
+
+    /// Keeps a report next to the versions (`reports/<name>`), best effort.
+    pub async fn save_report(&self, name: &str, bytes: Vec<u8>) -> Result<()> {
+        match self {
+            Target::Local(t) => {
+                let path = t.root().join("reports").join(name);
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent).map_err(Error::io("create", parent))?;
+                }
+                std::fs::write(&path, bytes).map_err(Error::io("write", &path))
+            }
+            Target::S3(t) => t.save_report(name, bytes).await,
+        }
+    }
+
+    /// Where staging writes: the staging directory itself (local), or a temporary
+    /// directory whose files are uploaded one by one (S3).
+    pub(crate) fn staging_output(
+        &self,
+        settings: &Settings,
+        run_id: &str,
+    ) -> Result<StagingOutput> {
+        match self {
+            Target::Local(t) => {
+                let dir = t.staging_dir(run_id);
+                std::fs::create_dir_all(&dir)
+                    .map_err(Error::io("create staging directory", &dir))?;
+                Ok(StagingOutput {
+                    dir,
+                    upload: false,
+                    _tmp: None,
+                })
+            }
+            Target::S3(_) => {
+                let base = settings
+                    .spill_dir
+                    .clone()
+                    .unwrap_or_else(std::env::temp_dir);
+                std::fs::create_dir_all(&base).map_err(Error::io("create", &base))?;
+                let tmp = tempfile::Builder::new()
+                    .prefix("skein-stage-")
+                    .tempdir_in(&base)
+                    .map_err(Error::io("create a temporary directory in", &base))?;
+                Ok(StagingOutput {
+                    dir: tmp.path().to_path_buf(),
+                    upload: true,
+                    _tmp: Some(tmp),
+                })
+            }
+        }
+    }
+
+    /// Moves a finished staged file into the target's staging area (S3: upload, then
+    /// delete the local file; local: already there).
+    pub(crate) async fn store_staged_file(
+        &self,
+        run_id: &str,
+        name: &str,
+        local: &Path,
+    ) -> Result<()> {
+        match self {
+            Target::Local(_) => Ok(()),
+            Target::S3(t) => t.upload_staged_file(run_id, name, local).await,
+        }
+    }
+}

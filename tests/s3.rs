@@ -1,0 +1,697 @@
+//! The data plane on S3, against the moto server: sources under an `s3://` prefix or one
+//! object, targets whose commit point is `_skein/current.json`, migrate → v1 → v2 →
+//! rollback byte for byte, a failed verification that changes nothing, clear errors for a
+//! missing bucket or an empty prefix, and the conditional put that refuses a stale
+//! publisher. S3 settings are passed in-process (no environment variables).
+
+use std::sync::Arc;
+
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use sha2::{Digest, Sha256};
+use skein_core::catalog::{Catalog, RunRecord};
+use skein_core::load::{self, SpecFile};
+use skein_data::{DataDir, S3Settings, Settings, Target};
+use skein_embedded::SqliteCatalog;
+use skein_usecases::{DatasetResult, MigrateOptions, Outcome};
+
+use crate::moto::{REGION, moto, unique};
+use crate::util::{Workspace, repo_root};
+
+/// Data-plane settings that talk to the test's moto server.
+fn settings() -> Settings {
+    Settings {
+        s3: S3Settings::with_endpoint(&moto().endpoint, REGION, "testing", "testing"),
+        ..Settings::default()
+    }
+}
+
+/// Creates a fresh bucket in moto (a plain, unsigned `PUT /<bucket>`, which moto accepts).
+fn bucket() -> String {
+    use std::io::{Read, Write};
+    let name = unique("skein-s3");
+    let m = moto();
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", m.port)).unwrap();
+    let req = format!(
+        "PUT /{name} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        m.port
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.1 200"),
+        "create bucket {name}: {answer}"
+    );
+    name
+}
+
+fn store(s: &Settings, bucket: &str) -> Arc<dyn ObjectStore> {
+    s.s3.store(bucket).unwrap()
+}
+
+async fn put(s: &Settings, bucket: &str, key: &str, bytes: Vec<u8>) {
+    store(s, bucket)
+        .put(&Path::from(key), PutPayload::from(bytes))
+        .await
+        .unwrap();
+}
+
+async fn get(s: &Settings, bucket: &str, key: &str) -> Vec<u8> {
+    store(s, bucket)
+        .get(&Path::from(key))
+        .await
+        .unwrap_or_else(|e| panic!("get s3://{bucket}/{key}: {e}"))
+        .bytes()
+        .await
+        .unwrap()
+        .to_vec()
+}
+
+async fn keys(s: &Settings, bucket: &str, prefix: &str) -> Vec<String> {
+    use futures::TryStreamExt;
+    let mut out: Vec<String> = store(s, bucket)
+        .list(Some(&Path::from(prefix)))
+        .map_ok(|m| m.location.to_string())
+        .try_collect()
+        .await
+        .unwrap();
+    out.sort();
+    out
+}
+
+fn sample(rel: &str) -> Vec<u8> {
+    std::fs::read(repo_root().join("samples/data").join(rel)).unwrap()
+}
+
+/// A spec file in `ws` with the given source, target, transform and verify block.
+fn spec(
+    ws: &Workspace,
+    name: &str,
+    source: &str,
+    format: &str,
+    target: &str,
+    sql: &str,
+    verify: &str,
+) -> SpecFile {
+    let path = ws.write(
+        &format!("{name}.yaml"),
+        &format!(
+            "apiVersion: skein/v1\nkind: Dataset\nmetadata: {{name: {name}}}\nspec:\n  source: {{uri: '{source}', format: {format}}}\n  target: {{uri: '{target}'}}\n  transform:\n    sql: \"{sql}\"\n{verify}"
+        ),
+    );
+    load::load_file(&path).unwrap_or_else(|p| panic!("spec {name}: {p:?}"))
+}
+
+fn opts(run: &str) -> MigrateOptions {
+    MigrateOptions {
+        run_id: run.to_string(),
+        publish: true,
+        approved: true,
+        progress: Arc::default(),
+        allow_schema_change: false,
+    }
+}
+
+/// Runs the migrate use case as `skein migrate` does: the run recorded first.
+async fn migrate(c: &SqliteCatalog, s: &Settings, file: &SpecFile, run: &str) -> DatasetResult {
+    migrate_with(c, s, file, &opts(run)).await
+}
+
+async fn migrate_with(
+    c: &SqliteCatalog,
+    s: &Settings,
+    file: &SpecFile,
+    opts: &MigrateOptions,
+) -> DatasetResult {
+    let run = opts.run_id.as_str();
+    if c.run(run).await.unwrap().is_none() {
+        c.put_run(&RunRecord {
+            run_id: run.to_string(),
+            started_at: chrono::Utc::now().to_rfc3339(),
+            finished_at: None,
+            status: "running".into(),
+            total: 1,
+            succeeded: 0,
+            failed: 0,
+            rows: 0,
+        })
+        .await
+        .unwrap();
+    }
+    skein_usecases::migrate(c, s, file, opts).await.unwrap()
+}
+
+/// `current.json` of the target at `s3://bucket/prefix/`.
+async fn current_json(s: &Settings, bucket: &str, prefix: &str) -> serde_json::Value {
+    let bytes = get(s, bucket, &format!("{prefix}/_skein/current.json")).await;
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+/// The version `current.json` names: its number, its manifest (read through the key
+/// `current.json` gives), and the bytes of each data file, checked against the manifest.
+async fn published(
+    s: &Settings,
+    bucket: &str,
+    prefix: &str,
+) -> (u64, serde_json::Value, Vec<(String, Vec<u8>)>) {
+    let current = current_json(s, bucket, prefix).await;
+    let version = current["version"].as_u64().unwrap();
+    let manifest_key = current["manifest"].as_str().unwrap();
+    assert_eq!(
+        manifest_key,
+        format!("{prefix}/_skein/versions/v{version}/_manifest.json")
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&get(s, bucket, manifest_key).await).unwrap();
+    assert_eq!(manifest["version"].as_u64(), Some(version));
+    let mut files = Vec::new();
+    let mut rows = 0;
+    for f in manifest["files"].as_array().unwrap() {
+        let name = f["name"].as_str().unwrap();
+        let bytes = get(
+            s,
+            bucket,
+            &format!("{prefix}/_skein/versions/v{version}/{name}"),
+        )
+        .await;
+        assert_eq!(bytes.len() as u64, f["size"].as_u64().unwrap(), "{name}");
+        let sha: String = Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(sha, f["sha256"].as_str().unwrap(), "{name}");
+        rows += f["rows"].as_u64().unwrap();
+        files.push((name.to_string(), bytes));
+    }
+    assert_eq!(rows, manifest["rows"].as_u64().unwrap());
+    (version, manifest, files)
+}
+
+/// Rows DataFusion reads from a directory of Parquet files (local or S3).
+async fn count_rows(s: &Settings, dir: &DataDir) -> u64 {
+    let ctx = s.session().unwrap();
+    dir.register(&ctx).unwrap();
+    ctx.read_parquet(dir.url(), Default::default())
+        .await
+        .unwrap()
+        .count()
+        .await
+        .unwrap() as u64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_publishes_v1_then_v2_and_rollback_restores_v1_byte_for_byte() {
+    let s = settings();
+    let b = bucket();
+    put(
+        &s,
+        &b,
+        "in/orders/orders-2024-01.csv",
+        sample("orders/orders-2024-01.csv"),
+    )
+    .await;
+    put(
+        &s,
+        &b,
+        "in/orders/orders-2024-02.csv",
+        sample("orders/orders-2024-02.csv"),
+    )
+    .await;
+    put(&s, &b, "in/orders/_SUCCESS", Vec::new()).await;
+    let ws = Workspace::new();
+    let file = spec(
+        &ws,
+        "orders",
+        &format!("s3://{b}/in/orders/"),
+        "csv",
+        &format!("s3://{b}/lake/orders/"),
+        "SELECT * FROM source",
+        "  verify:\n    rules: [{notNull: id}]\n",
+    );
+    let c = SqliteCatalog::open_in_memory().unwrap();
+
+    let r1 = migrate(&c, &s, &file, "run-1").await;
+    assert_eq!(r1.outcome, Outcome::Completed, "{r1:?}");
+    assert_eq!(r1.version, Some(1));
+    let (v, m1, files1) = published(&s, &b, "lake/orders").await;
+    assert_eq!(v, 1);
+    assert!(r1.rows > 0);
+    assert_eq!(m1["rows"].as_u64(), Some(r1.rows));
+    let target = Target::open(&s, &file).unwrap();
+    assert_eq!(target.uri(), format!("s3://{b}/lake/orders/"));
+    assert_eq!(count_rows(&s, &target.version_data(1)).await, r1.rows);
+    let current = target.current().await.unwrap().unwrap();
+    assert_eq!(serde_json::to_value(&current).unwrap(), m1);
+    assert!(
+        keys(&s, &b, "lake/orders/_skein/staging").await.is_empty(),
+        "staging is deleted after publish"
+    );
+    // the source-side checksum, recomputed from S3, matches the published files
+    let v1 = skein_usecases::verify::verify_published(&c, &s, &file, "check-1")
+        .await
+        .unwrap();
+    assert_eq!(v1.outcome, Outcome::Completed, "{v1:?}");
+
+    // the same spec and source again: nothing to do
+    let again = migrate(&c, &s, &file, "run-2").await;
+    assert_eq!(again.outcome, Outcome::UpToDate, "{again:?}");
+
+    // a changed source publishes v2
+    put(
+        &s,
+        &b,
+        "in/orders/orders-2024-03.csv",
+        sample("orders/orders-2024-02.csv"),
+    )
+    .await;
+    let r3 = migrate(&c, &s, &file, "run-3").await;
+    assert_eq!(r3.outcome, Outcome::Completed, "{r3:?}");
+    assert_eq!(r3.version, Some(2));
+    let (v, m2, _) = published(&s, &b, "lake/orders").await;
+    assert_eq!(v, 2);
+    assert!(m2["rows"].as_u64().unwrap() > m1["rows"].as_u64().unwrap());
+    assert_eq!(count_rows(&s, &target.version_data(2)).await, r3.rows);
+
+    // rollback: current.json names v1 again, whose objects are the very bytes of before
+    let rb = skein_usecases::rollback::rollback(&c, &s, &file, "run-4", "bad numbers")
+        .await
+        .unwrap();
+    assert_eq!(rb.outcome, Outcome::RolledBack, "{rb:?}");
+    assert_eq!(rb.version, Some(1));
+    let (v, m, files) = published(&s, &b, "lake/orders").await;
+    assert_eq!(v, 1);
+    assert_eq!(m, m1);
+    assert_eq!(files, files1);
+    let record = c.dataset("orders").await.unwrap().unwrap();
+    assert_eq!(record.status, skein_core::Status::RolledBack);
+    // v1 is the first version: nothing before it
+    let none = skein_usecases::rollback::rollback(&c, &s, &file, "run-5", "again")
+        .await
+        .unwrap();
+    assert_eq!(none.outcome, Outcome::Failed);
+    assert!(
+        none.error
+            .as_deref()
+            .unwrap_or("")
+            .contains("nothing to roll back"),
+        "{none:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_object_sources_in_parquet_and_ndjson_migrate_to_s3() {
+    let s = settings();
+    let b = bucket();
+    put(&s, &b, "in/products.parquet", sample("products.parquet")).await;
+    put(&s, &b, "in/events.ndjson", sample("events.ndjson")).await;
+    let ws = Workspace::new();
+    let c = SqliteCatalog::open_in_memory().unwrap();
+    for (name, key, format) in [
+        ("products", "in/products.parquet", "parquet"),
+        ("events", "in/events.ndjson", "ndjson"),
+    ] {
+        let file = spec(
+            &ws,
+            name,
+            &format!("s3://{b}/{key}"),
+            format,
+            &format!("s3://{b}/lake/{name}"),
+            "SELECT * FROM source",
+            "",
+        );
+        let r = migrate(&c, &s, &file, "run-1").await;
+        assert_eq!(r.outcome, Outcome::Completed, "{name}: {r:?}");
+        let (v, m, _) = published(&s, &b, &format!("lake/{name}")).await;
+        assert_eq!(v, 1);
+        assert!(r.rows > 0, "{name}");
+        assert_eq!(m["rows"].as_u64(), Some(r.rows), "{name}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_verification_leaves_the_published_version_current() {
+    let s = settings();
+    let b = bucket();
+    put(
+        &s,
+        &b,
+        "in/pay/p.csv",
+        b"id,method\n1,card\n2,cash\n".to_vec(),
+    )
+    .await;
+    let ws = Workspace::new();
+    let file = spec(
+        &ws,
+        "pay",
+        &format!("s3://{b}/in/pay/"),
+        "csv",
+        &format!("s3://{b}/lake/pay"),
+        "SELECT * FROM source",
+        "  verify:\n    rules: [{notNull: method}]\n",
+    );
+    let c = SqliteCatalog::open_in_memory().unwrap();
+    assert_eq!(
+        migrate(&c, &s, &file, "run-1").await.outcome,
+        Outcome::Completed
+    );
+    let before = get(&s, &b, "lake/pay/_skein/current.json").await;
+    let (_, _, files_before) = published(&s, &b, "lake/pay").await;
+
+    put(
+        &s,
+        &b,
+        "in/pay/p.csv",
+        b"id,method\n1,card\n2,\n3,\n".to_vec(),
+    )
+    .await;
+    let r = migrate(&c, &s, &file, "run-2").await;
+    assert_eq!(r.outcome, Outcome::VerificationFailed, "{r:?}");
+    assert!(
+        r.error.as_deref().unwrap().contains("notNull(method)"),
+        "{r:?}"
+    );
+    assert_eq!(get(&s, &b, "lake/pay/_skein/current.json").await, before);
+    let (v, _, files_after) = published(&s, &b, "lake/pay").await;
+    assert_eq!(v, 1);
+    assert_eq!(files_after, files_before);
+    assert!(
+        !keys(&s, &b, "lake/pay/_skein/staging/run-2")
+            .await
+            .is_empty()
+    );
+
+    // the state machine's rollback step discards the staged objects; v1 stays
+    let undone = skein_usecases::steps::rollback_run(
+        &c,
+        &s,
+        "pay",
+        "run-2",
+        "Skein.VerificationFailed",
+        "rule notNull(method)",
+    )
+    .await
+    .unwrap();
+    assert!(
+        undone.reason.contains("staged files discarded"),
+        "{undone:?}"
+    );
+    assert!(
+        keys(&s, &b, "lake/pay/_skein/staging/run-2")
+            .await
+            .is_empty()
+    );
+    assert_eq!(get(&s, &b, "lake/pay/_skein/current.json").await, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_bucket_or_an_empty_prefix_is_a_clear_error() {
+    let s = settings();
+    let b = bucket();
+    let ws = Workspace::new();
+    let c = SqliteCatalog::open_in_memory().unwrap();
+    let missing = unique("no-such-bucket");
+    let cases = [
+        (
+            "nobucket",
+            format!("s3://{missing}/in/"),
+            format!("bucket `{missing}` does not exist"),
+        ),
+        (
+            "noprefix",
+            format!("s3://{b}/empty/"),
+            format!("no data files under s3://{b}/empty/"),
+        ),
+    ];
+    for (name, uri, expected) in cases {
+        let file = spec(
+            &ws,
+            name,
+            &uri,
+            "csv",
+            &format!("s3://{b}/lake/{name}"),
+            "SELECT * FROM source",
+            "",
+        );
+        let r = migrate(&c, &s, &file, "run-1").await;
+        assert_eq!(r.outcome, Outcome::Failed, "{r:?}");
+        assert_eq!(r.error_name.as_deref(), Some("Skein.SourceUnreadable"));
+        let e = r.error.unwrap();
+        assert!(e.contains(&format!("dataset `{name}`")), "{e}");
+        assert!(e.contains(&uri), "{e}");
+        assert!(e.contains(&expected), "{e}");
+    }
+    // a target in a bucket that does not exist
+    put(&s, &b, "in/t.csv", b"id\n1\n".to_vec()).await;
+    let file = spec(
+        &ws,
+        "notarget",
+        &format!("s3://{b}/in/t.csv"),
+        "csv",
+        &format!("s3://{missing}/lake/t"),
+        "SELECT * FROM source",
+        "",
+    );
+    let r = migrate(&c, &s, &file, "run-1").await;
+    assert_eq!(r.outcome, Outcome::Failed, "{r:?}");
+    let e = r.error.unwrap();
+    assert!(
+        e.contains("dataset `notarget`") && e.contains(&format!("s3://{missing}/lake/t")),
+        "{e}"
+    );
+    assert!(e.contains("does not exist"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_conditional_put_refuses_a_stale_publisher() {
+    let s = settings();
+    let b = bucket();
+    put(&s, &b, "in/x.csv", b"id\n1\n2\n".to_vec()).await;
+    let ws = Workspace::new();
+    let file = spec(
+        &ws,
+        "race",
+        &format!("s3://{b}/in/x.csv"),
+        "csv",
+        &format!("s3://{b}/lake/race"),
+        "SELECT * FROM source",
+        "",
+    );
+    let Target::S3(store) = Target::open(&s, &file).unwrap() else {
+        panic!("an s3:// target opens the S3 store");
+    };
+    let target = Target::S3(store.clone());
+    let progress = skein_data::Progress::default();
+    for run in ["run-a", "run-b", "run-c"] {
+        skein_data::stage(&s, &file, &target, run, &progress)
+            .await
+            .unwrap();
+    }
+
+    // a and b both read "never published"; a swaps first, b's create-if-absent loses
+    let seen_by_b = store.head().await.unwrap();
+    assert_eq!(seen_by_b.version, None);
+    let a = store.publish("run-a").await.unwrap();
+    assert_eq!(a.version, 1);
+    let e = store.publish_after("run-b", &seen_by_b).await.unwrap_err();
+    assert!(
+        matches!(e, skein_data::Error::PublishConflict { .. }),
+        "{e}"
+    );
+    assert!(e.to_string().contains("dataset `race`"), "{e}");
+    assert_eq!(current_json(&s, &b, "lake/race").await["version"], 1);
+    let versions: Vec<u64> = store
+        .versions()
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.version)
+        .collect();
+    assert_eq!(
+        versions,
+        vec![1],
+        "the loser's version is not left as a version"
+    );
+
+    // c read v1; b (now fresh) publishes; c's update-if-e-tag-matches loses
+    let seen_by_c = store.head().await.unwrap();
+    assert_eq!(seen_by_c.version, Some(1));
+    let b_published = store.publish("run-b").await.unwrap();
+    assert!(b_published.version > 1, "claimed numbers are not reused");
+    let e = store.publish_after("run-c", &seen_by_c).await.unwrap_err();
+    assert!(
+        matches!(e, skein_data::Error::PublishConflict { .. }),
+        "{e}"
+    );
+    assert_eq!(
+        current_json(&s, &b, "lake/race").await["version"].as_u64(),
+        Some(b_published.version)
+    );
+    // a rollback against a stale head loses too
+    let e = store.point_at_after(1, &seen_by_b).await.unwrap_err();
+    assert!(
+        matches!(e, skein_data::Error::PublishConflict { .. }),
+        "{e}"
+    );
+    assert_eq!(
+        target.current().await.unwrap().unwrap().version,
+        b_published.version
+    );
+}
+
+/// `skein` with the standard AWS variables pointing at moto (a child process, so the
+/// environment is its own), `--json`, the catalog in `ws`.
+fn skein_json(ws: &Workspace, args: &[&str]) -> (i32, serde_json::Value) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_skein"))
+        .args(args)
+        .arg("--json")
+        .current_dir(ws.path())
+        .env("SKEIN_CATALOG", ws.path().join(".skein"))
+        .envs(crate::moto::env())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().unwrap_or("null");
+    let json = serde_json::from_str(last).unwrap_or_else(|e| {
+        panic!(
+            "skein {args:?}: {e}: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code().unwrap_or(-1), json)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_reads_s3_settings_from_the_aws_environment() {
+    let s = settings();
+    let b = bucket();
+    put(&s, &b, "in/c.csv", b"id,name\n1,a\n2,b\n".to_vec()).await;
+    let ws = Workspace::new();
+    spec(
+        &ws,
+        "cli",
+        &format!("s3://{b}/in/c.csv"),
+        "csv",
+        &format!("s3://{b}/lake/cli/"),
+        "SELECT CAST(id AS BIGINT) AS id, name FROM source",
+        "",
+    );
+    let (code, json) = skein_json(&ws, &["migrate", "cli.yaml"]);
+    assert_eq!(code, 0, "{json:#}");
+    assert_eq!(json["datasets"][0]["outcome"], "completed", "{json:#}");
+    put(&s, &b, "in/c.csv", b"id,name\n1,a\n2,b\n3,c\n".to_vec()).await;
+    let (code, json) = skein_json(&ws, &["migrate", "cli.yaml"]);
+    assert_eq!(code, 0, "{json:#}");
+    assert_eq!(json["datasets"][0]["version"], 2, "{json:#}");
+    assert_eq!(current_json(&s, &b, "lake/cli").await["version"], 2);
+    let (code, json) = skein_json(&ws, &["rollback", "cli.yaml"]);
+    assert_eq!(code, 0, "{json:#}");
+    assert_eq!(json["datasets"][0]["outcome"], "rolled_back", "{json:#}");
+    let (v, m, _) = published(&s, &b, "lake/cli").await;
+    assert_eq!((v, m["rows"].as_u64()), (1, Some(2)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn big_staged_files_are_uploaded_in_parts_and_arrive_intact() {
+    let mut s = settings();
+    s.s3.upload_part_bytes = 5 * 1024 * 1024; // S3's minimum part size
+    s.target_partitions = 1; // one staged file of ~11 MB: three parts
+    let b = bucket();
+    // incompressible text, so the Parquet file is as big as the CSV
+    let mut csv = String::from("id,a,b\n");
+    for i in 0..80_000u32 {
+        let h = |salt: &str| -> String {
+            Sha256::digest(format!("{salt}{i}").as_bytes())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect()
+        };
+        csv.push_str(&format!("{i},{},{}\n", h("a"), h("b")));
+    }
+    put(&s, &b, "in/big.csv", csv.into_bytes()).await;
+    let ws = Workspace::new();
+    let path = ws.write(
+        "big.yaml",
+        &format!(
+            "apiVersion: skein/v1\nkind: Dataset\nmetadata: {{name: big}}\nspec:\n  source: {{uri: 's3://{b}/in/big.csv', format: csv}}\n  target: {{uri: 's3://{b}/lake/big', compression: none}}\n  transform:\n    sql: SELECT * FROM source\n"
+        ),
+    );
+    let file = load::load_file(&path).unwrap_or_else(|p| panic!("{p:?}"));
+    let c = SqliteCatalog::open_in_memory().unwrap();
+    let staged_only = MigrateOptions {
+        publish: false,
+        ..opts("run-1")
+    };
+    let r = migrate_with(&c, &s, &file, &staged_only).await;
+    assert_eq!(r.outcome, Outcome::Verified, "{r:?}");
+    assert_eq!(r.files, 1, "{r:?}");
+    assert!(r.bytes > 10 * 1024 * 1024, "{r:?}");
+    // a multipart object's e-tag is `<md5 of the part md5s>-<parts>`
+    let store = store(&s, &b);
+    let part = keys(&s, &b, "lake/big/_skein/staging/run-1")
+        .await
+        .into_iter()
+        .find(|k| k.ends_with(".parquet"))
+        .expect("a staged part");
+    let meta = store.head(&Path::from(part.as_str())).await.unwrap();
+    let etag = meta.e_tag.unwrap_or_default();
+    assert!(
+        etag.trim_matches('"').ends_with("-3"),
+        "{part}: e-tag {etag}"
+    );
+    // published, the bytes are exactly those hashed while writing
+    let target = Target::open(&s, &file).unwrap();
+    let v = skein_usecases::migrate::publish_staged(
+        &c,
+        &file,
+        &target,
+        "run-1",
+        skein_core::Status::Verified,
+    )
+    .await
+    .unwrap();
+    assert_eq!(v, 1);
+    let (_, m, files) = published(&s, &b, "lake/big").await;
+    assert_eq!(m["rows"].as_u64(), Some(80_000));
+    assert_eq!(files.len(), 1);
+    assert!(keys(&s, &b, "lake/big/_skein/staging").await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_of_a_published_s3_version_localises_differences_with_diff() {
+    let s = settings();
+    let b = bucket();
+    put(&s, &b, "in/d.csv", b"id,v\n1,a\n2,b\n3,c\n".to_vec()).await;
+    let ws = Workspace::new();
+    let file = spec(
+        &ws,
+        "drift",
+        &format!("s3://{b}/in/d.csv"),
+        "csv",
+        &format!("s3://{b}/lake/drift"),
+        "SELECT CAST(id AS BIGINT) AS id, v FROM source",
+        "  verify:\n    key: id\n",
+    );
+    let c = SqliteCatalog::open_in_memory().unwrap();
+    assert_eq!(
+        migrate(&c, &s, &file, "run-1").await.outcome,
+        Outcome::Completed
+    );
+    // the source drifts after publish: one row changed, one added
+    put(&s, &b, "in/d.csv", b"id,v\n1,a\n2,B\n3,c\n4,d\n".to_vec()).await;
+    let r = skein_usecases::verify::verify_published(&c, &s, &file, "check")
+        .await
+        .unwrap();
+    assert_eq!(r.outcome, Outcome::VerificationFailed, "{r:?}");
+    let d = r.diff.expect("a diff for a keyed dataset");
+    assert_eq!(
+        (d.changed, d.only_in_source, d.only_in_target),
+        (1, 1, 0),
+        "{d:?}"
+    );
+    assert_eq!(d.only_in_source_keys, vec!["4".to_string()]);
+    let saved: serde_json::Value =
+        serde_json::from_slice(&get(&s, &b, "lake/drift/_skein/reports/check-diff.json").await)
+            .unwrap();
+    assert_eq!(saved["changed"], 1);
+}
