@@ -173,7 +173,7 @@ impl Worker {
             catalog: DynamoCatalog::new(aws_sdk_dynamodb::Client::new(&config), table),
             callbacks: SfnCallbacks::new(aws_sdk_sfn::Client::new(&config)),
             sqs: aws_sdk_sqs::Client::new(&config),
-            data: skein_data::Settings::default(),
+            data: data_settings(settings),
             heartbeat,
             slot_wait: Duration::from_secs(60),
         }
@@ -347,6 +347,20 @@ impl Worker {
             tracing::warn!("visibility: {}", crate::config::sdk_message(&e));
         }
     }
+}
+
+/// The data plane's S3 settings: the explicit endpoint and credentials of `settings` when
+/// it has them (tests), else the standard AWS environment.
+pub fn data_settings(settings: &AwsSettings) -> skein_data::Settings {
+    let mut data = skein_data::Settings::default();
+    if let Some(endpoint) = &settings.endpoint {
+        let region = settings
+            .region_in_effect()
+            .unwrap_or_else(|| "us-east-1".into());
+        let (id, secret) = settings.credentials.clone().unwrap_or_default();
+        data.s3 = skein_data::S3Settings::with_endpoint(endpoint, &region, &id, &secret);
+    }
+    data
 }
 
 /// A run request: where the specs are, and optionally the run id.

@@ -35,6 +35,8 @@ use crate::steps::{self, StepError};
 /// | `Skein.VerificationFailed` | migrate worker, Verify | a check failed (rows, checksum, rules, …) | rollback |
 /// | `Skein.NotVerified` / `Skein.NotStaged` | Publish | nothing verified or staged to publish | rollback |
 /// | `Skein.Rejected` | approval | a person rejected the dataset | rollback |
+/// | `Skein.PublishConflict` | Publish, rollback | another publisher changed the target's current version first (S3 conditional put) | rollback |
+/// | `Skein.InvalidSettings` | any data step | the S3 settings are unusable (endpoint, credentials) | rollback |
 /// | `Skein.Transient` | migrate worker | the catalog or storage failed; worth a retry | retry, then rollback |
 /// | `Skein.Internal` | any | a bug in skein | rollback |
 pub mod names {
@@ -55,6 +57,8 @@ pub mod names {
     pub const TRANSIENT: &str = "Skein.Transient";
     pub const INTERNAL: &str = "Skein.Internal";
     pub const MIGRATION_FAILED: &str = "Skein.MigrationFailed";
+    pub const PUBLISH_CONFLICT: &str = "Skein.PublishConflict";
+    pub const INVALID_SETTINGS: &str = "Skein.InvalidSettings";
 }
 
 /// A task's answer.
@@ -64,10 +68,19 @@ fn internal(e: impl std::fmt::Display) -> StepError {
     StepError::new(names::INTERNAL, e.to_string())
 }
 
+/// An infrastructure failure as a step error: the data plane's own name when it has one
+/// (`Skein.StorageError`, `Skein.PublishConflict`, …), else `Skein.Internal`.
+fn infra(e: crate::Error) -> StepError {
+    match &e {
+        crate::Error::Data(d) => StepError::new(d.error_name(), e.to_string()),
+        crate::Error::Catalog(_) => internal(e),
+    }
+}
+
 fn flatten<T>(
     r: crate::Result<std::result::Result<T, StepError>>,
 ) -> std::result::Result<T, StepError> {
-    r.map_err(internal)?
+    r.map_err(infra)?
 }
 
 /// A string field of a payload, or `Skein.BadRequest` naming it.
@@ -238,7 +251,7 @@ pub async fn rollback_task<C: Catalog + ?Sized>(
         &readable_cause(cause),
     )
     .await
-    .map_err(internal)?;
+    .map_err(infra)?;
     serde_json::to_value(undone).map_err(internal)
 }
 
