@@ -372,42 +372,55 @@ pub struct RunRequest {
     pub run_id: Option<String>,
 }
 
-/// The objects an event names: an EventBridge `Object Created` event, or an S3
-/// notification (`Records[].s3`). Each is (bucket, key, etag).
+/// The `detail` of an S3 `Object Created` event delivered by EventBridge.
+#[derive(Debug, serde::Deserialize, serde::Serialize)]
+struct ObjectCreated {
+    bucket: NameOnly,
+    object: ObjectRef,
+}
+
+#[derive(Debug, serde::Deserialize, serde::Serialize)]
+struct NameOnly {
+    name: String,
+}
+
+#[derive(Debug, serde::Deserialize, serde::Serialize)]
+struct ObjectRef {
+    key: String,
+    #[serde(default)]
+    etag: Option<String>,
+}
+
+/// The objects an event names, typed with `aws_lambda_events`: an EventBridge `Object
+/// Created` event, or an S3 notification (`Records[].s3`). Each is (bucket, key, etag).
 pub fn objects_of_event(event: &Value) -> Result<Vec<(String, String, String)>, StepError> {
-    if let Some(detail) = event.get("detail") {
-        let bucket = detail.pointer("/bucket/name").and_then(Value::as_str);
-        let key = detail.pointer("/object/key").and_then(Value::as_str);
-        return match (bucket, key) {
-            (Some(b), Some(k)) => Ok(vec![(
-                b.to_string(),
-                k.to_string(),
-                detail
-                    .pointer("/object/etag")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string(),
-            )]),
-            _ => Err(bad(
-                "the EventBridge event lacks detail.bucket.name or detail.object.key; \
-                 the rule must match S3 `Object Created` events",
-            )),
-        };
+    use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+    use aws_lambda_events::event::s3::S3Event;
+    if event.get("detail").is_some() {
+        let e: EventBridgeEvent<ObjectCreated> = serde_json::from_value(event.clone()).map_err(|e| {
+            bad(format!(
+                "not an EventBridge S3 `Object Created` event ({e}); the rule must match source aws.s3, detail-type Object Created"
+            ))
+        })?;
+        return Ok(vec![(
+            e.detail.bucket.name,
+            e.detail.object.key,
+            e.detail.object.etag.unwrap_or_default(),
+        )]);
     }
-    if let Some(records) = event.get("Records").and_then(Value::as_array) {
+    if event.get("Records").is_some() {
+        let e: S3Event = serde_json::from_value(event.clone())
+            .map_err(|e| bad(format!("not an S3 notification event ({e})")))?;
         let mut out = Vec::new();
-        for (i, r) in records.iter().enumerate() {
-            let bucket = r.pointer("/s3/bucket/name").and_then(Value::as_str);
-            let key = r.pointer("/s3/object/key").and_then(Value::as_str);
-            match (bucket, key) {
+        for (i, r) in e.records.into_iter().enumerate() {
+            match (r.s3.bucket.name, r.s3.object.key) {
                 (Some(b), Some(k)) => out.push((
-                    b.to_string(),
+                    b,
                     // S3 notifications URL-encode keys (spaces as +).
-                    decode_key(k),
-                    r.pointer("/s3/object/eTag")
-                        .and_then(Value::as_str)
-                        .unwrap_or("")
-                        .to_string(),
+                    r.s3.object
+                        .url_decoded_key
+                        .unwrap_or_else(|| decode_key(&k)),
+                    r.s3.object.e_tag.unwrap_or_default(),
                 )),
                 _ => {
                     return Err(bad(format!(
