@@ -23,3 +23,5 @@ mod run;
 mod diff;
 // Backstage catalog entities: the spec round trip, `skein catalog import` and `export`
 mod backstage;
+// `skein ui` in a real browser, `/metrics` as Prometheus text, `skein report`, JSON logs
+mod ui;
