@@ -192,6 +192,7 @@ fn the_browser_sees_the_sample_run_and_approves_the_waiting_dataset() {
     assert_eq!(got["filteredRows"], 1, "the status filter: {got:#}");
     assert_eq!(got["waveRows"], 5, "canary and four waves: {got:#}");
     assert_eq!(got["groupRows"], 2, "bulk-eu and finance: {got:#}");
+    assert_eq!(got["throughputChart"], 1, "the throughput chart: {got:#}");
     assert!(
         got["graphNodes"].as_u64().unwrap() >= 10,
         "the dataset machine's states: {got:#}"

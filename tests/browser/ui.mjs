@@ -47,6 +47,7 @@ try {
   out.runOverall = await page.locator("#overall").textContent();
   out.waveRows = await page.locator("#waves tbody tr").count();
   out.groupRows = await page.locator("#groups tbody tr").count();
+  out.throughputChart = await page.locator("#throughput polyline").count();
   await page.screenshot({ path: shot.replace(/\.png$/, "-run.png"), fullPage: true });
 
   // The execution graph of the waiting dataset.

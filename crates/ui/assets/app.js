@@ -106,7 +106,7 @@ function rows(main) {
     (!filters.criticality || d.criticality === filters.criticality));
   $("#count", main).textContent = `${shown.length} of ${datasets.length} dataset(s)`;
   $("#datasets tbody", main).innerHTML = shown.map((d) => `<tr data-dataset="${esc(d.name)}">
-      <td>${d.lastRun ? `<a href="#/executions/${encodeURIComponent(d.lastRun + "-" + d.name)}">${esc(d.name)}</a>` : esc(d.name)}</td>
+      <td>${d.execution ? `<a href="#/executions/${encodeURIComponent(d.execution)}">${esc(d.name)}</a>` : esc(d.name)}</td>
       <td>${esc(d.owner || "–")}</td><td>${esc(d.group)}</td><td>${esc(d.criticality)}</td>
       <td class="status" data-status="${esc(d.status)}">${badge(d.status)}</td>
       <td class="n">${d.version ? "v" + d.version : "–"}</td><td class="n">${num(d.rows)}</td>
@@ -142,6 +142,7 @@ async function run(main, id) {
   const card = (k, val) => `<div class="card"><div class="k">${k}</div><div class="v">${val}</div></div>`;
   main.innerHTML = `<h1>Run ${esc(v.run.runId)} ${badge(v.run.status)}</h1>
     <p class="muted">Started ${esc(v.run.startedAt)}${v.run.finishedAt ? `, finished ${esc(v.run.finishedAt)}` : ""}.
+    <a href="/runs/${encodeURIComponent(v.run.runId)}/report.html" target="_blank">HTML report</a>.
     ${v.executionStatus ? `Engine: <a href="#/executions/${encodeURIComponent(v.run.runId)}">${esc(v.executionStatus)}</a>${v.executionError ? ` (${esc(v.executionError)})` : ""}` : "Not run by the engine."}</p>
     <div class="cards" id="run-cards">
       ${card("Overall", `<span id="overall">${v.percent}%</span>`)}
@@ -152,6 +153,7 @@ async function run(main, id) {
       ${card("Elapsed", `${t.elapsedSeconds.toFixed(1)} s`)}
     </div>
     ${bar({ total: v.total, succeeded: v.datasets.filter((d) => d.state === "succeeded").length, failed: v.datasets.filter((d) => d.state === "failed").length, running: v.datasets.filter((d) => d.state === "running").length, waiting: v.datasets.filter((d) => d.state === "waiting").length })}
+    <h2>Throughput</h2>${chart(t)}
     ${progressTable("waves", "By wave", v.waves)}
     ${progressTable("groups", "By group", v.groups)}
     <h2>Datasets</h2>
@@ -161,6 +163,28 @@ async function run(main, id) {
       <td>${esc(d.wave)}</td><td>${esc(d.group)}</td><td class="state">${badge(d.state)}</td><td class="status">${badge(d.status)}</td>
       <td class="n">${d.version ? "v" + d.version : "–"}</td><td class="n">${num(d.rows)}</td><td class="n">${d.seconds == null ? "–" : d.seconds.toFixed(2)}</td>
       <td class="reason">${esc(d.state === "failed" ? d.error || d.reason : "")}</td><td>${buttons(d.dataset, d.status)}</td></tr>`).join("") + `</tbody></table>`;
+}
+
+// Datasets finished (line) and rows published (area) over the run's time, as steps.
+function chart(t) {
+  const W = 640, H = 150, P = 28, pts = t.timeline;
+  const maxT = Math.max(t.elapsedSeconds, ...pts.map((p) => p.seconds), 0.001);
+  const maxN = Math.max(1, ...pts.map((p) => p.datasets)), maxR = Math.max(1, ...pts.map((p) => p.rows));
+  const x = (s) => (P + (s / maxT) * (W - 2 * P)).toFixed(1), y = (f) => (H - P - f * (H - 2 * P)).toFixed(1);
+  let line = "", area = `${x(0)},${y(0)} `, prev = [0, 0];
+  for (const p of pts) {
+    const n = p.datasets / maxN, r = p.rows / maxR;
+    line += `${x(p.seconds)},${y(prev[0])} ${x(p.seconds)},${y(n)} `;
+    area += `${x(p.seconds)},${y(prev[1])} ${x(p.seconds)},${y(r)} `;
+    prev = [n, r];
+  }
+  line += `${x(maxT)},${y(prev[0])}`;
+  area += `${x(maxT)},${y(prev[1])} ${x(maxT)},${y(0)}`;
+  return `<svg id="throughput" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}"><rect x="${P}" y="${P}" width="${W - 2 * P}" height="${H - 2 * P}" fill="#fafafa" stroke="#d5dbdb"/>
+    <polygon points="${area}" fill="#b9d7f7" opacity=".7"/><polyline points="${line}" fill="none" stroke="#1d8102" stroke-width="2"/>
+    <text x="${P}" y="${H - 8}" font-size="11">0 s</text><text x="${W - P}" y="${H - 8}" font-size="11" text-anchor="end">${maxT.toFixed(1)} s</text>
+    <text x="${P}" y="${P - 8}" font-size="11" fill="#1d8102">${pts[pts.length - 1].datasets} datasets finished</text>
+    <text x="${W - P}" y="${P - 8}" font-size="11" fill="#0972d3" text-anchor="end">${num(pts[pts.length - 1].rows)} rows published</text></svg>`;
 }
 
 // ---- execution: the graph and the history ----
@@ -235,7 +259,9 @@ function live() {
   const dot = $("#live");
   const source = new EventSource("/api/live");
   source.addEventListener("open", () => dot.classList.add("on"));
-  source.addEventListener("change", () => refresh());
+  // At most one redraw per 700 ms while a run writes continuously.
+  let timer = null;
+  source.addEventListener("change", () => { if (!timer) timer = setTimeout(() => { timer = null; refresh(); }, 700); });
   source.addEventListener("error", () => dot.classList.remove("on"));
   // Polling as well, slowly, in case a proxy holds the event stream back.
   setInterval(refresh, 10000);

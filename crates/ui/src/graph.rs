@@ -104,10 +104,10 @@ pub fn statuses(events: &[Event], execution_status: &str) -> HashMap<String, (St
                 };
             }
             current.remove(e.frame.as_str());
-        } else if e.kind.ends_with("Failed") || e.kind.ends_with("TimedOut") {
-            if let Some(c) = current.get_mut(e.frame.as_str()) {
-                c.1 = true;
-            }
+        } else if (e.kind.ends_with("Failed") || e.kind.ends_with("TimedOut"))
+            && let Some(c) = current.get_mut(e.frame.as_str())
+        {
+            c.1 = true;
         }
     }
     // A state still running when the execution ended is where it failed.

@@ -107,6 +107,7 @@ pub async fn serve(
         .route("/api/datasets", get(datasets))
         .route("/api/runs", get(runs))
         .route("/api/runs/{id}", get(run))
+        .route("/runs/{id}/report.html", get(run_report))
         .route("/api/executions/{id}", get(execution))
         .route("/api/live", get(live))
         .route("/api/datasets/{name}/approve", post(approve))
@@ -302,6 +303,11 @@ async fn runs(State(app): State<App>) -> Result<Response> {
 
 async fn run(State(app): State<App>, UrlPath(id): UrlPath<String>) -> Result<Response> {
     Ok(Json(view::run(&app.sources, &id).await?).into_response())
+}
+
+async fn run_report(State(app): State<App>, UrlPath(id): UrlPath<String>) -> Result<Response> {
+    let html = crate::report::html(&app.sources, &id).await?;
+    Ok(([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response())
 }
 
 #[derive(Deserialize)]

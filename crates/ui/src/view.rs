@@ -31,6 +31,8 @@ pub struct DatasetRow {
     pub updated_at: String,
     /// The run of the last status change.
     pub last_run: Option<String>,
+    /// That run's execution of this dataset, when the engine ran it.
+    pub execution: Option<String>,
 }
 
 /// The catalog table, by name.
@@ -44,7 +46,15 @@ pub async fn datasets(s: &Sources) -> Result<Vec<DatasetRow>> {
             .into_iter()
             .rev()
             .find_map(|h| h.run_id);
+        let execution = match &last_run {
+            Some(run) => {
+                let id = format!("{run}-{}", d.name);
+                s.store.execution_status(&id)?.map(|_| id)
+            }
+            None => None,
+        };
         out.push(DatasetRow {
+            execution,
             owner: d.spec.metadata.owner.clone(),
             group: d.spec.spec.group.clone(),
             criticality: d.spec.spec.criticality.to_string(),
