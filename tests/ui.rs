@@ -453,6 +453,29 @@ fn the_dashboard_api_answers_and_guards_its_actions() {
     );
     assert_eq!(status, 409, "{body}");
     assert_eq!(catalog(&ws)["products"].0, "completed");
+    // A dataset with two versions rolls back to the first (the use case `skein rollback` runs).
+    let stores = ws.path().join("samples/data/stores.ndjson");
+    let mut data = std::fs::read_to_string(&stores).unwrap();
+    data.push_str("{\"store_id\": 3, \"city\": \"Porto\", \"opened\": \"2024-02-29\"}\n");
+    std::fs::write(&stores, data).unwrap();
+    let out = ws.skein(&["migrate", "samples/stores.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(catalog(&ws)["stores"], ("completed".to_string(), 3));
+    let (status, body) = http(
+        &url,
+        "POST",
+        "/api/datasets/stores/rollback",
+        &[("x-skein-ui", "1")],
+    );
+    assert_eq!(status, 200, "{body}");
+    let r: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(r["outcome"], "rolled_back", "{r:#}");
+    assert_eq!(r["version"], 1, "{r:#}");
+    assert_eq!(
+        catalog(&ws)["stores"],
+        ("rolled_back".to_string(), 2),
+        "v1 (two rows) is current again"
+    );
     // DNS rebinding: a loopback server answers loopback host names only.
     let port = url
         .trim_end_matches('/')

@@ -32,6 +32,7 @@ try {
   await page.goto(url);
   const invoices = page.locator('#datasets tbody tr[data-dataset="invoices"]');
   await invoices.waitFor();
+  await page.locator("#live.on").waitFor(); // the server-sent event stream is open
   out.tableRows = await page.locator("#datasets tbody tr[data-dataset]").count();
   out.statusBefore = await invoices.locator("td.status").getAttribute("data-status");
   // The filters narrow the table.

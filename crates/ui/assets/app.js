@@ -205,6 +205,8 @@ function svgGraph(g) {
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${g.width + 2 * pad}" height="${g.height + 2 * pad}" viewBox="${-pad} ${-pad} ${g.width + 2 * pad} ${g.height + 2 * pad}">${parts.join("")}</svg>`;
 }
 function node(n) {
+  if (n.kind === "Start" || n.kind === "End")
+    return `<g class="node marker ${n.status}" data-state="${esc(n.name)}" data-status="${n.status}"><rect x="${n.x}" y="${n.y}" width="${n.w}" height="${n.h}" rx="${n.h / 2}"/><text x="${n.x + n.w / 2}" y="${n.y + n.h / 2 + 4}" text-anchor="middle">${esc(n.name)}</text></g>`;
   const label = n.container ? `<text x="${n.x + 10}" y="${n.y + 18}" font-weight="600">${esc(n.name)} <tspan fill="#687078">(${esc(n.kind)})</tspan></text>`
     : `<text x="${n.x + n.w / 2}" y="${n.y + n.h / 2 + 4}" text-anchor="middle">${esc(n.name)}</text>`;
   const count = n.entered > 1 ? `<text x="${n.x + n.w - 6}" y="${n.y + 12}" text-anchor="end" font-size="10" fill="#687078">×${n.entered}</text>` : "";
@@ -222,8 +224,8 @@ async function execution(main, id) {
     <div class="split">
       <section><h2>Graph</h2><div class="legend">${legend}</div><div class="graph" id="graph">${svgGraph(v.graph)}</div></section>
       <section><h2>Event history <span class="muted">(${v.events.length} of ${v.totalEvents})</span></h2>
-        <table id="events"><thead><tr><th>#</th><th>Type</th><th>State</th><th>Frame</th><th>Time</th></tr></thead><tbody>` +
-    v.events.slice().reverse().map((e) => `<tr><td class="n">${e.id}</td><td><details><summary>${esc(e.kind)}</summary><pre>${esc(JSON.stringify(e.details, null, 2))}</pre></details></td><td>${esc(e.state || "")}</td><td>${esc(e.frame)}</td><td>${esc(e.at.replace("T", " ").replace(/\.\d+Z$/, "Z"))}</td></tr>`).join("") +
+        <table id="events"><thead><tr><th>#</th><th>Type</th><th>State</th><th>Frame</th><th>Time (UTC)</th></tr></thead><tbody>` +
+    v.events.slice().reverse().map((e) => `<tr><td class="n">${e.id}</td><td><details><summary>${esc(e.kind)}</summary><pre>${esc(JSON.stringify(e.details, null, 2))}</pre></details></td><td>${esc(e.state || "")}</td><td>${esc(e.frame)}</td><td title="${esc(e.at)}">${esc(e.at.slice(11, 23))}</td></tr>`).join("") +
     `</tbody></table></section></div>`;
 }
 

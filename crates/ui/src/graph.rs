@@ -17,6 +17,11 @@ const GAP_X: f64 = 26.0;
 const GAP_Y: f64 = 40.0;
 const PAD: f64 = 16.0;
 const HEADER: f64 = 28.0;
+const MARKER_W: f64 = 70.0;
+const MARKER_H: f64 = 26.0;
+/// Names of the markers drawn before the first state and after the last ones.
+const START: &str = "Start";
+const END: &str = "End";
 
 /// Where a state stands in an execution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -123,9 +128,15 @@ pub fn statuses(events: &[Event], execution_status: &str) -> HashMap<String, (St
     out
 }
 
-/// Lays out `definition` and colours it with `status` (from [`statuses`]).
-pub fn layout(definition: &Value, status: &HashMap<String, (StateStatus, u64)>) -> Graph {
-    let block = Block::of(definition, status);
+/// Lays out `definition` and colours it with `status` (from [`statuses`]); `execution`
+/// is the execution's status (`RUNNING`, `SUCCEEDED`, …), which colours the Start and
+/// End markers drawn around the top level, as the console does.
+pub fn layout(
+    definition: &Value,
+    status: &HashMap<String, (StateStatus, u64)>,
+    execution: &str,
+) -> Graph {
+    let block = Block::of(definition, status, Some(execution));
     let mut nodes = Vec::new();
     let mut edges = Vec::new();
     block.place(0.0, 0.0, &mut nodes, &mut edges);
@@ -191,7 +202,11 @@ fn targets(state: &Value) -> Vec<(String, &'static str)> {
 }
 
 impl Block {
-    fn of(machine: &Value, status: &HashMap<String, (StateStatus, u64)>) -> Block {
+    fn of(
+        machine: &Value,
+        status: &HashMap<String, (StateStatus, u64)>,
+        execution: Option<&str>,
+    ) -> Block {
         let empty = serde_json::Map::new();
         let states = machine
             .get("States")
@@ -237,6 +252,39 @@ impl Block {
                 }
             }
         }
+        // The Start and End markers (skipped if a state already has such a name).
+        let mut markers: Vec<(String, StateStatus)> = Vec::new();
+        if let Some(exec) = execution
+            && !states.contains_key(START)
+            && !states.contains_key(END)
+            && states.contains_key(start)
+        {
+            let ends: Vec<String> = order
+                .iter()
+                .filter(|n| {
+                    let st = &states[n.as_str()];
+                    st.get("End").and_then(Value::as_bool) == Some(true)
+                        || matches!(
+                            st.get("Type").and_then(Value::as_str),
+                            Some("Succeed" | "Fail")
+                        )
+                })
+                .cloned()
+                .collect();
+            edges.insert(0, (START.to_string(), start.to_string(), "next"));
+            for e in ends {
+                edges.push((e, END.to_string(), "next"));
+            }
+            let end = match exec {
+                "SUCCEEDED" => StateStatus::Succeeded,
+                "RUNNING" => StateStatus::NotRun,
+                _ => StateStatus::Failed,
+            };
+            markers.push((START.to_string(), StateStatus::Succeeded));
+            markers.push((END.to_string(), end));
+            order.insert(0, START.to_string());
+            order.push(END.to_string());
+        }
         // Longest-path ranks over the forward edges (relaxed until stable: the graph
         // without back edges is acyclic, so |states| rounds suffice).
         let mut rank: HashMap<String, usize> = order.iter().map(|n| (n.clone(), 0)).collect();
@@ -259,6 +307,18 @@ impl Block {
         let mut items: Vec<Item> = order
             .iter()
             .map(|name| {
+                if let Some((_, st)) = markers.iter().find(|m| &m.0 == name) {
+                    return Item {
+                        name: name.clone(),
+                        kind: name.clone(),
+                        x: 0.0,
+                        y: 0.0,
+                        w: MARKER_W,
+                        h: MARKER_H,
+                        inner: Vec::new(),
+                        status: (*st, u64::from(*st != StateStatus::NotRun)),
+                    };
+                }
                 let state = &states[name.as_str()];
                 let kind = state
                     .get("Type")
@@ -267,7 +327,7 @@ impl Block {
                     .to_string();
                 let mut inner = Vec::new();
                 if let Some(p) = state.get("ItemProcessor").or_else(|| state.get("Iterator")) {
-                    inner.push((0.0, 0.0, Block::of(p, status)));
+                    inner.push((0.0, 0.0, Block::of(p, status, None)));
                 }
                 for b in state
                     .get("Branches")
@@ -275,7 +335,7 @@ impl Block {
                     .into_iter()
                     .flatten()
                 {
-                    inner.push((0.0, 0.0, Block::of(b, status)));
+                    inner.push((0.0, 0.0, Block::of(b, status, None)));
                 }
                 let (mut w, mut h) = (NODE_W, NODE_H);
                 if !inner.is_empty() {

@@ -474,7 +474,7 @@ pub fn execution(s: &Sources, id: &str, limit: usize) -> Result<ExecutionView> {
         .ok_or_else(|| Error::UnknownExecution { id: id.to_string() })?;
     let events = s.store.events(&e.id)?;
     let status = graph::statuses(&events, &e.status);
-    let graph = graph::layout(&e.definition, &status);
+    let graph = graph::layout(&e.definition, &status, &e.status);
     let mut current: HashMap<String, String> = HashMap::new();
     let mut rows: Vec<EventRow> = Vec::with_capacity(events.len());
     for ev in &events {
