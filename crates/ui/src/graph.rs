@@ -424,14 +424,21 @@ impl Block {
             let points = if self.rank[to] > self.rank[from] {
                 vec![(f.0 + f.2 / 2.0, f.1 + f.3), (t.0 + t.2 / 2.0, t.1)]
             } else {
-                // Back up (a loop) or sideways: around the right edge of the block.
+                // Back up (a loop) or sideways: down into the gap below the source's row,
+                // out to the right of the block, up, and into the target from above
+                // through the gap above its row (horizontal runs never cross a box).
                 loops += 8.0;
                 let side = ox + self.w + 6.0 + loops;
+                let below = f.1 + f.3 + GAP_Y / 2.0 - loops / 4.0;
+                let above = t.1 - GAP_Y / 2.0 + loops / 4.0;
+                let (fx, tx) = (f.0 + f.2 / 2.0 + 12.0, t.0 + t.2 / 2.0 + 12.0);
                 vec![
-                    (f.0 + f.2, f.1 + f.3 / 2.0),
-                    (side, f.1 + f.3 / 2.0),
-                    (side, t.1 + t.3 / 2.0),
-                    (t.0 + t.2, t.1 + t.3 / 2.0),
+                    (fx, f.1 + f.3),
+                    (fx, below),
+                    (side, below),
+                    (side, above),
+                    (tx, above),
+                    (tx, t.1),
                 ]
             };
             edges.push(Edge {
