@@ -17,11 +17,7 @@ pub async fn serve(g: &Global, args: &UiArgs) -> anyhow::Result<u8> {
     let listener = config.bind().await?;
     let addr = listener.local_addr()?;
     let sources = Sources::open(&g.catalog_dir())?;
-    let host = if addr.ip().is_loopback() {
-        format!("localhost:{}", addr.port())
-    } else {
-        addr.to_string()
-    };
+    let host = addr.to_string();
     // The first stdout line is the address (scripts and tests read it).
     println!("http://{host}/");
     if !g.quiet {

@@ -17,6 +17,9 @@ pub enum Error {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    /// Serving stopped on an I/O error of the listening socket.
+    #[error("the dashboard stopped serving: {source}")]
+    Serve { source: std::io::Error },
     /// A file or directory.
     #[error("{}: {source}", path.display())]
     Io {

@@ -10,7 +10,6 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -119,10 +118,7 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await;
     watcher.abort();
-    served.map_err(|source| Error::Io {
-        path: "(listening socket)".into(),
-        source,
-    })
+    served.map_err(|source| Error::Serve { source })
 }
 
 /// Bumps the counter whenever another connection committed to one of the databases
@@ -380,9 +376,4 @@ async fn rollback(
     let run_id = skein_usecases::new_run_id();
     let r = actions::rollback(app.sources.catalog.as_ref(), &name, &run_id, &reason).await?;
     Ok(Json(r).into_response())
-}
-
-/// Whether `dir` holds a catalog (for a clear message before serving an empty one).
-pub fn has_catalog(dir: &Path) -> bool {
-    dir.join("catalog.db").exists()
 }
