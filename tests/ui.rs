@@ -55,7 +55,10 @@ fn serve(ws: &Workspace, extra: &[&str]) -> (Running, String) {
     if !url.starts_with("http://") {
         let mut err = String::new();
         let _ = child.stderr.take().unwrap().read_to_string(&mut err);
-        panic!("skein ui printed {line:?} instead of its URL; stderr: {err}");
+        panic!(
+            "skein ui printed {line:?} instead of its URL; stderr: {err}\n(an `unrecognized subcommand` means {} is not this branch's build: another checkout rebuilt the shared target directory meanwhile)",
+            env!("CARGO_BIN_EXE_skein")
+        );
     }
     (Running(child), url)
 }

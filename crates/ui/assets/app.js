@@ -183,7 +183,7 @@ function chart(t) {
   return `<svg id="throughput" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}"><rect x="${P}" y="${P}" width="${W - 2 * P}" height="${H - 2 * P}" fill="#fafafa" stroke="#d5dbdb"/>
     <polygon points="${area}" fill="#b9d7f7" opacity=".7"/><polyline points="${line}" fill="none" stroke="#1d8102" stroke-width="2"/>
     <text x="${P}" y="${H - 8}" font-size="11">0 s</text><text x="${W - P}" y="${H - 8}" font-size="11" text-anchor="end">${maxT.toFixed(1)} s</text>
-    <text x="${P}" y="${P - 8}" font-size="11" fill="#1d8102">${pts[pts.length - 1].datasets} datasets finished</text>
+    <text x="${P}" y="${P - 8}" font-size="11" fill="#1d8102">${pts[pts.length - 1].datasets} migrations finished</text>
     <text x="${W - P}" y="${P - 8}" font-size="11" fill="#0972d3" text-anchor="end">${num(pts[pts.length - 1].rows)} rows published</text></svg>`;
 }
 

@@ -135,16 +135,16 @@ fn progress(h: &mut String, v: &RunView) {
         h,
         "<h2>Progress</h2><table><tr><th>Part</th><th>Datasets</th><th>Succeeded</th><th>Failed</th><th>Running</th><th>Waiting</th><th>Done</th></tr>"
     );
-    for (kind, p) in v
+    for (label, p) in v
         .waves
         .iter()
-        .map(|p| ("wave", p))
-        .chain(v.groups.iter().map(|p| ("group", p)))
+        .map(|p| (p.name.clone(), p))
+        .chain(v.groups.iter().map(|p| (format!("group {}", p.name), p)))
     {
         let _ = write!(
             h,
-            "<tr><td>{kind} {}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}%</td></tr>",
-            escape(&p.name),
+            "<tr><td>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}%</td></tr>",
+            escape(&label),
             p.total,
             p.succeeded,
             p.failed,
@@ -156,7 +156,7 @@ fn progress(h: &mut String, v: &RunView) {
     h.push_str("</table>");
 }
 
-/// Cumulative datasets finished (line) and rows published (area) over the run's time.
+/// Cumulative migrations finished (line) and rows published (area) over the run's time.
 fn chart(v: &RunView) -> String {
     let (w, ht, pad) = (720.0, 220.0, 40.0);
     let pts = &v.throughput.timeline;
@@ -192,7 +192,7 @@ fn chart(v: &RunView) -> String {
 <polygon points=\"{area}\" fill=\"#b9d7f7\" opacity=\".7\"/>\
 <polyline points=\"{line}\" fill=\"none\" stroke=\"#1d8102\" stroke-width=\"2\"/>\
 <text x=\"{pad}\" y=\"{}\" font-size=\"11\">0 s</text><text x=\"{}\" y=\"{}\" font-size=\"11\" text-anchor=\"end\">{max_t:.1} s</text>\
-<text x=\"{pad}\" y=\"{}\" font-size=\"11\" fill=\"#1d8102\">{} datasets finished</text>\
+<text x=\"{pad}\" y=\"{}\" font-size=\"11\" fill=\"#1d8102\">{} migrations finished</text>\
 <text x=\"{}\" y=\"{}\" font-size=\"11\" fill=\"#0972d3\" text-anchor=\"end\">{} rows published</text></svg>",
         w - 2.0 * pad,
         ht - 2.0 * pad,
