@@ -26,3 +26,5 @@ mod s3;
 mod backstage;
 // the AWS adapters and the Lambda binaries against a moto server on 127.0.0.1
 mod aws;
+// `skein ui` in a real browser, `/metrics` as Prometheus text, `skein report`, JSON logs
+mod ui;

@@ -110,6 +110,10 @@ pub enum Command {
     Reject(RejectArgs),
     /// List runs, newest first.
     Runs,
+    /// Serve the dashboard: catalog, runs, executions, approvals, rollbacks, /metrics.
+    Ui(UiArgs),
+    /// Write a self-contained HTML report of a run.
+    Report(ReportArgs),
     /// Exchange datasets with a Backstage catalog (catalog-info.yaml entities).
     Catalog {
         #[command(subcommand)]
@@ -226,6 +230,28 @@ pub struct RejectArgs {
     /// Why; recorded in the dataset's history.
     #[arg(long, default_value = "rejected")]
     pub reason: String,
+}
+
+#[derive(Debug, Args)]
+pub struct UiArgs {
+    /// Address to listen on; anything but loopback needs --token.
+    #[arg(long, env = "SKEIN_UI_BIND", default_value = "127.0.0.1")]
+    pub bind: std::net::IpAddr,
+    /// Port to listen on (0: any free port, printed at start).
+    #[arg(long, short, env = "SKEIN_UI_PORT", default_value_t = 8470)]
+    pub port: u16,
+    /// Token clients must present (open /?token=… once); required outside loopback.
+    #[arg(long, env = "SKEIN_UI_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The run (`skein runs` lists them).
+    pub run: String,
+    /// Write the HTML report to this file.
+    #[arg(long, value_name = "FILE")]
+    pub html: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -4,6 +4,8 @@
 //! command; every step of a migration is a use case in `skein-usecases`.
 //!
 //! Exit codes: 0 ok, 1 a dataset failed, 2 usage or spec error.
+//!
+//! Logs go to stderr (`-v`, `SKEIN_LOG`); `SKEIN_LOG_FORMAT=json` makes them JSON lines.
 
 use std::process::ExitCode;
 
@@ -17,7 +19,9 @@ mod flags;
 mod inspect;
 mod output;
 mod pipeline;
+mod report;
 mod run;
+mod ui;
 
 use flags::{Cli, Command};
 
@@ -66,6 +70,8 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Approve(args) => run::answer(g, &args.dataset, None).await,
         Command::Reject(args) => run::answer(g, &args.dataset, Some(&args.reason)).await,
         Command::Runs => run::runs(g).await,
+        Command::Ui(args) => ui::serve(g, &args).await,
+        Command::Report(args) => report::write(g, &args).await,
         Command::Catalog { cmd } => match cmd {
             flags::CatalogCommand::Import(a) => {
                 backstage::import(g, &a.files, a.out.as_deref()).await
@@ -87,9 +93,19 @@ fn init_tracing(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("SKEIN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
+    let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
+        .with_target(false);
+    // SKEIN_LOG_FORMAT=json: one JSON object a line, with the fields (run and dataset ids)
+    // of the event and its spans at the top level.
+    let _ = if std::env::var("SKEIN_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        fmt.json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(true)
+            .try_init()
+    } else {
+        fmt.try_init()
+    };
 }

@@ -27,7 +27,8 @@ use skein_core::queue::{Delivery, Job, JobQueue};
 use skein_embedded::{SqliteCatalog, SqliteQueue};
 use skein_states::engine::{Engine, Failure, Handlers, Options, TaskCall, TaskHandler};
 use skein_states::store::{Store, TokenAnswer};
-use skein_usecases::steps::{self, StepError};
+use skein_ui::actions::Decision;
+use skein_usecases::steps::StepError;
 use skein_usecases::tasks::{self, JobAnswer, names};
 use tokio::sync::Semaphore;
 
@@ -373,6 +374,42 @@ enum Kind {
 #[async_trait]
 impl TaskHandler for Bound {
     async fn call(&self, call: &TaskCall) -> Result<Value, Failure> {
+        let result = self.dispatch(call).await;
+        // Structured log line per task, with the run and dataset ids (JSON with
+        // SKEIN_LOG_FORMAT=json).
+        let p = &call.payload;
+        let text = |k: &str| p.get(k).and_then(Value::as_str).unwrap_or("");
+        let (run_id, dataset) = match self.kind {
+            Kind::Queue => (
+                p.pointer("/MessageBody/runId")
+                    .and_then(Value::as_str)
+                    .unwrap_or(""),
+                p.pointer("/MessageBody/dataset")
+                    .and_then(Value::as_str)
+                    .unwrap_or(""),
+            ),
+            Kind::Child => (
+                p.pointer("/Input/runId")
+                    .and_then(Value::as_str)
+                    .unwrap_or(""),
+                p.pointer("/Input/dataset")
+                    .and_then(Value::as_str)
+                    .unwrap_or(""),
+            ),
+            _ => (text("runId"), text("dataset")),
+        };
+        match &result {
+            Ok(_) => tracing::info!(run_id, dataset, state = %call.state, "task succeeded"),
+            Err(f) => {
+                tracing::warn!(run_id, dataset, state = %call.state, error = %f.error, "task failed")
+            }
+        }
+        result
+    }
+}
+
+impl Bound {
+    async fn dispatch(&self, call: &TaskCall) -> Result<Value, Failure> {
         let l = &self.local;
         let c = l.catalog.as_ref();
         let p = &call.payload;
@@ -442,7 +479,16 @@ async fn work(local: &Arc<Local>, group: &str, d: Delivery) {
         return;
     }
     local.jobs.fetch_add(1, Ordering::Relaxed);
+    let started = Instant::now();
     let answer = migrate_job(local, group, &d).await;
+    tracing::info!(
+        run_id = %d.job.run_id,
+        dataset = %d.job.dataset,
+        group,
+        seconds = started.elapsed().as_secs_f64(),
+        ok = matches!(answer, TokenAnswer::Success(_)),
+        "migrate job finished"
+    );
     if let Err(e) = local.store.answer_token(&token, answer) {
         tracing::warn!("job {}: {e}", d.job.dataset);
     }
@@ -861,36 +907,38 @@ async fn report(
     Ok(if ok { EXIT_OK } else { EXIT_DATASET_FAILED })
 }
 
-/// `skein approve` / `skein reject`.
+/// `skein approve` / `skein reject`: the same action as the dashboard's buttons.
 pub async fn answer(g: &Global, dataset: &str, reject: Option<&str>) -> anyhow::Result<u8> {
     let (catalog, _, store) = open_all(g)?;
-    let Some(token) = steps::approval_token(catalog.as_ref(), dataset).await? else {
-        eprintln!(
-            "error: dataset `{dataset}` is not waiting for approval; `skein status` shows who waits"
-        );
-        return Ok(EXIT_USAGE);
+    let decision = match reject {
+        None => Decision::Approve,
+        Some(reason) => Decision::Reject { reason },
     };
-    let answer = match reject {
-        None => TokenAnswer::Success(json!({"approvedBy": whoami()})),
-        Some(reason) => TokenAnswer::Failure {
-            error: "Skein.Rejected".into(),
-            cause: format!("rejected by {}: {reason}", whoami()),
-        },
-    };
-    let record = store.answer_token(&token, answer)?;
-    let verb = if reject.is_some() {
-        "rejected"
-    } else {
-        "approved"
+    let answered = match skein_ui::actions::answer_approval(
+        catalog.as_ref(),
+        &store,
+        dataset,
+        decision,
+        &whoami(),
+    )
+    .await
+    {
+        Ok(a) => a,
+        Err(e @ (skein_ui::Error::NotWaiting { .. } | skein_ui::Error::UnknownDataset { .. })) => {
+            eprintln!("error: {e}");
+            return Ok(EXIT_USAGE);
+        }
+        Err(e) => return Err(e.into()),
     };
     if g.json {
         println!(
             "{}",
-            json!({"dataset": dataset, "answer": verb, "execution": record.execution})
+            json!({"dataset": dataset, "answer": answered.answer, "execution": answered.execution})
         );
     } else {
         println!(
-            "{verb} {dataset}; its run continues (a run that is not running continues with `skein run --resume`)"
+            "{} {dataset}; its run continues (a run that is not running continues with `skein run --resume`)",
+            answered.answer
         );
     }
     Ok(EXIT_OK)

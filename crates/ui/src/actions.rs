@@ -1,0 +1,117 @@
+//! The operator's actions, shared by the CLI (`skein approve`, `skein reject`,
+//! `skein rollback NAME`) and the dashboard's buttons.
+//!
+//! Approval answers the task token the waiting run stored in the catalog: the run (in its
+//! own process) sees the answer by polling the engine store and publishes or rolls back.
+
+use serde::Serialize;
+use serde_json::json;
+use skein_core::catalog::Catalog;
+use skein_core::load;
+use skein_states::store::{Store, TokenAnswer};
+use skein_usecases::steps;
+use skein_usecases::{DatasetResult, Outcome};
+
+use crate::error::{Error, Result};
+
+/// What the operator decided about a dataset waiting for approval.
+#[derive(Debug, Clone, Copy)]
+pub enum Decision<'a> {
+    /// Publish it.
+    Approve,
+    /// Roll it back, recording why.
+    Reject { reason: &'a str },
+}
+
+/// An answered approval.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Answered {
+    pub dataset: String,
+    /// `approved` or `rejected`.
+    pub answer: &'static str,
+    /// The execution that waited (it continues when its run is running).
+    pub execution: String,
+}
+
+/// Answers the approval a dataset waits for, as `by` (a user name).
+pub async fn answer_approval<C: Catalog + ?Sized>(
+    catalog: &C,
+    store: &Store,
+    dataset: &str,
+    decision: Decision<'_>,
+    by: &str,
+) -> Result<Answered> {
+    let Some(token) = steps::approval_token(catalog, dataset).await? else {
+        let status = match catalog.dataset(dataset).await? {
+            Some(r) => r.status.to_string(),
+            None => {
+                return Err(Error::UnknownDataset {
+                    dataset: dataset.to_string(),
+                });
+            }
+        };
+        return Err(Error::NotWaiting {
+            dataset: dataset.to_string(),
+            status,
+        });
+    };
+    let (answer, verb) = match decision {
+        Decision::Approve => (
+            TokenAnswer::Success(json!({ "approvedBy": by })),
+            "approved",
+        ),
+        Decision::Reject { reason } => (
+            TokenAnswer::Failure {
+                error: "Skein.Rejected".into(),
+                cause: format!("rejected by {by}: {reason}"),
+            },
+            "rejected",
+        ),
+    };
+    let record = store.answer_token(&token, answer)?;
+    tracing::info!(
+        dataset,
+        execution = %record.execution,
+        answer = verb,
+        by,
+        "approval answered"
+    );
+    Ok(Answered {
+        dataset: dataset.to_string(),
+        answer: verb,
+        execution: record.execution,
+    })
+}
+
+/// Rolls a dataset of the catalog back to its previous published version, in a new run
+/// `run_id` (the use case `skein rollback NAME` runs).
+pub async fn rollback<C: Catalog + ?Sized>(
+    catalog: &C,
+    dataset: &str,
+    run_id: &str,
+    reason: &str,
+) -> Result<DatasetResult> {
+    let record = catalog
+        .dataset(dataset)
+        .await?
+        .ok_or_else(|| Error::UnknownDataset {
+            dataset: dataset.to_string(),
+        })?;
+    let file = load::from_catalog(record.spec, record.spec_hash);
+    // S3 targets: endpoint and credentials from the standard AWS environment.
+    let settings = skein_data::Settings::default();
+    let result =
+        skein_usecases::rollback::rollback(catalog, &settings, &file, run_id, reason).await?;
+    if result.outcome != Outcome::RolledBack {
+        return Err(Error::RollbackRefused {
+            dataset: dataset.to_string(),
+            reason: result
+                .error
+                .clone()
+                .unwrap_or_else(|| result.outcome.as_str().to_string()),
+        });
+    }
+    tracing::info!(dataset, run_id, version = result.version, "rolled back");
+    Ok(result)
+}

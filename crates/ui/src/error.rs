@@ -1,0 +1,63 @@
+//! Errors of the dashboard, the metrics and the report.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// What went wrong, naming the address, run, dataset or file.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A bind outside loopback without a token would give anyone on the network the buttons.
+    #[error(
+        "refusing to serve on {addr}: it is not a loopback address and no token is set; pass --token (or SKEIN_UI_TOKEN), or bind 127.0.0.1"
+    )]
+    PublicWithoutToken { addr: SocketAddr },
+    /// The listening socket.
+    #[error("cannot listen on {addr}: {source}; pick another --port or --bind")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    /// Serving stopped on an I/O error of the listening socket.
+    #[error("the dashboard stopped serving: {source}")]
+    Serve { source: std::io::Error },
+    /// A file or directory.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The run is not in the catalog.
+    #[error("run `{run}` is not in the catalog {}; `skein runs` lists the runs", dir.display())]
+    UnknownRun { run: String, dir: PathBuf },
+    /// The execution is not in the engine store.
+    #[error(
+        "execution `{id}` is not in the engine store; `skein states list` shows the executions"
+    )]
+    UnknownExecution { id: String },
+    /// The dataset is not in the catalog.
+    #[error("dataset `{dataset}` is not in the catalog; `skein status` lists the known ones")]
+    UnknownDataset { dataset: String },
+    /// Approve / reject of a dataset nobody waits on.
+    #[error(
+        "dataset `{dataset}` is not waiting for approval (it is {status}); `skein status` shows who waits"
+    )]
+    NotWaiting { dataset: String, status: String },
+    /// A rollback the target store refused (e.g. no earlier version).
+    #[error("dataset `{dataset}` was not rolled back: {reason}")]
+    RollbackRefused { dataset: String, reason: String },
+    /// The catalog or queue.
+    #[error(transparent)]
+    Catalog(#[from] skein_core::Error),
+    /// The engine store.
+    #[error(transparent)]
+    Store(#[from] skein_states::store::StoreError),
+    /// A use case.
+    #[error(transparent)]
+    Usecase(#[from] skein_usecases::Error),
+    /// A broken invariant.
+    #[error("internal error (a bug in skein-ui, please report it): {0}")]
+    Internal(String),
+}
+
+/// Result with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
