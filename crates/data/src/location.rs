@@ -41,7 +41,7 @@ impl Location {
                 dataset: dataset.to_string(),
                 field,
                 uri: format!("s3://{bucket}/{key}"),
-                message: "S3 locations are handled by the AWS adapters (`skein` on Lambda); locally use a path or file:// URI".into(),
+                message: "this needs a local path or file:// URI (S3 targets open through `Target::open`, S3 sources through `list_source`)".into(),
             }),
         }
     }
