@@ -378,26 +378,17 @@ impl TaskHandler for Bound {
         // Structured log line per task, with the run and dataset ids (JSON with
         // SKEIN_LOG_FORMAT=json).
         let p = &call.payload;
-        let text = |k: &str| p.get(k).and_then(Value::as_str).unwrap_or("");
-        let (run_id, dataset) = match self.kind {
-            Kind::Queue => (
-                p.pointer("/MessageBody/runId")
-                    .and_then(Value::as_str)
-                    .unwrap_or(""),
-                p.pointer("/MessageBody/dataset")
-                    .and_then(Value::as_str)
-                    .unwrap_or(""),
-            ),
-            Kind::Child => (
-                p.pointer("/Input/runId")
-                    .and_then(Value::as_str)
-                    .unwrap_or(""),
-                p.pointer("/Input/dataset")
-                    .and_then(Value::as_str)
-                    .unwrap_or(""),
-            ),
-            _ => (text("runId"), text("dataset")),
+        let under = |base: &str, k: &str| {
+            p.pointer(&format!("{base}/{k}"))
+                .and_then(Value::as_str)
+                .unwrap_or("")
         };
+        let base = match self.kind {
+            Kind::Queue => "/MessageBody",
+            Kind::Child => "/Input",
+            _ => "",
+        };
+        let (run_id, dataset) = (under(base, "runId"), under(base, "dataset"));
         match &result {
             Ok(_) => tracing::info!(run_id, dataset, state = %call.state, "task succeeded"),
             Err(f) => {

@@ -142,6 +142,24 @@ fn is_condition_failure<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(e: &E)
 }
 
 impl DynamoCatalog {
+    /// A conditional write's result: `Some(output)` when written, `None` when its
+    /// condition failed (nothing was written), or the backend error naming `what`.
+    fn written<T, E, R>(
+        &self,
+        what: &str,
+        result: std::result::Result<T, aws_sdk_dynamodb::error::SdkError<E, R>>,
+    ) -> Result<Option<T>>
+    where
+        E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        match result {
+            Ok(out) => Ok(Some(out)),
+            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => Ok(None),
+            Err(e) => Err(sdk(what, &self.table, e)),
+        }
+    }
+
     /// The catalog on `table`.
     pub fn new(client: Client, table: impl Into<String>) -> DynamoCatalog {
         DynamoCatalog {
@@ -411,11 +429,7 @@ impl DynamoCatalog {
             )
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => Ok(false),
-            Err(e) => Err(sdk("TransactWriteItems", &self.table, e)),
-        }
+        Ok(self.written("TransactWriteItems", result)?.is_some())
     }
 
     /// Gives back `holder`'s slot of a source system (nothing if it holds none).
@@ -460,11 +474,9 @@ impl DynamoCatalog {
             )
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => Ok(()),
-            Err(e) => Err(sdk("TransactWriteItems", &self.table, e)),
-        }
+        // A failed condition means there was nothing to release.
+        self.written("TransactWriteItems", result)?;
+        Ok(())
     }
 
     /// Keeps the reader caps of source systems (from the run's `skein.yaml`), for the
@@ -559,12 +571,8 @@ impl Catalog for DynamoCatalog {
                         .transact_items(history)
                         .send()
                         .await;
-                    match result {
-                        Ok(_) => {}
-                        Err(e) if e.as_service_error().is_some_and(is_condition_failure) => {
-                            continue;
-                        }
-                        Err(e) => return Err(sdk("TransactWriteItems", &self.table, e)),
+                    if self.written("TransactWriteItems", result)?.is_none() {
+                        continue; // lost a race: read again
                     }
                 }
                 Some(item) if get_s(&item, "specHash") == Some(spec_hash) => {}
@@ -586,12 +594,8 @@ impl Catalog for DynamoCatalog {
                         .expression_attribute_values(":old", s(old))
                         .send()
                         .await;
-                    match result {
-                        Ok(_) => {}
-                        Err(e) if e.as_service_error().is_some_and(is_condition_failure) => {
-                            continue;
-                        }
-                        Err(e) => return Err(sdk("UpdateItem", &self.table, e)),
+                    if self.written("UpdateItem", result)?.is_none() {
+                        continue; // lost a race: read again
                     }
                 }
             }
@@ -679,21 +683,18 @@ impl Catalog for DynamoCatalog {
             .transact_items(history)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => {
-                match self.get(ds_key(name), "META").await? {
-                    None => Err(Error::UnknownDataset {
-                        dataset: name.to_string(),
-                    }),
-                    Some(item) => Err(Error::StatusConflict {
-                        dataset: name.to_string(),
-                        expected: from,
-                        actual: status_of(get_s(&item, "status").unwrap_or("pending"))?,
-                    }),
-                }
-            }
-            Err(e) => Err(sdk("TransactWriteItems", &self.table, e)),
+        match self.written("TransactWriteItems", result)? {
+            Some(_) => Ok(()),
+            None => match self.get(ds_key(name), "META").await? {
+                None => Err(Error::UnknownDataset {
+                    dataset: name.to_string(),
+                }),
+                Some(item) => Err(Error::StatusConflict {
+                    dataset: name.to_string(),
+                    expected: from,
+                    actual: status_of(get_s(&item, "status").unwrap_or("pending"))?,
+                }),
+            },
         }
     }
 
@@ -766,14 +767,11 @@ impl Catalog for DynamoCatalog {
             )
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => {
-                Err(Error::UnknownDataset {
-                    dataset: name.to_string(),
-                })
-            }
-            Err(e) => Err(sdk("TransactWriteItems", &self.table, e)),
+        match self.written("TransactWriteItems", result)? {
+            Some(_) => Ok(()),
+            None => Err(Error::UnknownDataset {
+                dataset: name.to_string(),
+            }),
         }
     }
 
@@ -840,14 +838,13 @@ impl Catalog for DynamoCatalog {
             .return_values(ReturnValue::UpdatedNew)
             .send()
             .await;
-        let out = match out {
-            Ok(o) => o,
-            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => {
+        let out = match self.written("UpdateItem", out)? {
+            Some(o) => o,
+            None => {
                 return Err(Error::UnknownDataset {
                     dataset: name.to_string(),
                 });
             }
-            Err(e) => return Err(sdk("UpdateItem", &self.table, e)),
         };
         let attempt = out
             .attributes
@@ -891,14 +888,11 @@ impl Catalog for DynamoCatalog {
                 .expression_attribute_values(":e", s(e)),
             None => req.update_expression("SET finishedAt = :f, outcome = :o"),
         };
-        match req.send().await {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => {
-                Err(Error::Internal(format!(
-                    "dataset `{name}` has no attempt {attempt} to finish"
-                )))
-            }
-            Err(e) => Err(sdk("UpdateItem", &self.table, e)),
+        match self.written("UpdateItem", req.send().await)? {
+            Some(_) => Ok(()),
+            None => Err(Error::Internal(format!(
+                "dataset `{name}` has no attempt {attempt} to finish"
+            ))),
         }
     }
 
@@ -981,12 +975,11 @@ impl Catalog for DynamoCatalog {
             .expression_attribute_values(":n", n(by))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => Err(
-                Error::Internal(format!("run `{run_id}` is not in the catalog")),
-            ),
-            Err(e) => Err(sdk("UpdateItem", &self.table, e)),
+        match self.written("UpdateItem", result)? {
+            Some(_) => Ok(()),
+            None => Err(Error::Internal(format!(
+                "run `{run_id}` is not in the catalog"
+            ))),
         }
     }
 
@@ -1008,24 +1001,21 @@ impl Catalog for DynamoCatalog {
             .expression_attribute_values(":now", n(now))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => {
-                match self.get(ds_key(name), "META").await? {
-                    None => Err(Error::UnknownDataset {
-                        dataset: name.to_string(),
-                    }),
-                    Some(item) => Err(Error::LeaseHeld {
-                        dataset: name.to_string(),
-                        holder: get_s(&item, "leaseHolder").unwrap_or_default().to_string(),
-                        expires: get_n(&item, "leaseExpires")
-                            .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
-                            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-                            .unwrap_or_default(),
-                    }),
-                }
-            }
-            Err(e) => Err(sdk("UpdateItem", &self.table, e)),
+        match self.written("UpdateItem", result)? {
+            Some(_) => Ok(()),
+            None => match self.get(ds_key(name), "META").await? {
+                None => Err(Error::UnknownDataset {
+                    dataset: name.to_string(),
+                }),
+                Some(item) => Err(Error::LeaseHeld {
+                    dataset: name.to_string(),
+                    holder: get_s(&item, "leaseHolder").unwrap_or_default().to_string(),
+                    expires: get_n(&item, "leaseExpires")
+                        .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+                        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                        .unwrap_or_default(),
+                }),
+            },
         }
     }
 
@@ -1040,11 +1030,9 @@ impl Catalog for DynamoCatalog {
             .expression_attribute_values(":h", s(holder))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => Ok(()),
-            Err(e) => Err(sdk("UpdateItem", &self.table, e)),
-        }
+        // A failed condition means there was nothing to release.
+        self.written("UpdateItem", result)?;
+        Ok(())
     }
 }
 
@@ -1067,14 +1055,11 @@ impl DynamoCatalog {
         for (k, v) in values {
             req = req.expression_attribute_values(k, v);
         }
-        match req.send().await {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => {
-                Err(Error::UnknownDataset {
-                    dataset: name.to_string(),
-                })
-            }
-            Err(e) => Err(sdk("UpdateItem", &self.table, e)),
+        match self.written("UpdateItem", req.send().await)? {
+            Some(_) => Ok(()),
+            None => Err(Error::UnknownDataset {
+                dataset: name.to_string(),
+            }),
         }
     }
 }
