@@ -152,11 +152,7 @@ async fn queue_with_group(max_receives: u32) -> (SqsQueue, String) {
 }
 
 fn job(dataset: &str) -> Job {
-    Job {
-        dataset: dataset.into(),
-        run_id: "run-1".into(),
-        task_token: format!("token-{dataset}"),
-    }
+    Job::new(dataset, "run-1", &format!("token-{dataset}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -677,11 +673,7 @@ async fn run_steps(
     tasks::catalog_action(c, &step("acquireLease"))
         .await
         .unwrap();
-    let job = Job {
-        dataset: dataset.into(),
-        run_id: run.into(),
-        task_token: format!("token-{run}"),
-    };
+    let job = Job::new(dataset, run, &format!("token-{run}"));
     match tasks::migrate_job(
         c,
         data,

@@ -13,7 +13,7 @@ use skein_core::catalog::{Catalog, RunRecord};
 use skein_core::load::{self, SpecFile};
 use skein_data::{DataDir, S3Settings, Settings, Target};
 use skein_embedded::SqliteCatalog;
-use skein_usecases::{DatasetResult, MigrateOptions, Outcome};
+use skein_usecases::{DatasetResult, MigrateOptions, Outcome, Part};
 
 use crate::moto::{REGION, moto, unique};
 use crate::util::{Workspace, repo_root};
@@ -110,6 +110,7 @@ fn opts(run: &str) -> MigrateOptions {
         approved: true,
         progress: Arc::default(),
         allow_schema_change: false,
+        part: Part::All,
     }
 }
 

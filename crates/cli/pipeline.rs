@@ -9,7 +9,7 @@ use skein_core::load::SpecFile;
 use skein_core::{Status, plan};
 use skein_data::Progress;
 use skein_embedded::SqliteCatalog;
-use skein_usecases::{DatasetResult, MigrateOptions, Outcome, new_run_id};
+use skein_usecases::{DatasetResult, MigrateOptions, Outcome, Part, new_run_id};
 
 use crate::datasets::{open_catalog, resolve};
 use crate::flags::{Global, MigrateArgs, RollbackArgs, TargetArgs};
@@ -84,6 +84,7 @@ pub async fn migrate(g: &Global, args: &MigrateArgs) -> anyhow::Result<u8> {
                         approved: args.approve,
                         progress,
                         allow_schema_change: args.allow_schema_change,
+                        part: Part::All,
                     };
                     let r = skein_usecases::migrate(&catalog, &settings, file, &opts).await;
                     spinner.finish();

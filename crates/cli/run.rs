@@ -344,11 +344,13 @@ impl Local {
             )
         })?;
         let body = p.get("MessageBody").cloned().unwrap_or(json!({}));
-        let job = Job {
-            dataset: field(&body, "dataset")?.to_string(),
-            run_id: field(&body, "runId")?.to_string(),
-            task_token: field(&body, "taskToken")?.to_string(),
-        };
+        // The body is the job itself (`chunk` and `step` included), as SQS would carry it.
+        let job: Job = serde_json::from_value(body.clone()).map_err(|e| {
+            Failure::new(
+                "Skein.BadRequest",
+                format!("a migrate job must be {{\"dataset\", \"runId\", \"taskToken\"}}: {e}; got {body}"),
+            )
+        })?;
         self.queue.send(group, &job).await.map_err(fail)?;
         Ok(json!({"MessageId": job.task_token}))
     }

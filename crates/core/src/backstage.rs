@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use crate::load::{self, SpecFile};
 use crate::problem::Problem;
 use crate::spec::{
-    API_VERSION, Approval, CsvOptions, DatasetSpec, KIND, Metadata, SchemaChange, Source, Spec,
+    API_VERSION, Approval, ByteSize, CsvOptions, DatasetSpec, KIND, Metadata, SchemaChange, Source, Spec,
     Target, Transform, Verify,
 };
 use crate::validate;
@@ -54,6 +54,8 @@ pub mod annotations {
     pub const SOURCE_SYSTEM: &str = "skein.dev/source-system";
     /// `spec.source.csv` as JSON.
     pub const SOURCE_CSV: &str = "skein.dev/source-csv";
+    /// `spec.source.chunkSize` (`512MiB`, …).
+    pub const SOURCE_CHUNK_SIZE: &str = "skein.dev/source-chunk-size";
     /// `spec.target.uri` (required).
     pub const TARGET: &str = "skein.dev/target";
     /// The rest of `spec.target` as a JSON object (`format`, `compression`,
@@ -86,11 +88,12 @@ pub mod annotations {
     pub const UPDATED_AT: &str = "skein.dev/updated-at";
 
     /// Every annotation that describes the spec.
-    pub const SPEC: [&str; 13] = [
+    pub const SPEC: [&str; 14] = [
         SOURCE,
         SOURCE_FORMAT,
         SOURCE_SYSTEM,
         SOURCE_CSV,
+        SOURCE_CHUNK_SIZE,
         TARGET,
         TARGET_OPTIONS,
         TRANSFORM,
@@ -214,6 +217,9 @@ pub fn to_entity(spec: &DatasetSpec, status: Option<&EntityStatus>) -> Entity {
     }
     if let Some(csv) = &s.source.csv {
         put(a::SOURCE_CSV, to_json(csv));
+    }
+    if let Some(size) = s.source.chunk_size {
+        put(a::SOURCE_CHUNK_SIZE, size.to_string());
     }
     put(a::TARGET, s.target.uri.clone());
     if let Some(options) = target_options(&s.target) {
@@ -363,6 +369,16 @@ pub fn from_entity(e: &Entity, file: &Path) -> Result<DatasetSpec, Vec<Problem>>
     let format = r.required(a::SOURCE_FORMAT, "csv, ndjson or parquet");
     let format = format.and_then(|f| r.word(a::SOURCE_FORMAT, f, "csv, ndjson or parquet"));
     let csv: Option<CsvOptions> = r.json(a::SOURCE_CSV);
+    let chunk_size = match r.optional(a::SOURCE_CHUNK_SIZE) {
+        Some(v) => match ByteSize::parse(v) {
+            Ok(size) => Some(size),
+            Err(e) => {
+                r.problem(a::SOURCE_CHUNK_SIZE, e, "write e.g. 512MiB or 1GiB");
+                None
+            }
+        },
+        None => None,
+    };
     let target_uri = r.required(a::TARGET, "the URI the dataset is published to");
     let target = target_uri.and_then(|uri| r.target(uri));
     let criticality = match r.optional(a::CRITICALITY) {
@@ -445,6 +461,7 @@ pub fn from_entity(e: &Entity, file: &Path) -> Result<DatasetSpec, Vec<Problem>>
                 format,
                 system: ann.get(a::SOURCE_SYSTEM).cloned(),
                 csv,
+                chunk_size,
             },
             target,
             transform: ann
@@ -494,6 +511,8 @@ fn spec_problem(mut p: Problem, entity: &str) -> Problem {
         Some(a::SOURCE_CSV)
     } else if f == "spec.source.system" {
         Some(a::SOURCE_SYSTEM)
+    } else if f == "spec.source.chunkSize" {
+        Some(a::SOURCE_CHUNK_SIZE)
     } else if f == "spec.target.uri" {
         Some(a::TARGET)
     } else if f.starts_with("spec.target.") {

@@ -17,6 +17,34 @@ pub struct Job {
     pub run_id: String,
     /// The token to answer with SendTaskSuccess / SendTaskFailure.
     pub task_token: String,
+    /// Stage only this chunk of a chunked dataset (the Map over `migrate.chunks`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunk: Option<u32>,
+    /// A later step of a chunked dataset: `combine` joins the staged chunks into one
+    /// staged version and verifies it in total.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<JobStep>,
+}
+
+impl Job {
+    /// A job for the whole dataset (the first job of every migration).
+    pub fn new(dataset: &str, run_id: &str, task_token: &str) -> Job {
+        Job {
+            dataset: dataset.to_string(),
+            run_id: run_id.to_string(),
+            task_token: task_token.to_string(),
+            chunk: None,
+            step: None,
+        }
+    }
+}
+
+/// The steps of a chunked migration after its first job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum JobStep {
+    /// Join the staged chunks into one staged version and verify it in total.
+    Combine,
 }
 
 /// A received job.

@@ -140,6 +140,13 @@ pub fn check_file(file: &SpecFile) -> Vec<Problem> {
             "leave it out for the default of 10,000,000",
         );
     }
+    if spec.source.chunk_size.is_some_and(|c| c.0 < 1024 * 1024) {
+        push(
+            "spec.source.chunkSize",
+            "must be at least 1MiB".into(),
+            "chunks are for large sources: write e.g. `chunkSize: 512MiB`, or leave it out for one job",
+        );
+    }
     if let Some(csv) = &spec.source.csv {
         if spec.source.format != crate::spec::SourceFormat::Csv {
             push(

@@ -52,6 +52,29 @@ pub enum Error {
     /// A staged version to publish or verify does not exist.
     #[error("dataset `{dataset}`: no staged version for run `{run_id}`; run the migration first")]
     NotStaged { dataset: String, run_id: String },
+    /// `spec.source.chunkSize` is set, but the transform needs all rows at once.
+    #[error(
+        "dataset `{dataset}`: the source is larger than spec.source.chunkSize, but the transform {reason}, so its chunks cannot be migrated apart and joined; make the transform row by row (columns and filters only) or remove chunkSize"
+    )]
+    NotChunkable { dataset: String, reason: String },
+    /// A staged chunk does not hold what its source-side figures say.
+    #[error("dataset `{dataset}`: chunk {chunk} failed verification: {check} expected {expected}, got {actual}")]
+    ChunkMismatch {
+        dataset: String,
+        chunk: u32,
+        check: &'static str,
+        expected: String,
+        actual: String,
+    },
+    /// Combining a chunked staging found chunks that were never staged.
+    #[error(
+        "dataset `{dataset}`: chunks {missing} of run `{run_id}` are not staged; run their jobs (or the whole migration) again"
+    )]
+    ChunksMissing {
+        dataset: String,
+        run_id: String,
+        missing: String,
+    },
     /// The S3 client cannot be built from the settings (bad endpoint or region).
     #[error(
         "S3 settings for bucket `{bucket}` are not usable: {message}; check AWS_ENDPOINT_URL and AWS_REGION"
@@ -111,7 +134,11 @@ impl Error {
             Error::SourceUnreadable { .. } => "Skein.SourceUnreadable",
             Error::BadValue { .. } => "Skein.BadValue",
             Error::Transform { .. } | Error::TransformRefused { .. } => "Skein.TransformFailed",
-            Error::UnsupportedUri { .. } | Error::TargetNotManaged { .. } => "Skein.InvalidSpec",
+            Error::UnsupportedUri { .. }
+            | Error::TargetNotManaged { .. }
+            | Error::NotChunkable { .. } => "Skein.InvalidSpec",
+            Error::ChunkMismatch { .. } => "Skein.VerificationFailed",
+            Error::ChunksMissing { .. } => "Skein.NotStaged",
             Error::NothingToRollBack { .. } => "Skein.NothingToRollBack",
             Error::NotStaged { .. } => "Skein.NotStaged",
             Error::Io { .. } | Error::Engine { .. } | Error::Storage { .. } => "Skein.StorageError",

@@ -8,6 +8,7 @@
 //! - [`sqlguard`]: the transform is one query over `source`, nothing else.
 //! - [`transform`]: planning the transform; failures that name the column and value.
 //! - [`stage`]: writing the transformed stream to staging, with the source-side checksum.
+//! - [`chunk`]: large sources in chunks: planning, staging one chunk, combining them.
 //! - [`checksum`]: the order-independent content checksum (algorithm documented there).
 //! - [`verify`]: the checks of a staged or published version against the source.
 //! - [`store`]: the local target store: staging, versions, atomic publish, rollback.
@@ -24,6 +25,7 @@
 //! locally, a conditional put of `_skein/current.json` on S3).
 
 pub mod checksum;
+pub mod chunk;
 pub mod diff;
 pub mod error;
 pub mod inspect;
@@ -42,7 +44,7 @@ pub use error::{Error, Result};
 pub use s3::S3Settings;
 pub use s3_store::S3TargetStore;
 pub use session::Settings;
-pub use stage::{Progress, Staged, stage};
+pub use stage::{ChunkCount, Progress, Staged, stage};
 pub use store::TargetStore;
 pub use target::{DataDir, Target};
 pub use verify::{Check, VerifyReport, verify_dir};

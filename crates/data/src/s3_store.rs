@@ -285,6 +285,40 @@ impl S3TargetStore {
             .map_err(Error::io("remove uploaded part", local))
     }
 
+    /// A JSON object under a run's staging prefix (`rel` may hold `/`), if present.
+    pub(crate) async fn staging_json<T: serde::de::DeserializeOwned>(
+        &self,
+        run_id: &str,
+        rel: &str,
+    ) -> Result<Option<T>> {
+        let key = join_key(&[&self.staging_key(run_id), rel]);
+        Ok(self.get_json(&key).await?.map(|(v, _)| v))
+    }
+
+    /// Writes a JSON object under a run's staging prefix.
+    pub(crate) async fn put_staging_json<T: Serialize>(
+        &self,
+        run_id: &str,
+        rel: &str,
+        value: &T,
+    ) -> Result<()> {
+        let key = join_key(&[&self.staging_key(run_id), rel]);
+        self.put_json(&key, value, PutMode::Overwrite)
+            .await
+            .map_err(self.fail("write", &key))
+    }
+
+    /// Deletes the staging objects of a run whose file name starts with `prefix`.
+    pub(crate) async fn discard_prefix(&self, run_id: &str, prefix: &str) -> Result<()> {
+        let keys: Vec<Path> = self
+            .list(&self.staging_key(run_id))
+            .await?
+            .into_iter()
+            .filter(|k| k.filename().is_some_and(|n| n.starts_with(prefix)))
+            .collect();
+        self.delete_all(keys, "a failed chunk's files").await
+    }
+
     /// Deletes a run's staging objects.
     pub async fn discard(&self, run_id: &str) -> Result<()> {
         let keys = self.list(&self.staging_key(run_id)).await?;

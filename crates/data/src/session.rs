@@ -85,6 +85,8 @@ pub struct SourceFiles {
     pub table_path: String,
     /// The data files (local paths or S3 keys), sorted.
     pub files: Vec<String>,
+    /// The size in bytes of each file of `files`.
+    pub sizes: Vec<u64>,
     /// Their total size in bytes.
     pub bytes: u64,
     /// Common file extension (with the dot) used to list a directory.
@@ -95,6 +97,21 @@ pub struct SourceFiles {
     pub fingerprint: String,
     /// The bucket to register with a session, when the source is on S3.
     s3: Option<(S3Settings, String)>,
+}
+
+impl SourceFiles {
+    /// The S3 settings and bucket of a source on S3.
+    pub(crate) fn s3(&self) -> Option<&(S3Settings, String)> {
+        self.s3.as_ref()
+    }
+
+    /// A source file as DataFusion reads it: the local path, or `s3://bucket/key`.
+    pub(crate) fn url(&self, name: &str) -> String {
+        match &self.s3 {
+            Some((_, bucket)) => format!("s3://{bucket}/{name}"),
+            None => name.to_string(),
+        }
+    }
 }
 
 /// One listed source file: its path relative to the source, size, and version stamp.
@@ -145,6 +162,7 @@ pub async fn list_source(settings: &Settings, file: &SpecFile) -> Result<SourceF
     Ok(SourceFiles {
         table_path,
         bytes: listed.iter().map(|l| l.size).sum(),
+        sizes: listed.iter().map(|l| l.size).collect(),
         files: names,
         extension,
         fingerprint: hex(&hasher.finalize()),
@@ -288,6 +306,24 @@ fn common_extension(files: &[String], format: SourceFormat) -> Result<String, St
     }
 }
 
+fn csv_options<'a>(file: &'a SpecFile, source: &'a SourceFiles) -> CsvReadOptions<'a> {
+    static DEFAULT: std::sync::LazyLock<CsvOptions> = std::sync::LazyLock::new(CsvOptions::default);
+    let csv = file.spec.spec.source.csv.as_ref().unwrap_or(&DEFAULT);
+    CsvReadOptions::new()
+        .has_header(csv.header)
+        .delimiter(csv.delimiter.as_bytes()[0])
+        .quote(csv.quote.as_bytes()[0])
+        .newlines_in_values(true)
+        .schema_infer_max_records(10_000)
+        .file_extension(&source.extension)
+}
+
+fn json_options(source: &SourceFiles) -> JsonReadOptions<'_> {
+    JsonReadOptions::default()
+        .file_extension(&source.extension)
+        .schema_infer_max_records(10_000)
+}
+
 /// Registers the source as table `source` in `ctx`.
 pub async fn register_source(
     ctx: &SessionContext,
@@ -301,22 +337,12 @@ pub async fn register_source(
     let path = source.table_path.clone();
     let result = match spec.source.format {
         SourceFormat::Csv => {
-            let default = CsvOptions::default();
-            let csv = spec.source.csv.as_ref().unwrap_or(&default);
-            let options = CsvReadOptions::new()
-                .has_header(csv.header)
-                .delimiter(csv.delimiter.as_bytes()[0])
-                .quote(csv.quote.as_bytes()[0])
-                .newlines_in_values(true)
-                .schema_infer_max_records(10_000)
-                .file_extension(&source.extension);
-            ctx.register_csv(SOURCE_TABLE, &path, options).await
+            ctx.register_csv(SOURCE_TABLE, &path, csv_options(file, source))
+                .await
         }
         SourceFormat::Ndjson => {
-            let options = JsonReadOptions::default()
-                .file_extension(&source.extension)
-                .schema_infer_max_records(10_000);
-            ctx.register_json(SOURCE_TABLE, &path, options).await
+            ctx.register_json(SOURCE_TABLE, &path, json_options(source))
+                .await
         }
         SourceFormat::Parquet => {
             let options = ParquetReadOptions::default().file_extension(&source.extension);
@@ -328,4 +354,40 @@ pub async fn register_source(
         uri: spec.source.uri.clone(),
         message: e.strip_backtrace(),
     })
+}
+
+/// Registers some of the source's CSV or NDJSON files (`names`, from [`SourceFiles::files`])
+/// as table `source`, read with `schema` (the whole source's), so that every chunk of a
+/// dataset reads its columns as the same types.
+pub(crate) async fn register_text_files(
+    ctx: &SessionContext,
+    file: &SpecFile,
+    source: &SourceFiles,
+    names: &[String],
+    schema: &datafusion::arrow::datatypes::Schema,
+) -> Result<()> {
+    if let Some((s3, bucket)) = &source.s3 {
+        s3.register(ctx, bucket)?;
+    }
+    let paths: Vec<String> = names.iter().map(|n| source.url(n)).collect();
+    let df = match file.spec.spec.source.format {
+        SourceFormat::Csv => {
+            ctx.read_csv(paths, csv_options(file, source).schema(schema))
+                .await
+        }
+        SourceFormat::Ndjson => ctx.read_json(paths, json_options(source).schema(schema)).await,
+        SourceFormat::Parquet => {
+            return Err(Error::Internal(
+                "Parquet chunks are read by row group, not as text files".into(),
+            ));
+        }
+    };
+    let df = df.map_err(|e| Error::SourceUnreadable {
+        dataset: file.name().to_string(),
+        uri: names.join(", "),
+        message: e.strip_backtrace(),
+    })?;
+    ctx.register_table(SOURCE_TABLE, df.into_view())
+        .map_err(Error::engine("register the chunk's source files"))?;
+    Ok(())
 }

@@ -44,10 +44,23 @@ pub struct Staged {
     pub manifest: Manifest,
     /// True when an earlier attempt had staged the same spec and source and was reused.
     pub reused: bool,
+    /// For a chunked dataset: how many chunks, and how many were reused.
+    pub chunks: Option<ChunkCount>,
+}
+
+/// Chunks of a chunked staging.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkCount {
+    /// Chunks in the plan.
+    pub total: usize,
+    /// Chunks an earlier attempt had staged and verified.
+    pub reused: usize,
 }
 
 /// Stages a migration of `file` for `run_id`. A finished staging of the same spec and
-/// source under the same run is recognised and reused.
+/// source under the same run is recognised and reused. A source larger than
+/// `spec.source.chunkSize` is staged chunk by chunk (see [`crate::chunk`]); chunks staged
+/// by an earlier attempt are reused, and a failed chunk leaves the finished ones in place.
 pub async fn stage(
     settings: &Settings,
     file: &SpecFile,
@@ -63,18 +76,38 @@ pub async fn stage(
         return Ok(Staged {
             manifest: existing,
             reused: true,
+            chunks: None,
+        });
+    }
+    progress.source_bytes.store(source.bytes, Ordering::Relaxed);
+    if let Some(plan) = crate::chunk::plan(settings, file, &source).await? {
+        crate::chunk::save_plan(store, run_id, &plan).await?;
+        let mut reused = 0;
+        for chunk in &plan.chunks {
+            let done =
+                crate::chunk::stage_chunk(settings, file, store, run_id, &plan, chunk.index, progress)
+                    .await?;
+            reused += usize::from(done.reused);
+        }
+        let manifest = crate::chunk::combine(file, store, run_id, &plan).await?;
+        return Ok(Staged {
+            manifest,
+            reused: reused == plan.chunks.len(),
+            chunks: Some(ChunkCount {
+                total: plan.chunks.len(),
+                reused,
+            }),
         });
     }
     store.discard(run_id).await?; // a half-written earlier attempt
     let output = store.staging_output(settings, run_id)?;
-    progress.source_bytes.store(source.bytes, Ordering::Relaxed);
-
     let ctx = settings.session()?;
     register_source(&ctx, file, &source).await?;
     let sink = Sink {
         output: &output,
         target: store,
         run_id,
+        chunk: None,
     };
     let result = write_all(&ctx, file, &source, &sink, progress).await;
     let (schema, parts) = match result {
@@ -84,38 +117,52 @@ pub async fn stage(
             return Err(e);
         }
     };
-    let mut files: Vec<FileEntry> = parts.iter().flat_map(|p| p.files.clone()).collect();
-    files.sort_by(|a, b| a.name.cmp(&b.name));
-    let checksums: Vec<ContentChecksum> = parts.iter().map(|p| p.checksum.clone()).collect();
-    let checksum = combine(&checksums);
-    let manifest = Manifest {
-        dataset: file.name().to_string(),
-        version: 0,
-        run_id: run_id.to_string(),
-        spec_hash: file.hash.clone(),
-        source_fingerprint: source.fingerprint.clone(),
-        rows: checksum.rows,
-        bytes: files.iter().map(|f| f.size).sum(),
-        files,
-        checksum,
-        schema: canonical_schema(&schema),
-        created_at: chrono::Utc::now().to_rfc3339(),
-        published_at: None,
-    };
+    let manifest = staged_manifest(file, run_id, &source.fingerprint, &schema, &parts);
     store.write_staged(run_id, &manifest).await?;
     Ok(Staged {
         manifest,
         reused: false,
+        chunks: None,
     })
+}
+
+/// The manifest of what `parts` wrote (version 0: staged, not published).
+pub(crate) fn staged_manifest(
+    file: &SpecFile,
+    run_id: &str,
+    fingerprint: &str,
+    schema: &SchemaRef,
+    parts: &[PartOutput],
+) -> Manifest {
+    let mut files: Vec<FileEntry> = parts.iter().flat_map(|p| p.files.clone()).collect();
+    files.sort_by(|a, b| a.name.cmp(&b.name));
+    let checksums: Vec<ContentChecksum> = parts.iter().map(|p| p.checksum.clone()).collect();
+    let checksum = combine(&checksums);
+    Manifest {
+        dataset: file.name().to_string(),
+        version: 0,
+        run_id: run_id.to_string(),
+        spec_hash: file.hash.clone(),
+        source_fingerprint: fingerprint.to_string(),
+        rows: checksum.rows,
+        bytes: files.iter().map(|f| f.size).sum(),
+        files,
+        checksum,
+        schema: canonical_schema(schema),
+        created_at: chrono::Utc::now().to_rfc3339(),
+        published_at: None,
+    }
 }
 
 /// Where finished Parquet files go: written into `output.dir`, then (S3) uploaded into
 /// the target's staging area and deleted locally, so local disk holds one file per
 /// partition at most.
-struct Sink<'a> {
-    output: &'a StagingOutput,
-    target: &'a Target,
-    run_id: &'a str,
+pub(crate) struct Sink<'a> {
+    pub output: &'a StagingOutput,
+    pub target: &'a Target,
+    pub run_id: &'a str,
+    /// The chunk being staged, which names its files.
+    pub chunk: Option<u32>,
 }
 
 impl Sink<'_> {
@@ -131,12 +178,12 @@ impl Sink<'_> {
     }
 }
 
-struct PartOutput {
-    files: Vec<FileEntry>,
-    checksum: ContentChecksum,
+pub(crate) struct PartOutput {
+    pub files: Vec<FileEntry>,
+    pub checksum: ContentChecksum,
 }
 
-async fn write_all(
+pub(crate) async fn write_all(
     ctx: &SessionContext,
     file: &SpecFile,
     source: &SourceFiles,
@@ -299,7 +346,7 @@ async fn write_partition(
             current = Some(
                 OpenFile::create(
                     &sink.output.dir,
-                    file_name(sink.run_id, partition, seq),
+                    file_name(sink.run_id, sink.chunk, partition, seq),
                     &schema,
                     &props,
                 )
@@ -324,7 +371,7 @@ async fn write_partition(
         current = Some(
             OpenFile::create(
                 &sink.output.dir,
-                file_name(sink.run_id, partition, 0),
+                file_name(sink.run_id, sink.chunk, partition, 0),
                 &schema,
                 &props,
             )
@@ -341,7 +388,16 @@ async fn write_partition(
 }
 
 /// Data file names carry the run, so a reader holding a stale path of an older version
-/// fails to open it rather than reading another version's file.
-fn file_name(run_id: &str, partition: usize, seq: usize) -> String {
-    format!("part-{run_id}-{partition:03}-{seq:04}.parquet")
+/// fails to open it rather than reading another version's file; a chunk's files also
+/// carry the chunk ([`chunk_prefix`]).
+fn file_name(run_id: &str, chunk: Option<u32>, partition: usize, seq: usize) -> String {
+    match chunk {
+        Some(c) => format!("{}{partition:03}-{seq:04}.parquet", chunk_prefix(run_id, c)),
+        None => format!("part-{run_id}-{partition:03}-{seq:04}.parquet"),
+    }
+}
+
+/// The start of every file name of chunk `chunk`.
+pub(crate) fn chunk_prefix(run_id: &str, chunk: u32) -> String {
+    format!("part-{run_id}-c{chunk:05}-")
 }

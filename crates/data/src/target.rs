@@ -131,6 +131,16 @@ impl Target {
         }
     }
 
+    /// Whether a run left anything in staging: a staged version, or a chunk plan with
+    /// chunks staged under it.
+    pub async fn has_staging(&self, run_id: &str) -> Result<bool> {
+        Ok(self.staged(run_id).await?.is_some()
+            || self
+                .staging_json::<serde_json::Value>(run_id, crate::chunk::PLAN)
+                .await?
+                .is_some())
+    }
+
     /// Removes a run's staged files.
     pub async fn discard(&self, run_id: &str) -> Result<()> {
         match self {
@@ -205,6 +215,87 @@ impl Target {
                 std::fs::write(&path, bytes).map_err(Error::io("write", &path))
             }
             Target::S3(t) => t.save_report(name, bytes).await,
+        }
+    }
+
+    /// A JSON document under a run's staging area (`rel` may hold `/`), if present.
+    pub(crate) async fn staging_json<T: serde::de::DeserializeOwned>(
+        &self,
+        run_id: &str,
+        rel: &str,
+    ) -> Result<Option<T>> {
+        match self {
+            Target::Local(t) => {
+                let path = t.staging_dir(run_id).join(rel);
+                match std::fs::read(&path) {
+                    Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+                        Error::Internal(format!("{} is not valid: {e}", path.display()))
+                    }),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                    Err(e) => Err(Error::Io {
+                        op: "read",
+                        path,
+                        source: e,
+                    }),
+                }
+            }
+            Target::S3(t) => t.staging_json(run_id, rel).await,
+        }
+    }
+
+    /// Writes a JSON document under a run's staging area, durably (temp file and rename
+    /// locally, one put on S3).
+    pub(crate) async fn put_staging_json<T: serde::Serialize>(
+        &self,
+        run_id: &str,
+        rel: &str,
+        value: &T,
+    ) -> Result<()> {
+        match self {
+            Target::Local(t) => {
+                use std::io::Write;
+                let path = t.staging_dir(run_id).join(rel);
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent).map_err(Error::io("create", parent))?;
+                }
+                let json = serde_json::to_vec_pretty(value)
+                    .map_err(|e| Error::Internal(format!("{rel} to JSON: {e}")))?;
+                let tmp = path.with_extension("json.tmp");
+                let mut f = std::fs::File::create(&tmp).map_err(Error::io("create", &tmp))?;
+                f.write_all(&json).map_err(Error::io("write", &tmp))?;
+                f.sync_all().map_err(Error::io("sync", &tmp))?;
+                std::fs::rename(&tmp, &path).map_err(Error::io("rename into place", &path))
+            }
+            Target::S3(t) => t.put_staging_json(run_id, rel, value).await,
+        }
+    }
+
+    /// Removes a run's staged files whose name starts with `prefix` (a failed chunk's
+    /// partial output), leaving the rest of the staging area alone.
+    pub(crate) async fn discard_prefix(&self, run_id: &str, prefix: &str) -> Result<()> {
+        match self {
+            Target::Local(t) => {
+                let dir = t.staging_dir(run_id);
+                let entries = match std::fs::read_dir(&dir) {
+                    Ok(e) => e,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                    Err(e) => {
+                        return Err(Error::Io {
+                            op: "list",
+                            path: dir,
+                            source: e,
+                        });
+                    }
+                };
+                for entry in entries.flatten() {
+                    if entry.file_name().to_string_lossy().starts_with(prefix) {
+                        let path = entry.path();
+                        std::fs::remove_file(&path).map_err(Error::io("remove", &path))?;
+                    }
+                }
+                Ok(())
+            }
+            Target::S3(t) => t.discard_prefix(run_id, prefix).await,
         }
     }
 

@@ -161,6 +161,24 @@ pub async fn source_checksum(
     }
 }
 
+/// Checksum and schema of some Parquet files of a directory (a chunk's files in staging).
+pub(crate) async fn files_checksum(
+    settings: &Settings,
+    dir: &DataDir,
+    names: &[String],
+) -> Result<(ContentChecksum, Vec<String>)> {
+    let ctx = settings.session()?;
+    dir.register(&ctx)?;
+    let urls: Vec<String> = names.iter().map(|n| format!("{}{n}", dir.url())).collect();
+    let df = ctx
+        .read_parquet(urls, ParquetReadOptions::default())
+        .await
+        .map_err(Error::engine(format!("read the staged files in {dir}")))?;
+    ctx.register_table(TARGET, df.into_view())
+        .map_err(Error::engine("register the staged files"))?;
+    table_checksum(&ctx, TARGET).await
+}
+
 async fn register_target(ctx: &SessionContext, dir: &DataDir) -> Result<()> {
     dir.register(ctx)?;
     ctx.register_parquet(TARGET, &dir.url(), ParquetReadOptions::default())

@@ -23,7 +23,7 @@ pub mod tasks;
 pub mod verify;
 
 pub use error::{Error, Result};
-pub use migrate::{MigrateOptions, migrate};
+pub use migrate::{MigrateOptions, Part, migrate};
 pub use outcome::{DatasetResult, Outcome};
 
 /// A new run id: sortable by time, unique.

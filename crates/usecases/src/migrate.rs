@@ -34,6 +34,21 @@ pub struct MigrateOptions {
     pub progress: Arc<Progress>,
     /// Publish even if the output schema differs from the published version's.
     pub allow_schema_change: bool,
+    /// Which part of the migration this call does.
+    pub part: Part,
+}
+
+/// Which part of a migration a call does. A state machine splits a chunked dataset into
+/// jobs: the first job plans the chunks, one job per chunk stages it, a last job combines
+/// them; one process (`skein migrate`) does it all in one call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Part {
+    /// Everything; a chunked dataset's chunks are staged one after another.
+    #[default]
+    All,
+    /// The first job: as `All`, except that a dataset that needs chunks stops once they
+    /// are planned ([`Outcome::Chunked`]), keeping its lease for the chunk jobs.
+    FirstJob,
 }
 
 /// Migrates one dataset through the whole pipeline and reports how it ended.
@@ -103,6 +118,114 @@ pub async fn migrate<C: Catalog + ?Sized>(
         &mut result,
     )
     .await;
+    // A chunked dataset keeps its lease for its chunk jobs and the combine job.
+    if !matches!(outcome, Ok(()) if result.outcome == Outcome::Chunked) {
+        catalog.release_lease(name, run).await?;
+    }
+    outcome?;
+    result.seconds = started.elapsed().as_secs_f64();
+    Ok(result)
+}
+
+/// Stages and verifies chunk `index` of a chunked dataset (a chunk job). The dataset must
+/// be in progress under this run, with its chunks planned by the first job. The catalog
+/// is not changed: a failed chunk is retried alone, and the state machine rolls the
+/// dataset back once its retries are spent.
+pub async fn migrate_chunk<C: Catalog + ?Sized>(
+    catalog: &C,
+    settings: &Settings,
+    file: &SpecFile,
+    run: &str,
+    index: u32,
+    progress: &Progress,
+) -> Result<skein_data::chunk::ChunkStaged> {
+    let name = file.name();
+    catalog.acquire_lease(name, run, LEASE_SECS).await?;
+    let store = Target::open(settings, file)?;
+    let plan = chunk_plan(catalog, file, &store, run).await?;
+    Ok(skein_data::chunk::stage_chunk(settings, file, &store, run, &plan, index, progress).await?)
+}
+
+/// The chunk plan the first job saved, for a dataset in progress under `run`.
+async fn chunk_plan<C: Catalog + ?Sized>(
+    catalog: &C,
+    file: &SpecFile,
+    store: &Target,
+    run: &str,
+) -> Result<skein_data::chunk::ChunkPlan> {
+    let name = file.name();
+    let status = catalog
+        .dataset(name)
+        .await?
+        .map(|r| r.status)
+        .unwrap_or(Status::Pending);
+    let not_staged = || skein_data::Error::NotStaged {
+        dataset: name.to_string(),
+        run_id: run.to_string(),
+    };
+    if status != Status::InProgress {
+        return Err(not_staged().into());
+    }
+    skein_data::chunk::saved_plan(store, run, file)
+        .await?
+        .ok_or_else(|| not_staged().into())
+}
+
+/// The combine job of a chunked dataset: joins the staged chunks into one staged version,
+/// then verifies it in total and goes on as a whole migration would (`migrated` →
+/// `verified`, the schema check). Publishing is the state machine's later step.
+pub async fn combine_chunks<C: Catalog + ?Sized>(
+    catalog: &C,
+    settings: &Settings,
+    file: &SpecFile,
+    opts: &MigrateOptions,
+) -> Result<DatasetResult> {
+    let started = Instant::now();
+    let name = file.name();
+    let run = opts.run_id.as_str();
+    let mut result = DatasetResult::new(name, run, Outcome::Failed);
+    catalog.acquire_lease(name, run, LEASE_SECS).await?;
+    let store = Target::open(settings, file)?;
+    let plan = chunk_plan(catalog, file, &store, run).await?;
+    let attempt = match catalog
+        .attempts(name)
+        .await?
+        .into_iter()
+        .rev()
+        .find(|a| a.run_id == run && a.finished_at.is_none())
+    {
+        Some(a) => a.attempt,
+        None => catalog.start_attempt(name, run).await?,
+    };
+    let outcome = match skein_data::chunk::combine(file, &store, run, &plan).await {
+        Ok(manifest) => {
+            let staged = skein_data::Staged {
+                manifest,
+                reused: false,
+                chunks: Some(skein_data::ChunkCount {
+                    total: plan.chunks.len(),
+                    reused: 0,
+                }),
+            };
+            after_staging(catalog, settings, file, &store, opts, attempt, staged, &mut result)
+                .await
+        }
+        Err(e) => {
+            let reason = e.to_string();
+            result.error = Some(reason.clone());
+            result.error_name = Some(e.error_name().to_string());
+            fail_attempt(
+                catalog,
+                name,
+                Status::InProgress,
+                attempt,
+                run,
+                "failed",
+                &reason,
+            )
+            .await
+        }
+    };
     catalog.release_lease(name, run).await?;
     outcome?;
     result.seconds = started.elapsed().as_secs_f64();
@@ -123,6 +246,33 @@ async fn run_locked<C: Catalog + ?Sized>(
     start(catalog, name, status, run).await?;
     let attempt = catalog.start_attempt(name, run).await?;
 
+    if opts.part == Part::FirstJob {
+        match plan_chunks(settings, file, store, run).await {
+            Ok(None) => {}
+            Ok(Some(n)) => {
+                result.outcome = Outcome::Chunked;
+                result.chunks = Some(n);
+                return Ok(());
+            }
+            Err(e) => {
+                let reason = e.to_string();
+                fail_attempt(
+                    catalog,
+                    name,
+                    Status::InProgress,
+                    attempt,
+                    run,
+                    "failed",
+                    &reason,
+                )
+                .await?;
+                result.error = Some(reason);
+                result.error_name = Some(e.error_name().to_string());
+                return Ok(());
+            }
+        }
+    }
+
     let staged = match skein_data::stage(settings, file, store, run, &opts.progress).await {
         Ok(s) => s,
         Err(e) => {
@@ -142,12 +292,63 @@ async fn run_locked<C: Catalog + ?Sized>(
             return Ok(());
         }
     };
+    after_staging(catalog, settings, file, store, opts, attempt, staged, result).await
+}
+
+/// Plans the chunks of a dataset and saves the plan in staging: the number of chunks, or
+/// `None` when it runs as one job (or a finished staging of this run is there to reuse).
+async fn plan_chunks(
+    settings: &Settings,
+    file: &SpecFile,
+    store: &Target,
+    run: &str,
+) -> skein_data::Result<Option<usize>> {
+    let source = list_source(settings, file).await?;
+    if let Some(staged) = store.staged(run).await?
+        && staged.spec_hash == file.hash
+        && staged.source_fingerprint == source.fingerprint
+    {
+        return Ok(None);
+    }
+    match skein_data::chunk::plan(settings, file, &source).await? {
+        Some(plan) => {
+            skein_data::chunk::save_plan(store, run, &plan).await?;
+            Ok(Some(plan.chunks.len()))
+        }
+        None => Ok(None),
+    }
+}
+
+/// From a staged version on: `migrated`, the verification, `verified`, the schema check,
+/// and (when asked) approval or publish.
+#[allow(clippy::too_many_arguments)]
+async fn after_staging<C: Catalog + ?Sized>(
+    catalog: &C,
+    settings: &Settings,
+    file: &SpecFile,
+    store: &Target,
+    opts: &MigrateOptions,
+    attempt: u32,
+    staged: skein_data::Staged,
+    result: &mut DatasetResult,
+) -> Result<()> {
+    let name = file.name();
+    let run = opts.run_id.as_str();
     let m = &staged.manifest;
     result.rows = m.rows;
     result.files = m.files.len();
     result.bytes = m.bytes;
+    if let Some(c) = staged.chunks {
+        result.chunks = Some(c.total);
+        result.chunks_reused = Some(c.reused);
+    }
+    let chunks = match staged.chunks {
+        Some(c) if c.reused > 0 => format!(" from {} chunks ({} reused)", c.total, c.reused),
+        Some(c) => format!(" from {} chunks", c.total),
+        None => String::new(),
+    };
     let note = format!(
-        "staged {} rows in {} files{}",
+        "staged {} rows in {} files{chunks}{}",
         m.rows,
         m.files.len(),
         if staged.reused { " (reused)" } else { "" }

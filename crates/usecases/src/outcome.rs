@@ -13,6 +13,9 @@ pub enum Outcome {
     UpToDate,
     /// Verified and left staged (`--no-publish`).
     Verified,
+    /// The first job of a chunked dataset: the chunks are planned, each to be staged by
+    /// its own job and then combined.
+    Chunked,
     /// Verified; waits for a person to approve before publish.
     AwaitingApproval,
     /// Verification found differences; nothing was published.
@@ -40,6 +43,7 @@ impl Outcome {
             Outcome::Completed => "completed",
             Outcome::UpToDate => "up to date",
             Outcome::Verified => "verified",
+            Outcome::Chunked => "chunked",
             Outcome::AwaitingApproval => "awaiting approval",
             Outcome::VerificationFailed => "verification failed",
             Outcome::Failed => "failed",
@@ -78,6 +82,12 @@ pub struct DatasetResult {
     /// How the output schema differs from the published version's, when it does.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub schema_change: Option<skein_core::manifest::SchemaDiff>,
+    /// Chunks of a chunked dataset (planned, or staged), when it was chunked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chunks: Option<usize>,
+    /// Of those, chunks an earlier attempt had staged and that were reused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chunks_reused: Option<usize>,
     /// Where source and target differ, when rows or content did not match.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub diff: Option<skein_data::diff::DiffReport>,
@@ -99,6 +109,8 @@ impl DatasetResult {
             error: None,
             error_name: None,
             schema_change: None,
+            chunks: None,
+            chunks_reused: None,
             diff: None,
         }
     }

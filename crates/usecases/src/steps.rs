@@ -238,7 +238,7 @@ pub async fn rollback_run<C: Catalog + ?Sized>(
     let file = load::from_catalog(record.spec.clone(), record.spec_hash.clone());
     let mut undone = Vec::new();
     if let Ok(store) = Target::open(settings, &file) {
-        if store.staged(run_id).await.ok().flatten().is_some() {
+        if store.has_staging(run_id).await.unwrap_or(false) {
             store.discard(run_id).await?;
             undone.push("staged files discarded".to_string());
         }

@@ -12,9 +12,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use skein_core::catalog::Catalog;
 use skein_core::fleet::{PlanItem, RunPlan};
-use skein_core::queue::Job;
+use skein_core::queue::{Job, JobStep};
 
-use crate::migrate::{LEASE_SECS, MigrateOptions};
+use crate::migrate::{LEASE_SECS, MigrateOptions, Part};
 use crate::outcome::Outcome;
 use crate::steps::{self, StepError};
 
@@ -289,6 +289,15 @@ pub enum JobAnswer {
 
 /// A migrate job: stage the dataset (with its source checksum), verify it, and say how to
 /// answer the task token. Publishing is the state machine's later step.
+///
+/// A dataset larger than its `chunkSize` takes three kinds of job:
+/// - the first job (no `chunk`, no `step`) plans the chunks and answers
+///   `{"outcome": "chunked", "chunks": [0, 1, …]}`, which the state machine maps over;
+/// - a chunk job (`"chunk": N`) stages and verifies chunk N and answers
+///   `{"chunk": N, "rows", "files", "bytes", "reused"}`; it changes nothing in the catalog,
+///   so a failed chunk is retried alone and reuses nothing but itself;
+/// - the combine job (`"step": "combine"`) joins the chunks into one staged version and
+///   verifies it in total, answering as a first job of a small dataset does.
 pub async fn migrate_job<C: Catalog + ?Sized>(
     catalog: &C,
     settings: &skein_data::Settings,
@@ -311,14 +320,44 @@ pub async fn migrate_job<C: Catalog + ?Sized>(
             };
         }
     };
+    if let Some(index) = job.chunk {
+        let staged = crate::migrate::migrate_chunk(
+            catalog,
+            settings,
+            &file,
+            &job.run_id,
+            index,
+            &progress,
+        )
+        .await;
+        return match staged {
+            Ok(c) => JobAnswer::Success {
+                output: json!({
+                    "chunk": index,
+                    "rows": c.manifest.rows,
+                    "files": c.manifest.files.len(),
+                    "bytes": c.manifest.bytes,
+                    "reused": c.reused,
+                }),
+            },
+            Err(e) => failure(e),
+        };
+    }
     let opts = MigrateOptions {
         run_id: job.run_id.clone(),
         publish: false,
         approved: false,
         progress,
         allow_schema_change,
+        part: Part::FirstJob,
     };
-    match crate::migrate(catalog, settings, &file, &opts).await {
+    let result = match job.step {
+        Some(JobStep::Combine) => {
+            crate::migrate::combine_chunks(catalog, settings, &file, &opts).await
+        }
+        None => crate::migrate(catalog, settings, &file, &opts).await,
+    };
+    match result {
         Ok(r) if matches!(r.outcome, Outcome::Verified | Outcome::UpToDate) => JobAnswer::Success {
             output: json!({
                 "outcome": r.outcome.as_str().replace(' ', "_"),
@@ -326,6 +365,13 @@ pub async fn migrate_job<C: Catalog + ?Sized>(
                 "files": r.files,
                 "bytes": r.bytes,
                 "version": r.version,
+                "chunks": r.chunks,
+            }),
+        },
+        Ok(r) if r.outcome == Outcome::Chunked => JobAnswer::Success {
+            output: json!({
+                "outcome": "chunked",
+                "chunks": (0..r.chunks.unwrap_or(0) as u32).collect::<Vec<u32>>(),
             }),
         },
         Ok(r) => JobAnswer::Failure {
@@ -338,6 +384,20 @@ pub async fn migrate_job<C: Catalog + ?Sized>(
             error: names::TRANSIENT.into(),
             cause: e.to_string(),
         },
+    }
+}
+
+/// A failed job's answer: the data plane's error name for a dataset's failure, the lease
+/// holder's for a held lease, `Skein.Transient` for the catalog (worth a retry).
+fn failure(e: crate::Error) -> JobAnswer {
+    let error = match &e {
+        crate::Error::Data(d) => d.error_name().to_string(),
+        crate::Error::Catalog(skein_core::Error::LeaseHeld { .. }) => names::LEASE_HELD.into(),
+        crate::Error::Catalog(_) => names::TRANSIENT.into(),
+    };
+    JobAnswer::Failure {
+        error,
+        cause: e.to_string(),
     }
 }
 
