@@ -696,3 +696,61 @@ async fn verify_of_a_published_s3_version_localises_differences_with_diff() {
             .unwrap();
     assert_eq!(saved["changed"], 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunked_sources_on_s3_publish_the_same_version_as_one_job() {
+    let s = settings();
+    let b = bucket();
+    let ws = Workspace::new();
+    for f in 0..6 {
+        let key = format!("src/clicks/part-{f}.csv");
+        put(&s, &b, &key, crate::chunks::csv_file(f).into_bytes()).await;
+    }
+    let local = ws.path().join("events.parquet");
+    crate::chunks::parquet_file(&local, 240_000, 20_000);
+    put(&s, &b, "src/events.parquet", std::fs::read(&local).unwrap()).await;
+
+    let c = SqliteCatalog::open_in_memory().unwrap();
+    let spec = |name: &str, source: &str, format: &str, chunk: &str| {
+        let path = ws.write(
+            &format!("{name}.yaml"),
+            &format!(
+                "apiVersion: skein/v1\nkind: Dataset\nmetadata: {{name: {name}}}\nspec:\n  \
+                 source: {{uri: 's3://{b}/{source}', format: {format}{chunk}}}\n  \
+                 target: {{uri: 's3://{b}/lake/{name}/'}}\n  transform:\n    \
+                 sql: \"SELECT CAST(id AS BIGINT) AS id, amount, country FROM source WHERE country <> 'SE'\"\n"
+            ),
+        );
+        load::load_file(&path).unwrap_or_else(|p| panic!("{p:?}"))
+    };
+    for (source, format, rows) in [
+        ("src/clicks/", "csv", 120_000),
+        ("src/events.parquet", "parquet", 160_000),
+    ] {
+        let stem = format;
+        let whole = spec(&format!("{stem}-whole"), source, format, "");
+        let chunked = spec(
+            &format!("{stem}-chunked"),
+            source,
+            format,
+            ", chunkSize: 2MiB",
+        );
+        let r = migrate(&c, &s, &whole, &format!("run-{stem}-whole")).await;
+        assert_eq!(r.outcome, Outcome::Completed, "{r:?}");
+        assert_eq!(r.chunks, None, "{r:?}");
+        let r = migrate(&c, &s, &chunked, &format!("run-{stem}-chunked")).await;
+        assert_eq!(r.outcome, Outcome::Completed, "{r:?}");
+        assert!(
+            r.chunks.is_some_and(|n| n >= 3),
+            "{format} is chunked: {r:?}"
+        );
+        assert_eq!(r.rows, rows, "{r:?}");
+        let (_, a, _) = published(&s, &b, &format!("lake/{stem}-chunked")).await;
+        let (_, w, _) = published(&s, &b, &format!("lake/{stem}-whole")).await;
+        assert_eq!(a["checksum"], w["checksum"], "{format}: same content");
+        assert_eq!(a["schema"], w["schema"], "{format}: same schema");
+        // Staging is gone once published; the chunk plan went with it.
+        let left = keys(&s, &b, &format!("lake/{stem}-chunked/_skein/staging")).await;
+        assert!(left.is_empty(), "{left:?}");
+    }
+}

@@ -20,6 +20,8 @@ mod states;
 mod run;
 // `skein diff`: localising differences by bisecting key buckets
 mod diff;
+// chunked migrations: file groups and Parquet row groups, one job per chunk, retries
+mod chunks;
 // the data plane on S3 (moto): s3:// sources, current.json publish, rollback, stale publishers
 mod s3;
 // Backstage catalog entities: the spec round trip, `skein catalog import` and `export`

@@ -223,6 +223,14 @@ pub fn print_result(r: &DatasetResult) {
         output::bytes(r.bytes),
         r.seconds
     );
+    if let Some(n) = r.chunks {
+        match r.chunks_reused {
+            Some(reused) if reused > 0 => {
+                println!("    staged in {n} chunks, {reused} reused from an earlier attempt")
+            }
+            _ => println!("    staged in {n} chunks"),
+        }
+    }
     if let Some(report) = &r.verification {
         for c in report.failures() {
             println!(

@@ -28,8 +28,8 @@ use serde::{Deserialize, Serialize};
 use crate::load::{self, SpecFile};
 use crate::problem::Problem;
 use crate::spec::{
-    API_VERSION, Approval, ByteSize, CsvOptions, DatasetSpec, KIND, Metadata, SchemaChange, Source, Spec,
-    Target, Transform, Verify,
+    API_VERSION, Approval, ByteSize, CsvOptions, DatasetSpec, KIND, Metadata, SchemaChange, Source,
+    Spec, Target, Transform, Verify,
 };
 use crate::validate;
 

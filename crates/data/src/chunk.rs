@@ -35,14 +35,14 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::streaming::StreamingTable;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
-use datafusion::error::DataFusionError;
-use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::logical_expr::{Expr, LogicalPlan};
-use datafusion::parquet::arrow::ParquetRecordBatchStreamBuilder;
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::parquet::{
     DefaultParquetFileReaderFactory, ParquetFileReaderFactory,
 };
+use datafusion::error::DataFusionError;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::{Expr, LogicalPlan};
+use datafusion::parquet::arrow::ParquetRecordBatchStreamBuilder;
 use datafusion::parquet::arrow::async_reader::AsyncFileReader;
 use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
@@ -121,7 +121,10 @@ impl ChunkPlan {
     /// plan (another spec, source or chunk size) is never reused.
     pub fn key(&self) -> String {
         let mut h = Sha256::new();
-        h.update(format!("{}|{}|{}", self.spec_hash, self.source_fingerprint, self.chunk_size));
+        h.update(format!(
+            "{}|{}|{}",
+            self.spec_hash, self.source_fingerprint, self.chunk_size
+        ));
         hex(&h.finalize())
     }
 
@@ -232,7 +235,10 @@ fn pack(pieces: Vec<Piece>, size: u64) -> Vec<Chunk> {
 }
 
 /// The object store and path of a source file.
-fn open_source_file(source: &SourceFiles, name: &str) -> Result<(Arc<dyn ObjectStore>, ObjectPath)> {
+fn open_source_file(
+    source: &SourceFiles,
+    name: &str,
+) -> Result<(Arc<dyn ObjectStore>, ObjectPath)> {
     match source.s3() {
         Some((s3, bucket)) => Ok((s3.store(bucket)?, ObjectPath::from(name))),
         None => {
@@ -360,7 +366,11 @@ pub async fn save_plan(store: &Target, run_id: &str, plan: &ChunkPlan) -> Result
 }
 
 /// The plan an earlier step saved for this run, if it still fits the spec and source.
-pub async fn saved_plan(store: &Target, run_id: &str, file: &SpecFile) -> Result<Option<ChunkPlan>> {
+pub async fn saved_plan(
+    store: &Target,
+    run_id: &str,
+    file: &SpecFile,
+) -> Result<Option<ChunkPlan>> {
     Ok(store
         .staging_json::<ChunkPlan>(run_id, PLAN)
         .await?
@@ -553,7 +563,11 @@ impl RowGroups {
 
 /// A file's batch in the table's schema (same columns; types cast where a file differs,
 /// as the whole-source read would).
-fn conform(schema: &SchemaRef, batch: RecordBatch, label: &str) -> datafusion::error::Result<RecordBatch> {
+fn conform(
+    schema: &SchemaRef,
+    batch: RecordBatch,
+    label: &str,
+) -> datafusion::error::Result<RecordBatch> {
     if batch.schema().fields() == schema.fields() {
         return RecordBatch::try_new(schema.clone(), batch.columns().to_vec()).map_err(Into::into);
     }

@@ -58,7 +58,9 @@ pub enum Error {
     )]
     NotChunkable { dataset: String, reason: String },
     /// A staged chunk does not hold what its source-side figures say.
-    #[error("dataset `{dataset}`: chunk {chunk} failed verification: {check} expected {expected}, got {actual}")]
+    #[error(
+        "dataset `{dataset}`: chunk {chunk} failed verification: {check} expected {expected}, got {actual}"
+    )]
     ChunkMismatch {
         dataset: String,
         chunk: u32,

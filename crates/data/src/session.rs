@@ -375,7 +375,10 @@ pub(crate) async fn register_text_files(
             ctx.read_csv(paths, csv_options(file, source).schema(schema))
                 .await
         }
-        SourceFormat::Ndjson => ctx.read_json(paths, json_options(source).schema(schema)).await,
+        SourceFormat::Ndjson => {
+            ctx.read_json(paths, json_options(source).schema(schema))
+                .await
+        }
         SourceFormat::Parquet => {
             return Err(Error::Internal(
                 "Parquet chunks are read by row group, not as text files".into(),

@@ -84,9 +84,16 @@ pub async fn stage(
         crate::chunk::save_plan(store, run_id, &plan).await?;
         let mut reused = 0;
         for chunk in &plan.chunks {
-            let done =
-                crate::chunk::stage_chunk(settings, file, store, run_id, &plan, chunk.index, progress)
-                    .await?;
+            let done = crate::chunk::stage_chunk(
+                settings,
+                file,
+                store,
+                run_id,
+                &plan,
+                chunk.index,
+                progress,
+            )
+            .await?;
             reused += usize::from(done.reused);
         }
         let manifest = crate::chunk::combine(file, store, run_id, &plan).await?;

@@ -207,8 +207,17 @@ pub async fn combine_chunks<C: Catalog + ?Sized>(
                     reused: 0,
                 }),
             };
-            after_staging(catalog, settings, file, &store, opts, attempt, staged, &mut result)
-                .await
+            after_staging(
+                catalog,
+                settings,
+                file,
+                &store,
+                opts,
+                attempt,
+                staged,
+                &mut result,
+            )
+            .await
         }
         Err(e) => {
             let reason = e.to_string();
@@ -292,7 +301,10 @@ async fn run_locked<C: Catalog + ?Sized>(
             return Ok(());
         }
     };
-    after_staging(catalog, settings, file, store, opts, attempt, staged, result).await
+    after_staging(
+        catalog, settings, file, store, opts, attempt, staged, result,
+    )
+    .await
 }
 
 /// Plans the chunks of a dataset and saves the plan in staging: the number of chunks, or

@@ -321,15 +321,9 @@ pub async fn migrate_job<C: Catalog + ?Sized>(
         }
     };
     if let Some(index) = job.chunk {
-        let staged = crate::migrate::migrate_chunk(
-            catalog,
-            settings,
-            &file,
-            &job.run_id,
-            index,
-            &progress,
-        )
-        .await;
+        let staged =
+            crate::migrate::migrate_chunk(catalog, settings, &file, &job.run_id, index, &progress)
+                .await;
         return match staged {
             Ok(c) => JobAnswer::Success {
                 output: json!({
