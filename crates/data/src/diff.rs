@@ -1,30 +1,34 @@
 //! Where two versions of a dataset differ, found the way data-diff does: checksums per
 //! key bucket, bisecting the buckets that differ down to rows.
 //!
-//! 1. Each side (the transformed source, and a target directory) is streamed once into a
-//!    compact Parquet file of `(kh, rh, k)`: a 62-bit hash of the key, a 62-bit hash of
-//!    the whole row (canonical types, Arrow row format, XXH3), and the key as text. Memory
-//!    stays bounded: batches stream through.
-//! 2. The key-hash space `[0, 2^62)` is split into `factor` buckets; per bucket each side
-//!    gives `count`, `bit_xor(rh)` and `sum(rh >> 31)` (one SQL aggregate over the
-//!    compact files). Buckets that agree are done; those that differ are split again,
-//!    until a bucket holds at most `threshold` rows on either side.
-//! 3. The rows of the differing leaf buckets are compared in memory, a bounded batch of
-//!    leaves at a time: keys only in the source, only in the target, or in both with a
-//!    different row hash (changed). For up to `examples` changed keys the full rows are
-//!    read from both sides to name the changed columns.
+//! 1. Each side (the transformed source, and a target directory) is streamed once. Every
+//!    row gets a 62-bit hash of its key (`kh`) and of the whole row (`rh`: canonical
+//!    types, Arrow row format, XXH3). The key-hash space is cut into `fine` buckets
+//!    (`factor^L`, 32,768 for the default factor 32), and each side keeps per fine bucket
+//!    the count, xor and wrapping sum of its row hashes, in memory (a few MiB). The
+//!    `(kh, rh, key)` records are spilled to one file per key-hash range (64 of them), so
+//!    that a bucket's rows can later be read from its range's file alone. Memory stays
+//!    bounded: batches stream through.
+//! 2. Bisection over the bucket tree: level 1 has `factor` buckets, each split `factor`
+//!    ways at the next level, down to the fine buckets; a bucket's sums are its fine
+//!    buckets' sums added up. Buckets whose sums agree on both sides are done; those that
+//!    differ are split again, until a bucket holds at most `threshold` rows on either side.
+//!    No level reads data again: the sums were all computed while hashing.
+//! 3. The rows of the differing leaf buckets are read from their spill files only, a
+//!    bounded batch at a time, and compared in memory: keys only in the source, only in
+//!    the target, or in both with a different row hash (changed). For up to `examples`
+//!    changed keys the full rows are read from both sides to name the changed columns.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, AsArray, Int64Array, RecordBatch, StringArray};
+use datafusion::arrow::array::{ArrayRef, RecordBatch};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
-use datafusion::parquet::arrow::ArrowWriter;
-use datafusion::prelude::{DataFrame, ParquetReadOptions, SessionContext};
+use datafusion::prelude::{DataFrame, ParquetReadOptions};
 use futures::StreamExt;
 use serde::Serialize;
 use skein_core::load::SpecFile;
@@ -110,9 +114,6 @@ impl DiffReport {
     }
 }
 
-const SOURCE: &str = "diff_source";
-const TARGET: &str = "diff_target";
-
 /// Compares the spec's transformed source with the Parquet files in `target_dir`.
 pub async fn diff(
     settings: &Settings,
@@ -184,24 +185,47 @@ pub async fn diff(
         df.select_columns(&columns.iter().map(String::as_str).collect::<Vec<_>>())
             .map_err(Error::engine("select the compared columns"))
     };
-    let source_file = work.path().join("source");
-    let target_file = work.path().join("target");
-    report.source_rows = hash_to_dir(select(source_df)?, &key, &source_file).await?;
-    report.target_rows = hash_to_dir(select(target_df)?, &key, &target_file).await?;
-
-    let hashes = settings.session()?;
-    for (name, path) in [(SOURCE, &source_file), (TARGET, &target_file)] {
-        hashes
-            .register_parquet(
-                name,
-                format!("{}/", path.display()),
-                ParquetReadOptions::default(),
-            )
-            .await
-            .map_err(Error::engine("read the row hashes"))?;
-    }
-    let leaves = bisect(&hashes, opts, &mut report).await?;
-    let changed_keys = compare_leaves(&hashes, &leaves, opts, &mut report).await?;
+    let key_type = target_df
+        .schema()
+        .field_with_unqualified_name(&key)
+        .map(|f| canonical_type(f.data_type()))
+        .map_err(|e| Error::Internal(format!("key column: {e}")))?;
+    let grid = Grid::new(opts.bisection_factor);
+    let source = hash_side(
+        select(source_df)?,
+        &key,
+        &key_type,
+        grid,
+        &work.path().join("source"),
+    )
+    .await?;
+    let target = hash_side(
+        select(target_df)?,
+        &key,
+        &key_type,
+        grid,
+        &work.path().join("target"),
+    )
+    .await?;
+    report.source_rows = source.rows;
+    report.target_rows = target.rows;
+    let leaves = bisect(grid, &source.sums, &target.sums, opts, &mut report);
+    // Reading the spill files is blocking file I/O: off the async workers.
+    let (mut report, changed_keys) = tokio::task::spawn_blocking(move || {
+        let mut report = report;
+        let keys = compare_leaves(
+            grid,
+            &source,
+            &target,
+            &leaves,
+            opts,
+            &mut report,
+            &|keys| keys_as_text(&key_type, keys),
+        )?;
+        Ok::<_, Error>((report, keys))
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("comparing leaves: {e}")))??;
     if !changed_keys.is_empty() {
         report.changed_rows =
             changed_columns(settings, file, target_dir, &key, &columns, &changed_keys).await?;
@@ -236,19 +260,104 @@ async fn count(df: DataFrame) -> Result<u64> {
         .map_err(Error::engine("count rows"))
 }
 
-/// 62-bit hashes, so that bucket arithmetic stays in positive `Int64`.
-fn h62(bytes: &[u8]) -> i64 {
-    (xxh3_64(bytes) >> 2) as i64
+/// 62-bit hashes: the fine bucket of a key is `kh * fine >> 62`.
+fn h62(bytes: &[u8]) -> u64 {
+    xxh3_64(bytes) >> 2
 }
 
-/// Streams `df` into `(kh, rh, k)` Parquet files in `dir`, one per partition, hashing the
-/// partitions in parallel; returns the row count.
-async fn hash_to_dir(df: DataFrame, key: &str, dir: &Path) -> Result<u64> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::Io {
-        op: "create",
-        path: dir.to_path_buf(),
-        source: e,
-    })?;
+/// Fine buckets at least this many (when the factor allows), so that with up to a few
+/// hundred million rows a fine bucket holds no more than the row threshold.
+const MIN_FINE: u64 = 1 << 15;
+/// Fine buckets at most this many: the per-bucket sums of a side stay a few MiB.
+const MAX_FINE: u64 = 1 << 20;
+/// Spill files per side and partition; a leaf's rows are read from its file only.
+const SPILL_FILES: u64 = 64;
+/// Rows per side held in memory at once while comparing leaves.
+const LEAF_BATCH_ROWS: u64 = 1_000_000;
+
+/// The bucket tree: level `l` (1-based) has `factor^l` buckets; the finest level has
+/// `fine = factor^levels` buckets, whose sums are computed while hashing. A bucket of a
+/// coarser level is a run of fine buckets.
+#[derive(Debug, Clone, Copy)]
+struct Grid {
+    factor: u64,
+    levels: u32,
+    fine: u64,
+    files: u64,
+}
+
+impl Grid {
+    fn new(factor: u64) -> Grid {
+        let factor = factor.max(2);
+        let (mut fine, mut levels) = (factor.min(MAX_FINE), 1);
+        while fine < MIN_FINE && fine.saturating_mul(factor) <= MAX_FINE {
+            fine *= factor;
+            levels += 1;
+        }
+        Grid {
+            factor,
+            levels,
+            fine,
+            files: SPILL_FILES.min(fine),
+        }
+    }
+
+    fn fine_of(&self, kh: u64) -> usize {
+        ((kh as u128 * self.fine as u128) >> 62) as usize
+    }
+
+    fn file_of(&self, fine_bucket: usize) -> usize {
+        (fine_bucket as u64 * self.files / self.fine) as usize
+    }
+
+    /// Fine buckets per bucket of `level`.
+    fn span(&self, level: u32) -> u64 {
+        self.factor.pow(self.levels - level)
+    }
+}
+
+/// Count, xor and wrapping sum of the row hashes in a bucket: equal sums on both sides
+/// mean the same rows (up to hash collisions), in any order.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Sums {
+    n: u64,
+    x: u64,
+    s: u64,
+}
+
+impl Sums {
+    fn add(&mut self, rh: u64) {
+        self.n += 1;
+        self.x ^= rh;
+        self.s = self.s.wrapping_add(rh);
+    }
+
+    fn merge(&mut self, o: &Sums) {
+        self.n += o.n;
+        self.x ^= o.x;
+        self.s = self.s.wrapping_add(o.s);
+    }
+}
+
+/// One side hashed: its rows, and the sums of every fine bucket.
+struct Side {
+    rows: u64,
+    sums: Vec<Sums>,
+    dir: PathBuf,
+    partitions: usize,
+}
+
+/// Streams `df` once, hashing every row (`kh` of the key, `rh` of the whole row) into
+/// fine-bucket sums and spilling `(kh, rh, key)` records into one file per key-hash
+/// range, so that comparing a leaf reads only its range. Partitions run in parallel.
+async fn hash_side(
+    df: DataFrame,
+    key: &str,
+    key_type: &DataType,
+    grid: Grid,
+    dir: &Path,
+) -> Result<Side> {
+    std::fs::create_dir_all(dir).map_err(Error::io("create", dir))?;
     let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
     let key_index = schema
         .index_of(key)
@@ -264,29 +373,48 @@ async fn hash_to_dir(df: DataFrame, key: &str, dir: &Path) -> Result<u64> {
         .execute_stream_partitioned()
         .await
         .map_err(Error::engine("read for diff"))?;
+    let partitions = streams.len();
     let mut tasks = Vec::new();
     for (i, stream) in streams.into_iter().enumerate() {
         let canonical = canonical.clone();
-        let path = dir.join(format!("part-{i:03}.parquet"));
-        tasks.push(tokio::spawn(hash_partition(
-            stream, canonical, key_index, path,
-        )));
+        let key_type = key_type.clone();
+        let dir = dir.to_path_buf();
+        tasks.push(tokio::spawn(async move {
+            hash_partition(stream, canonical, key_index, key_type, grid, &dir, i).await
+        }));
     }
-    let mut rows = 0;
+    let mut side = Side {
+        rows: 0,
+        sums: vec![Sums::default(); grid.fine as usize],
+        dir: dir.to_path_buf(),
+        partitions,
+    };
     for t in tasks {
-        rows += t
+        let (rows, sums) = t
             .await
             .map_err(|e| Error::Internal(format!("hashing task: {e}")))??;
+        side.rows += rows;
+        for (a, b) in side.sums.iter_mut().zip(&sums) {
+            a.merge(b);
+        }
     }
-    Ok(rows)
+    Ok(side)
+}
+
+fn spill_path(dir: &Path, partition: usize, file: usize) -> PathBuf {
+    dir.join(format!("p{partition:03}-f{file:03}.bin"))
 }
 
 async fn hash_partition(
     mut stream: datafusion::physical_plan::SendableRecordBatchStream,
     canonical: Arc<Vec<DataType>>,
     key_index: usize,
-    path: PathBuf,
-) -> Result<u64> {
+    key_type: DataType,
+    grid: Grid,
+    dir: &Path,
+    partition: usize,
+) -> Result<(u64, Vec<Sums>)> {
+    use std::io::Write;
     let converter = RowConverter::new(
         canonical
             .iter()
@@ -294,35 +422,17 @@ async fn hash_partition(
             .collect(),
     )
     .map_err(|e| Error::Internal(format!("row format: {e}")))?;
-    let key_converter = RowConverter::new(vec![SortField::new(canonical[key_index].clone())])
+    let key_converter = RowConverter::new(vec![SortField::new(key_type.clone())])
         .map_err(|e| Error::Internal(format!("row format: {e}")))?;
-    // Integer and text keys are kept as they are (no formatting per row); others as text.
-    let key_type = canonical[key_index].clone();
-    let native_key = key_type.is_integer() || key_type == DataType::Utf8;
-    let k_type = if native_key {
-        key_type.clone()
-    } else {
-        DataType::Utf8
-    };
-    let out_schema = Arc::new(Schema::new(vec![
-        Field::new("kh", DataType::Int64, false),
-        Field::new("rh", DataType::Int64, false),
-        Field::new("k", k_type, true),
-    ]));
-    let file = std::fs::File::create(&path).map_err(|e| Error::Io {
-        op: "create",
-        path: path.clone(),
-        source: e,
-    })?;
-    // A scratch file read once or twice: no dictionary, no compression.
-    let props = datafusion::parquet::file::properties::WriterProperties::builder()
-        .set_dictionary_enabled(false)
-        .set_compression(datafusion::parquet::basic::Compression::UNCOMPRESSED)
-        .build();
-    let mut writer = ArrowWriter::try_new(file, out_schema.clone(), Some(props))
-        .map_err(|e| Error::Internal(format!("write row hashes: {e}")))?;
-    let format = FormatOptions::default().with_null("NULL");
+    let mut files = Vec::with_capacity(grid.files as usize);
+    for f in 0..grid.files as usize {
+        let path = spill_path(dir, partition, f);
+        let file = std::fs::File::create(&path).map_err(Error::io("create", &path))?;
+        files.push(std::io::BufWriter::with_capacity(64 * 1024, file));
+    }
+    let mut sums = vec![Sums::default(); grid.fine as usize];
     let mut rows = 0u64;
+    let mut record = Vec::with_capacity(64);
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(Error::engine("read for diff"))?;
         let columns: Vec<ArrayRef> = batch
@@ -341,158 +451,185 @@ async fn hash_partition(
         let encoded = converter
             .convert_columns(&columns)
             .map_err(|e| Error::Internal(format!("row encoding: {e}")))?;
-        let keys = key_converter
-            .convert_columns(&[columns[key_index].clone()])
-            .map_err(|e| Error::Internal(format!("key encoding: {e}")))?;
-        let n = batch.num_rows();
-        let kh: Int64Array = (0..n).map(|i| h62(keys.row(i).as_ref())).collect();
-        let rh: Int64Array = (0..n).map(|i| h62(encoded.row(i).as_ref())).collect();
-        let k: ArrayRef = if native_key {
+        let key_column = if columns[key_index].data_type() == &key_type {
             columns[key_index].clone()
         } else {
-            let fmt = ArrayFormatter::try_new(columns[key_index].as_ref(), &format)
-                .map_err(|e| Error::Internal(format!("key text: {e}")))?;
-            Arc::new(
-                (0..n)
-                    .map(|i| Some(fmt.value(i).to_string()))
-                    .collect::<StringArray>(),
-            )
+            cast(&columns[key_index], &key_type)
+                .map_err(|e| Error::Internal(format!("key cast: {e}")))?
         };
-        let out = RecordBatch::try_new(out_schema.clone(), vec![Arc::new(kh), Arc::new(rh), k])
-            .map_err(|e| Error::Internal(format!("row hashes: {e}")))?;
-        writer
-            .write(&out)
-            .map_err(|e| Error::Internal(format!("write row hashes: {e}")))?;
-        rows += n as u64;
+        let keys = key_converter
+            .convert_columns(&[key_column])
+            .map_err(|e| Error::Internal(format!("key encoding: {e}")))?;
+        for i in 0..batch.num_rows() {
+            let k = keys.row(i);
+            let k = k.as_ref();
+            let kh = h62(k);
+            let rh = h62(encoded.row(i).as_ref());
+            let fine = grid.fine_of(kh);
+            sums[fine].add(rh);
+            record.clear();
+            record.extend_from_slice(&kh.to_le_bytes());
+            record.extend_from_slice(&rh.to_le_bytes());
+            record.extend_from_slice(&(k.len() as u32).to_le_bytes());
+            record.extend_from_slice(k);
+            let f = grid.file_of(fine);
+            files[f]
+                .write_all(&record)
+                .map_err(Error::io("write", spill_path(dir, partition, f)))?;
+        }
+        rows += batch.num_rows() as u64;
     }
-    writer
-        .close()
-        .map_err(|e| Error::Internal(format!("write row hashes: {e}")))?;
-    Ok(rows)
+    for (f, w) in files.into_iter().enumerate() {
+        w.into_inner().map_err(|e| Error::Io {
+            op: "flush",
+            path: spill_path(dir, partition, f),
+            source: e.into_error(),
+        })?;
+    }
+    Ok((rows, sums))
 }
 
-/// Per-bucket `(count, xor, sum)` of one side, for buckets of `width` within `parents`.
-async fn buckets(
-    ctx: &SessionContext,
-    table: &str,
-    width: i64,
-    parent_width: i64,
-    parents: &[i64],
-) -> Result<HashMap<i64, (i64, i64, i64)>> {
-    let filter = if parents.is_empty() {
-        String::new()
-    } else {
-        let list: Vec<String> = parents.iter().map(i64::to_string).collect();
-        format!("WHERE kh / {parent_width} IN ({})", list.join(","))
+/// Bisects the bucket tree from the top, comparing each bucket's sums on both sides and
+/// splitting those that differ, until a differing bucket holds at most `threshold` rows
+/// on each side (or is a fine bucket). Returns the leaves as runs of fine buckets.
+fn bisect(
+    grid: Grid,
+    source: &[Sums],
+    target: &[Sums],
+    opts: DiffOptions,
+    report: &mut DiffReport,
+) -> Vec<std::ops::Range<usize>> {
+    let total = |sums: &[Sums], r: std::ops::Range<usize>| {
+        let mut t = Sums::default();
+        for s in &sums[r] {
+            t.merge(s);
+        }
+        t
     };
-    let sql = format!(
-        "SELECT kh / {width} AS b, count(*) AS n, bit_xor(rh) AS x, sum(rh / 2147483648) AS s FROM {table} {filter} GROUP BY kh / {width}"
-    );
-    let batches = ctx
-        .sql(&sql)
-        .await
-        .map_err(Error::engine("bucket checksums"))?
-        .collect()
-        .await
-        .map_err(Error::engine("bucket checksums"))?;
-    let mut out = HashMap::new();
-    for batch in batches {
-        let col = |i: usize| -> Result<ArrayRef> {
-            cast(batch.column(i), &DataType::Int64)
-                .map_err(|e| Error::Internal(format!("bucket column: {e}")))
-        };
-        let (b, n, x, s) = (col(0)?, col(1)?, col(2)?, col(3)?);
-        let (b, n, x, s) = (
-            b.as_primitive::<Int64Type>(),
-            n.as_primitive::<Int64Type>(),
-            x.as_primitive::<Int64Type>(),
-            s.as_primitive::<Int64Type>(),
-        );
-        for i in 0..batch.num_rows() {
-            out.insert(b.value(i), (n.value(i), x.value(i), s.value(i)));
+    let mut leaves = Vec::new();
+    // The buckets to look into at the next level, as runs of fine buckets.
+    let mut open: Vec<std::ops::Range<usize>> = vec![0..grid.fine as usize];
+    for level in 1..=grid.levels {
+        report.levels = level;
+        let span = grid.span(level) as usize;
+        let mut next = Vec::new();
+        for parent in open {
+            for start in parent.step_by(span) {
+                let r = start..start + span;
+                let (a, b) = (total(source, r.clone()), total(target, r.clone()));
+                if a == b {
+                    continue;
+                }
+                if a.n.max(b.n) <= opts.row_threshold || level == grid.levels {
+                    leaves.push(r);
+                } else {
+                    next.push(r);
+                }
+            }
+        }
+        if next.is_empty() {
+            break;
+        }
+        open = next;
+    }
+    leaves
+}
+
+/// Key bytes (Arrow row format) → row hash, for one side's rows of some fine buckets.
+/// Duplicate keys combine their row hashes, so any difference among them shows.
+fn read_leaf_rows(
+    side: &Side,
+    grid: Grid,
+    file: usize,
+    batch_of: &[u32],
+    batch: u32,
+) -> Result<HashMap<Vec<u8>, u64>> {
+    use std::io::Read;
+    let mut out: HashMap<Vec<u8>, u64> = HashMap::new();
+    for partition in 0..side.partitions {
+        let path = spill_path(&side.dir, partition, file);
+        let f = std::fs::File::open(&path).map_err(Error::io("open", &path))?;
+        let mut r = std::io::BufReader::with_capacity(256 * 1024, f);
+        let mut head = [0u8; 20];
+        let mut key = Vec::new();
+        loop {
+            match r.read_exact(&mut head) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+                Err(e) => return Err(Error::io("read", &path)(e)),
+            }
+            let kh = u64::from_le_bytes(head[0..8].try_into().expect("8 bytes"));
+            let rh = u64::from_le_bytes(head[8..16].try_into().expect("8 bytes"));
+            let len = u32::from_le_bytes(head[16..20].try_into().expect("4 bytes")) as usize;
+            key.resize(len, 0);
+            r.read_exact(&mut key).map_err(Error::io("read", &path))?;
+            if batch_of[grid.fine_of(kh)] != batch {
+                continue;
+            }
+            match out.get_mut(key.as_slice()) {
+                Some(e) => *e = e.wrapping_mul(31).wrapping_add(rh),
+                None => {
+                    out.insert(key.clone(), rh);
+                }
+            }
         }
     }
     Ok(out)
 }
 
-/// Bisects until differing buckets are small; returns the leaves as `(width, bucket)`.
-async fn bisect(
-    ctx: &SessionContext,
+/// Compares the rows of the leaf buckets, reading for each leaf only its spill file, a
+/// bounded batch of fine buckets at a time; returns up to `examples` changed keys (as key
+/// bytes) and fills in the counts and the other examples.
+#[allow(clippy::too_many_arguments)]
+fn compare_leaves(
+    grid: Grid,
+    source: &Side,
+    target: &Side,
+    leaves: &[std::ops::Range<usize>],
     opts: DiffOptions,
     report: &mut DiffReport,
-) -> Result<Vec<(i64, i64)>> {
-    let factor = opts.bisection_factor.max(2) as i64;
-    let mut width: i64 = 1 << 62;
-    let mut parent_width = width;
-    let mut parents: Vec<i64> = Vec::new(); // empty: the whole key space
-    let mut leaves = Vec::new();
-    loop {
-        report.levels += 1;
-        let child_width = (width / factor).max(1);
-        let s = buckets(ctx, SOURCE, child_width, parent_width, &parents).await?;
-        let t = buckets(ctx, TARGET, child_width, parent_width, &parents).await?;
-        let mut next = Vec::new();
-        let mut all: Vec<i64> = s.keys().chain(t.keys()).copied().collect();
-        all.sort_unstable();
-        all.dedup();
-        for b in all {
-            let (a, z) = (s.get(&b), t.get(&b));
-            if a == z {
-                continue;
-            }
-            let rows = a.map(|v| v.0).unwrap_or(0).max(z.map(|v| v.0).unwrap_or(0));
-            if rows as u64 <= opts.row_threshold || child_width == 1 {
-                leaves.push((child_width, b));
-            } else {
-                next.push(b);
-            }
-        }
-        if next.is_empty() {
-            return Ok(leaves);
-        }
-        parents = next;
-        parent_width = child_width;
-        width = child_width;
-    }
-}
-
-/// Compares the rows of the leaf buckets, a bounded batch of leaves at a time; returns up
-/// to `examples` changed keys.
-async fn compare_leaves(
-    ctx: &SessionContext,
-    leaves: &[(i64, i64)],
-    opts: DiffOptions,
-    report: &mut DiffReport,
+    key_text: &dyn Fn(&[Vec<u8>]) -> Result<Vec<String>>,
 ) -> Result<Vec<String>> {
-    let mut by_width: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
-    for (w, b) in leaves {
-        by_width.entry(*w).or_default().push(*b);
+    // Group the leaves' fine buckets by spill file, then into batches of bounded rows.
+    let mut by_file: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for leaf in leaves {
+        for fine in leaf.clone() {
+            if source.sums[fine] != target.sums[fine] {
+                by_file.entry(grid.file_of(fine)).or_default().push(fine);
+            }
+        }
     }
-    let per_batch = (1_000_000 / opts.row_threshold.max(1)).max(1) as usize;
-    let mut changed_keys = Vec::new();
-    for (width, buckets) in by_width {
-        for chunk in buckets.chunks(per_batch) {
-            let list: Vec<String> = chunk.iter().map(i64::to_string).collect();
-            let read = |table: &str| {
-                format!(
-                    "SELECT k, rh FROM {table} WHERE kh / {width} IN ({})",
-                    list.join(",")
-                )
-            };
-            let s = rows_of(ctx, &read(SOURCE)).await?;
-            let t = rows_of(ctx, &read(TARGET)).await?;
+    let mut batch_of = vec![u32::MAX; grid.fine as usize];
+    let (mut only_source, mut only_target, mut changed) = (Vec::new(), Vec::new(), Vec::new());
+    let mut next_batch = 0u32;
+    for (file, fines) in by_file {
+        let mut batches: Vec<u32> = Vec::new();
+        let mut rows = u64::MAX;
+        for fine in fines {
+            let n = source.sums[fine].n.max(target.sums[fine].n);
+            if rows.saturating_add(n) > LEAF_BATCH_ROWS {
+                batches.push(next_batch);
+                next_batch += 1;
+                rows = 0;
+            }
+            rows += n;
+            batch_of[fine] = *batches.last().expect("one batch at least");
+        }
+        for batch in batches {
+            let s = read_leaf_rows(source, grid, file, &batch_of, batch)?;
+            let t = read_leaf_rows(target, grid, file, &batch_of, batch)?;
             for (k, rh) in &s {
                 match t.get(k) {
                     None => {
                         report.only_in_source += 1;
-                        if report.only_in_source_keys.len() < opts.examples {
-                            report.only_in_source_keys.push(k.clone());
+                        if only_source.len() < opts.examples {
+                            only_source.push(k.clone());
                         }
                     }
                     Some(other) if other != rh => {
                         report.changed += 1;
-                        if changed_keys.len() < opts.examples {
-                            changed_keys.push(k.clone());
+                        if changed.len() < opts.examples {
+                            changed.push(k.clone());
                         }
                     }
                     Some(_) => {}
@@ -501,40 +638,38 @@ async fn compare_leaves(
             for k in t.keys() {
                 if !s.contains_key(k) {
                     report.only_in_target += 1;
-                    if report.only_in_target_keys.len() < opts.examples {
-                        report.only_in_target_keys.push(k.clone());
+                    if only_target.len() < opts.examples {
+                        only_target.push(k.clone());
                     }
                 }
             }
         }
     }
+    report.only_in_source_keys = key_text(&only_source)?;
+    report.only_in_target_keys = key_text(&only_target)?;
     report.only_in_source_keys.sort();
     report.only_in_target_keys.sort();
-    changed_keys.sort();
-    Ok(changed_keys)
+    let mut changed = key_text(&changed)?;
+    changed.sort();
+    Ok(changed)
 }
 
-/// Key → row hash (duplicate keys: the row hashes combined, so any difference shows).
-async fn rows_of(ctx: &SessionContext, sql: &str) -> Result<HashMap<String, i64>> {
-    let batches = ctx
-        .sql(sql)
-        .await
-        .map_err(Error::engine("leaf rows"))?
-        .collect()
-        .await
-        .map_err(Error::engine("leaf rows"))?;
-    let mut out: HashMap<String, i64> = HashMap::new();
-    for batch in batches {
-        let k = cast(batch.column(0), &DataType::Utf8)
-            .map_err(|e| Error::Internal(format!("leaf keys: {e}")))?;
-        let k = k.as_string::<i32>();
-        let rh = batch.column(1).as_primitive::<Int64Type>();
-        for i in 0..batch.num_rows() {
-            let e = out.entry(k.value(i).to_string()).or_insert(0);
-            *e = e.wrapping_mul(31).wrapping_add(rh.value(i));
-        }
+/// Key bytes (Arrow row format of `key_type`) back to the key as text.
+fn keys_as_text(key_type: &DataType, keys: &[Vec<u8>]) -> Result<Vec<String>> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(out)
+    let converter = RowConverter::new(vec![SortField::new(key_type.clone())])
+        .map_err(|e| Error::Internal(format!("row format: {e}")))?;
+    let parser = converter.parser();
+    let rows: Vec<_> = keys.iter().map(|k| parser.parse(k)).collect();
+    let columns = converter
+        .convert_rows(rows)
+        .map_err(|e| Error::Internal(format!("key decoding: {e}")))?;
+    let format = FormatOptions::default().with_null("NULL");
+    let fmt = ArrayFormatter::try_new(columns[0].as_ref(), &format)
+        .map_err(|e| Error::Internal(format!("key text: {e}")))?;
+    Ok((0..keys.len()).map(|i| fmt.value(i).to_string()).collect())
 }
 
 /// Reads the full rows of `keys` from both sides and names the columns that differ.
