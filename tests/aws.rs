@@ -773,3 +773,140 @@ async fn a_sample_dataset_migrates_verifies_publishes_and_rolls_back_on_s3_and_d
     let versions = c.versions("customers").await.unwrap();
     assert_eq!(versions.len(), 3, "published v1, published v2, restored v1");
 }
+
+fn success(answer: tasks::JobAnswer) -> Value {
+    match answer {
+        tasks::JobAnswer::Success { output } => output,
+        tasks::JobAnswer::Failure { error, cause } => panic!("{error}: {cause}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunked_dataset_runs_as_chunk_jobs_on_s3_and_dynamodb() {
+    let c = catalog().await;
+    let data = data_settings();
+    let bucket = unique("skein-chunks");
+    create_bucket(&bucket).await;
+    for f in 0..6 {
+        let key = format!("specs/data/clicks/part-{f}.csv");
+        put_object(&bucket, &key, crate::chunks::csv_file(f)).await;
+    }
+    put_object(
+        &bucket,
+        "specs/clicks.yaml",
+        "apiVersion: skein/v1\nkind: Dataset\nmetadata: {name: clicks}\nspec:\n  group: web\n  \
+         source: {uri: data/clicks/, format: csv, chunkSize: 2MiB}\n  target: {uri: lake/clicks}\n  \
+         transform: {sql: \"SELECT CAST(id AS BIGINT) AS id, amount, country FROM source\"}\n",
+    )
+    .await;
+    let progress = || Arc::new(skein_data::Progress::default());
+    let start = |run: &'static str| {
+        let c = &c;
+        let bucket = &bucket;
+        async move {
+            skein_aws::functions::plan(
+                c,
+                &settings(),
+                &json!({"runId": run, "specs": format!("s3://{bucket}/specs/")}),
+            )
+            .await
+            .expect("plan");
+            let p = json!({"dataset": "clicks", "runId": run, "action": "acquireLease"});
+            tasks::catalog_action(c, &p).await.unwrap();
+        }
+    };
+    let job = |run: &str, chunk: Option<u32>, step: Option<skein_core::queue::JobStep>| Job {
+        chunk,
+        step,
+        ..Job::new("clicks", run, "token")
+    };
+
+    // Run 1: the first job plans 3 chunks, three chunk jobs stage them, combine verifies.
+    start("run-c1").await;
+    let first =
+        success(tasks::migrate_job(&c, &data, &job("run-c1", None, None), false, progress()).await);
+    assert_eq!(first["chunks"], json!([0, 1, 2]), "{first}");
+    for chunk in 0..3 {
+        let out = success(
+            tasks::migrate_job(
+                &c,
+                &data,
+                &job("run-c1", Some(chunk), None),
+                false,
+                progress(),
+            )
+            .await,
+        );
+        assert_eq!(out["chunk"], chunk);
+    }
+    let combine = Some(skein_core::queue::JobStep::Combine);
+    let combined = success(
+        tasks::migrate_job(&c, &data, &job("run-c1", None, combine), false, progress()).await,
+    );
+    assert_eq!(
+        (combined["outcome"].as_str(), combined["rows"].as_u64()),
+        (Some("verified"), Some(180_000))
+    );
+    let p = json!({"dataset": "clicks", "runId": "run-c1"});
+    let published = tasks::publish_task(&c, &data, &p).await.unwrap();
+    assert_eq!(published["version"], 1);
+    assert_eq!(
+        current_version(&bucket, "specs/lake/clicks").await["version"],
+        1
+    );
+    let record = c.dataset("clicks").await.unwrap().unwrap();
+    assert_eq!(
+        (record.status, record.rows),
+        (Status::Completed, Some(180_000))
+    );
+
+    // Run 2: the source changes and chunk 2 cannot read it. Its job fails alone; the
+    // state machine's Rollback then discards every staged chunk and v1 stays current.
+    let mut bad = crate::chunks::csv_file(5).into_bytes();
+    let at = bad.len() - 10;
+    bad[at..at + 3].copy_from_slice(b"x!x");
+    put_object(&bucket, "specs/data/clicks/part-5.csv", bad).await;
+    start("run-c2").await;
+    let first =
+        success(tasks::migrate_job(&c, &data, &job("run-c2", None, None), false, progress()).await);
+    assert_eq!(first["outcome"], "chunked", "{first}");
+    success(tasks::migrate_job(&c, &data, &job("run-c2", Some(0), None), false, progress()).await);
+    match tasks::migrate_job(&c, &data, &job("run-c2", Some(2), None), false, progress()).await {
+        tasks::JobAnswer::Failure { error, cause } => {
+            assert_eq!(error, "Skein.BadValue", "{cause}");
+            assert!(cause.contains("x!x"), "{cause}");
+        }
+        other => panic!("chunk 2 must fail: {other:?}"),
+    }
+    let staging = "specs/lake/clicks/_skein/staging/run-c2".to_string();
+    let store = skein_aws::objects::bucket(&settings(), &bucket).unwrap();
+    let listed = |store: Arc<dyn object_store::ObjectStore>, prefix: String| async move {
+        use futures::TryStreamExt;
+        store
+            .list(Some(&ObjectPath::from(prefix)))
+            .map_ok(|m| m.location.to_string())
+            .try_collect::<Vec<String>>()
+            .await
+            .unwrap()
+    };
+    let before = listed(store.clone(), staging.clone()).await;
+    assert!(before.iter().any(|k| k.contains("-c00000-")), "{before:?}");
+    assert!(!before.iter().any(|k| k.contains("-c00002-")), "{before:?}");
+    let undone = tasks::rollback_task(
+        &c,
+        &data,
+        &json!({"dataset": "clicks", "runId": "run-c2", "error": "Skein.BadValue", "cause": "chunk 2"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(undone["status"], "rolled_back", "{undone}");
+    assert!(listed(store, staging).await.is_empty(), "staging discarded");
+    assert_eq!(
+        current_version(&bucket, "specs/lake/clicks").await["version"],
+        1
+    );
+    assert_eq!(
+        c.dataset("clicks").await.unwrap().unwrap().status,
+        Status::RolledBack
+    );
+}
