@@ -220,7 +220,7 @@ pub async fn diff(
             &leaves,
             opts,
             &mut report,
-            &|keys| keys_as_text(&key_type, keys),
+            &key_type,
         )?;
         Ok::<_, Error>((report, keys))
     })
@@ -508,7 +508,8 @@ fn bisect(
     };
     let mut leaves = Vec::new();
     // The buckets to look into at the next level, as runs of fine buckets.
-    let mut open: Vec<std::ops::Range<usize>> = vec![0..grid.fine as usize];
+    let whole = 0..grid.fine as usize;
+    let mut open: Vec<std::ops::Range<usize>> = Vec::from([whole]);
     for level in 1..=grid.levels {
         report.levels = level;
         let span = grid.span(level) as usize;
@@ -580,7 +581,6 @@ fn read_leaf_rows(
 /// Compares the rows of the leaf buckets, reading for each leaf only its spill file, a
 /// bounded batch of fine buckets at a time; returns up to `examples` changed keys (as key
 /// bytes) and fills in the counts and the other examples.
-#[allow(clippy::too_many_arguments)]
 fn compare_leaves(
     grid: Grid,
     source: &Side,
@@ -588,8 +588,9 @@ fn compare_leaves(
     leaves: &[std::ops::Range<usize>],
     opts: DiffOptions,
     report: &mut DiffReport,
-    key_text: &dyn Fn(&[Vec<u8>]) -> Result<Vec<String>>,
+    key_type: &DataType,
 ) -> Result<Vec<String>> {
+    let key_text = |keys: &[Vec<u8>]| keys_as_text(key_type, keys);
     // Group the leaves' fine buckets by spill file, then into batches of bounded rows.
     let mut by_file: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     for leaf in leaves {
