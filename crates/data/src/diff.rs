@@ -2,8 +2,8 @@
 //! key bucket, bisecting the buckets that differ down to rows.
 //!
 //! 1. Each side (the transformed source, and a target directory) is streamed once. Every
-//!    row gets a 62-bit hash of its key (`kh`) and of the whole row (`rh`: canonical
-//!    types, Arrow row format, XXH3). The key-hash space is cut into `fine` buckets
+//!    row gets a hash of its key (`kh`: XXH3 of the key's Arrow row format) and of the
+//!    whole row (`rh`: DataFusion's vectorised hash of every column, canonical types). The key-hash space is cut into `fine` buckets
 //!    (`factor^L`, 32,768 for the default factor 32), and each side keeps per fine bucket
 //!    the count, xor and wrapping sum of its row hashes, in memory (a few MiB). The
 //!    `(kh, rh, key)` records are spilled to one file per key-hash range (64 of them), so
@@ -28,6 +28,7 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::common::hash_utils::{RandomState, create_hashes};
 use datafusion::prelude::{DataFrame, ParquetReadOptions};
 use futures::StreamExt;
 use serde::Serialize;
@@ -191,6 +192,7 @@ pub async fn diff(
         .map(|f| canonical_type(f.data_type()))
         .map_err(|e| Error::Internal(format!("key column: {e}")))?;
     let grid = Grid::new(opts.bisection_factor);
+    let started = std::time::Instant::now();
     let source = hash_side(
         select(source_df)?,
         &key,
@@ -209,7 +211,13 @@ pub async fn diff(
     .await?;
     report.source_rows = source.rows;
     report.target_rows = target.rows;
+    tracing::info!(
+        dataset = file.name(),
+        seconds = started.elapsed().as_secs_f64(),
+        "diff: both sides hashed"
+    );
     let leaves = bisect(grid, &source.sums, &target.sums, opts, &mut report);
+    let leaves_count = leaves.len();
     // Reading the spill files is blocking file I/O: off the async workers.
     let (mut report, changed_keys) = tokio::task::spawn_blocking(move || {
         let mut report = report;
@@ -226,6 +234,12 @@ pub async fn diff(
     })
     .await
     .map_err(|e| Error::Internal(format!("comparing leaves: {e}")))??;
+    tracing::info!(
+        dataset = file.name(),
+        seconds = started.elapsed().as_secs_f64(),
+        leaves = leaves_count,
+        "diff: leaves compared"
+    );
     if !changed_keys.is_empty() {
         report.changed_rows =
             changed_columns(settings, file, target_dir, &key, &columns, &changed_keys).await?;
@@ -264,6 +278,11 @@ async fn count(df: DataFrame) -> Result<u64> {
 fn h62(bytes: &[u8]) -> u64 {
     xxh3_64(bytes) >> 2
 }
+
+/// The row hash: DataFusion's vectorised hash of every column (canonical types), seeded
+/// the same for both sides. Both sides are hashed in one process, so it needs no stability
+/// across versions (unlike the manifest checksum, which uses the Arrow row format).
+const ROW_HASH: RandomState = RandomState::with_seed(0x736b_6569_6e00_0001);
 
 /// Fine buckets at least this many (when the factor allows), so that with up to a few
 /// hundred million rows a fine bucket holds no more than the row threshold.
@@ -415,13 +434,6 @@ async fn hash_partition(
     partition: usize,
 ) -> Result<(u64, Vec<Sums>)> {
     use std::io::Write;
-    let converter = RowConverter::new(
-        canonical
-            .iter()
-            .map(|t| SortField::new(t.clone()))
-            .collect(),
-    )
-    .map_err(|e| Error::Internal(format!("row format: {e}")))?;
     let key_converter = RowConverter::new(vec![SortField::new(key_type.clone())])
         .map_err(|e| Error::Internal(format!("row format: {e}")))?;
     let mut files = Vec::with_capacity(grid.files as usize);
@@ -433,6 +445,7 @@ async fn hash_partition(
     let mut sums = vec![Sums::default(); grid.fine as usize];
     let mut rows = 0u64;
     let mut record = Vec::with_capacity(64);
+    let mut row_hashes: Vec<u64> = Vec::new();
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(Error::engine("read for diff"))?;
         let columns: Vec<ArrayRef> = batch
@@ -448,9 +461,11 @@ async fn hash_partition(
             })
             .collect::<Result<_, _>>()
             .map_err(|e| Error::Internal(format!("canonical cast: {e}")))?;
-        let encoded = converter
-            .convert_columns(&columns)
-            .map_err(|e| Error::Internal(format!("row encoding: {e}")))?;
+        let n = batch.num_rows();
+        row_hashes.clear();
+        row_hashes.resize(n, 0);
+        create_hashes(&columns, &ROW_HASH, &mut row_hashes)
+            .map_err(|e| Error::Internal(format!("row hashes: {e}")))?;
         let key_column = if columns[key_index].data_type() == &key_type {
             columns[key_index].clone()
         } else {
@@ -460,11 +475,10 @@ async fn hash_partition(
         let keys = key_converter
             .convert_columns(&[key_column])
             .map_err(|e| Error::Internal(format!("key encoding: {e}")))?;
-        for i in 0..batch.num_rows() {
+        for (i, &rh) in row_hashes.iter().enumerate() {
             let k = keys.row(i);
             let k = k.as_ref();
             let kh = h62(k);
-            let rh = h62(encoded.row(i).as_ref());
             let fine = grid.fine_of(kh);
             sums[fine].add(rh);
             record.clear();
@@ -477,7 +491,7 @@ async fn hash_partition(
                 .write_all(&record)
                 .map_err(Error::io("write", spill_path(dir, partition, f)))?;
         }
-        rows += batch.num_rows() as u64;
+        rows += n as u64;
     }
     for (f, w) in files.into_iter().enumerate() {
         w.into_inner().map_err(|e| Error::Io {
