@@ -2,8 +2,8 @@
 //! key bucket, bisecting the buckets that differ down to rows.
 //!
 //! 1. Each side (the transformed source, and a target directory) is streamed once. Every
-//!    row gets a hash of its key (`kh`: XXH3 of the key's Arrow row format) and of the
-//!    whole row (`rh`: DataFusion's vectorised hash of every column, canonical types). The key-hash space is cut into `fine` buckets
+//!    row gets a hash of its key (`kh`) and of the whole row (`rh`), both DataFusion's
+//!    vectorised column hashes over canonical types. The key-hash space is cut into `fine` buckets
 //!    (`factor^L`, 32,768 for the default factor 32), and each side keeps per fine bucket
 //!    the count, xor and wrapping sum of its row hashes, in memory (a few MiB). The
 //!    `(kh, rh, key)` records are spilled to one file per key-hash range (64 of them), so
@@ -33,7 +33,6 @@ use datafusion::prelude::{DataFrame, ParquetReadOptions};
 use futures::StreamExt;
 use serde::Serialize;
 use skein_core::load::SpecFile;
-use xxhash_rust::xxh3::xxh3_64;
 
 use crate::checksum::canonical_type;
 use crate::error::{Error, Result};
@@ -274,15 +273,13 @@ async fn count(df: DataFrame) -> Result<u64> {
         .map_err(Error::engine("count rows"))
 }
 
-/// 62-bit hashes: the fine bucket of a key is `kh * fine >> 62`.
-fn h62(bytes: &[u8]) -> u64 {
-    xxh3_64(bytes) >> 2
-}
-
 /// The row hash: DataFusion's vectorised hash of every column (canonical types), seeded
 /// the same for both sides. Both sides are hashed in one process, so it needs no stability
 /// across versions (unlike the manifest checksum, which uses the Arrow row format).
 const ROW_HASH: RandomState = RandomState::with_seed(0x736b_6569_6e00_0001);
+/// The key hash (its top 62 bits place the key in the bucket tree), seeded apart from the
+/// row hash.
+const KEY_HASH: RandomState = RandomState::with_seed(0x736b_6569_6e00_0002);
 
 /// Fine buckets at least this many (when the factor allows), so that with up to a few
 /// hundred million rows a fine bucket holds no more than the row threshold.
@@ -444,10 +441,18 @@ async fn hash_partition(
     }
     let mut sums = vec![Sums::default(); grid.fine as usize];
     let mut rows = 0u64;
-    let mut record = Vec::with_capacity(64);
     let mut row_hashes: Vec<u64> = Vec::new();
+    let mut key_hashes: Vec<u64> = Vec::new();
+    let file_of: Vec<u16> = (0..grid.fine as usize)
+        .map(|fine| grid.file_of(fine) as u16)
+        .collect();
+    // Where the time goes (logged at debug level): reading, hashing, bucketing + spilling.
+    let mut timing = [std::time::Duration::ZERO; 3];
+    let mut clock = std::time::Instant::now();
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(Error::engine("read for diff"))?;
+        timing[0] += clock.elapsed();
+        clock = std::time::Instant::now();
         let columns: Vec<ArrayRef> = batch
             .columns()
             .iter()
@@ -473,26 +478,43 @@ async fn hash_partition(
                 .map_err(|e| Error::Internal(format!("key cast: {e}")))?
         };
         let keys = key_converter
-            .convert_columns(&[key_column])
+            .convert_columns(std::slice::from_ref(&key_column))
             .map_err(|e| Error::Internal(format!("key encoding: {e}")))?;
-        for (i, &rh) in row_hashes.iter().enumerate() {
+        key_hashes.clear();
+        key_hashes.resize(n, 0);
+        create_hashes([&key_column], &KEY_HASH, &mut key_hashes)
+            .map_err(|e| Error::Internal(format!("key hashes: {e}")))?;
+        timing[1] += clock.elapsed();
+        clock = std::time::Instant::now();
+        let mut head = [0u8; 20];
+        for (i, (&kh, &rh)) in key_hashes.iter().zip(&row_hashes).enumerate() {
+            let kh = kh >> 2; // 62 bits
             let k = keys.row(i);
             let k = k.as_ref();
-            let kh = h62(k);
             let fine = grid.fine_of(kh);
             sums[fine].add(rh);
-            record.clear();
-            record.extend_from_slice(&kh.to_le_bytes());
-            record.extend_from_slice(&rh.to_le_bytes());
-            record.extend_from_slice(&(k.len() as u32).to_le_bytes());
-            record.extend_from_slice(k);
-            let f = grid.file_of(fine);
-            files[f]
-                .write_all(&record)
-                .map_err(Error::io("write", spill_path(dir, partition, f)))?;
+            head[0..8].copy_from_slice(&kh.to_le_bytes());
+            head[8..16].copy_from_slice(&rh.to_le_bytes());
+            head[16..20].copy_from_slice(&(k.len() as u32).to_le_bytes());
+            let f = file_of[fine] as usize;
+            // (the error is built only on failure: this runs once per row)
+            let w = &mut files[f];
+            if let Err(e) = w.write_all(&head).and_then(|()| w.write_all(k)) {
+                return Err(Error::io("write", spill_path(dir, partition, f))(e));
+            }
         }
         rows += n as u64;
+        timing[2] += clock.elapsed();
+        clock = std::time::Instant::now();
     }
+    tracing::debug!(
+        partition,
+        rows,
+        read = timing[0].as_secs_f64(),
+        hash = timing[1].as_secs_f64(),
+        spill = timing[2].as_secs_f64(),
+        "diff: partition hashed"
+    );
     for (f, w) in files.into_iter().enumerate() {
         w.into_inner().map_err(|e| Error::Io {
             op: "flush",
@@ -577,7 +599,9 @@ fn read_leaf_rows(
             let rh = u64::from_le_bytes(head[8..16].try_into().expect("8 bytes"));
             let len = u32::from_le_bytes(head[16..20].try_into().expect("4 bytes")) as usize;
             key.resize(len, 0);
-            r.read_exact(&mut key).map_err(Error::io("read", &path))?;
+            if let Err(e) = r.read_exact(&mut key) {
+                return Err(Error::io("read", &path)(e));
+            }
             if batch_of[grid.fine_of(kh)] != batch {
                 continue;
             }
