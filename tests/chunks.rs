@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use skein_core::Status;
-use skein_core::catalog::{Catalog, RunRecord};
+use skein_core::catalog::Catalog;
 use skein_core::load;
 use skein_core::queue::{Job, JobStep};
 use skein_data::Settings;
@@ -295,18 +295,7 @@ async fn a_failed_chunk_is_retried_alone_and_finished_chunks_are_reused() {
     let c = SqliteCatalog::open_in_memory().unwrap();
     let s = Settings::default();
     let run = "run-chunks";
-    c.put_run(&RunRecord {
-        run_id: run.into(),
-        started_at: chrono::Utc::now().to_rfc3339(),
-        finished_at: None,
-        status: "running".into(),
-        total: 1,
-        succeeded: 0,
-        failed: 0,
-        rows: 0,
-    })
-    .await
-    .unwrap();
+    c.put_run(&crate::util::running_run(run)).await.unwrap();
     c.put_spec(&file.spec, &file.hash).await.unwrap();
     let progress = Arc::new(skein_data::Progress::default());
     let job = |chunk: Option<u32>, step: Option<JobStep>| Job {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use sha2::{Digest, Sha256};
-use skein_core::catalog::{Catalog, RunRecord};
+use skein_core::catalog::Catalog;
 use skein_core::load::{self, SpecFile};
 use skein_data::{DataDir, S3Settings, Settings, Target};
 use skein_embedded::SqliteCatalog;
@@ -127,18 +127,7 @@ async fn migrate_with(
 ) -> DatasetResult {
     let run = opts.run_id.as_str();
     if c.run(run).await.unwrap().is_none() {
-        c.put_run(&RunRecord {
-            run_id: run.to_string(),
-            started_at: chrono::Utc::now().to_rfc3339(),
-            finished_at: None,
-            status: "running".into(),
-            total: 1,
-            succeeded: 0,
-            failed: 0,
-            rows: 0,
-        })
-        .await
-        .unwrap();
+        c.put_run(&crate::util::running_run(run)).await.unwrap();
     }
     skein_usecases::migrate(c, s, file, opts).await.unwrap()
 }

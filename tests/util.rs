@@ -134,3 +134,17 @@ pub fn query_parquet(dir: &Path, select: &str, order: &str) -> Vec<String> {
             .collect()
     })
 }
+
+/// A run record as `skein migrate` writes it before migrating (one dataset, running).
+pub fn running_run(run: &str) -> skein_core::catalog::RunRecord {
+    skein_core::catalog::RunRecord {
+        run_id: run.to_string(),
+        started_at: chrono::Utc::now().to_rfc3339(),
+        finished_at: None,
+        status: "running".into(),
+        total: 1,
+        succeeded: 0,
+        failed: 0,
+        rows: 0,
+    }
+}

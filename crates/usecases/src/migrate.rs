@@ -220,17 +220,14 @@ pub async fn combine_chunks<C: Catalog + ?Sized>(
             .await
         }
         Err(e) => {
-            let reason = e.to_string();
-            result.error = Some(reason.clone());
-            result.error_name = Some(e.error_name().to_string());
-            fail_attempt(
+            fail_data(
                 catalog,
                 name,
                 Status::InProgress,
                 attempt,
                 run,
-                "failed",
-                &reason,
+                &e,
+                &mut result,
             )
             .await
         }
@@ -264,20 +261,8 @@ async fn run_locked<C: Catalog + ?Sized>(
                 return Ok(());
             }
             Err(e) => {
-                let reason = e.to_string();
-                fail_attempt(
-                    catalog,
-                    name,
-                    Status::InProgress,
-                    attempt,
-                    run,
-                    "failed",
-                    &reason,
-                )
-                .await?;
-                result.error = Some(reason);
-                result.error_name = Some(e.error_name().to_string());
-                return Ok(());
+                return fail_data(catalog, name, Status::InProgress, attempt, run, &e, result)
+                    .await;
             }
         }
     }
@@ -285,20 +270,7 @@ async fn run_locked<C: Catalog + ?Sized>(
     let staged = match skein_data::stage(settings, file, store, run, &opts.progress).await {
         Ok(s) => s,
         Err(e) => {
-            let reason = e.to_string();
-            fail_attempt(
-                catalog,
-                name,
-                Status::InProgress,
-                attempt,
-                run,
-                "failed",
-                &reason,
-            )
-            .await?;
-            result.error = Some(reason);
-            result.error_name = Some(e.error_name().to_string());
-            return Ok(());
+            return fail_data(catalog, name, Status::InProgress, attempt, run, &e, result).await;
         }
     };
     after_staging(
@@ -546,6 +518,23 @@ async fn fail_attempt<C: Catalog + ?Sized>(
         .finish_attempt(name, attempt, outcome, Some(reason))
         .await?;
     catalog.add_to_run(run, Counter::Failed, 1).await?;
+    Ok(())
+}
+
+/// Ends a started attempt as failed by a data-plane error, and says so in `result`.
+async fn fail_data<C: Catalog + ?Sized>(
+    catalog: &C,
+    name: &str,
+    from: Status,
+    attempt: u32,
+    run: &str,
+    e: &skein_data::Error,
+    result: &mut DatasetResult,
+) -> Result<()> {
+    let reason = e.to_string();
+    fail_attempt(catalog, name, from, attempt, run, "failed", &reason).await?;
+    result.error = Some(reason);
+    result.error_name = Some(e.error_name().to_string());
     Ok(())
 }
 
