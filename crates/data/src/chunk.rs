@@ -388,10 +388,12 @@ pub struct ChunkStaged {
 
 /// Stages chunk `index` of `plan` and verifies it (rows and checksum of its files read
 /// back). A chunk finished by an earlier attempt is reused; a failure removes this
-/// chunk's files only.
+/// chunk's files only. `source` is the listing the caller made (once for all chunks).
+#[allow(clippy::too_many_arguments)]
 pub async fn stage_chunk(
     settings: &Settings,
     file: &SpecFile,
+    source: &SourceFiles,
     store: &Target,
     run_id: &str,
     plan: &ChunkPlan,
@@ -413,7 +415,8 @@ pub async fn stage_chunk(
     }
     let prefix = chunk_prefix(run_id, index);
     store.discard_prefix(run_id, &prefix).await?; // a failed earlier attempt's files
-    let result = stage_chunk_files(settings, file, store, run_id, chunk, &key, progress).await;
+    let result =
+        stage_chunk_files(settings, file, source, store, run_id, chunk, &key, progress).await;
     match result {
         Ok(manifest) => {
             store
@@ -431,18 +434,19 @@ pub async fn stage_chunk(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn stage_chunk_files(
     settings: &Settings,
     file: &SpecFile,
+    source: &SourceFiles,
     store: &Target,
     run_id: &str,
     chunk: &Chunk,
     key: &str,
     progress: &Progress,
 ) -> Result<Manifest> {
-    let source = crate::session::list_source(settings, file).await?;
     let ctx = settings.session()?;
-    register_chunk(&ctx, settings, file, &source, chunk).await?;
+    register_chunk(&ctx, settings, file, source, chunk).await?;
     let output = store.staging_output(settings, run_id)?;
     let sink = Sink {
         output: &output,
@@ -450,7 +454,7 @@ async fn stage_chunk_files(
         run_id,
         chunk: Some(chunk.index),
     };
-    let (schema, parts) = write_all(&ctx, file, &source, &sink, progress).await?;
+    let (schema, parts) = write_all(&ctx, file, source, &sink, progress).await?;
     let manifest = staged_manifest(file, run_id, key, &schema, &parts);
     // Per-chunk verification: what landed in staging is what was computed while writing.
     let names: Vec<String> = manifest.files.iter().map(|f| f.name.clone()).collect();

@@ -87,6 +87,7 @@ pub async fn stage(
             let done = crate::chunk::stage_chunk(
                 settings,
                 file,
+                &source,
                 store,
                 run_id,
                 &plan,

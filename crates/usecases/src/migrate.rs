@@ -143,7 +143,13 @@ pub async fn migrate_chunk<C: Catalog + ?Sized>(
     catalog.acquire_lease(name, run, LEASE_SECS).await?;
     let store = Target::open(settings, file)?;
     let plan = chunk_plan(catalog, file, &store, run).await?;
-    Ok(skein_data::chunk::stage_chunk(settings, file, &store, run, &plan, index, progress).await?)
+    let source = list_source(settings, file).await?;
+    Ok(
+        skein_data::chunk::stage_chunk(
+            settings, file, &source, &store, run, &plan, index, progress,
+        )
+        .await?,
+    )
 }
 
 /// The chunk plan the first job saved, for a dataset in progress under `run`.
@@ -287,6 +293,9 @@ async fn plan_chunks(
     store: &Target,
     run: &str,
 ) -> skein_data::Result<Option<usize>> {
+    if file.spec.spec.source.chunk_size.is_none() {
+        return Ok(None); // no listing for the common case: one job
+    }
     let source = list_source(settings, file).await?;
     if let Some(staged) = store.staged(run).await?
         && staged.spec_hash == file.hash
