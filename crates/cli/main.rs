@@ -16,6 +16,7 @@ mod bench;
 mod datasets;
 mod diff;
 mod flags;
+mod gc;
 mod inspect;
 mod output;
 mod pipeline;
@@ -33,6 +34,7 @@ pub const EXIT_DATASET_FAILED: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
+    quiet_on_broken_pipe();
     let cli = Cli::parse();
     init_tracing(cli.global.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -70,6 +72,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Approve(args) => run::answer(g, &args.dataset, None).await,
         Command::Reject(args) => run::answer(g, &args.dataset, Some(&args.reason)).await,
         Command::Runs => run::runs(g).await,
+        Command::Gc(args) => gc::run(g, &args).await,
         Command::Ui(args) => ui::serve(g, &args).await,
         Command::Report(args) => report::write(g, &args).await,
         Command::Catalog { cmd } => match cmd {
@@ -85,6 +88,40 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
     }
 }
 
+/// `skein history X | head -1`: when the reader of stdout goes away, end quietly with exit
+/// 0, as Unix tools do, instead of a panic and exit 101.
+///
+/// Rust ignores SIGPIPE, so a write to a closed pipe returns `EPIPE` and `println!` panics
+/// with its documented message (`failed printing to stdout: …`). Writing every line
+/// through a checked writer would thread an error through each command for one case; the
+/// hook recognises that one panic and exits, and hands every other panic to the default
+/// hook unchanged.
+fn quiet_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        let broken_pipe = std::io::Error::from(std::io::ErrorKind::BrokenPipe).to_string();
+        if message.starts_with("failed printing to stdout")
+            && (message.contains("os error 32") || message.contains(&broken_pipe))
+        {
+            std::process::exit(i32::from(EXIT_OK));
+        }
+        default(info);
+    }));
+}
+
+/// Colour only for a person: stderr is a terminal and `NO_COLOR` is unset
+/// (<https://no-color.org>). A log redirected to a file gets no escape codes.
+pub fn colour() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 fn init_tracing(verbose: u8) {
     let default = match verbose {
         0 => "warn",
@@ -96,6 +133,7 @@ fn init_tracing(verbose: u8) {
     let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(colour())
         .with_target(false);
     // SKEIN_LOG_FORMAT=json: one JSON object a line, with the fields (run and dataset ids)
     // of the event and its spans at the top level.
