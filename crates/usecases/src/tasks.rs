@@ -34,6 +34,7 @@ use crate::steps::{self, StepError};
 /// | `Skein.SchemaChanged` | migrate worker | output schema differs from the published one | rollback |
 /// | `Skein.VerificationFailed` | migrate worker, Verify | a check failed (rows, checksum, rules, …) | rollback |
 /// | `Skein.NotVerified` / `Skein.NotStaged` | Publish | nothing verified or staged to publish | rollback |
+/// | `Skein.NotPublished` | verify, diff | the dataset has no published version yet | (CLI only) |
 /// | `Skein.Rejected` | approval | a person rejected the dataset | rollback |
 /// | `Skein.PublishConflict` | Publish, rollback | another publisher changed the target's current version first (S3 conditional put) | rollback |
 /// | `Skein.InvalidSettings` | any data step | the S3 settings are unusable (endpoint, credentials) | rollback |
@@ -53,6 +54,7 @@ pub mod names {
     pub const VERIFICATION_FAILED: &str = "Skein.VerificationFailed";
     pub const NOT_VERIFIED: &str = "Skein.NotVerified";
     pub const NOT_STAGED: &str = "Skein.NotStaged";
+    pub const NOT_PUBLISHED: &str = "Skein.NotPublished";
     pub const REJECTED: &str = "Skein.Rejected";
     pub const TRANSIENT: &str = "Skein.Transient";
     pub const INTERNAL: &str = "Skein.Internal";
@@ -298,7 +300,40 @@ pub enum JobAnswer {
 ///   so a failed chunk is retried alone and reuses nothing but itself;
 /// - the combine job (`"step": "combine"`) joins the chunks into one staged version and
 ///   verifies it in total, answering as a first job of a small dataset does.
+///
+/// A panic inside the job (a bug in skein or a library it calls) does not take the worker
+/// down or leave the dataset `in_progress`: it becomes a `Skein.Internal` failure carrying
+/// the panic's message, so the state machine rolls the dataset back with that reason.
 pub async fn migrate_job<C: Catalog + ?Sized>(
+    catalog: &C,
+    settings: &skein_data::Settings,
+    job: &Job,
+    allow_schema_change: bool,
+    progress: Arc<skein_data::Progress>,
+) -> JobAnswer {
+    use futures::FutureExt;
+    let job_run = migrate_job_unguarded(catalog, settings, job, allow_schema_change, progress);
+    match std::panic::AssertUnwindSafe(job_run).catch_unwind().await {
+        Ok(answer) => answer,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("a panic without a message");
+            tracing::error!(dataset = %job.dataset, "migrate job panicked: {message}");
+            JobAnswer::Failure {
+                error: names::INTERNAL.into(),
+                cause: format!(
+                    "dataset `{}`: the migrate job panicked (a bug in skein; please report it): {message}",
+                    job.dataset
+                ),
+            }
+        }
+    }
+}
+
+async fn migrate_job_unguarded<C: Catalog + ?Sized>(
     catalog: &C,
     settings: &skein_data::Settings,
     job: &Job,
