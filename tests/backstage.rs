@@ -6,7 +6,7 @@ use std::path::Path;
 use skein_core::backstage::{
     self, EntityStatus, from_entity, parse_entities, render_entities, to_entity,
 };
-use skein_core::load;
+use skein_core::load::{self, SpecFile};
 
 use crate::util::{Workspace, repo_root, text};
 
@@ -308,6 +308,11 @@ fn import_and_migrate(ws: &Workspace) {
     assert_eq!(code, 0, "{json:#}");
     assert_eq!(json["imported"], serde_json::json!(["people", "cities"]));
     assert_eq!(json["skipped"], serde_json::json!(["web-shop"]));
+    // the imported specs in specs/ read the data under catalog/: a root (the path policy)
+    ws.write(
+        "specs/skein.yaml",
+        "apiVersion: skein/v1\nkind: Fleet\nspec:\n  roots: [../catalog]\n",
+    );
     let (code, json) = ws.skein_json(&["migrate", "specs"]);
     assert_eq!(code, 0, "{json:#}");
 }
@@ -384,6 +389,16 @@ fn export_after_migrating_shows_status_version_and_rows() {
         // lossless: the exported entity reads back as the spec that was migrated
         let spec_file = ws.path().join(format!("specs/{name}.yaml"));
         let migrated = load::load_file(&spec_file).unwrap_or_else(|p| panic!("{p:#?}"));
-        assert_eq!(from_entity(e, &path), Ok(migrated.spec), "{name}");
+        // (the export writes local paths relative to itself; read back, they are the same
+        // absolute paths the catalog holds)
+        let mut exported = SpecFile {
+            path: path.clone(),
+            text: String::new(),
+            spec: from_entity(e, &path).unwrap_or_else(|p| panic!("{p:#?}")),
+            hash: String::new(),
+        };
+        assert!(!exported.spec.spec.source.uri.starts_with('/'), "{yaml}");
+        load::absolutize(&mut exported);
+        assert_eq!(exported.spec, migrated.spec, "{name}");
     }
 }

@@ -195,6 +195,11 @@ fn cycles_and_duplicates_across_files_are_found() {
 fn validate_reports_every_problem_of_every_file_at_once() {
     let ws = Workspace::new();
     ws.write("data/good.csv", "id,name\n1,a\n2,b\n");
+    // the data lives beside the specs' directory: a root (the path policy)
+    ws.write(
+        "specs/skein.yaml",
+        "apiVersion: skein/v1\nkind: Fleet\nspec:\n  roots: [../data]\n",
+    );
     ws.write(
         "specs/ok.yaml",
         &GOOD.replace("data/good.csv", "../data/good.csv"),

@@ -11,6 +11,7 @@
 //!   canary: {size: 2}                 # 0 disables the canary
 //!   groups: {bulk-eu: {concurrency: 2}}
 //!   systems: {legacy-crm: {readers: 1}}
+//!   roots: [../shared-data]           # more places local sources and targets may be
 //! ```
 
 use std::collections::BTreeMap;
@@ -55,6 +56,10 @@ pub struct Fleet {
     /// Source systems and their reader caps.
     #[serde(default)]
     pub systems: BTreeMap<String, System>,
+    /// Directories (relative to `skein.yaml`) where local sources and targets may live
+    /// besides the spec's own directory; see [`crate::paths`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roots: Vec<String>,
 }
 
 /// `spec.canary`.
@@ -108,6 +113,7 @@ impl Default for Fleet {
             canary: Canary::default(),
             groups: BTreeMap::new(),
             systems: BTreeMap::new(),
+            roots: Vec::new(),
         }
     }
 }

@@ -130,7 +130,8 @@ pub fn load_file(path: &Path) -> Result<SpecFile, Vec<Problem>> {
     })?;
     let mut file = parse(path, &text)?;
     absolutize(&mut file);
-    let problems = validate::check_file(&file);
+    let mut problems = validate::check_file(&file);
+    problems.extend(crate::paths::check(&file));
     if problems.is_empty() {
         Ok(file)
     } else {
