@@ -85,7 +85,7 @@ fn key(pk: String, sk: &str) -> Item {
 }
 
 fn now() -> String {
-    chrono::Utc::now().to_rfc3339()
+    skein_core::time::now()
 }
 
 /// A sortable, unique sort-key suffix: time to the nanosecond, then randomness.
@@ -1012,7 +1012,7 @@ impl Catalog for DynamoCatalog {
                     holder: get_s(&item, "leaseHolder").unwrap_or_default().to_string(),
                     expires: get_n(&item, "leaseExpires")
                         .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
-                        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                        .map(skein_core::time::format)
                         .unwrap_or_default(),
                 }),
             },

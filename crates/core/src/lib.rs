@@ -24,11 +24,13 @@ pub mod error;
 pub mod fleet;
 pub mod load;
 pub mod manifest;
+pub mod paths;
 pub mod plan;
 pub mod problem;
 pub mod queue;
 pub mod spec;
 pub mod status;
+pub mod time;
 pub mod validate;
 
 pub use error::{Error, Result};

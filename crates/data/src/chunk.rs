@@ -650,7 +650,7 @@ pub async fn combine(
         files,
         checksum,
         schema,
-        created_at: chrono::Utc::now().to_rfc3339(),
+        created_at: skein_core::time::now(),
         published_at: None,
     };
     store.write_staged(run_id, &manifest).await?;

@@ -157,7 +157,7 @@ pub(crate) fn staged_manifest(
         files,
         checksum,
         schema: canonical_schema(schema),
-        created_at: chrono::Utc::now().to_rfc3339(),
+        created_at: skein_core::time::now(),
         published_at: None,
     }
 }

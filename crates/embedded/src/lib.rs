@@ -66,7 +66,7 @@ pub(crate) fn setup(
 }
 
 fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    skein_core::time::now()
 }
 
 fn unix_now() -> i64 {
@@ -639,7 +639,7 @@ impl Catalog for SqliteCatalog {
                 holder: holder.unwrap_or_default(),
                 expires: expires
                     .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
-                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                    .map(skein_core::time::format)
                     .unwrap_or_default(),
             }),
         }

@@ -279,7 +279,7 @@ pub async fn run(s: &Sources, run_id: &str) -> Result<RunView> {
         .into_iter()
         .map(|d| (d.name.clone(), d))
         .collect();
-    let now = chrono::Utc::now().to_rfc3339();
+    let now = skein_core::time::now();
     let mut datasets = Vec::new();
     for (name, group, wave) in members(s, run_id).await? {
         let record = records.get(&name);

@@ -84,7 +84,7 @@ pub async fn plan<C: Catalog + ?Sized>(
         catalog
             .put_run(&RunRecord {
                 run_id: run_id.to_string(),
-                started_at: chrono::Utc::now().to_rfc3339(),
+                started_at: skein_core::time::now(),
                 finished_at: None,
                 status: "running".into(),
                 total: plan.total as u64,
@@ -331,7 +331,7 @@ pub async fn summarise<C: Catalog + ?Sized>(
     }
     .into();
     if let Some(mut run) = catalog.run(run_id).await? {
-        run.finished_at = Some(chrono::Utc::now().to_rfc3339());
+        run.finished_at = Some(skein_core::time::now());
         run.status = s.status.clone();
         run.succeeded = s.completed as u64;
         run.failed = (s.failed + s.rolled_back) as u64;
