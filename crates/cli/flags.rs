@@ -92,6 +92,8 @@ pub enum Command {
     Reject(RejectArgs),
     /// List runs, newest first.
     Runs,
+    /// Remove staged copies that no run can still publish (failed or abandoned attempts).
+    Gc(GcArgs),
     /// Serve the dashboard: catalog, runs, executions, approvals, rollbacks, /metrics.
     Ui(UiArgs),
     /// Write a self-contained HTML report of a run.
@@ -106,6 +108,17 @@ pub enum Command {
         #[command(subcommand)]
         cmd: skein_states::cli::StatesCommand,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// Spec files, directories of specs, or dataset names (default: every dataset in
+    /// the catalog).
+    #[arg(value_name = "SPEC|DIR|NAME")]
+    pub targets: Vec<String>,
+    /// Say what would be removed; remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]
@@ -229,7 +242,7 @@ pub struct UiArgs {
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// The run (`skein runs` lists them).
+    /// The run (`skein runs` lists them), or `latest` for the newest.
     pub run: String,
     /// Write the HTML report to this file.
     #[arg(long, value_name = "FILE")]

@@ -48,7 +48,7 @@ pub async fn migrate(g: &Global, args: &MigrateArgs) -> anyhow::Result<u8> {
     let run_id = new_run_id();
     let mut run = RunRecord {
         run_id: run_id.clone(),
-        started_at: chrono::Utc::now().to_rfc3339(),
+        started_at: skein_core::time::now(),
         finished_at: None,
         status: "running".into(),
         total: files.len() as u64,
@@ -88,7 +88,9 @@ pub async fn migrate(g: &Global, args: &MigrateArgs) -> anyhow::Result<u8> {
                     };
                     let r = skein_usecases::migrate(&catalog, &settings, file, &opts).await;
                     spinner.finish();
-                    r?
+                    let r = r?;
+                    discard_failed(&settings, file, &r).await;
+                    r
                 }
             };
             if !g.json {
@@ -99,13 +101,34 @@ pub async fn migrate(g: &Global, args: &MigrateArgs) -> anyhow::Result<u8> {
         }
     }
     let ok = results.iter().all(|r| r.outcome.is_success());
-    run.finished_at = Some(chrono::Utc::now().to_rfc3339());
+    run.finished_at = Some(skein_core::time::now());
     run.status = if ok { "succeeded" } else { "failed" }.into();
     run.succeeded = results.iter().filter(|r| r.outcome.is_success()).count() as u64;
     run.failed = results.len() as u64 - run.succeeded;
     run.rows = results.iter().map(|r| r.rows).sum();
     catalog.put_run(&run).await?;
     finish(g, &run_id, &results, ok)
+}
+
+/// A failed attempt's staged copy can never be published (the next `skein migrate` is a
+/// new run with its own staging): remove it now rather than leave a full copy behind.
+/// Best effort: `skein gc` removes what this could not.
+async fn discard_failed(settings: &skein_data::Settings, file: &SpecFile, r: &DatasetResult) {
+    let failed = matches!(r.outcome, Outcome::Failed | Outcome::VerificationFailed)
+        && r.error_name.as_deref() != Some("Skein.LeaseHeld");
+    if !failed {
+        return;
+    }
+    let discarded = match skein_data::Target::open(settings, file) {
+        Ok(store) => store.discard(&r.run_id).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = discarded {
+        tracing::warn!(
+            "dataset `{}`: the failed attempt's staging was not removed ({e}); `skein gc` removes it",
+            r.dataset
+        );
+    }
 }
 
 /// Why `file` must not run now: a dependency that did not end well in this run, or

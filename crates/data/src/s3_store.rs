@@ -319,6 +319,23 @@ impl S3TargetStore {
         self.delete_all(keys, "a failed chunk's files").await
     }
 
+    /// The runs that have objects in staging (finished or not), for garbage collection.
+    pub async fn staging_runs(&self) -> Result<Vec<String>> {
+        let root = join_key(&[&self.root, STATE_DIR, "staging"]);
+        let listed = self
+            .store
+            .list_with_delimiter(Some(&Path::from(root.as_str())))
+            .await
+            .map_err(self.fail("list", &root))?;
+        let mut runs: Vec<String> = listed
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename().map(str::to_string))
+            .collect();
+        runs.sort();
+        Ok(runs)
+    }
+
     /// Deletes a run's staging objects.
     pub async fn discard(&self, run_id: &str) -> Result<()> {
         let keys = self.list(&self.staging_key(run_id)).await?;
@@ -403,7 +420,7 @@ impl S3TargetStore {
         })?;
         let next = self.claim_next(run_id).await?;
         manifest.version = next;
-        manifest.published_at = Some(chrono::Utc::now().to_rfc3339());
+        manifest.published_at = Some(skein_core::time::now());
         let staging = self.staging_key(run_id);
         let version = self.version_key(next);
         let copies: Vec<_> = manifest
@@ -450,7 +467,7 @@ impl S3TargetStore {
     /// claim this call creates.
     async fn claim_next(&self, run_id: &str) -> Result<u64> {
         let mut next = self.version_numbers().await?.last().copied().unwrap_or(0) + 1;
-        let claim = serde_json::json!({ "runId": run_id, "at": chrono::Utc::now().to_rfc3339() });
+        let claim = serde_json::json!({ "runId": run_id, "at": skein_core::time::now() });
         for _ in 0..64 {
             let key = join_key(&[&self.version_key(next), CLAIM]);
             match self.put_json(&key, &claim, PutMode::Create).await {
@@ -472,7 +489,7 @@ impl S3TargetStore {
             dataset: self.dataset.clone(),
             version,
             manifest: join_key(&[&self.version_key(version), MANIFEST]),
-            updated_at: chrono::Utc::now().to_rfc3339(),
+            updated_at: skein_core::time::now(),
         };
         let mode = match &head.tag {
             Some(tag) => PutMode::Update(tag.clone()),

@@ -133,6 +133,27 @@ impl TargetStore {
         write_manifest(&self.staging_dir(run_id).join(STAGED_MANIFEST), manifest)
     }
 
+    /// The runs that have a staging directory (finished or not), for garbage collection.
+    pub fn staging_runs(&self) -> Result<Vec<String>> {
+        let dir = self.root.join("staging");
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io("list staging", &dir)(e)),
+        };
+        let mut runs = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(Error::io("list staging", &dir))?;
+            if entry.path().is_dir()
+                && let Some(name) = entry.file_name().to_str()
+            {
+                runs.push(name.to_string());
+            }
+        }
+        runs.sort();
+        Ok(runs)
+    }
+
     /// Removes a run's staging directory.
     pub fn discard(&self, run_id: &str) -> Result<()> {
         let dir = self.staging_dir(run_id);
@@ -200,7 +221,7 @@ impl TargetStore {
             .unwrap_or(0)
             + 1;
         manifest.version = next;
-        manifest.published_at = Some(chrono::Utc::now().to_rfc3339());
+        manifest.published_at = Some(skein_core::time::now());
         let staging = self.staging_dir(run_id);
         write_manifest(&staging.join(MANIFEST), &manifest)?;
         let version_dir = self.version_dir(next);

@@ -141,6 +141,14 @@ impl Target {
                 .is_some())
     }
 
+    /// The runs that left anything in staging, finished or not.
+    pub async fn staging_runs(&self) -> Result<Vec<String>> {
+        match self {
+            Target::Local(t) => t.staging_runs(),
+            Target::S3(t) => t.staging_runs().await,
+        }
+    }
+
     /// Removes a run's staged files.
     pub async fn discard(&self, run_id: &str) -> Result<()> {
         match self {
