@@ -12,6 +12,8 @@ mod specs;
 mod data;
 // the `skein` binary end to end: samples, exit codes, JSON output, catalog commands
 mod cli;
+// the CLI as a person meets it: pipes, colour, widths, messages, cleanup, path policy
+mod usability;
 // the embedded SQLite catalog against the shared catalog conformance suite
 mod catalog;
 // the ASL engine through `skein states`

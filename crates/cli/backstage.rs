@@ -129,6 +129,12 @@ pub async fn import(g: &Global, files: &[PathBuf], out: Option<&Path>) -> anyhow
 pub async fn export(g: &Global, dir: &Path) -> anyhow::Result<u8> {
     let catalog = open_catalog(g)?;
     let records = catalog.datasets().await?;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("create the directory {}", dir.display()))?;
+    // Local paths are written relative to the exported file, as a spec beside it would
+    // say them, so the export can be moved with the data and checked in.
+    let base = std::fs::canonicalize(dir)
+        .with_context(|| format!("resolve the directory {}", dir.display()))?;
     let entities: Vec<backstage::Entity> = records
         .iter()
         .map(|r| {
@@ -139,11 +145,12 @@ pub async fn export(g: &Global, dir: &Path) -> anyhow::Result<u8> {
                 last_verification: r.last_verification.clone(),
                 updated_at: r.updated_at.clone(),
             };
-            backstage::to_entity(&r.spec, Some(&status))
+            let mut spec = r.spec.clone();
+            spec.spec.source.uri = relative_uri(&spec.spec.source.uri, &base);
+            spec.spec.target.uri = relative_uri(&spec.spec.target.uri, &base);
+            backstage::to_entity(&spec, Some(&status))
         })
         .collect();
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("create the directory {}", dir.display()))?;
     let path = dir.join(CATALOG_INFO);
     let text = format!(
         "# Written by `skein catalog export`: one Resource per dataset, with its migration status.\n{}",
@@ -159,4 +166,32 @@ pub async fn export(g: &Global, dir: &Path) -> anyhow::Result<u8> {
         println!("wrote {} ({} dataset(s))", path.display(), entities.len());
     }
     Ok(EXIT_OK)
+}
+
+/// `uri` relative to `base` when both are local absolute paths; other URIs (`s3://`,
+/// relative paths) unchanged. A `file://` URI becomes a path first.
+fn relative_uri(uri: &str, base: &Path) -> String {
+    let path = Path::new(uri.strip_prefix("file://").unwrap_or(uri));
+    if uri.contains("://") && !uri.starts_with("file://") || !path.is_absolute() {
+        return uri.to_string();
+    }
+    let from: Vec<_> = base.components().collect();
+    let to: Vec<_> = path.components().collect();
+    let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
+    let mut rel = std::path::PathBuf::new();
+    for _ in common..from.len() {
+        rel.push("..");
+    }
+    for c in &to[common..] {
+        rel.push(c);
+    }
+    let mut text = rel.display().to_string();
+    if text.is_empty() {
+        text = ".".into();
+    }
+    // Keep a directory's trailing slash: it tells a prefix from a file.
+    if uri.ends_with('/') && !text.ends_with('/') {
+        text.push('/');
+    }
+    text
 }

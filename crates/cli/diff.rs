@@ -22,14 +22,20 @@ pub async fn run(g: &Global, args: &DiffArgs) -> anyhow::Result<u8> {
     };
     let settings = g.settings();
     let mut reports = Vec::new();
+    // A dataset that cannot be compared is reported and the others are still compared,
+    // as `skein verify` does.
+    let mut errors = Vec::new();
     for file in &files {
         let store = Target::open(&settings, file)?;
         let Some(current) = store.current().await? else {
-            eprintln!(
-                "error: dataset `{}` has no published version to compare; run `skein migrate` first",
-                file.name()
-            );
-            return Ok(EXIT_USAGE);
+            let e = skein_data::Error::NotPublished {
+                dataset: file.name().to_string(),
+            };
+            if !g.json {
+                println!("✗ {e}");
+            }
+            errors.push(serde_json::json!({"dataset": file.name(), "error": e.error_name(), "cause": e.to_string()}));
+            continue;
         };
         let report =
             skein_data::diff::diff(&settings, file, &store.version_data(current.version), opts)
@@ -40,13 +46,26 @@ pub async fn run(g: &Global, args: &DiffArgs) -> anyhow::Result<u8> {
         reports.push(report);
     }
     if g.json {
-        println!("{}", serde_json::json!({ "reports": reports }));
+        println!(
+            "{}",
+            serde_json::json!({ "reports": reports, "errors": errors })
+        );
+    } else if files.len() > 1 {
+        let same = reports.iter().filter(|r| r.is_same()).count();
+        println!(
+            "{} dataset(s): {same} without differences, {} with differences, {} not compared",
+            files.len(),
+            reports.len() - same,
+            errors.len()
+        );
     }
-    Ok(if reports.iter().all(DiffReport::is_same) {
-        EXIT_OK
-    } else {
-        EXIT_DATASET_FAILED
-    })
+    Ok(
+        if errors.is_empty() && reports.iter().all(DiffReport::is_same) {
+            EXIT_OK
+        } else {
+            EXIT_DATASET_FAILED
+        },
+    )
 }
 
 fn print(r: &DiffReport, version: u64) {

@@ -83,7 +83,7 @@ pub async fn status(g: &Global, args: &StatusArgs) -> anyhow::Result<u8> {
             ]
         })
         .collect();
-    output::table(
+    let was_cut = output::fit_table(
         &[
             "DATASET",
             "STATUS",
@@ -97,6 +97,11 @@ pub async fn status(g: &Global, args: &StatusArgs) -> anyhow::Result<u8> {
         ],
         &rows,
     );
+    if was_cut {
+        println!(
+            "(long texts cut to fit; `skein history NAME` or `skein status --json` shows them whole)"
+        );
+    }
     let waiting: Vec<&str> = datasets
         .iter()
         .filter(|d| d.status == skein_core::Status::AwaitingApproval)

@@ -9,6 +9,78 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use skein_core::Problem;
 use skein_data::Progress;
 
+/// Cells wider than this are cut in a [`fit_table`] (but for its last column).
+const MAX_CELL: usize = 40;
+
+/// The width lines should fit: the terminal's, else `COLUMNS`, else 160.
+fn line_width() -> usize {
+    if std::io::stdout().is_terminal()
+        && let Some((terminal_size::Width(w), _)) = terminal_size::terminal_size()
+    {
+        return usize::from(w).max(60);
+    }
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse::<usize>().ok())
+        .filter(|w| *w >= 60)
+        .unwrap_or(160)
+}
+
+/// `text` cut to `max` characters, an ellipsis marking the cut.
+fn cut(text: &str, max: usize) -> (String, bool) {
+    if text.chars().count() <= max {
+        return (text.to_string(), false);
+    }
+    let mut s: String = text.chars().take(max.saturating_sub(1)).collect();
+    s.push('…');
+    (s, true)
+}
+
+/// Prints a table whose lines fit the terminal (or `COLUMNS`, else 160 characters): long
+/// cells are cut with `…`, the last column to what is left of the line. Returns whether
+/// anything was cut, so the caller can say where the whole text is.
+pub fn fit_table(header: &[&str], rows: &[Vec<String>]) -> bool {
+    const MIN_LAST: usize = 24;
+    const MIN_CELL: usize = 12;
+    let width = line_width();
+    // The widest cap for the other columns that leaves the last one some room.
+    let mut cap = MAX_CELL;
+    let widths = loop {
+        let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+        for row in rows {
+            for (i, cell) in row.iter().enumerate() {
+                if i < widths.len() {
+                    widths[i] = widths[i].max(cell.chars().count().min(cap));
+                }
+            }
+        }
+        let before_last: usize = widths.iter().rev().skip(1).map(|w| w + 2).sum();
+        if before_last + MIN_LAST <= width || cap <= MIN_CELL {
+            break widths;
+        }
+        cap -= 2;
+    };
+    let before_last: usize = widths.iter().rev().skip(1).map(|w| w + 2).sum();
+    let room = width.saturating_sub(before_last).max(MIN_LAST);
+    let mut was_cut = false;
+    let fitted: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| {
+            let last = row.len().saturating_sub(1);
+            row.iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    let (c, cut_here) = cut(c, if i == last { room } else { cap });
+                    was_cut |= cut_here;
+                    c
+                })
+                .collect()
+        })
+        .collect();
+    table(header, &fitted);
+    was_cut
+}
+
 /// Prints rows as a left-aligned table with a header.
 pub fn table(header: &[&str], rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();

@@ -10,7 +10,23 @@ use crate::{EXIT_OK, EXIT_USAGE};
 /// `skein report`.
 pub async fn write(g: &Global, args: &ReportArgs) -> anyhow::Result<u8> {
     let sources = Sources::open(&g.catalog_dir())?;
-    let html = match skein_ui::report::html(&sources, &args.run).await {
+    // `latest` (as in `skein report latest --html run.html`): the newest run.
+    let run = if args.run == "latest" {
+        use skein_core::catalog::Catalog;
+        match sources.catalog.runs().await?.into_iter().next() {
+            Some(r) => r.run_id,
+            None => {
+                eprintln!(
+                    "error: no run in {} yet; start one with `skein run DIR`",
+                    g.catalog_dir().display()
+                );
+                return Ok(EXIT_USAGE);
+            }
+        }
+    } else {
+        args.run.clone()
+    };
+    let html = match skein_ui::report::html(&sources, &run).await {
         Ok(h) => h,
         Err(e @ skein_ui::Error::UnknownRun { .. }) => {
             eprintln!("error: {e}");
@@ -23,14 +39,10 @@ pub async fn write(g: &Global, args: &ReportArgs) -> anyhow::Result<u8> {
     if g.json {
         println!(
             "{}",
-            json!({"run": args.run, "html": args.html, "bytes": html.len()})
+            json!({"run": run, "html": args.html, "bytes": html.len()})
         );
     } else {
-        println!(
-            "wrote the report of {} to {}",
-            args.run,
-            args.html.display()
-        );
+        println!("wrote the report of {} to {}", run, args.html.display());
     }
     Ok(EXIT_OK)
 }

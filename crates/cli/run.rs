@@ -68,18 +68,37 @@ fn definition(text: &str) -> anyhow::Result<Value> {
     Ok(doc)
 }
 
-/// Highest concurrency seen per group and per source system.
+/// Highest concurrency seen per group and per source system, over the whole run: the
+/// peaks are kept in a small file beside the catalog, so a resumed run reports the peaks
+/// of every process that drove it, not only its own.
 #[derive(Default)]
 struct Peaks {
     inner: Mutex<BTreeMap<String, (u32, u32)>>,
+    file: Option<PathBuf>,
 }
 
 impl Peaks {
+    /// Peaks of `run_id`, starting from what earlier processes of the run recorded.
+    fn of_run(catalog_dir: &Path, run_id: &str) -> Peaks {
+        let file = catalog_dir.join("peaks").join(format!("{run_id}.json"));
+        let saved: BTreeMap<String, u32> = std::fs::read(&file)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        Peaks {
+            inner: Mutex::new(saved.into_iter().map(|(k, p)| (k, (0, p))).collect()),
+            file: Some(file),
+        }
+    }
+
     fn enter(&self, key: &str) {
         let mut m = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let e = m.entry(key.to_string()).or_default();
         e.0 += 1;
-        e.1 = e.1.max(e.0);
+        if e.0 > e.1 {
+            e.1 = e.0;
+            self.save(&m);
+        }
     }
 
     fn leave(&self, key: &str) {
@@ -92,6 +111,22 @@ impl Peaks {
     fn peak(&self, key: &str) -> u32 {
         let m = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         m.get(key).map(|e| e.1).unwrap_or(0)
+    }
+
+    /// Writes the peaks (a new peak is rare: at most the caps' sum of writes per run).
+    /// Best effort: the figures are a report, never a reason to fail a run.
+    fn save(&self, m: &BTreeMap<String, (u32, u32)>) {
+        let Some(file) = &self.file else { return };
+        let peaks: BTreeMap<&String, u32> = m.iter().map(|(k, e)| (k, e.1)).collect();
+        let tmp = file.with_extension("json.tmp");
+        let written = file
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::write(&tmp, serde_json::to_vec(&peaks).unwrap_or_default()))
+            .and_then(|()| std::fs::rename(&tmp, file));
+        if let Err(e) = written {
+            tracing::debug!("cannot keep the peaks in {}: {e}", file.display());
+        }
     }
 }
 
@@ -705,7 +740,7 @@ pub async fn run(g: &Global, args: &RunArgs) -> anyhow::Result<u8> {
         child_definition: definition(DATASET_MACHINE)?,
         systems,
         groups_of: Mutex::new(HashMap::new()),
-        peaks: Peaks::default(),
+        peaks: Peaks::of_run(&g.catalog_dir(), &run_id),
         view: OnceLock::new(),
         auto_approve: args.auto_approve,
         allow_schema_change: args.allow_schema_change,
@@ -734,6 +769,14 @@ pub async fn run(g: &Global, args: &RunArgs) -> anyhow::Result<u8> {
         }
     }
     let started = Instant::now();
+    // A resumed run's time counts from the run's start, not this process's.
+    let run_started = match &resume {
+        Some(id) => store
+            .execution(id)?
+            .and_then(|e| chrono::DateTime::parse_from_rfc3339(&e.started_at).ok())
+            .map(|t| chrono::Utc::now().signed_duration_since(t)),
+        None => None,
+    };
     let outcome = match &resume {
         Some(id) if store.execution(id)?.is_some_and(|e| e.status == "RUNNING") => {
             engine.resume(id).await?
@@ -759,7 +802,12 @@ pub async fn run(g: &Global, args: &RunArgs) -> anyhow::Result<u8> {
     if let Some(v) = local.view() {
         v.clear();
     }
-    report(g, &local, &plan, &run_id, &outcome, started.elapsed()).await
+    let this_process = started.elapsed();
+    let (took, this) = match run_started.and_then(|d| d.to_std().ok()) {
+        Some(total) if total > this_process => (total, Some(this_process)),
+        _ => (this_process, None),
+    };
+    report(g, &local, &plan, &run_id, &outcome, took, this).await
 }
 
 async fn report(
@@ -769,6 +817,7 @@ async fn report(
     run_id: &str,
     outcome: &skein_states::engine::Outcome,
     took: Duration,
+    this_process: Option<Duration>,
 ) -> anyhow::Result<u8> {
     let c = local.catalog.as_ref();
     let items: Vec<&PlanItem> = plan
@@ -778,9 +827,10 @@ async fn report(
         .collect();
     let mut rows = Vec::new();
     let mut datasets = Vec::new();
+    let mut by_status: BTreeMap<String, usize> = BTreeMap::new();
     for i in &items {
         let r = c.dataset(&i.dataset).await?;
-        let (status, version, count, reason) = match &r {
+        let (status, version, count, mut reason) = match &r {
             Some(r) => (
                 r.status.to_string(),
                 r.current_version,
@@ -789,6 +839,22 @@ async fn report(
             ),
             None => ("not registered".into(), None, None, None),
         };
+        // A completed dataset this run did not touch was up to date: say so rather than
+        // repeat the reason of the run that published it.
+        if let Some(r) = &r
+            && r.status == skein_core::Status::Completed
+            && !c
+                .history(&i.dataset)
+                .await?
+                .iter()
+                .any(|h| h.run_id.as_deref() == Some(run_id))
+        {
+            reason = Some(match r.current_version {
+                Some(v) => format!("up to date (v{v})"),
+                None => "up to date".into(),
+            });
+        }
+        *by_status.entry(status.clone()).or_default() += 1;
         rows.push(vec![
             i.dataset.clone(),
             i.group.clone(),
@@ -882,19 +948,32 @@ async fn report(
                 peaks(&plan.systems, "system")
             }
         );
-        let count = |k: &str| summary.get(k).and_then(Value::as_u64).unwrap_or(0);
+        // The counts are the table's statuses, so the line and the rows above it agree
+        // whether the run ended through Summarise or stopped before it.
+        let count = |k: &str| by_status.get(k).copied().unwrap_or(0);
         let mut line = format!(
             "run {run_id} {}: {} dataset(s), {} completed, {} failed, {} rolled back",
             if ok { "succeeded" } else { "failed" },
             items.len(),
             count("completed"),
             count("failed"),
-            count("rolledBack"),
+            count("rolled_back"),
         );
+        let others: usize = by_status
+            .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "completed" | "failed" | "rolled_back"))
+            .map(|(_, n)| n)
+            .sum();
+        if others > 0 {
+            line.push_str(&format!(", {others} not finished"));
+        }
         if let Some(e) = &outcome.error {
             line.push_str(&format!(" — stopped: {e}"));
         }
         line.push_str(&format!(" in {:.1}s", took.as_secs_f64()));
+        if let Some(this) = this_process {
+            line.push_str(&format!(" ({:.1}s in this process)", this.as_secs_f64()));
+        }
         println!("{line}");
     }
     Ok(if ok { EXIT_OK } else { EXIT_DATASET_FAILED })

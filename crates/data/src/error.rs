@@ -49,6 +49,11 @@ pub enum Error {
     /// Rollback asked for, but there is no earlier version.
     #[error("dataset `{dataset}`: nothing to roll back to (current version: {current})")]
     NothingToRollBack { dataset: String, current: String },
+    /// The dataset has no published version (to verify, compare or roll back from).
+    #[error(
+        "dataset `{dataset}` has no published version yet; run `skein migrate` or `skein run` first"
+    )]
+    NotPublished { dataset: String },
     /// A staged version to publish or verify does not exist.
     #[error("dataset `{dataset}`: no staged version for run `{run_id}`; run the migration first")]
     NotStaged { dataset: String, run_id: String },
@@ -143,6 +148,7 @@ impl Error {
             Error::ChunksMissing { .. } => "Skein.NotStaged",
             Error::NothingToRollBack { .. } => "Skein.NothingToRollBack",
             Error::NotStaged { .. } => "Skein.NotStaged",
+            Error::NotPublished { .. } => "Skein.NotPublished",
             Error::Io { .. } | Error::Engine { .. } | Error::Storage { .. } => "Skein.StorageError",
             Error::S3Config { .. } => "Skein.InvalidSettings",
             Error::PublishConflict { .. } => "Skein.PublishConflict",

@@ -27,9 +27,8 @@ pub async fn verify_published<C: Catalog + ?Sized>(
         let current = store
             .current()
             .await?
-            .ok_or_else(|| skein_data::Error::NotStaged {
+            .ok_or_else(|| skein_data::Error::NotPublished {
                 dataset: name.to_string(),
-                run_id: "(published)".into(),
             })?;
         let (checksum, schema) = skein_data::verify::source_checksum(settings, file).await?;
         let mut expected = current.clone();
