@@ -28,6 +28,8 @@ mod chunks;
 mod s3;
 // Backstage catalog entities: the spec round trip, `skein catalog import` and `export`
 mod backstage;
+// the state machines inside AWS's limits: execution names, run ids, Lambda throttles retried
+mod limits;
 // the AWS adapters and the Lambda binaries against a moto server on 127.0.0.1
 mod aws;
 // `skein ui` in a real browser, `/metrics` as Prometheus text, `skein report`, JSON logs

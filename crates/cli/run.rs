@@ -345,6 +345,11 @@ impl Local {
             .engine
             .get()
             .ok_or_else(|| fail("the engine is not ready"))?;
+        // AWS refuses a name StartExecution does not accept: so does the engine.
+        // https://docs.aws.amazon.com/step-functions/latest/apireference/API_StartExecution.html#API_StartExecution_Errors
+        if let Some(problem) = skein_states::execution_name::problem(name) {
+            return Err(Failure::new("StepFunctions.InvalidNameException", problem));
+        }
         let outcome = engine
             .run_named(
                 name,

@@ -1,5 +1,5 @@
 //! The ASL engine: JSONPath and intrinsic functions, each state type and field through the
 //! `skein states` CLI, and the crash-and-resume test.
 mod crash;
-mod engine;
+pub mod engine;
 mod paths;

@@ -533,8 +533,14 @@ pub async fn trigger(
                 if e.as_service_error()
                     .is_some_and(|s| s.is_execution_already_exists()) =>
             {
-                tracing::info!(run_id = %run_id, "run already started");
-                started.push(json!({"runId": run_id, "started": false}));
+                // AWS: the same name with the same input while running is the same run; a
+                // name already used otherwise (closed, or other input) is refused for 90 days.
+                // https://docs.aws.amazon.com/step-functions/latest/apireference/API_StartExecution.html
+                let reason = format!(
+                    "an execution named `{run_id}` exists already: a repeated event for the same request starts nothing new; to start another run, give the request a new runId"
+                );
+                tracing::warn!(run_id = %run_id, "{reason}");
+                started.push(json!({"runId": run_id, "started": false, "reason": reason}));
             }
             Err(e) => {
                 return Err(internal(format!(

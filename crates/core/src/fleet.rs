@@ -315,3 +315,33 @@ pub fn plan(specs: &[&DatasetSpec], fleet: &Fleet) -> RunPlan {
         total: specs.len(),
     }
 }
+
+/// The name of a dataset's `dataset-migration` execution in run `run_id`.
+///
+/// Step Functions names are at most 80 characters, and a name stays taken for 90 days
+/// (<https://docs.aws.amazon.com/step-functions/latest/apireference/API_StartExecution.html>).
+/// `{run}-{dataset}` is used when it fits and uses only letters, digits, `.`, `_` and `-`;
+/// otherwise the name is a readable prefix of both and 12 hex digits of a hash of the
+/// pair, so two datasets never share a name and any dataset name (up to 128 characters)
+/// and run id (up to 80) fits.
+pub fn execution_name(run_id: &str, dataset: &str) -> String {
+    use sha2::{Digest, Sha256};
+    const MAX: usize = 80;
+    let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    let full = format!("{run_id}-{dataset}");
+    if full.len() <= MAX && full.chars().all(plain) {
+        return full;
+    }
+    let clean = |s: &str, n: usize| -> String {
+        s.chars()
+            .map(|c| if plain(c) { c } else { '-' })
+            .take(n)
+            .collect()
+    };
+    let digest = Sha256::digest(format!("{run_id}\n{dataset}").as_bytes());
+    let hash: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    // 80 = run (≤ 30) + '-' + dataset + '-' + 12 hex digits
+    let run = clean(run_id, 30);
+    let room = MAX - run.len() - 2 - hash.len();
+    format!("{run}-{}-{hash}", clean(dataset, room))
+}

@@ -148,6 +148,9 @@ pub enum EngineError {
     UnknownExecution(String),
     #[error("execution `{id}` already ended {status}; nothing to resume")]
     Ended { id: String, status: String },
+    /// A name `StartExecution` would refuse (AWS's `InvalidName`).
+    #[error("{0}")]
+    InvalidName(String),
 }
 
 /// The engine: a store, bound handlers and options.
@@ -276,6 +279,9 @@ impl Engine {
         mock: Option<MockCase>,
         config: Value,
     ) -> Result<Outcome, EngineError> {
+        if let Some(problem) = crate::execution_name::problem(id) {
+            return Err(EngineError::InvalidName(problem));
+        }
         let def = self.parse(&definition)?;
         let id = id.to_string();
         let exec = Execution {

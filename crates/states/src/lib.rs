@@ -16,6 +16,7 @@ pub mod choice;
 pub mod cli;
 pub mod definition;
 pub mod engine;
+pub mod execution_name;
 pub mod intrinsics;
 pub mod items;
 pub mod jsonata;

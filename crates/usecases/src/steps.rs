@@ -58,6 +58,20 @@ pub async fn plan<C: Catalog + ?Sized>(
     dir: &Path,
     run_id: &str,
 ) -> StepResult<RunPlan> {
+    // A run id names every child execution, and AWS keeps a closed execution's name taken
+    // for 90 days: a finished run's id would fail every dataset with ExecutionAlreadyExists.
+    // Refuse it before anything starts (a running run's Plan may be a retry: go on).
+    if let Some(r) = catalog.run(run_id).await?
+        && r.status != "running"
+    {
+        return Ok(Err(StepError::new(
+            crate::tasks::names::RUN_ID_USED,
+            format!(
+                "run id `{run_id}` was already used by a run that ended {} (started {}); start the run with a new id",
+                r.status, r.started_at
+            ),
+        )));
+    }
     let loaded = load::load(dir);
     let mut problems = loaded.problems;
     let fleet = match Fleet::load(dir) {

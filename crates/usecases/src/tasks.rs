@@ -24,6 +24,7 @@ use crate::steps::{self, StepError};
 /// | --- | --- | --- | --- |
 /// | `Skein.BadRequest` | every task | the payload lacks a field or names an unknown action | rollback |
 /// | `Skein.InvalidSpec` | Plan | a spec or `skein.yaml` is invalid (every problem listed) | run fails |
+/// | `Skein.RunIdUsed` | Plan | the run id belongs to a run that already ended | run fails |
 /// | `Skein.UnknownDataset` | every dataset task | the dataset is not in the catalog | rollback |
 /// | `Skein.DependencyFailed` | CheckDependencies | a dependency did not complete | skip |
 /// | `Skein.LeaseHeld` | AcquireLease, migrate worker | another run holds the dataset's lease | retry, then fail |
@@ -43,6 +44,7 @@ use crate::steps::{self, StepError};
 pub mod names {
     pub const BAD_REQUEST: &str = "Skein.BadRequest";
     pub const INVALID_SPEC: &str = "Skein.InvalidSpec";
+    pub const RUN_ID_USED: &str = "Skein.RunIdUsed";
     pub const UNKNOWN_DATASET: &str = "Skein.UnknownDataset";
     pub const DEPENDENCY_FAILED: &str = "Skein.DependencyFailed";
     pub const LEASE_HELD: &str = "Skein.LeaseHeld";
@@ -117,10 +119,13 @@ fn short(v: &Value) -> String {
 
 /// What the Plan task returns to the state machine: references only (names, groups),
 /// never specs or data, so the state stays far under the 256 KB limit.
-pub fn plan_payload(plan: &RunPlan) -> Value {
+pub fn plan_payload(plan: &RunPlan, run_id: &str) -> Value {
     let items = |v: &[PlanItem]| -> Vec<Value> {
         v.iter()
-            .map(|i| json!({"dataset": i.dataset, "group": i.group, "needsApproval": i.needs_approval}))
+            .map(|i| {
+                json!({"dataset": i.dataset, "group": i.group, "needsApproval": i.needs_approval,
+                       "execution": skein_core::fleet::execution_name(run_id, &i.dataset)})
+            })
             .collect()
     };
     let datasets: Vec<&str> = plan
@@ -438,6 +443,6 @@ pub async fn plan_task<C: Catalog + ?Sized>(
     run_id: &str,
 ) -> std::result::Result<(RunPlan, Value), StepError> {
     let plan = flatten(steps::plan(catalog, dir, run_id).await)?;
-    let payload = plan_payload(&plan);
+    let payload = plan_payload(&plan, run_id);
     Ok((plan, payload))
 }

@@ -1,0 +1,240 @@
+//! The project's state machines against AWS's limits and failure modes: execution names
+//! within 80 characters, a used run id refused, Lambda throttles retried, not rolled back.
+
+use serde_json::{Value, json};
+use skein_core::catalog::Catalog;
+
+use crate::states::engine::Sfn;
+use crate::util::repo_root;
+
+/// A state machine of the project with its `${…}` substitutions filled in.
+fn machine(name: &str) -> Value {
+    let text = std::fs::read_to_string(repo_root().join(format!("state-machines/{name}.asl.json")))
+        .unwrap();
+    let text = text
+        .replace(
+            "${CatalogFunctionArn}",
+            "arn:aws:lambda:us-east-1:123456789012:function:skein-catalog",
+        )
+        .replace(
+            "${VerifyFunctionArn}",
+            "arn:aws:lambda:us-east-1:123456789012:function:skein-verify",
+        )
+        .replace(
+            "${PublishFunctionArn}",
+            "arn:aws:lambda:us-east-1:123456789012:function:skein-publish",
+        )
+        .replace(
+            "${RollbackFunctionArn}",
+            "arn:aws:lambda:us-east-1:123456789012:function:skein-rollback",
+        )
+        .replace(
+            "${PlanFunctionArn}",
+            "arn:aws:lambda:us-east-1:123456789012:function:skein-plan",
+        )
+        .replace(
+            "${MigrateQueueUrlPrefix}",
+            "https://sqs.us-east-1.amazonaws.com/123456789012/skein-",
+        )
+        .replace(
+            "${DatasetMigrationStateMachineArn}",
+            "arn:aws:states:us-east-1:123456789012:stateMachine:dataset-migration",
+        );
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn execution_names_fit_80_characters_for_any_dataset_and_run() {
+    use skein_core::fleet::execution_name;
+    // short and plain: the readable `{run}-{dataset}`
+    assert_eq!(execution_name("run-1", "orders"), "run-1-orders");
+    let dataset = format!("{}-tail", "d".repeat(123)); // 128, the longest dataset name
+    let run = format!("run-{}-abcdef12", "x".repeat(60)); // a trigger's longest run id
+    let a = execution_name(&run, &dataset);
+    let b = execution_name(&run, &dataset.replace("-tail", "-tale"));
+    for n in [&a, &b] {
+        assert!(n.chars().count() <= 80, "{n}");
+        assert!(skein_states::execution_name::problem(n).is_none(), "{n}");
+        assert!(n.starts_with("run-xxxx"), "readable: {n}");
+    }
+    assert_ne!(a, b, "datasets differing past the cut get different names");
+    // characters AWS refuses in names are replaced, and the hash keeps them apart
+    let c = execution_name("run:2026/11", "a.b");
+    assert!(skein_states::execution_name::problem(&c).is_none(), "{c}");
+    assert_ne!(c, execution_name("run-2026-11", "a.b"));
+    // and the engine refuses what AWS refuses
+    for bad in [
+        "x".repeat(81),
+        "has space".into(),
+        "a/b".into(),
+        String::new(),
+    ] {
+        assert!(
+            skein_states::execution_name::problem(&bad).is_some(),
+            "{bad:?}"
+        );
+    }
+}
+
+#[test]
+fn a_run_id_already_used_is_refused_before_anything_starts() {
+    let ws = crate::util::Workspace::new();
+    crate::util::copy_dir(&repo_root().join("samples"), &ws.path().join("samples"));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let catalog = skein_embedded::SqliteCatalog::open(&ws.path().join("catalog.db")).unwrap();
+        let dir = ws.path().join("samples");
+        let (plan, payload) = skein_usecases::tasks::plan_task(&catalog, &dir, "run-reused")
+            .await
+            .unwrap();
+        assert_eq!(plan.total, 12);
+        assert_eq!(
+            payload["canary"][0]["execution"],
+            format!(
+                "run-reused-{}",
+                payload["canary"][0]["dataset"].as_str().unwrap()
+            )
+        );
+        // a retried Plan of the same, still running run goes on
+        assert!(
+            skein_usecases::tasks::plan_task(&catalog, &dir, "run-reused")
+                .await
+                .is_ok()
+        );
+        let mut run = catalog.run("run-reused").await.unwrap().unwrap();
+        run.status = "succeeded".into();
+        catalog.put_run(&run).await.unwrap();
+        let e = skein_usecases::tasks::plan_task(&catalog, &dir, "run-reused")
+            .await
+            .unwrap_err();
+        assert_eq!(e.error, "Skein.RunIdUsed", "{e:?}");
+        assert!(
+            e.cause.contains("run-reused") && e.cause.contains("new id"),
+            "{e:?}"
+        );
+    });
+}
+
+/// Mocked answers for every Task of `dataset-migration`; `verify` is Verify's.
+fn dataset_migration_mocks(verify: Value) -> Value {
+    json!({
+        "StateMachines": {"dataset-migration": {"TestCases": {"t": {
+            "CheckDependencies": "Ok", "AcquireLease": "Ok", "Migrate": "Migrated",
+            "Verify": "Verify", "Publish": "Published", "Complete": "Ok", "Rollback": "Ok"}}}},
+        "MockedResponses": {
+            "Ok": {"0-9": {"Return": {"StatusCode": 200, "Payload": {}}}},
+            "Migrated": {"0": {"Return": {"outcome": "verified"}}},
+            "Verify": verify,
+            "Published": {"0": {"Return": {"StatusCode": 200, "Payload": {"version": 1}}}}
+        }
+    })
+}
+
+fn entered(sfn: &Sfn, arn: &str) -> Vec<String> {
+    let history = crate::states::engine::last_json(&sfn.skein(&["history", arn, "--json"]));
+    history["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            e["type"]
+                .as_str()
+                .is_some_and(|t| t.ends_with("StateEntered"))
+        })
+        .filter_map(|e| {
+            e["stateEnteredEventDetails"]["name"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect()
+}
+
+#[test]
+fn a_throttled_lambda_is_retried_and_nothing_is_rolled_back() {
+    let sfn = Sfn::new();
+    // Lambda throttles, then a service error, then the answer: every lambda:invoke retries
+    // Lambda's service errors (AWS: bp-lambda-serviceexception)
+    let verify = json!({
+        "0": {"Throw": {"Error": "Lambda.TooManyRequestsException", "Cause": "Rate exceeded"}},
+        "1": {"Throw": {"Error": "Lambda.AWSLambdaException", "Cause": "internal"}},
+        "2": {"Return": {"StatusCode": 200, "Payload": {"summary": "passed (4 checks)"}}}
+    });
+    sfn.file("mock.json", &dataset_migration_mocks(verify));
+    let input =
+        json!({"dataset": "orders", "group": "g", "needsApproval": false, "runId": "run-1"});
+    let args = [
+        "--mock-config",
+        "mock.json",
+        "--state-machine-name",
+        "dataset-migration",
+        "--test-case",
+        "t",
+    ];
+    let (code, out) = sfn.run(&machine("dataset-migration"), &input, &args);
+    assert_eq!((code, &out["status"]), (0, &json!("SUCCEEDED")), "{out:#}");
+    let states = entered(&sfn, out["executionArn"].as_str().unwrap());
+    assert!(states.iter().any(|s| s == "Publish"), "{states:?}");
+    assert!(!states.iter().any(|s| s == "Rollback"), "{states:?}");
+
+    // a Lambda that keeps failing is still rolled back, after the retries
+    let sfn = Sfn::new();
+    let verify = json!({"0-9": {"Throw": {"Error": "Lambda.ServiceException", "Cause": "down"}}});
+    sfn.file("mock.json", &dataset_migration_mocks(verify));
+    let (_, out) = sfn.run(&machine("dataset-migration"), &input, &args);
+    assert_eq!(out["status"], "FAILED", "{out:#}");
+    let states = entered(&sfn, out["executionArn"].as_str().unwrap());
+    assert!(states.iter().any(|s| s == "Rollback"), "{states:?}");
+}
+
+#[test]
+fn every_lambda_invoke_retries_lambda_service_errors_and_every_task_after_the_lease_is_caught() {
+    let lambda_errors = [
+        "Lambda.ServiceException",
+        "Lambda.AWSLambdaException",
+        "Lambda.SdkClientException",
+        "Lambda.TooManyRequestsException",
+    ];
+    for name in ["dataset-migration", "migration-run"] {
+        let def = machine(name);
+        let mut tasks = Vec::new();
+        collect_tasks(&def["States"], &mut tasks);
+        assert!(!tasks.is_empty());
+        for (state, task) in &tasks {
+            let resource = task["Resource"].as_str().unwrap_or("");
+            if resource.contains("lambda:invoke") {
+                let retried: Vec<&str> = task["Retry"]
+                    .as_array()
+                    .map(|r| {
+                        r.iter()
+                            .flat_map(|r| r["ErrorEquals"].as_array().unwrap())
+                            .filter_map(Value::as_str)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                for e in lambda_errors {
+                    assert!(retried.contains(&e), "{name}.{state} does not retry {e}");
+                }
+            }
+            // a Task of the run's top level, or any Task after AcquireLease, is caught
+            let after_lease = name == "dataset-migration"
+                && !matches!(
+                    state.as_str(),
+                    "CheckDependencies" | "AcquireLease" | "MigrateChunk"
+                );
+            if after_lease || name == "migration-run" && !state.starts_with("Migrate") {
+                assert!(task["Catch"].is_array(), "{name}.{state} has no Catch");
+            }
+        }
+    }
+}
+
+fn collect_tasks(states: &Value, out: &mut Vec<(String, Value)>) {
+    for (name, st) in states.as_object().unwrap() {
+        if st["Type"] == "Task" {
+            out.push((name.clone(), st.clone()));
+        }
+        if let Some(inner) = st.get("ItemProcessor").and_then(|p| p.get("States")) {
+            collect_tasks(inner, out);
+        }
+    }
+}
