@@ -238,3 +238,140 @@ fn collect_tasks(states: &Value, out: &mut Vec<(String, Value)>) {
         }
     }
 }
+
+#[test]
+fn a_state_output_over_256_kib_fails_with_data_limit_exceeded_not_caught_by_states_all() {
+    let sfn = Sfn::new();
+    // input 150,000 bytes (under the limit), output twice that (over it)
+    let input = json!({"s": "x".repeat(150_000)});
+    let def = |catch: Value| {
+        json!({"StartAt": "Branch", "States": {
+            "Branch": {"Type": "Parallel", "Branches": [{"StartAt": "Double", "States": {
+                "Double": {"Type": "Pass", "Parameters": {"a.$": "$.s", "b.$": "$.s"}, "End": true}}}],
+                "ResultSelector": {"done": true},
+                "Catch": [{"ErrorEquals": catch, "ResultPath": "$.error", "Next": "Recover"}],
+                "End": true},
+            "Recover": {"Type": "Pass", "Parameters": {"recovered.$": "$.error.Error"}, "End": true}}})
+    };
+    let (code, out) = sfn.run(&def(json!(["States.ALL"])), &input, &[]);
+    assert_eq!(code, 1, "{out:#}");
+    assert_eq!(out["status"], "FAILED", "{out:#}");
+    assert_eq!(out["error"], "States.DataLimitExceeded", "{out:#}");
+    assert!(out["cause"].as_str().unwrap().contains("262144"), "{out:#}");
+    // a catcher that names it takes it, as on AWS
+    let (code, out) = sfn.run(&def(json!(["States.DataLimitExceeded"])), &input, &[]);
+    assert_eq!(code, 0, "{out:#}");
+    assert_eq!(
+        out["output"],
+        json!({"recovered": "States.DataLimitExceeded"})
+    );
+    // --no-quotas lifts the limit
+    let (code, out) = sfn.run(&def(json!(["States.ALL"])), &input, &["--no-quotas"]);
+    assert_eq!(
+        (code, &out["output"]),
+        (0, &json!({"done": true})),
+        "{out:#}"
+    );
+
+    // a task's result over the limit, from a mocked Lambda
+    let sfn = Sfn::new();
+    sfn.file(
+        "mock.json",
+        &json!({"StateMachines": {"m": {"TestCases": {"big": {"Call": "Big"}}}},
+                "MockedResponses": {"Big": {"0": {"Return": {"blob": "y".repeat(300_000)}}}}}),
+    );
+    let def = json!({"StartAt": "Call", "States": {"Call": {
+        "Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+        "Parameters": {"FunctionName": "f"}, "ResultSelector": {"n": 1},
+        "Catch": [{"ErrorEquals": ["States.TaskFailed"], "Next": "Caught"},
+                  {"ErrorEquals": ["States.ALL"], "Next": "Caught"}],
+        "End": true},
+        "Caught": {"Type": "Succeed"}}});
+    let (_, out) = sfn.run(
+        &def,
+        &json!({}),
+        &[
+            "--mock-config",
+            "mock.json",
+            "--state-machine-name",
+            "m",
+            "--test-case",
+            "big",
+        ],
+    );
+    assert_eq!(out["error"], "States.DataLimitExceeded", "{out:#}");
+}
+
+#[test]
+fn history_json_reports_the_headroom_and_distributed_items_have_their_own_history() {
+    let sfn = Sfn::new();
+    let def = json!({"StartAt": "Fan", "States": {"Fan": {
+        "Type": "Map", "ItemsPath": "$.items",
+        "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+            "StartAt": "A", "States": {
+                "A": {"Type": "Pass", "Next": "B"},
+                "B": {"Type": "Pass", "Next": "C"},
+                "C": {"Type": "Pass", "End": true}}},
+        "End": true}}});
+    let items: Vec<u32> = (0..20).collect();
+    let (code, out) = sfn.run(&def, &json!({"items": items, "pad": "z".repeat(1000)}), &[]);
+    assert_eq!(code, 0, "{out:#}");
+    let history = crate::states::engine::last_json(&sfn.skein(&[
+        "history",
+        out["executionArn"].as_str().unwrap(),
+        "--json",
+    ]));
+    let all = history["events"].as_array().unwrap().len() as u64;
+    let h = &history["headroom"];
+    let own = h["events"].as_u64().unwrap();
+    assert!(
+        own > 0 && own < all,
+        "items' events are not the parent's: {own} of {all}: {h:#}"
+    );
+    assert!(
+        own < 20,
+        "the parent's history does not grow per item: {h:#}"
+    );
+    assert!(h["largestPayloadBytes"].as_u64().unwrap() > 1000, "{h:#}");
+    assert_eq!(h["maxEvents"], 25_000);
+    assert_eq!(h["maxPayloadBytes"], 262_144);
+}
+
+#[test]
+fn an_execution_past_25000_history_events_fails() {
+    let sfn = Sfn::new();
+    // a loop of two states: each turn adds four events (entered and exited twice)
+    let def = json!({"StartAt": "Count", "States": {
+        "Count": {"Type": "Pass", "Parameters": {"n.$": "States.MathAdd($.n, 1)"}, "Next": "More"},
+        "More": {"Type": "Choice",
+                 "Choices": [{"Variable": "$.n", "NumericLessThan": 7000, "Next": "Count"}],
+                 "Default": "Done"},
+        "Done": {"Type": "Succeed"}}});
+    let (code, out) = sfn.run(&def, &json!({"n": 0}), &[]);
+    assert_eq!(code, 1, "{out:#}");
+    assert_eq!(out["error"], "States.Runtime", "{out:#}");
+    assert!(
+        out["cause"].as_str().unwrap().contains("25000 events"),
+        "{out:#}"
+    );
+}
+
+#[test]
+fn skein_run_json_reports_each_executions_headroom() {
+    let ws = crate::util::Workspace::new();
+    crate::util::copy_dir(&repo_root().join("samples"), &ws.path().join("samples"));
+    let (_, json) = ws.skein_json(&["run", "samples", "--auto-approve", "-q"]);
+    let q = &json["quotas"];
+    let run_events = q["run"]["events"].as_u64().unwrap();
+    assert!(run_events > 10 && run_events < 25_000, "{q:#}");
+    assert!(q["datasets"]["mostEvents"].as_u64().unwrap() > 5, "{q:#}");
+    let largest = q["datasets"]["largestPayloadBytes"].as_u64().unwrap();
+    assert!(largest > 50 && largest < 262_144, "{q:#}");
+    assert!(
+        q["datasets"]["largestPayloadExecution"]
+            .as_str()
+            .unwrap()
+            .starts_with("run-"),
+        "{q:#}"
+    );
+}

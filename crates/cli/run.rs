@@ -920,9 +920,11 @@ async fn report(
         "engineOverheadMsPerDataset": overhead_ms,
     });
     if g.json {
+        let quotas = headroom(local, run_id, &items)?;
         println!(
             "{}",
             json!({
+                "quotas": quotas,
                 "runId": run_id,
                 "ok": ok,
                 "execution": {"status": outcome.status, "error": outcome.error, "cause": outcome.cause, "executionArn": outcome.execution_arn},
@@ -982,6 +984,37 @@ async fn report(
         println!("{line}");
     }
     Ok(if ok { EXIT_OK } else { EXIT_DATASET_FAILED })
+}
+
+/// How close the run came to AWS's quotas: the run execution's headroom, and the largest
+/// event count and payload over its datasets' executions.
+fn headroom(local: &Local, run_id: &str, items: &[&PlanItem]) -> anyhow::Result<Value> {
+    use skein_states::quotas::headroom as of;
+    let run = of(&local.store.events(run_id)?);
+    let mut most_events = (0u64, String::new());
+    let mut largest = (0usize, String::new(), None::<String>);
+    for i in items {
+        let name = skein_core::fleet::execution_name(run_id, &i.dataset);
+        let h = of(&local.store.events(&name)?);
+        if h.events > most_events.0 {
+            most_events = (h.events, name.clone());
+        }
+        if h.largest_payload_bytes > largest.0 {
+            largest = (h.largest_payload_bytes, name, h.largest_payload_state);
+        }
+    }
+    Ok(json!({
+        "run": run,
+        "datasets": {
+            "mostEvents": most_events.0,
+            "mostEventsExecution": most_events.1,
+            "largestPayloadBytes": largest.0,
+            "largestPayloadExecution": largest.1,
+            "largestPayloadState": largest.2,
+        },
+        "maxEvents": skein_states::quotas::MAX_HISTORY_EVENTS,
+        "maxPayloadBytes": skein_states::quotas::MAX_PAYLOAD_BYTES,
+    }))
 }
 
 /// `skein approve` / `skein reject`: the same action as the dashboard's buttons.

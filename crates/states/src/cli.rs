@@ -109,6 +109,10 @@ pub struct RunArgs {
     /// The mock config's test case.
     #[arg(long)]
     pub test_case: Option<String>,
+    /// Lift AWS's quotas (256 KiB payloads, 25,000 history events), for machines not
+    /// meant for AWS; kept on resume.
+    #[arg(long)]
+    pub no_quotas: bool,
 }
 
 /// A usage error: exit 2.
@@ -122,7 +126,13 @@ pub async fn run(cmd: StatesCommand, store_dir: &Path, json_out: bool) -> Result
     let open = || Store::open(&store_dir.join("states.db")).map_err(|e| Usage(e.to_string()));
     match cmd {
         StatesCommand::Run(args) => {
-            let bindings = Bindings::load(args.bindings.as_deref())?;
+            let mut bindings = Bindings::load(args.bindings.as_deref())?;
+            if args.no_quotas {
+                if !bindings.raw.is_object() {
+                    bindings.raw = serde_json::json!({});
+                }
+                bindings.raw["noQuotas"] = Value::Bool(true);
+            }
             let definition = bindings.definition(&args.definition)?;
             let input = read_input(args.input.as_deref())?;
             let machine = args.state_machine_name.clone().unwrap_or_else(|| {
@@ -399,9 +409,11 @@ impl Bindings {
             .and_then(Value::as_str)
             .map(|r| self.base.join(r))
             .unwrap_or_else(|| self.base.clone());
+        let defaults = Options::default();
         Options {
             s3_root,
-            ..Options::default()
+            quotas: defaults.quotas && self.raw.get("noQuotas") != Some(&Value::Bool(true)),
+            ..defaults
         }
     }
 

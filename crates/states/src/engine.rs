@@ -108,6 +108,8 @@ pub struct Options {
     pub s3_root: PathBuf,
     /// How often a waiting task polls for its token's answer.
     pub token_poll: Duration,
+    /// Enforce AWS's quotas ([`crate::quotas`]): payload sizes, history length.
+    pub quotas: bool,
 }
 
 impl Default for Options {
@@ -119,6 +121,7 @@ impl Default for Options {
                 .unwrap_or(1.0),
             s3_root: PathBuf::from("."),
             token_poll: Duration::from_millis(50),
+            quotas: std::env::var_os("SKEIN_STATES_NO_QUOTAS").is_none(),
         }
     }
 }
@@ -174,6 +177,56 @@ struct Run {
     counters: Mutex<HashMap<String, u64>>,
     /// Events of a frame waiting to be committed with its next transition.
     deferred: Mutex<HashMap<String, Vec<Op>>>,
+    /// Events per history: the execution's (key "") and each distributed Map item's.
+    history: Mutex<HistoryCount>,
+}
+
+/// Event counts per history, for the 25,000-event quota.
+#[derive(Default)]
+struct HistoryCount {
+    /// Frames that are distributed Map items (their own child-execution history).
+    items: std::collections::HashSet<String>,
+    /// Events per history owner ("" = the execution).
+    events: HashMap<String, u64>,
+}
+
+impl HistoryCount {
+    /// Counts from a stored history (a resumed execution).
+    fn from_events(events: &[crate::store::Event]) -> HistoryCount {
+        let mut h = HistoryCount::default();
+        for e in events {
+            if e.kind == "MapIterationStarted"
+                && e.details.get("distributed") == Some(&Value::Bool(true))
+                && let Some(child) = e.details.get("frame").and_then(Value::as_str)
+            {
+                h.items.insert(child.to_string());
+            }
+        }
+        for e in events {
+            h.count(&e.frame, &e.kind, &e.details);
+        }
+        h
+    }
+
+    /// Counts one event; returns its history owner and that history's count.
+    fn count(&mut self, frame: &str, kind: &str, details: &Value) -> (String, u64) {
+        if kind == "MapIterationStarted"
+            && details.get("distributed") == Some(&Value::Bool(true))
+            && let Some(child) = details.get("frame").and_then(Value::as_str)
+        {
+            // the item's child execution starts its own history
+            self.items.insert(child.to_string());
+            let n = self.events.entry(child.to_string()).or_default();
+            *n += 1;
+            return (child.to_string(), *n);
+        }
+        let owner = crate::quotas::history_owner(frame, |f| self.items.contains(f))
+            .unwrap_or("")
+            .to_string();
+        let n = self.events.entry(owner.clone()).or_default();
+        *n += 1;
+        (owner, *n)
+    }
 }
 
 type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -371,6 +424,14 @@ impl Engine {
         } else {
             HashMap::new()
         };
+        let history = if resuming && self.options.quotas {
+            HistoryCount::from_events(&self.store.events(&exec.id)?)
+        } else {
+            let mut h = HistoryCount::default();
+            // ExecutionStarted and the first StateEntered, committed by start_as
+            h.events.insert(String::new(), 2);
+            h
+        };
         let timeout = def.timeout_seconds;
         let run = Arc::new(Run {
             store: self.store.clone(),
@@ -382,6 +443,7 @@ impl Engine {
             resuming,
             counters: Mutex::new(counters),
             deferred: Mutex::new(HashMap::new()),
+            history: Mutex::new(history),
         });
         let frames = run.run_frame(&run.def, "0".to_string(), None);
         // `skein states stop` marks the execution ABORTED from another process; the run
@@ -414,6 +476,14 @@ impl Engine {
                 }
             }
             None => body.await,
+        };
+        // The execution's output is a payload too.
+        let result = match result {
+            Ok(output) if self.options.quotas => {
+                crate::quotas::check_payload("(execution)", "execution output", &output)
+                    .map(|()| output)
+            }
+            other => other,
         };
         let (status, output, error, cause, kind, details) = match result {
             Ok(output) => (
@@ -510,6 +580,12 @@ pub fn error_matches(names: &[String], error: &str) -> bool {
     if error == "States.Runtime" {
         return false;
     }
+    // A terminal error that `States.ALL` (and `States.TaskFailed`) do not take: only a
+    // retrier or catcher naming it does.
+    // https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html
+    if error == crate::quotas::DATA_LIMIT_EXCEEDED {
+        return names.iter().any(|n| n == error);
+    }
     names.iter().any(|n| {
         n == error || n == "States.ALL" || (n == "States.TaskFailed" && error != "States.Timeout")
     })
@@ -543,6 +619,23 @@ impl Run {
     }
 
     async fn commit(&self, ops: Vec<Op>) -> Result<(), Failure> {
+        if self.options.quotas {
+            let mut h = self.history.lock().unwrap_or_else(|p| p.into_inner());
+            for op in &ops {
+                if let Op::Event {
+                    frame,
+                    kind,
+                    details,
+                    ..
+                } = op
+                {
+                    let (owner, n) = h.count(frame, kind, details);
+                    if n > crate::quotas::MAX_HISTORY_EVENTS {
+                        return Err(crate::quotas::history_full(&owner));
+                    }
+                }
+            }
+        }
         self.store.commit(ops).await.map_err(store_failure)
     }
 
@@ -734,7 +827,11 @@ impl Run {
                 self.sleep_until(&wake).await;
                 frame.wake_at = None;
             }
-            let failure = match self.attempt(state, frame).await {
+            let failure = match self
+                .attempt(state, frame)
+                .await
+                .and_then(|a| self.fits(state, a))
+            {
                 Ok(a) => return Ok(a),
                 Err(f) if f.error == "skein.Store" || f.error == "States.Runtime" => return Err(f),
                 Err(f) => f,
@@ -816,6 +913,23 @@ impl Run {
             }
             return Err(failure);
         }
+    }
+
+    /// A state's output over AWS's payload limit is `States.DataLimitExceeded`.
+    fn fits(&self, state: &State, a: Attempted) -> Result<Attempted, Failure> {
+        if self.options.quotas {
+            let (Step::Next { output, .. } | Step::End { output }) = &a.step;
+            crate::quotas::check_payload(&state.name, "state output", output)?;
+        }
+        Ok(a)
+    }
+
+    /// A task's result over AWS's payload limit is `States.DataLimitExceeded`.
+    fn result_fits(&self, state: &State, result: Value) -> Result<Value, Failure> {
+        if self.options.quotas {
+            crate::quotas::check_payload(&state.name, "task result", &result)?;
+        }
+        Ok(result)
     }
 
     async fn sleep_until(&self, wake: &str) {
@@ -1009,7 +1123,8 @@ impl Run {
                     )?,
                     None => effective.clone(),
                 };
-                let result = self.invoke(state, frame, payload, token).await?;
+                let result =
+                    self.result_fits(state, self.invoke(state, frame, payload, token).await?)?;
                 let result = match &state.result_selector {
                     Some(sel) => template::render(
                         sel,
@@ -1309,7 +1424,8 @@ impl Run {
                 });
                 let task_states = self.jsonata_states(state, frame, token_text.as_deref());
                 let payload = arguments(&task_states)?;
-                let result = self.invoke(state, frame, payload, token).await?;
+                let result =
+                    self.result_fits(state, self.invoke(state, frame, payload, token).await?)?;
                 finish(Some(result), &mut states, frame)
             }
             Kind::Parallel { branches } => {
@@ -1691,6 +1807,7 @@ impl Run {
             .await?;
         }
         let processor = map.processor.as_ref();
+        let distributed = map.distributed;
         let frame_vars = frame.vars.clone();
         let runs = futures::stream::iter(inputs.into_iter().enumerate().map(|(i, input)| {
             let child = format!("{parent}/{step}:{i}");
@@ -1698,11 +1815,13 @@ impl Run {
             if i == 0 {
                 ops.push(self.event(&parent, "MapStateStarted", json!({"length": total})));
             }
-            ops.push(self.event(
-                &parent,
-                "MapIterationStarted",
-                json!({"name": state.name, "index": i}),
-            ));
+            // A distributed Map's item is a child execution on AWS, with its own history.
+            let details = if distributed {
+                json!({"name": state.name, "index": i, "distributed": true, "frame": child})
+            } else {
+                json!({"name": state.name, "index": i})
+            };
+            ops.push(self.event(&parent, "MapIterationStarted", details));
             let vars = frame_vars.clone();
             async move {
                 let r = self
@@ -1712,7 +1831,6 @@ impl Run {
             }
         }))
         .buffer_unordered(concurrency);
-        let distributed = map.distributed;
         let mut results: Vec<Option<Result<Value, Failure>>> = vec![None; total];
         let mut failed = 0usize;
         futures::pin_mut!(runs);
@@ -1883,7 +2001,7 @@ fn wait_until(
 
 /// An event in the shape of Step Functions' `GetExecutionHistory`.
 pub fn history_json(events: &[Event]) -> Value {
-    let events: Vec<Value> = events
+    let list: Vec<Value> = events
         .iter()
         .map(|e| {
             let key = if e.kind.ends_with("StateEntered") {
@@ -1908,5 +2026,6 @@ pub fn history_json(events: &[Event]) -> Value {
             json!({"id": e.id, "timestamp": e.at, "type": e.kind, "frame": e.frame, key: details})
         })
         .collect();
-    json!({ "events": events })
+    // How close the execution came to AWS's quotas: its event count and largest payload.
+    json!({ "events": list, "headroom": crate::quotas::headroom(events) })
 }

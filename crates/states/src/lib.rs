@@ -22,5 +22,6 @@ pub mod items;
 pub mod jsonata;
 pub mod mock;
 pub mod path;
+pub mod quotas;
 pub mod store;
 pub mod template;
