@@ -716,10 +716,38 @@ async fn a_sample_dataset_migrates_verifies_publishes_and_rolls_back_on_s3_and_d
     )
     .await
     .expect("plan");
-    assert_eq!(plan["datasets"], json!(["customers"]));
+    // Plan answers where the run's item lists are, and wrote them to S3 for the
+    // Distributed Maps' ItemReader: the state never carries the datasets
+    assert_eq!(plan["bucket"], bucket.as_str());
+    assert_eq!(plan["prefix"], "runs/run-e2e-1/");
+    assert_eq!(
+        (plan["canary"].as_u64(), plan["waves"].as_u64()),
+        (Some(1), Some(0)),
+        "{plan}"
+    );
+    let canary = skein_aws::objects::read_text(&settings(), &bucket, "runs/run-e2e-1/canary.jsonl")
+        .await
+        .unwrap();
+    let item: Value = serde_json::from_str(canary.lines().next().unwrap()).unwrap();
+    assert_eq!(item["dataset"], "customers");
+    assert_eq!(item["execution"], "run-e2e-1-customers");
 
     let v1 = run_steps(&c, &data, "customers", "run-e2e-1").await;
     assert_eq!(v1["version"], 1);
+    // Summarise reads the datasets from those objects, as the catalog function does
+    let summary = skein_aws::functions::catalog(
+        &c,
+        &settings(),
+        &json!({"action": "summarise", "runId": "run-e2e-1", "bucket": bucket,
+                "prefix": plan["prefix"], "waves": plan["waves"]}),
+    )
+    .await
+    .expect("summarise");
+    assert_eq!(
+        (summary["total"].as_u64(), summary["completed"].as_u64()),
+        (Some(1), Some(1)),
+        "{summary}"
+    );
     let record = c.dataset("customers").await.unwrap().unwrap();
     assert_eq!(
         (record.status, record.current_version),

@@ -84,27 +84,33 @@ fn a_run_id_already_used_is_refused_before_anything_starts() {
     rt.block_on(async {
         let catalog = skein_embedded::SqliteCatalog::open(&ws.path().join("catalog.db")).unwrap();
         let dir = ws.path().join("samples");
-        let (plan, payload) = skein_usecases::tasks::plan_task(&catalog, &dir, "run-reused")
-            .await
-            .unwrap();
+        let (plan, payload) =
+            skein_usecases::tasks::plan_task(&catalog, &dir, "run-reused", "runs-bucket")
+                .await
+                .unwrap();
         assert_eq!(plan.total, 12);
+        // the payload names the item lists, never the datasets
+        assert_eq!(payload["bucket"], "runs-bucket");
+        assert_eq!(payload["prefix"], "runs/run-reused/");
+        assert_eq!(payload["waves"], plan.waves.len());
+        assert!(!payload.to_string().contains("customers"), "{payload}");
+        let items = skein_usecases::tasks::run_items(&plan, "run-reused");
+        assert_eq!(items.len(), 1 + plan.waves.len());
+        let first: Value = serde_json::from_str(items[0].1.lines().next().unwrap()).unwrap();
         assert_eq!(
-            payload["canary"][0]["execution"],
-            format!(
-                "run-reused-{}",
-                payload["canary"][0]["dataset"].as_str().unwrap()
-            )
+            first["execution"],
+            format!("run-reused-{}", first["dataset"].as_str().unwrap())
         );
         // a retried Plan of the same, still running run goes on
         assert!(
-            skein_usecases::tasks::plan_task(&catalog, &dir, "run-reused")
+            skein_usecases::tasks::plan_task(&catalog, &dir, "run-reused", "runs-bucket")
                 .await
                 .is_ok()
         );
         let mut run = catalog.run("run-reused").await.unwrap().unwrap();
         run.status = "succeeded".into();
         catalog.put_run(&run).await.unwrap();
-        let e = skein_usecases::tasks::plan_task(&catalog, &dir, "run-reused")
+        let e = skein_usecases::tasks::plan_task(&catalog, &dir, "run-reused", "runs-bucket")
             .await
             .unwrap_err();
         assert_eq!(e.error, "Skein.RunIdUsed", "{e:?}");
@@ -374,4 +380,63 @@ fn skein_run_json_reports_each_executions_headroom() {
             .starts_with("run-"),
         "{q:#}"
     );
+}
+
+/// `n` tiny datasets in one wave (and a canary of 2) under `dir`.
+fn tiny_datasets(dir: &std::path::Path, n: usize) {
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    for i in 0..n {
+        std::fs::write(dir.join(format!("data/d{i}.csv")), format!("id,v\n{i},a\n")).unwrap();
+        std::fs::write(
+            dir.join(format!("d{i}.yaml")),
+            format!(
+                "apiVersion: skein/v1\nkind: Dataset\nmetadata: {{name: dataset-with-a-longer-name-{i}}}\nspec:\n  criticality: low\n  group: g{}\n  source: {{uri: data/d{i}.csv, format: csv}}\n  target: {{uri: lake/d{i}}}\n",
+                i % 2
+            ),
+        )
+        .unwrap();
+    }
+    std::fs::write(
+        dir.join("skein.yaml"),
+        "apiVersion: skein/v1\nkind: Fleet\nspec:\n  maxConcurrency: 16\n  canary: {size: 2}\n  groups: {g0: {concurrency: 4}, g1: {concurrency: 4}}\n",
+    )
+    .unwrap();
+}
+
+#[test]
+fn no_state_carries_a_list_that_grows_with_the_datasets() {
+    // 200 datasets with every payload capped at 8 KiB: with the waves, the plan or the
+    // Maps' results in the state (≈ 100-500 bytes a dataset) some state would pass 8 KiB,
+    // as 2,500 datasets would pass AWS's 256 KiB.
+    let ws = crate::util::Workspace::new();
+    tiny_datasets(&ws.path().join("specs"), 200);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_skein"))
+        .args(["run", "specs", "--json", "-q"])
+        .current_dir(ws.path())
+        .env("SKEIN_CATALOG", ws.path().join(".skein"))
+        .env("SKEIN_STATES_TEST_MAX_PAYLOAD", "8192")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let json: Value = serde_json::from_str(stdout.lines().last().unwrap_or("null"))
+        .unwrap_or_else(|e| panic!("{e}: {}", crate::util::text(&out)));
+    assert_eq!(out.status.code(), Some(0), "{json:#}");
+    assert_eq!(json["summary"]["completed"], 200, "{:#}", json["summary"]);
+    let q = &json["quotas"];
+    assert!(
+        q["run"]["largestPayloadBytes"].as_u64().unwrap() < 8192,
+        "{q:#}"
+    );
+    assert!(
+        q["run"]["events"].as_u64().unwrap() < 200,
+        "the run's history does not grow per dataset: {q:#}"
+    );
+    // the item lists are objects beside the catalog, and the results were written there
+    let items = ws
+        .path()
+        .join(".skein/skein-runs/runs")
+        .join(json["runId"].as_str().unwrap());
+    let wave = std::fs::read_to_string(items.join("wave-0.jsonl")).unwrap();
+    assert_eq!(wave.lines().count(), 198);
+    assert!(items.join("results").is_dir());
 }

@@ -260,7 +260,12 @@ struct Local {
     work_nanos: AtomicU64,
     /// Nanoseconds the Plan step took.
     plan_nanos: AtomicU64,
+    /// The local stand-in for S3 (the catalog directory): buckets are directories in it.
+    runs_root: PathBuf,
 }
+
+/// The bucket of the run item lists, locally a directory under the catalog.
+const RUNS_BUCKET: &str = "skein-runs";
 
 fn fail(e: impl std::fmt::Display) -> Failure {
     Failure::new(names::INTERNAL, e.to_string())
@@ -288,9 +293,24 @@ impl Local {
         let started = Instant::now();
         let run_id = field(payload, "runId")?;
         let dir = PathBuf::from(field(payload, "specs")?);
-        let (plan, answer) = tasks::plan_task(self.catalog.as_ref(), &dir, run_id)
+        let (plan, answer) = tasks::plan_task(self.catalog.as_ref(), &dir, run_id, RUNS_BUCKET)
             .await
             .map_err(step_failure)?;
+        // The item lists the Distributed Maps read: files standing in for S3 objects,
+        // `<catalog>/skein-runs/runs/<run>/…` (the engine's S3 root is the catalog).
+        for (key, text) in tasks::run_items(&plan, run_id) {
+            let path = self.runs_root.join(RUNS_BUCKET).join(&key);
+            let written = path
+                .parent()
+                .map_or(Ok(()), std::fs::create_dir_all)
+                .and_then(|()| std::fs::write(&path, text));
+            written.map_err(|e| {
+                Failure::new(
+                    names::STORAGE_ERROR,
+                    format!("cannot write the run's items {}: {e}", path.display()),
+                )
+            })?;
+        }
         {
             let mut m = self.groups_of.lock().unwrap_or_else(|p| p.into_inner());
             for item in plan
@@ -309,7 +329,22 @@ impl Local {
     /// The shared catalog actions, plus what only a local run does: `--auto-approve`
     /// answers the approval token at once, and the progress view hears of the ends.
     async fn catalog_action(&self, call: &TaskCall) -> Result<Value, Failure> {
-        let p = &call.payload;
+        let mut p = call.payload.clone();
+        // Summarise reads the run's datasets from the item lists Plan wrote.
+        if let Some((bucket, keys)) = tasks::summarise_items(&p) {
+            let mut texts = Vec::new();
+            for key in keys {
+                let path = self.runs_root.join(&bucket).join(&key);
+                texts.push(std::fs::read_to_string(&path).map_err(|e| {
+                    Failure::new(
+                        names::STORAGE_ERROR,
+                        format!("cannot read the run's items {}: {e}", path.display()),
+                    )
+                })?);
+            }
+            p["datasets"] = json!(tasks::datasets_of_items(&texts));
+        }
+        let p = &p;
         let answer = tasks::catalog_action(self.catalog.as_ref(), p)
             .await
             .map_err(step_failure)?;
@@ -753,6 +788,7 @@ pub async fn run(g: &Global, args: &RunArgs) -> anyhow::Result<u8> {
         jobs: AtomicU64::new(0),
         work_nanos: AtomicU64::new(0),
         plan_nanos: AtomicU64::new(0),
+        runs_root: g.catalog_dir(),
     });
     {
         let mut m = local.groups_of.lock().unwrap_or_else(|p| p.into_inner());
@@ -765,7 +801,14 @@ pub async fn run(g: &Global, args: &RunArgs) -> anyhow::Result<u8> {
         }
     }
     let _ = local.view.set(View::new(&plan, g.json || g.quiet));
-    let engine = Engine::new(store.clone(), handlers(&local), Options::default());
+    let engine = Engine::new(
+        store.clone(),
+        handlers(&local),
+        Options {
+            s3_root: g.catalog_dir(),
+            ..Options::default()
+        },
+    );
     let _ = local.engine.set(engine.clone());
     let mut workers = Vec::new();
     for (group, cap) in &plan.groups {

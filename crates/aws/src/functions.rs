@@ -44,8 +44,21 @@ pub async fn plan(
             .await
             .map_err(|e| StepError::new(names::INVALID_SPEC, e))?;
         absolute_uris(&scratch, specs).map_err(|e| StepError::new(names::INVALID_SPEC, e))?;
+        // The run's item lists go to SKEIN_RUNS_BUCKET, else to the specs' own bucket.
+        let runs_bucket = match std::env::var("SKEIN_RUNS_BUCKET") {
+            Ok(b) if !b.is_empty() => b,
+            _ => objects::split_s3_uri(specs)
+                .map(|(b, _)| b)
+                .map_err(|e| StepError::new(names::INVALID_SPEC, e))?,
+        };
         // Boxed: the planner's future is deep, and would be inlined into every caller's.
-        let (plan, answer) = Box::pin(tasks::plan_task(catalog, &scratch, run_id)).await?;
+        let (plan, answer) =
+            Box::pin(tasks::plan_task(catalog, &scratch, run_id, &runs_bucket)).await?;
+        for (key, text) in tasks::run_items(&plan, run_id) {
+            objects::write_text(settings, &runs_bucket, &key, text)
+                .await
+                .map_err(|e| StepError::new(names::STORAGE_ERROR, e))?;
+        }
         catalog
             .put_system_caps(&plan.systems)
             .await
@@ -55,6 +68,32 @@ pub async fn plan(
     .await;
     let _ = std::fs::remove_dir_all(&scratch);
     result
+}
+
+/// The catalog function: the shared actions; `summarise` of a run whose Plan wrote item
+/// lists reads its datasets from them (the state carries no list of datasets).
+pub async fn catalog(
+    catalog: &DynamoCatalog,
+    settings: &AwsSettings,
+    p: &Value,
+) -> Result<Value, StepError> {
+    let p = match tasks::summarise_items(p) {
+        Some((bucket, keys)) => {
+            let mut texts = Vec::new();
+            for key in keys {
+                texts.push(
+                    objects::read_text(settings, &bucket, &key)
+                        .await
+                        .map_err(|e| StepError::new(names::STORAGE_ERROR, e))?,
+                );
+            }
+            let mut p = p.clone();
+            p["datasets"] = json!(tasks::datasets_of_items(&texts));
+            p
+        }
+        None => p.clone(),
+    };
+    tasks::catalog_action(catalog, &p).await
 }
 
 /// Specs say where their data is relative to themselves (`data/orders.csv`), as they do

@@ -105,3 +105,18 @@ pub async fn read_text(
     String::from_utf8(bytes.to_vec())
         .map_err(|_| format!("s3://{bucket_name}/{key} is not UTF-8 text"))
 }
+
+/// Writes one object (the run's item lists, for the Distributed Maps' `ItemReader`).
+pub async fn write_text(
+    settings: &AwsSettings,
+    bucket_name: &str,
+    key: &str,
+    text: String,
+) -> Result<(), String> {
+    let store = bucket(settings, bucket_name)?;
+    store
+        .put(&ObjectPath::from(key), text.into_bytes().into())
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("cannot write s3://{bucket_name}/{key}: {e}"))
+}

@@ -1875,7 +1875,19 @@ impl Run {
                 &state.name,
                 &outputs,
             ),
-            None => Ok(Value::Array(outputs)),
+            None => {
+                // Without a ResultWriter the Map's result is every item's output, and AWS
+                // bounds it like any payload, whatever ResultPath does with it next.
+                let result = Value::Array(outputs);
+                if self.options.quotas {
+                    crate::quotas::check_payload(
+                        &state.name,
+                        "Map result (every item's output; a ResultWriter keeps it in S3)",
+                        &result,
+                    )?;
+                }
+                Ok(result)
+            }
         }
     }
 }

@@ -30,14 +30,25 @@ pub fn payload_size(v: &Value) -> usize {
     serde_json::to_vec(v).map(|b| b.len()).unwrap_or(0)
 }
 
+/// The payload limit in force: [`MAX_PAYLOAD_BYTES`], or a lower one from
+/// `SKEIN_STATES_TEST_MAX_PAYLOAD` (tests use it to show with a few hundred datasets that
+/// no state grows with their number, as AWS's limit would show with thousands).
+pub fn payload_limit() -> usize {
+    std::env::var("SKEIN_STATES_TEST_MAX_PAYLOAD")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .map_or(MAX_PAYLOAD_BYTES, |v| v.min(MAX_PAYLOAD_BYTES))
+}
+
 /// `States.DataLimitExceeded` when `v` is over the limit; `what` says which payload.
 pub fn check_payload(state: &str, what: &str, v: &Value) -> Result<(), Failure> {
     let size = payload_size(v);
-    if size > MAX_PAYLOAD_BYTES {
+    let limit = payload_limit();
+    if size > limit {
         return Err(Failure::new(
             DATA_LIMIT_EXCEEDED,
             format!(
-                "state `{state}`: the {what} is {size} bytes, over AWS's limit of {MAX_PAYLOAD_BYTES} bytes (256 KiB); pass a reference (an S3 key) instead of the data"
+                "state `{state}`: the {what} is {size} bytes, over the limit of {limit} bytes (AWS: {MAX_PAYLOAD_BYTES}, 256 KiB); pass a reference (an S3 key) instead of the data"
             ),
         ));
     }

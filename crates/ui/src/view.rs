@@ -229,6 +229,30 @@ async fn members(s: &Sources, run_id: &str) -> Result<Vec<(String, String, Strin
         .flatten()
     });
     let mut out = Vec::new();
+    // The plan names the item lists it wrote (the state carries no dataset list): read
+    // them from the local stand-in for S3, the catalog directory.
+    if let Some(plan) = &plan
+        && let (Some(bucket), Some(prefix)) = (
+            plan.get("bucket").and_then(Value::as_str),
+            plan.get("prefix").and_then(Value::as_str),
+        )
+    {
+        let waves = plan.get("waves").and_then(Value::as_u64).unwrap_or(0);
+        let lists = std::iter::once(("canary.jsonl".to_string(), "canary".to_string()))
+            .chain((0..waves).map(|n| (format!("wave-{n}.jsonl"), format!("wave {}", n + 1))));
+        for (key, wave) in lists {
+            let path = s.dir.join(bucket).join(format!("{prefix}{key}"));
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            for line in text.lines() {
+                if let Ok(i) = serde_json::from_str::<Value>(line) {
+                    let field =
+                        |k: &str| i.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+                    out.push((field("dataset"), field("group"), wave.clone()));
+                }
+            }
+        }
+        return Ok(out);
+    }
     if let Some(plan) = plan {
         let mut add = |items: Option<&Value>, wave: String| {
             for i in items.and_then(Value::as_array).into_iter().flatten() {

@@ -117,27 +117,76 @@ fn short(v: &Value) -> String {
     }
 }
 
-/// What the Plan task returns to the state machine: references only (names, groups),
-/// never specs or data, so the state stays far under the 256 KB limit.
-pub fn plan_payload(plan: &RunPlan, run_id: &str) -> Value {
-    let items = |v: &[PlanItem]| -> Vec<Value> {
+/// Where a run's item lists live in the run bucket: `runs/<runId>/`.
+pub fn run_items_prefix(run_id: &str) -> String {
+    format!("runs/{run_id}/")
+}
+
+/// The canary's item list, under the run's prefix.
+pub const CANARY_ITEMS: &str = "canary.jsonl";
+
+/// Wave `index`'s item list, under the run's prefix (the state machine builds the same
+/// key with `States.Format('{}wave-{}.jsonl', prefix, index)`).
+pub fn wave_items(index: usize) -> String {
+    format!("wave-{index}.jsonl")
+}
+
+/// The objects Plan writes for a run: the canary and each wave as JSON Lines, one line
+/// per dataset (`dataset`, `group`, `needsApproval`, `execution`), keyed under
+/// [`run_items_prefix`]. The Distributed Maps read them with `ItemReader`, so no state
+/// carries a list that grows with the number of datasets.
+pub fn run_items(plan: &RunPlan, run_id: &str) -> Vec<(String, String)> {
+    let lines = |v: &[PlanItem]| -> String {
         v.iter()
             .map(|i| {
-                json!({"dataset": i.dataset, "group": i.group, "needsApproval": i.needs_approval,
-                       "execution": skein_core::fleet::execution_name(run_id, &i.dataset)})
+                let line = json!({"dataset": i.dataset, "group": i.group, "needsApproval": i.needs_approval,
+                       "execution": skein_core::fleet::execution_name(run_id, &i.dataset)});
+                format!("{line}\n")
             })
             .collect()
     };
-    let datasets: Vec<&str> = plan
-        .canary
+    let prefix = run_items_prefix(run_id);
+    let mut out = vec![(format!("{prefix}{CANARY_ITEMS}"), lines(&plan.canary))];
+    for (i, w) in plan.waves.iter().enumerate() {
+        out.push((format!("{prefix}{}", wave_items(i)), lines(&w.datasets)));
+    }
+    out
+}
+
+/// The datasets of a run, read back from its item lists (JSON Lines texts).
+pub fn datasets_of_items(texts: &[String]) -> Vec<String> {
+    texts
         .iter()
-        .chain(plan.waves.iter().flat_map(|w| w.datasets.iter()))
-        .map(|i| i.dataset.as_str())
-        .collect();
+        .flat_map(|t| t.lines())
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| v.get("dataset").and_then(Value::as_str).map(str::to_string))
+        .collect()
+}
+
+/// For a `summarise` payload naming the run's item lists (`bucket`, `prefix`, `canary`,
+/// `waves` counts) and no `datasets`: the bucket and the keys to read.
+pub fn summarise_items(p: &Value) -> Option<(String, Vec<String>)> {
+    if p.get("action").and_then(Value::as_str) != Some("summarise") || p.get("datasets").is_some() {
+        return None;
+    }
+    let bucket = p.get("bucket")?.as_str()?.to_string();
+    let prefix = p.get("prefix")?.as_str()?;
+    let waves = p.get("waves").and_then(Value::as_u64).unwrap_or(0) as usize;
+    let mut keys = vec![format!("{prefix}{CANARY_ITEMS}")];
+    keys.extend((0..waves).map(|i| format!("{prefix}{}", wave_items(i))));
+    Some((bucket, keys))
+}
+
+/// What the Plan task returns to the state machine: where the item lists are and how
+/// many there are, never the datasets themselves, so the state stays the same size for
+/// ten datasets or fifty thousand.
+pub fn plan_payload(plan: &RunPlan, run_id: &str, bucket: &str) -> Value {
     json!({
-        "canary": items(&plan.canary),
-        "waves": plan.waves.iter().map(|w| items(&w.datasets)).collect::<Vec<_>>(),
-        "datasets": datasets,
+        "bucket": bucket,
+        "prefix": run_items_prefix(run_id),
+        "canary": plan.canary.len(),
+        "waves": plan.waves.len(),
+        "total": plan.total,
         "maxConcurrency": plan.max_concurrency,
         "toleratedFailurePercentage": plan.tolerated_failure_percentage,
     })
@@ -437,12 +486,16 @@ fn failure(e: crate::Error) -> JobAnswer {
 
 /// The `plan` function over a local directory of specs (on AWS, the function first copies
 /// the specs from S3): registers them, records the run, returns the plan's references.
+///
+/// The caller writes [`run_items`] of the plan to `bucket` (a local directory standing in
+/// for it, or S3) before the state machine goes on.
 pub async fn plan_task<C: Catalog + ?Sized>(
     catalog: &C,
     dir: &std::path::Path,
     run_id: &str,
+    bucket: &str,
 ) -> std::result::Result<(RunPlan, Value), StepError> {
     let plan = flatten(steps::plan(catalog, dir, run_id).await)?;
-    let payload = plan_payload(&plan, run_id);
+    let payload = plan_payload(&plan, run_id, bucket);
     Ok((plan, payload))
 }
