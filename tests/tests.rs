@@ -24,6 +24,8 @@ mod diff;
 mod chunks;
 // the data plane on S3 (moto): s3:// sources, current.json publish, rollback, stale publishers
 mod s3;
+// YAML in every loader: aliases, and errors with lines instead of panics
+mod yaml;
 // Backstage catalog entities: the spec round trip, `skein catalog import` and `export`
 mod backstage;
 // the AWS adapters and the Lambda binaries against a moto server on 127.0.0.1
