@@ -26,6 +26,8 @@ mod diff;
 mod chunks;
 // the data plane on S3 (moto): s3:// sources, current.json publish, rollback, stale publishers
 mod s3;
+// YAML in every loader: aliases, and errors with lines instead of panics
+mod yaml;
 // Backstage catalog entities: the spec round trip, `skein catalog import` and `export`
 mod backstage;
 // the state machines inside AWS's limits: execution names, run ids, Lambda throttles retried

@@ -64,7 +64,7 @@ pub fn last_json(out: &Output) -> Value {
         .unwrap_or_else(|e| panic!("last stdout line is not JSON ({e}):\n{}", text(out)))
 }
 
-fn succeeded(sfn: &Sfn, def: Value, input: Value) -> Value {
+pub fn succeeded(sfn: &Sfn, def: Value, input: Value) -> Value {
     let (code, out) = sfn.run(&def, &input, &[]);
     assert_eq!(out["status"], "SUCCEEDED", "{out:#}");
     assert_eq!(code, 0);
@@ -77,7 +77,7 @@ fn succeeded(sfn: &Sfn, def: Value, input: Value) -> Value {
     out["output"].clone()
 }
 
-fn failed(sfn: &Sfn, def: Value, input: Value) -> (String, String) {
+pub fn failed(sfn: &Sfn, def: Value, input: Value) -> (String, String) {
     let (code, out) = sfn.run(&def, &input, &[]);
     assert_eq!(out["status"], "FAILED", "{out:#}");
     assert_eq!(code, 1);

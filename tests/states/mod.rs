@@ -2,4 +2,5 @@
 //! `skein states` CLI, and the crash-and-resume test.
 mod crash;
 pub mod engine;
+mod limits;
 mod paths;

@@ -678,26 +678,22 @@ impl<'a> Reader<'a> {
 pub fn parse_entities(text: &str, file: &Path) -> Result<Vec<Entity>, Vec<Problem>> {
     let mut entities = Vec::new();
     let mut problems = Vec::new();
-    let mut last_error = String::new();
-    for (i, doc) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
-        match Option::<Entity>::deserialize(doc) {
+    for (i, doc) in crate::yaml::documents::<Entity>(text)
+        .into_iter()
+        .enumerate()
+    {
+        match doc {
             Ok(Some(e)) => entities.push(e),
             Ok(None) => {}
             Err(err) => {
-                let message = err.to_string();
-                // After a syntax error the reader repeats it for every further document.
-                if message == last_error {
-                    break;
-                }
                 let mut p = Problem::new(
                     file,
                     format!("(document {})", i + 1),
-                    message.clone(),
+                    err.message,
                     "fix the entity: it needs apiVersion, kind and metadata.name, and annotation values are strings",
                 );
-                p.line = err.location().map(|l| l.line());
+                p.line = err.line;
                 problems.push(p);
-                last_error = message;
             }
         }
     }

@@ -26,6 +26,8 @@ use crate::spec::{Criticality, DatasetSpec};
 pub const DEFAULT_GROUP_CONCURRENCY: u32 = 2;
 /// Readers of a source system not named in `skein.yaml`.
 pub const DEFAULT_SYSTEM_READERS: u32 = 2;
+/// The largest `maxConcurrency`: what a distributed Map allows.
+pub const MAX_CONCURRENCY: u32 = 10_000;
 
 /// `skein.yaml`.
 #[derive(Debug, Clone, Deserialize)]
@@ -125,16 +127,15 @@ impl Fleet {
         let Ok(text) = std::fs::read_to_string(&path) else {
             return Ok(Fleet::default());
         };
-        let file: FleetFile = serde_yaml_ng::from_str(&text).map_err(|e| {
-            let mut p = Problem::new(
-                &path,
-                "(document)",
-                e.to_string(),
-                "see the fleet section of the README for the fields",
-            );
-            p.line = e.location().map(|l| l.line());
-            vec![p]
+        Fleet::parse(&path, &text)
+    }
+
+    /// Reads and checks the text of a `skein.yaml`; `path` names the file in problems.
+    pub fn parse(path: &Path, text: &str) -> Result<Fleet, Vec<Problem>> {
+        let file: FleetFile = crate::yaml::from_str(text).map_err(|e| {
+            vec![e.problem(path, "see the fleet section of the README for the fields")]
         })?;
+        let path = path.to_path_buf();
         let mut problems = Vec::new();
         if file.api_version != "skein/v1" || file.kind != "Fleet" {
             problems.push(Problem::new(
@@ -148,12 +149,18 @@ impl Fleet {
             ));
         }
         let f = file.spec;
-        if f.max_concurrency == 0 {
+        // It becomes the run's distributed Map `MaxConcurrency`: "up to 10,000 parallel
+        // child workflow executions"
+        // (https://docs.aws.amazon.com/step-functions/latest/dg/state-map-distributed.html)
+        if f.max_concurrency == 0 || f.max_concurrency > MAX_CONCURRENCY {
             problems.push(Problem::new(
                 &path,
                 "spec.maxConcurrency",
-                "must be at least 1",
-                "set 1 or more",
+                format!(
+                    "must be from 1 to {MAX_CONCURRENCY}, got {}",
+                    f.max_concurrency
+                ),
+                "a distributed Map runs at most 10,000 child executions at once",
             ));
         }
         if !(0.0..=100.0).contains(&f.tolerated_failure_percentage) {

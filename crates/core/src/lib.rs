@@ -13,6 +13,7 @@
 //! - [`manifest`]: what a staged or published version records.
 //! - [`catalog`]: the catalog port and its records.
 //! - [`plan`]: dependency waves.
+//! - [`yaml`]: YAML reading for every loader: errors with lines, never a panic.
 //!
 //! **Invariant:** this crate depends on neither DataFusion, nor rusqlite, nor aws-sdk-*.
 
@@ -32,6 +33,7 @@ pub mod spec;
 pub mod status;
 pub mod time;
 pub mod validate;
+pub mod yaml;
 
 pub use error::{Error, Result};
 pub use problem::Problem;

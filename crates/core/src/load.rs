@@ -66,7 +66,7 @@ pub fn hex(bytes: &[u8]) -> String {
 
 /// Parses one spec from text; `path` is only used to name the file in problems.
 pub fn parse(path: &Path, text: &str) -> Result<SpecFile, Vec<Problem>> {
-    let spec: DatasetSpec = match serde_yaml_ng::from_str(text) {
+    let spec: DatasetSpec = match crate::yaml::from_str(text) {
         Ok(spec) => spec,
         Err(err) => return Err(vec![yaml_problem(path, text, &err)]),
     };
@@ -79,8 +79,8 @@ pub fn parse(path: &Path, text: &str) -> Result<SpecFile, Vec<Problem>> {
     })
 }
 
-fn yaml_problem(path: &Path, text: &str, err: &serde_yaml_ng::Error) -> Problem {
-    let raw = err.to_string();
+fn yaml_problem(path: &Path, text: &str, err: &crate::yaml::YamlError) -> Problem {
+    let raw = err.message.clone();
     // serde_yaml_ng prefixes the message with the field path ("spec.source: unknown field …")
     // and suffixes " at line L column C"; split both off.
     let without_pos = match raw.rfind(" at line ") {
@@ -100,10 +100,7 @@ fn yaml_problem(path: &Path, text: &str, err: &serde_yaml_ng::Error) -> Problem 
     } else {
         "fix the YAML; see samples/ for a complete spec"
     };
-    let line = err
-        .location()
-        .map(|l| l.line())
-        .or_else(|| locate(text, &field));
+    let line = err.line.or_else(|| locate(text, &field));
     let mut p = Problem::new(
         path,
         if field.is_empty() {

@@ -27,6 +27,7 @@ use serde_json::{Value, json};
 
 use crate::definition::Definition;
 use crate::engine::{Engine, Failure, Handlers, Options, TaskCall, TaskHandler, history_json};
+use crate::limits;
 use crate::mock::MockCase;
 use crate::store::{Op, Store, TokenAnswer};
 
@@ -325,25 +326,32 @@ fn print_outcome(outcome: &crate::engine::Outcome) -> i32 {
     if outcome.status == "SUCCEEDED" { 0 } else { 1 }
 }
 
+/// Reads the execution input (a file, `-` for stdin, `{}` when absent). Input over the
+/// payload quota is refused before it is parsed, and so before anything starts.
 fn read_input(input: Option<&str>) -> Result<Value, Usage> {
-    let text = match input {
+    let name = input.unwrap_or("-");
+    let mut bytes = Vec::new();
+    // one byte past the quota is enough to know it is too large
+    let cap = limits::MAX_PAYLOAD_BYTES as u64 + 1;
+    let read = match input {
         None => return Ok(json!({})),
-        Some("-") => {
-            let mut s = String::new();
-            std::io::stdin()
-                .read_to_string(&mut s)
-                .map_err(|e| Usage(format!("cannot read the input from stdin: {e}")))?;
-            s
-        }
-        Some(file) => std::fs::read_to_string(file)
-            .map_err(|e| Usage(format!("cannot read the input {file}: {e}")))?,
+        Some("-") => std::io::stdin().take(cap).read_to_end(&mut bytes),
+        Some(file) => std::fs::File::open(file).and_then(|f| f.take(cap).read_to_end(&mut bytes)),
     };
-    serde_json::from_str(&text).map_err(|e| {
-        Usage(format!(
-            "the input {} is not JSON: {e}",
-            input.unwrap_or("-")
-        ))
-    })
+    read.map_err(|e| Usage(format!("cannot read the input {name}: {e}")))?;
+    if bytes.len() > limits::MAX_PAYLOAD_BYTES {
+        let size = match input {
+            Some(file) if file != "-" => std::fs::metadata(file)
+                .map(|m| format!("{} bytes", m.len()))
+                .unwrap_or_else(|_| "too large".into()),
+            _ => format!("over {} bytes", limits::MAX_PAYLOAD_BYTES),
+        };
+        return Err(Usage(format!(
+            "the input {name} is {size}, over the {} bytes (256 KiB of UTF-8) Step Functions accepts as an execution input (https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html); pass large data by reference, e.g. as an S3 URI",
+            limits::MAX_PAYLOAD_BYTES
+        )));
+    }
+    serde_json::from_slice(&bytes).map_err(|e| Usage(format!("the input {name} is not JSON: {e}")))
 }
 
 /// A bindings file: substitutions, command handlers, the local S3 root.

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{Map, Value};
 
 use crate::choice::{ChoiceRule, parse_choice_rule};
+use crate::limits;
 
 /// One structural problem of a definition.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -211,6 +212,29 @@ impl Reader {
         }
     }
 
+    /// An integer field within the bounds AWS documents for it (see [`crate::limits`]).
+    fn bounded(
+        &mut self,
+        obj: &Map<String, Value>,
+        ptr: &str,
+        key: &str,
+        min: u64,
+        max: u64,
+    ) -> Option<u64> {
+        let v = obj.get(key)?;
+        let n = limits::integer_in(v, min, max);
+        if n.is_none() {
+            self.err(
+                &format!("{ptr}/{key}"),
+                format!(
+                    "`{key}` must be an integer from {min} to {max} (the AWS Step Functions bound), got {}",
+                    shown(v)
+                ),
+            );
+        }
+        n
+    }
+
     fn number(&mut self, obj: &Map<String, Value>, ptr: &str, key: &str) -> Option<f64> {
         match obj.get(key) {
             None => None,
@@ -305,7 +329,13 @@ impl Reader {
         crate::jsonata::expressions(value, &mut found);
         for expr in found {
             if let Err(e) = crate::jsonata::check(&expr) {
-                self.err(ptr, format!("JSONata `{expr}` does not parse: {e}"));
+                self.err(
+                    ptr,
+                    format!(
+                        "JSONata `{}` does not parse: {e}",
+                        crate::jsonata::shown(&expr)
+                    ),
+                );
             }
         }
     }
@@ -349,6 +379,15 @@ trait OkOrMissing {
 impl OkOrMissing for Result<Value, crate::path::PathError> {
     fn is_ok_or_missing(&self) -> bool {
         !matches!(self, Err(crate::path::PathError::Syntax { .. }))
+    }
+}
+
+/// A value for an error message, cut short if long.
+pub(crate) fn shown(v: &Value) -> String {
+    let text = v.to_string();
+    match text.char_indices().nth(60) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text,
     }
 }
 
@@ -531,7 +570,7 @@ fn read_machine(
     if start_at.is_none() && !obj.contains_key("StartAt") {
         r.err(ptr, "missing `StartAt`: name the first state");
     }
-    let timeout_seconds = r.uint(obj, ptr, "TimeoutSeconds");
+    let timeout_seconds = r.bounded(obj, ptr, "TimeoutSeconds", 1, limits::MAX_TASK_SECONDS);
     let mut states = BTreeMap::new();
     match obj.get("States") {
         Some(Value::Object(map)) if !map.is_empty() => {
@@ -763,11 +802,25 @@ fn read_state(
                 r.err(ptr, format!("Task state `{name}` needs `Resource`"));
                 String::new()
             });
+            let timeout_seconds =
+                r.bounded(obj, ptr, "TimeoutSeconds", 1, limits::MAX_TASK_SECONDS);
+            let heartbeat_seconds =
+                r.bounded(obj, ptr, "HeartbeatSeconds", 1, limits::MAX_TASK_SECONDS);
+            // "HeartbeatSeconds … must be less than the number of seconds specified in the
+            // TimeoutSeconds field" (https://docs.aws.amazon.com/step-functions/latest/dg/state-task.html)
+            if let (Some(t), Some(h)) = (timeout_seconds, heartbeat_seconds)
+                && h >= t
+            {
+                r.err(
+                    &format!("{ptr}/HeartbeatSeconds"),
+                    format!("`HeartbeatSeconds` ({h}) must be less than `TimeoutSeconds` ({t})"),
+                );
+            }
             Kind::Task {
                 resource,
-                timeout_seconds: r.uint(obj, ptr, "TimeoutSeconds"),
+                timeout_seconds,
                 timeout_seconds_path: r.path(obj, ptr, "TimeoutSecondsPath", true),
-                heartbeat_seconds: r.uint(obj, ptr, "HeartbeatSeconds"),
+                heartbeat_seconds,
                 heartbeat_seconds_path: r.path(obj, ptr, "HeartbeatSecondsPath", true),
             }
         }
@@ -807,8 +860,20 @@ fn read_state(
             if given != 1 {
                 r.err(ptr, "a Wait state needs exactly one of `Seconds`, `Timestamp`, `SecondsPath`, `TimestampPath`");
             }
+            // Seconds: "an integer value from 0 to 99999999"; in a JSONata state it may be
+            // an expression instead, whose value the engine checks the same way.
+            match obj.get("Seconds") {
+                Some(Value::String(s))
+                    if query_language == QueryLanguage::Jsonata
+                        && crate::jsonata::expression(s).is_some() => {}
+                Some(_) => {
+                    r.bounded(obj, ptr, "Seconds", 0, limits::MAX_WAIT_SECONDS);
+                }
+                None => {}
+            }
             if let Some(Value::String(ts)) = obj.get("Timestamp")
-                && query_language == QueryLanguage::JsonPath
+                && (query_language == QueryLanguage::JsonPath
+                    || crate::jsonata::expression(ts).is_none())
                 && chrono::DateTime::parse_from_rfc3339(ts).is_err()
             {
                 r.err(
@@ -925,10 +990,12 @@ fn read_map(
         );
     }
     let pct = r.number(obj, ptr, "ToleratedFailurePercentage");
-    if pct.is_some_and(|p| !(0.0..=100.0).contains(&p)) {
+    // "You must specify a value between zero and 100"
+    // (https://docs.aws.amazon.com/step-functions/latest/dg/maprun-fail-threshold.html)
+    if pct.is_some_and(|p| !(0.0..=limits::MAX_TOLERATED_PERCENTAGE).contains(&p)) {
         r.err(
             &format!("{ptr}/ToleratedFailurePercentage"),
-            "must be between 0 and 100",
+            "`ToleratedFailurePercentage` must be a number from 0 to 100",
         );
     }
     Some(MapState {
@@ -943,7 +1010,19 @@ fn read_map(
         item_reader: obj.get("ItemReader").cloned(),
         item_batcher: obj.get("ItemBatcher").cloned(),
         result_writer: obj.get("ResultWriter").cloned(),
-        max_concurrency: r.uint(obj, ptr, "MaxConcurrency"),
+        // A distributed Map runs "up to 10,000 parallel child workflow executions"
+        // (https://docs.aws.amazon.com/step-functions/latest/dg/state-map-distributed.html)
+        max_concurrency: if distributed {
+            r.bounded(
+                obj,
+                ptr,
+                "MaxConcurrency",
+                0,
+                limits::MAX_DISTRIBUTED_CONCURRENCY,
+            )
+        } else {
+            r.uint(obj, ptr, "MaxConcurrency")
+        },
         max_concurrency_path: r.path(obj, ptr, "MaxConcurrencyPath", true),
         tolerated_failure_percentage: pct,
         tolerated_failure_percentage_path: r.path(obj, ptr, "ToleratedFailurePercentagePath", true),
@@ -1045,19 +1124,27 @@ fn read_retry(r: &mut Reader, obj: &Map<String, Value>, ptr: &str) -> Vec<Retrie
                 "`JitterStrategy` must be FULL or NONE",
             );
         }
+        // The retrier's numbers and their bounds:
+        // https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html
+        // BackoffRate has no documented maximum; a computed delay is capped at
+        // `limits::MAX_DELAY_SECONDS` by the engine instead.
         let backoff_rate = r.number(o, &p, "BackoffRate").unwrap_or(2.0);
-        if backoff_rate < 1.0 {
+        if !(backoff_rate >= 1.0 && backoff_rate.is_finite()) {
             r.err(
                 &format!("{p}/BackoffRate"),
-                "`BackoffRate` must be at least 1.0",
+                "`BackoffRate` must be a number of at least 1.0",
             );
         }
+        let interval = r.bounded(o, &p, "IntervalSeconds", 1, limits::MAX_INTERVAL_SECONDS);
+        let attempts = r.bounded(o, &p, "MaxAttempts", 0, limits::MAX_ATTEMPTS);
+        let max_delay = r.bounded(o, &p, "MaxDelaySeconds", 1, limits::MAX_DELAY_SECONDS);
         out.push(Retrier {
             error_equals: error_equals(r, o, &p),
-            interval_seconds: r.number(o, &p, "IntervalSeconds").unwrap_or(1.0),
-            max_attempts: r.uint(o, &p, "MaxAttempts").unwrap_or(3) as u32,
+            interval_seconds: interval.unwrap_or(1) as f64,
+            // at most 99,999,999: fits a u32
+            max_attempts: attempts.map_or(3, |n| n as u32),
             backoff_rate,
-            max_delay_seconds: r.number(o, &p, "MaxDelaySeconds"),
+            max_delay_seconds: max_delay.map(|n| n as f64),
             jitter_full: jitter.as_deref() == Some("FULL"),
         });
     }

@@ -20,6 +20,7 @@ use serde_json::{Map, Value, json};
 use crate::choice;
 use crate::definition::{Definition, Kind, MapState, QueryLanguage, Retrier, State};
 use crate::jsonata;
+use crate::limits;
 use crate::mock::MockCase;
 use crate::store::{Event, Execution, Frame, FrameStatus, Op, Store, StoreError};
 use crate::template::{self, Scope};
@@ -117,7 +118,8 @@ impl Default for Options {
         Options {
             time_scale: std::env::var("SKEIN_STATES_TIME_SCALE")
                 .ok()
-                .and_then(|s| s.parse().ok())
+                .and_then(|s| s.parse::<f64>().ok())
+                .filter(|s| s.is_finite() && *s >= 0.0)
                 .unwrap_or(1.0),
             s3_root: PathBuf::from("."),
             token_poll: Duration::from_millis(50),
@@ -154,6 +156,11 @@ pub enum EngineError {
     /// A name `StartExecution` would refuse (AWS's `InvalidName`).
     #[error("{0}")]
     InvalidName(String),
+    /// The execution input is over AWS's payload quota; nothing was started.
+    #[error(
+        "the execution input is {bytes} bytes, over the {limit} bytes (256 KiB of UTF-8) Step Functions accepts (https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html); pass large data by reference, e.g. as an S3 URI"
+    )]
+    InputTooLarge { bytes: usize, limit: usize },
 }
 
 /// The engine: a store, bound handlers and options.
@@ -336,6 +343,13 @@ impl Engine {
             return Err(EngineError::InvalidName(problem));
         }
         let def = self.parse(&definition)?;
+        let bytes = input.to_string().len();
+        if bytes > limits::MAX_PAYLOAD_BYTES {
+            return Err(EngineError::InputTooLarge {
+                bytes,
+                limit: limits::MAX_PAYLOAD_BYTES,
+            });
+        }
         let id = id.to_string();
         let exec = Execution {
             arn: format!("arn:aws:states:local:000000000000:execution:{machine}:{id}"),
@@ -593,7 +607,19 @@ pub fn error_matches(names: &[String], error: &str) -> bool {
 
 impl Run {
     fn scaled(&self, secs: f64) -> Duration {
-        Duration::from_secs_f64((secs * self.options.time_scale).max(0.0))
+        limits::duration(secs * self.options.time_scale)
+    }
+
+    /// The wake-up time `secs` (scaled) from now; a time past what a timestamp holds is a
+    /// `States.Runtime` failure of `state` (the bounds checked when reading the definition
+    /// keep every documented value well inside it).
+    fn wake_in(&self, state: &State, secs: f64) -> Result<String, Failure> {
+        limits::wake_after(self.scaled(secs)).ok_or_else(|| {
+            Failure::runtime(format!(
+                "state `{}`: a wait of {secs} seconds ends past the last time a timestamp can hold",
+                state.name
+            ))
+        })
     }
 
     fn context(&self, state: &State, frame: &Frame, token: Option<&str>) -> Value {
@@ -864,11 +890,7 @@ impl Run {
                 if used < retrier.max_attempts {
                     frame.retries[i] = used + 1;
                     let delay = retry_delay(retrier, used);
-                    let wake = chrono::Utc::now()
-                        + chrono::Duration::milliseconds(
-                            (self.scaled(delay).as_secs_f64() * 1000.0) as i64,
-                        );
-                    frame.wake_at = Some(wake.to_rfc3339_opts(chrono::SecondsFormat::Micros, true));
+                    frame.wake_at = Some(self.wake_in(state, delay)?);
                     self.commit_for(&frame.id, vec![self.put(frame)]).await?;
                     continue;
                 }
@@ -1381,35 +1403,18 @@ impl Run {
                 if frame.wake_at.is_none() {
                     let until = match (seconds, timestamp) {
                         (Some(v), _) => {
-                            let secs = jsonata::render(v, &states, &vars)?
-                                .as_f64()
-                                .filter(|s| *s >= 0.0)
-                                .ok_or_else(|| {
-                                    Failure::runtime(format!(
-                                        "state `{}`: `Seconds` must give a non-negative number",
-                                        state.name
-                                    ))
-                                })?;
-                            let ms = (self.scaled(secs).as_secs_f64() * 1000.0) as i64;
-                            chrono::Utc::now() + chrono::Duration::milliseconds(ms)
+                            let secs = jsonata::render(v, &states, &vars)?;
+                            let secs = wait_seconds(state, &secs, "`Seconds`")?;
+                            self.wake_in(state, secs)?
                         }
                         (None, Some(v)) => {
                             let ts = jsonata::render(v, &states, &vars)?;
-                            let t = ts.as_str().and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok()).ok_or_else(|| {
-                                Failure::runtime(format!("state `{}`: `Timestamp` must give an RFC 3339 time, got {ts}", state.name))
-                            })?;
-                            let left = (t.with_timezone(&chrono::Utc) - chrono::Utc::now())
-                                .num_milliseconds()
-                                .max(0) as f64;
-                            chrono::Utc::now()
-                                + chrono::Duration::milliseconds(
-                                    (left * self.options.time_scale) as i64,
-                                )
+                            let left = seconds_until(state, &ts, "`Timestamp`")?;
+                            self.wake_in(state, left)?
                         }
-                        _ => chrono::Utc::now(),
+                        _ => self.wake_in(state, 0.0)?,
                     };
-                    frame.wake_at =
-                        Some(until.to_rfc3339_opts(chrono::SecondsFormat::Micros, true));
+                    frame.wake_at = Some(until);
                     self.commit_for(&frame.id, vec![self.put(frame)]).await?;
                 }
                 if let Some(w) = frame.wake_at.clone() {
@@ -1491,19 +1496,28 @@ impl Run {
             context: &ctx,
             vars: &frame.vars,
         };
-        let seconds =
-            |fixed: &Option<u64>, path: &Option<String>| -> Result<Option<f64>, Failure> {
-                match (fixed, path) {
-                    (Some(s), _) => Ok(Some(*s as f64)),
-                    (None, Some(p)) => match template::select(&scope, p)?.as_f64() {
-                        Some(s) if s > 0.0 => Ok(Some(s)),
-                        _ => Err(Failure::runtime(format!(
-                            "`{p}` must give a positive number of seconds"
+        // "a positive, non-zero integer", at most 99999999, from a path as from a literal
+        // (https://docs.aws.amazon.com/step-functions/latest/dg/state-task.html)
+        let seconds = |fixed: &Option<u64>,
+                       path: &Option<String>|
+         -> Result<Option<f64>, Failure> {
+            match (fixed, path) {
+                (Some(s), _) => Ok(Some(*s as f64)),
+                (None, Some(p)) => {
+                    let v = template::select(&scope, p)?;
+                    match limits::integer_in(&v, 1, limits::MAX_TASK_SECONDS) {
+                        Some(s) => Ok(Some(s as f64)),
+                        None => Err(Failure::runtime(format!(
+                            "state `{}`: `{p}` must give an integer number of seconds from 1 to {}, got {}",
+                            state.name,
+                            limits::MAX_TASK_SECONDS,
+                            crate::definition::shown(&v)
                         ))),
-                    },
-                    (None, None) => Ok(None),
+                    }
                 }
-            };
+                (None, None) => Ok(None),
+            }
+        };
         let timeout = seconds(timeout_seconds, timeout_seconds_path)?;
         let heartbeat = seconds(heartbeat_seconds, heartbeat_seconds_path)?;
         let wait_token = resource.ends_with(".waitForTaskToken");
@@ -1763,16 +1777,40 @@ impl Run {
             Some(b) => crate::items::batch(b, inputs, &scope)?,
             None => inputs,
         };
-        let number = |fixed: Option<f64>, path: &Option<String>| -> Result<Option<f64>, Failure> {
+        // A value from a path must lie where the literal field must: a non-negative integer
+        // (at most 10,000 for a distributed Map's concurrency), a percentage from 0 to 100
+        // (https://docs.aws.amazon.com/step-functions/latest/dg/maprun-fail-threshold.html).
+        let number = |fixed: Option<f64>,
+                      path: &Option<String>,
+                      ok: &dyn Fn(&Value) -> Option<f64>,
+                      what: &str|
+         -> Result<Option<f64>, Failure> {
             match (fixed, path) {
                 (Some(n), _) => Ok(Some(n)),
-                (None, Some(p)) => Ok(template::select(&scope, p)?.as_f64()),
+                (None, Some(p)) => {
+                    let v = template::select(&scope, p)?;
+                    ok(&v).map(Some).ok_or_else(|| {
+                        Failure::runtime(format!(
+                            "state `{}`: `{p}` must give {what}, got {}",
+                            state.name,
+                            crate::definition::shown(&v)
+                        ))
+                    })
+                }
                 (None, None) => Ok(None),
             }
         };
+        let max_concurrency = if map.distributed {
+            limits::MAX_DISTRIBUTED_CONCURRENCY
+        } else {
+            u64::from(u32::MAX)
+        };
+        let count = |v: &Value| limits::integer_in(v, 0, u64::MAX).map(|n| n as f64);
         let concurrency = number(
             map.max_concurrency.map(|n| n as f64),
             &map.max_concurrency_path,
+            &|v| limits::integer_in(v, 0, max_concurrency).map(|n| n as f64),
+            &format!("an integer from 0 to {max_concurrency}"),
         )?
         .unwrap_or(0.0) as usize;
         let concurrency = if concurrency == 0 {
@@ -1783,10 +1821,17 @@ impl Run {
         let tolerated_count = number(
             map.tolerated_failure_count.map(|n| n as f64),
             &map.tolerated_failure_count_path,
+            &count,
+            "a non-negative integer",
         )?;
         let tolerated_pct = number(
             map.tolerated_failure_percentage,
             &map.tolerated_failure_percentage_path,
+            &|v| {
+                v.as_f64()
+                    .filter(|p| (0.0..=limits::MAX_TOLERATED_PERCENTAGE).contains(p))
+            },
+            "a number from 0 to 100",
         )?;
         let total = inputs.len();
         let step = frame.step;
@@ -1924,11 +1969,21 @@ fn step_after(state: &State, output: Value) -> Step {
 
 /// `IntervalSeconds × BackoffRate^(attempt)`, capped by `MaxDelaySeconds`, with full jitter
 /// a uniform draw below that.
+/// The delay never exceeds [`limits::MAX_DELAY_SECONDS`], however large `BackoffRate`.
 pub fn retry_delay(r: &Retrier, attempt: u32) -> f64 {
-    let mut delay = r.interval_seconds * r.backoff_rate.powi(attempt as i32);
-    if let Some(max) = r.max_delay_seconds {
-        delay = delay.min(max);
-    }
+    let growth = r
+        .backoff_rate
+        .powi(i32::try_from(attempt).unwrap_or(i32::MAX));
+    let cap = r
+        .max_delay_seconds
+        .unwrap_or(limits::MAX_DELAY_SECONDS as f64)
+        .min(limits::MAX_DELAY_SECONDS as f64);
+    let delay = r.interval_seconds * growth;
+    let mut delay = if delay.is_nan() {
+        0.0
+    } else {
+        delay.clamp(0.0, cap)
+    };
     if r.jitter_full {
         delay *= rand_unit();
     }
@@ -1955,60 +2010,59 @@ fn wait_until(
     scope: &Scope<'_>,
     run: &Run,
 ) -> Result<String, Failure> {
-    let from_secs = |s: f64| -> String {
-        let ms = (run.scaled(s).as_secs_f64() * 1000.0) as i64;
-        (chrono::Utc::now() + chrono::Duration::milliseconds(ms))
-            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
-    };
-    let from_ts = |v: &Value, what: &str| -> Result<String, Failure> {
-        let s = v.as_str().ok_or_else(|| {
-            Failure::runtime(format!(
-                "state `{}`: {what} must be a timestamp string",
-                state.name
-            ))
-        })?;
-        let t = chrono::DateTime::parse_from_rfc3339(s).map_err(|_| {
-            Failure::runtime(format!(
-                "state `{}`: {what} `{s}` is not an RFC 3339 timestamp",
-                state.name
-            ))
-        })?;
-        let left = (t.with_timezone(&chrono::Utc) - chrono::Utc::now())
-            .num_milliseconds()
-            .max(0) as f64
-            / 1000.0;
-        Ok(from_secs(left))
-    };
-    if let Some(v) = seconds {
-        let s = v.as_f64().filter(|s| *s >= 0.0).ok_or_else(|| {
-            Failure::runtime(format!(
-                "state `{}`: `Seconds` must be a non-negative number",
-                state.name
-            ))
-        })?;
-        return Ok(from_secs(s));
-    }
-    if let Some(v) = timestamp {
-        return from_ts(v, "`Timestamp`");
-    }
-    if let Some(p) = seconds_path {
+    let secs = if let Some(v) = seconds {
+        wait_seconds(state, v, "`Seconds`")?
+    } else if let Some(v) = timestamp {
+        seconds_until(state, v, "`Timestamp`")?
+    } else if let Some(p) = seconds_path {
         let v = template::select(scope, p)?;
-        let s = v.as_f64().filter(|s| *s >= 0.0).ok_or_else(|| {
-            Failure::runtime(format!(
-                "state `{}`: `SecondsPath` `{p}` must give a non-negative number, got {v}",
-                state.name
-            ))
-        })?;
-        return Ok(from_secs(s));
-    }
-    if let Some(p) = timestamp_path {
+        wait_seconds(state, &v, &format!("`SecondsPath` `{p}`"))?
+    } else if let Some(p) = timestamp_path {
         let v = template::select(scope, p)?;
-        return from_ts(&v, &format!("`TimestampPath` `{p}`"));
-    }
-    Err(Failure::runtime(format!(
-        "state `{}`: Wait needs a duration",
-        state.name
-    )))
+        seconds_until(state, &v, &format!("`TimestampPath` `{p}`"))?
+    } else {
+        return Err(Failure::runtime(format!(
+            "state `{}`: Wait needs a duration",
+            state.name
+        )));
+    };
+    run.wake_in(state, secs)
+}
+
+/// A Wait's number of seconds: "an integer value from 0 to 99999999", whether written in
+/// the definition, read from `SecondsPath` or given by a JSONata `Seconds`
+/// (https://docs.aws.amazon.com/step-functions/latest/dg/state-wait.html).
+fn wait_seconds(state: &State, v: &Value, what: &str) -> Result<f64, Failure> {
+    limits::integer_in(v, 0, limits::MAX_WAIT_SECONDS)
+        .map(|n| n as f64)
+        .ok_or_else(|| {
+            Failure::runtime(format!(
+                "state `{}`: {what} must give an integer from 0 to {} seconds, got {}",
+                state.name,
+                limits::MAX_WAIT_SECONDS,
+                crate::definition::shown(v)
+            ))
+        })
+}
+
+/// Seconds from now until an RFC 3339 timestamp (0 for a past one).
+fn seconds_until(state: &State, v: &Value, what: &str) -> Result<f64, Failure> {
+    let s = v.as_str().ok_or_else(|| {
+        Failure::runtime(format!(
+            "state `{}`: {what} must be a timestamp string, got {}",
+            state.name,
+            crate::definition::shown(v)
+        ))
+    })?;
+    let t = chrono::DateTime::parse_from_rfc3339(s).map_err(|_| {
+        Failure::runtime(format!(
+            "state `{}`: {what} `{s}` is not an RFC 3339 timestamp",
+            state.name
+        ))
+    })?;
+    // Both ends lie within chrono's range, so the difference cannot overflow.
+    let left = t.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    Ok(left.num_milliseconds().max(0) as f64 / 1000.0)
 }
 
 /// An event in the shape of Step Functions' `GetExecutionHistory`.

@@ -8,6 +8,7 @@
 //! - [`definition`]: ASL JSON read into typed states; structural errors with JSON pointers.
 //! - [`choice`]: Choice rules. [`path`], [`intrinsics`], [`template`]: JSONPath processing.
 //! - [`engine`]: the interpreter; Task resources are bound to [`engine::TaskHandler`]s.
+//! - [`limits`]: AWS's documented bounds (payload size, seconds, attempts) in one place.
 //! - [`store`]: the SQLite event store with group commit. [`mock`]: Step Functions Local
 //!   mock configs. [`items`]: distributed Map readers and writers. [`cli`]: `skein states`.
 
@@ -20,6 +21,7 @@ pub mod execution_name;
 pub mod intrinsics;
 pub mod items;
 pub mod jsonata;
+pub mod limits;
 pub mod mock;
 pub mod path;
 pub mod quotas;

@@ -368,14 +368,20 @@ fn json_cmp(a: &Value, b: &Value) -> Option<Ordering> {
 // ---------------------------------------------------------------------------------------
 // Parsing
 
-/// How deeply filters may nest parentheses (keeps hostile input from exhausting the stack).
+/// How deeply filters may nest parentheses and `!` (keeps hostile input from exhausting
+/// the stack).
 const MAX_FILTER_DEPTH: usize = 32;
+
+/// How many comparisons one path's filters may hold: `&&` and `||` chains build nested
+/// nodes that are evaluated (and dropped) recursively, so their length is bounded too.
+const MAX_FILTER_TERMS: usize = 256;
 
 fn parse(path: &str) -> Result<Path, PathError> {
     let mut parser = Parser {
         src: path,
         pos: 0,
         depth: 0,
+        terms: 0,
     };
     let parsed = parser.path(false)?;
     if parsed.root == Root::Current {
@@ -391,6 +397,8 @@ struct Parser<'a> {
     src: &'a str,
     pos: usize,
     depth: usize,
+    /// Filter terms read so far (see [`MAX_FILTER_TERMS`]).
+    terms: usize,
 }
 
 impl Parser<'_> {
@@ -591,9 +599,21 @@ impl Parser<'_> {
 
     fn filter_term(&mut self) -> Result<Filter, PathError> {
         self.skip_ws();
+        self.terms += 1;
+        if self.terms > MAX_FILTER_TERMS {
+            return Err(self.error(&format!(
+                "more than {MAX_FILTER_TERMS} filter terms; split the filter"
+            )));
+        }
         if self.rest().starts_with('!') && !self.rest().starts_with("!=") {
             self.pos += 1;
-            return Ok(Filter::Not(Box::new(self.filter_term()?)));
+            self.depth += 1;
+            if self.depth > MAX_FILTER_DEPTH {
+                return Err(self.error("filter nested too deeply"));
+            }
+            let inner = self.filter_term()?;
+            self.depth -= 1;
+            return Ok(Filter::Not(Box::new(inner)));
         }
         if self.eat("(") {
             let inner = self.filter_or()?;

@@ -18,8 +18,9 @@ use serde_json::Value;
 
 use crate::engine::Failure;
 
-/// The largest state input, output or task result AWS accepts, in bytes.
-pub const MAX_PAYLOAD_BYTES: usize = 262_144;
+/// The largest state input, output or task result AWS accepts, in bytes (one constant
+/// with the execution input's bound in [`crate::limits`]).
+pub use crate::limits::MAX_PAYLOAD_BYTES;
 /// The most events an execution's history may hold.
 pub const MAX_HISTORY_EVENTS: u64 = 25_000;
 /// The error of a payload over [`MAX_PAYLOAD_BYTES`].
