@@ -254,7 +254,7 @@ fn library_error(ws: &Workspace, name: &str) -> skein_data::Error {
 }
 
 #[test]
-fn an_empty_csv_file_is_named_as_empty() {
+fn an_empty_source_file_is_named_as_empty() {
     let ws = Workspace::new();
     ws.write("data/empty.csv", "");
     spec(
@@ -274,6 +274,34 @@ fn an_empty_csv_file_is_named_as_empty() {
     let e = library_error(&ws, "empty");
     assert_eq!(e.error_name(), "Skein.SourceUnreadable");
     assert!(e.to_string().contains("is empty"), "{e}");
+    ws.write("data/empty.ndjson", "");
+    spec(
+        &ws,
+        "nd-empty",
+        "data/empty.ndjson",
+        "ndjson",
+        "",
+        "SELECT id FROM source",
+    );
+    refused(
+        &ws,
+        "nd-empty",
+        "Skein.SourceUnreadable",
+        &["data/empty.ndjson", "is empty"],
+    );
+    // an empty file next to others adds no rows
+    ws.write("data/some/a.csv", "id\n1\n2\n");
+    ws.write("data/some/b.csv", "");
+    spec(
+        &ws,
+        "some",
+        "data/some/",
+        "csv",
+        "",
+        "SELECT id FROM source",
+    );
+    let (code, d) = migrate(&ws, "some");
+    assert_eq!((code, d["rows"].as_u64()), (0, Some(2)), "{d:#}");
 }
 
 #[test]

@@ -413,6 +413,17 @@ pub async fn register_source(
                 .await
         }
         SourceFormat::Ndjson => {
+            if source.bytes == 0 {
+                let name = source.files.first().cloned().unwrap_or_default();
+                let url = source.url(&name);
+                return Err(Error::SourceUnreadable {
+                    dataset: file.name().to_string(),
+                    uri: url.clone(),
+                    message: format!(
+                        "the source file `{url}` is empty (0 bytes): there is no row; put the export there or fix spec.source.uri"
+                    ),
+                });
+            }
             ctx.register_json(SOURCE_TABLE, &path, json_options(source))
                 .await
         }
