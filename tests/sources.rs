@@ -328,6 +328,31 @@ fn a_quoted_field_cut_off_by_the_end_of_the_file_names_the_line_it_opened() {
     );
     let e = library_error(&ws, "cut");
     assert!(e.to_string().contains("line 5"), "{e}");
+
+    // past the sample (inferRecords: 5), in a middle column: the read fails, and the
+    // failure is explained by the open quote
+    let mut csv = String::from("id,note,n\n");
+    for i in 1..=40 {
+        csv.push_str(&format!("{i},\"ok\",{i}\n"));
+    }
+    csv.push_str("41,\"never closed,41\n42,x,42\n");
+    ws.write("data/late.csv", &csv);
+    spec(
+        &ws,
+        "late",
+        "data/late.csv",
+        "csv",
+        ", csv: {inferRecords: 5}",
+        "SELECT * FROM source",
+    );
+    let (code, d) = migrate(&ws, "late");
+    assert_eq!(code, 1, "{d:#}");
+    assert_eq!(d["errorName"], "Skein.SourceUnreadable", "{d:#}");
+    let error = d["error"].as_str().unwrap();
+    assert!(
+        error.contains("data/late.csv") && error.contains("opened on line 42"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -355,6 +380,32 @@ fn a_bad_ndjson_line_is_named_by_its_number() {
     );
     let e = library_error(&ws, "nd");
     assert!(e.to_string().contains("line 7"), "{e}");
+
+    // past what schema inference reads (10,000 lines): the read fails, the line is named
+    let mut text = String::new();
+    for i in 1..=10_050 {
+        if i == 10_020 {
+            text.push_str("{\"id\": 10020, \"v\": \"unterminated}\n");
+        } else {
+            text.push_str(&format!("{{\"id\": {i}, \"v\": \"x\"}}\n"));
+        }
+    }
+    ws.write("data/big.ndjson", &text);
+    spec(
+        &ws,
+        "big",
+        "data/big.ndjson",
+        "ndjson",
+        "",
+        "SELECT * FROM source",
+    );
+    let (code, d) = migrate(&ws, "big");
+    assert_eq!(code, 1, "{d:#}");
+    let error = d["error"].as_str().unwrap();
+    assert!(
+        error.contains("data/big.ndjson") && error.contains("line 10020"),
+        "{error}"
+    );
 }
 
 #[test]
