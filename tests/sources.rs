@@ -498,3 +498,31 @@ fn a_corrupted_staged_or_published_file_fails_verify_with_its_name() {
         assert!(all.contains(&name), "{args:?} names the file: {all}");
     }
 }
+
+#[test]
+fn the_quote_tracker_follows_rfc4180_across_pieces() {
+    use skein_data::csv_source::QuoteTracker;
+    // (text, line of a quoted field still open at the end, records ended)
+    let cases: &[(&str, Option<u64>, u64)] = &[
+        ("a,b\n1,\"x\ny\"\n", None, 2),
+        ("a,b\n1,\"say \"\"hi\"\"\"\n2,x\n", None, 3),
+        ("a,b\n1,x\n2,\"cut\noff\n", Some(3), 2),
+        ("\u{feff}\"a\",b\n1,ab\"c\n", None, 2),
+        ("a,b\r\n1,\"\"\r\n2,\"", Some(3), 2),
+        ("a,b\n1,\"ends with a quote\"", None, 1),
+        ("a,b\n1,\"\"\"\"\n", None, 2),
+        ("a,b\n1,x\"y\n2,\"z\"\n", None, 3),
+        ("\u{feff}\"a\nb\",c\n", None, 1),
+    ];
+    for &(text, open, records) in cases {
+        for pieces in [1, 2, 3, 7, 100] {
+            let mut t = QuoteTracker::new(b'"', b',');
+            let bytes = text.as_bytes();
+            for piece in bytes.chunks(bytes.len().div_ceil(pieces).max(1)) {
+                t.feed(piece);
+            }
+            assert_eq!(t.open_quote_line(), open, "{text:?} in {pieces} pieces");
+            assert_eq!(t.records(), records, "{text:?} in {pieces} pieces");
+        }
+    }
+}

@@ -56,6 +56,8 @@ pub struct QuoteTracker {
     opened_at: u64,
     /// Bytes fed so far.
     fed: u64,
+    /// Bytes of a leading BOM skipped so far.
+    bom_seen: u64,
 }
 
 impl QuoteTracker {
@@ -70,14 +72,20 @@ impl QuoteTracker {
             records: 0,
             opened_at: 0,
             fed: 0,
+            bom_seen: 0,
         }
     }
 
     /// Follows the next bytes of the file.
     pub fn feed(&mut self, mut bytes: &[u8]) {
-        if self.fed == 0 && bytes.starts_with(BOM) {
-            bytes = &bytes[BOM.len()..];
-            self.fed += BOM.len() as u64;
+        // a BOM at the start of the file, even when it comes in pieces
+        while self.fed < BOM.len() as u64
+            && self.fed == self.bom_seen
+            && bytes.first() == Some(&BOM[self.fed as usize])
+        {
+            bytes = &bytes[1..];
+            self.fed += 1;
+            self.bom_seen += 1;
         }
         self.fed += bytes.len() as u64;
         for &b in bytes {
