@@ -246,14 +246,36 @@ fn a_target_that_skein_does_not_manage_is_left_alone() {
 #[test]
 fn bench_prints_its_figures() {
     let ws = Workspace::new();
-    let (code, json) = ws.skein_json(&[
+    let out = ws.skein(&[
         "bench",
         "--rows",
         "20000",
         "--dir",
         ws.path().to_str().unwrap(),
+        "--json",
     ]);
-    assert_eq!(code, 0, "{json:#}");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let json: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    // the tests run a debug build: it says its figures are meaningless
+    assert_eq!(json["debugBuild"], cfg!(debug_assertions), "{json:#}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.contains("debug build; its figures are meaningless"),
+        cfg!(debug_assertions),
+        "{stderr}"
+    );
+    // the generated CSV looks like a real export: quoted line breaks, quotes, unicode
+    let csv = std::fs::read_to_string(ws.path().join("orders-20000.csv")).unwrap();
+    for quirk in [
+        "\"left at the door\nring",
+        "\r\nthen deliver",
+        "\"\"hi\"\"",
+        "李雷",
+        ",\r\n",
+    ] {
+        assert!(csv.contains(quirk), "{quirk:?}");
+    }
     assert_eq!(json["rows"], 20000);
     assert!(
         json["outputRows"].as_u64().unwrap() > 10000,

@@ -22,6 +22,9 @@ mod states;
 mod run;
 // `skein diff`: localising differences by bisecting key buckets
 mod diff;
+// reading sources: an RFC 4180 export compared with pyarrow, CSV type sampling, unreadable
+// sources (empty, cut off, bad lines, corrupt Parquet) named by file and line
+mod sources;
 // chunked migrations: file groups and Parquet row groups, one job per chunk, retries
 mod chunks;
 // the data plane on S3 (moto): s3:// sources, current.json publish, rollback, stale publishers

@@ -1,8 +1,9 @@
 //! `skein bench`: migrate and verify a generated CSV and print rows/s, MB/s, peak RSS.
 //!
 //! The CSV has the shape of the design's `orders` example (ids, amounts as text, ISO
-//! timestamps with `Z`, an event type to filter on, quoted notes with commas and quotes);
-//! the transform casts and filters. Peak RSS is the process's high-water mark
+//! timestamps with `Z`, an event type to filter on) and of a real export (`\r\n` record
+//! ends, a free-text note with quoted line breaks, commas, quotes, unicode and nulls);
+//! the transform casts and filters. A debug build says its figures are meaningless. Peak RSS is the process's high-water mark
 //! (`VmHWM`), reset between phases through `/proc/self/clear_refs`.
 
 use std::io::{BufWriter, Write};
@@ -24,6 +25,11 @@ CAST(ts AS TIMESTAMP) AS ts, event_type, note FROM source WHERE event_type <> 't
 
 /// `skein bench`.
 pub async fn run(g: &Global, args: &BenchArgs) -> anyhow::Result<u8> {
+    if cfg!(debug_assertions) {
+        eprintln!(
+            "warning: this skein is a debug build; its figures are meaningless (10-50x slower than release): build with `cargo build --release` and run target/release/skein bench"
+        );
+    }
     let tmp;
     let dir: PathBuf = match &args.dir {
         Some(d) => d.clone(),
@@ -99,6 +105,7 @@ pub async fn run(g: &Global, args: &BenchArgs) -> anyhow::Result<u8> {
         "outputRows": staged.manifest.rows,
         "outputBytes": staged.manifest.bytes,
         "memoryLimit": settings.memory_limit,
+        "debugBuild": cfg!(debug_assertions),
         "migrate": {"seconds": migrate_secs, "rowsPerSec": args.rows as f64 / migrate_secs, "mbPerSec": mb / migrate_secs, "peakRssBytes": migrate_rss},
         "verify": {"seconds": verify_secs, "rowsPerSec": staged.manifest.rows as f64 / verify_secs, "peakRssBytes": verify_rss},
     });
@@ -133,11 +140,27 @@ pub async fn run(g: &Global, args: &BenchArgs) -> anyhow::Result<u8> {
     Ok(EXIT_OK)
 }
 
-/// Writes `rows` deterministic order rows as CSV with RFC 4180 quirks.
+/// Free-text notes as real exports have them, written as CSV fields (RFC 4180): quoted
+/// line breaks (`\n` and `\r\n`), commas, doubled quotes, unicode, and empty (null).
+const NOTES: [&str; 10] = [
+    "standard",
+    "",
+    "\"gift, wrapped\"",
+    "\"said \"\"hi\"\"\"",
+    "\"left at the door\nring twice\"",
+    "\"call first\r\nthen deliver, not before 9\"",
+    "Zoë's café – naïve 李雷 🚚",
+    "\"Customer wrote: \"\"box was damaged, please refund\"\"\nThanks,\r\nÅsa\"",
+    "standard",
+    "",
+];
+
+/// Writes `rows` deterministic order rows as CSV shaped like a real export: `\r\n`
+/// record ends and a free-text `note` (see [`NOTES`]).
 pub fn generate_csv(path: &Path, rows: u64) -> anyhow::Result<()> {
     let f = std::fs::File::create(path).with_context(|| format!("create {}", path.display()))?;
     let mut w = BufWriter::with_capacity(1 << 20, f);
-    writeln!(w, "id,user_id,amount,ts,event_type,note")?;
+    write!(w, "id,user_id,amount,ts,event_type,note\r\n")?;
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
     let events = ["purchase", "purchase", "refund", "purchase", "test"];
     for id in 0..rows {
@@ -149,15 +172,10 @@ pub fn generate_csv(path: &Path, rows: u64) -> anyhow::Result<()> {
         let day = 1 + (x >> 40) % 28;
         let secs = (x >> 8) % 86_400;
         let event = events[((x >> 33) % 5) as usize];
-        let note = match (x >> 50) % 8 {
-            0 => "\"gift, wrapped\"",
-            1 => "\"said \"\"hi\"\"\"",
-            2 => "",
-            _ => "standard",
-        };
+        let note = NOTES[((x >> 50) % NOTES.len() as u64) as usize];
         writeln!(
             w,
-            "{id},{user},{}.{:02},2024-03-{day:02}T{:02}:{:02}:{:02}Z,{event},{note}",
+            "{id},{user},{}.{:02},2024-03-{day:02}T{:02}:{:02}:{:02}Z,{event},{note}\r",
             cents / 100,
             cents % 100,
             secs / 3600,

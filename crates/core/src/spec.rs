@@ -292,6 +292,21 @@ pub struct CsvOptions {
     /// Quote character, one ASCII character (default `"`).
     #[serde(default = "default_quote")]
     pub quote: String,
+    /// Records read (across the source's files, in order) to infer the column types
+    /// (default [`CsvOptions::DEFAULT_INFER_RECORDS`]). A column whose later rows do not
+    /// fit the type seen in the sample fails the read with the file, line and column.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub infer_records: Option<u64>,
+}
+
+impl CsvOptions {
+    /// Records read to infer column types when `inferRecords` is not set.
+    pub const DEFAULT_INFER_RECORDS: u64 = 10_000;
+
+    /// Records to read to infer column types.
+    pub fn infer_records(&self) -> u64 {
+        self.infer_records.unwrap_or(Self::DEFAULT_INFER_RECORDS)
+    }
 }
 
 impl Default for CsvOptions {
@@ -300,6 +315,7 @@ impl Default for CsvOptions {
             header: true,
             delimiter: default_delimiter(),
             quote: default_quote(),
+            infer_records: None,
         }
     }
 }

@@ -169,6 +169,13 @@ pub fn check_file(file: &SpecFile) -> Vec<Problem> {
                 "use `\"` or `'`",
             );
         }
+        if csv.infer_records == Some(0) {
+            push(
+                "spec.source.csv.inferRecords",
+                "must be at least 1".into(),
+                "give the number of records to read to infer column types, or leave it out for the default of 10,000",
+            );
+        }
     }
     if let Some(t) = &spec.transform
         && t.sql.trim().is_empty()

@@ -154,6 +154,9 @@ pub async fn plan(
         return Ok(None);
     }
     let parquet = file.spec.spec.source.format == SourceFormat::Parquet;
+    if parquet {
+        source.check_parquet(file).await?; // footers are read below
+    }
     let mut pieces = Vec::new();
     for (name, &file_size) in source.files.iter().zip(&source.sizes) {
         if parquet && file_size > size {
@@ -234,21 +237,6 @@ fn pack(pieces: Vec<Piece>, size: u64) -> Vec<Chunk> {
     chunks
 }
 
-/// The object store and path of a source file.
-fn open_source_file(
-    source: &SourceFiles,
-    name: &str,
-) -> Result<(Arc<dyn ObjectStore>, ObjectPath)> {
-    match source.s3() {
-        Some((s3, bucket)) => Ok((s3.store(bucket)?, ObjectPath::from(name))),
-        None => {
-            let path = ObjectPath::from_filesystem_path(name)
-                .map_err(|e| Error::Internal(format!("source path {name}: {e}")))?;
-            Ok((Arc::new(object_store::local::LocalFileSystem::new()), path))
-        }
-    }
-}
-
 /// A reader of one Parquet object, through DataFusion's own reader factory.
 fn parquet_reader(
     store: Arc<dyn ObjectStore>,
@@ -272,7 +260,7 @@ async fn row_group_sizes(
     name: &str,
     file_size: u64,
 ) -> Result<Vec<u64>> {
-    let (store, path) = open_source_file(source, name)?;
+    let (store, path) = source.object(name)?;
     let reader = parquet_reader(store, &path, file_size).map_err(|e| Error::SourceUnreadable {
         dataset: file.name().to_string(),
         uri: source.url(name),
@@ -459,7 +447,8 @@ async fn stage_chunk_files(
     // Per-chunk verification: what landed in staging is what was computed while writing.
     let names: Vec<String> = manifest.files.iter().map(|f| f.name.clone()).collect();
     let (checksum, _) =
-        crate::verify::files_checksum(settings, &store.staging_data(run_id), &names).await?;
+        crate::verify::files_checksum(settings, file.name(), &store.staging_data(run_id), &names)
+            .await?;
     let mismatch = |check: &'static str, expected: String, actual: String| Error::ChunkMismatch {
         dataset: file.name().to_string(),
         chunk: chunk.index,
@@ -507,7 +496,7 @@ async fn register_chunk(
     }
     let mut partitions: Vec<Arc<dyn PartitionStream>> = Vec::new();
     for piece in &chunk.pieces {
-        let (store, path) = open_source_file(source, &piece.file)?;
+        let (store, path) = source.object(&piece.file)?;
         partitions.push(Arc::new(RowGroups {
             schema: schema.clone(),
             store,

@@ -256,6 +256,7 @@ async fn both_sides(
     let source = list_source(settings, file).await?;
     register_source(&ctx, file, &source).await?;
     let source_df = plan_transform(&ctx, file).await?;
+    crate::footer::check_dir(file.name(), target_dir, None).await?;
     target_dir.register(&ctx)?;
     let target_df = ctx
         .read_parquet(target_dir.url(), ParquetReadOptions::default())

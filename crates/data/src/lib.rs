@@ -8,6 +8,8 @@
 //! - [`sqlguard`]: the transform is one query over `source`, nothing else.
 //! - [`transform`]: planning the transform; failures that name the column and value.
 //! - [`stage`]: writing the transformed stream to staging, with the source-side checksum.
+//! - [`csv_source`]: CSV column types inferred by a real CSV parser over whole files
+//!   (quoted newlines anywhere), and quoted fields cut off by the end of a file.
 //! - [`chunk`]: large sources in chunks: planning, staging one chunk, combining them.
 //! - [`checksum`]: the order-independent content checksum (algorithm documented there).
 //! - [`verify`]: the checks of a staged or published version against the source.
@@ -17,7 +19,9 @@
 //! - [`target`]: [`Target`], either store behind one API, and [`DataDir`], a directory of
 //!   Parquet files (local or S3) for DataFusion.
 //! - [`s3`]: S3 settings (the AWS environment, overridable in-process) and clients.
+//! - [`footer`]: Parquet files checked at both ends before a footer parser sees them.
 //! - [`inspect`]: checks of a spec against its source's schema (columns exist).
+//! - [`ndjson`]: after a failed NDJSON read, the file and line that made it fail.
 //! - [`location`]: spec URIs to local paths or S3 prefixes.
 //!
 //! **Invariant:** nothing is written outside `<store>/staging/<run>/` until publish, and
@@ -26,10 +30,13 @@
 
 pub mod checksum;
 pub mod chunk;
+pub mod csv_source;
 pub mod diff;
 pub mod error;
+pub mod footer;
 pub mod inspect;
 pub mod location;
+pub mod ndjson;
 pub mod s3;
 pub mod s3_store;
 pub mod session;

@@ -1,8 +1,9 @@
 //! DataFusion sessions with bounded memory, and the source registered as table `source`.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
+use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
@@ -11,7 +12,7 @@ use datafusion::prelude::{
 };
 use futures::TryStreamExt;
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectMeta, ObjectStoreExt};
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 use sha2::{Digest, Sha256};
 use skein_core::load::{SpecFile, hex};
 use skein_core::spec::{CsvOptions, SourceFormat};
@@ -97,20 +98,82 @@ pub struct SourceFiles {
     pub fingerprint: String,
     /// The bucket to register with a session, when the source is on S3.
     s3: Option<(S3Settings, String)>,
+    /// The CSV schema once inferred (shared by clones: every registration of this
+    /// listing, e.g. each chunk's, reads with the same types).
+    csv_schema: Arc<OnceLock<SchemaRef>>,
+    /// Set once the Parquet files' ends were checked (see [`crate::footer`]).
+    parquet_checked: Arc<OnceLock<()>>,
 }
 
 impl SourceFiles {
-    /// The S3 settings and bucket of a source on S3.
-    pub(crate) fn s3(&self) -> Option<&(S3Settings, String)> {
-        self.s3.as_ref()
-    }
-
     /// A source file as DataFusion reads it: the local path, or `s3://bucket/key`.
     pub(crate) fn url(&self, name: &str) -> String {
         match &self.s3 {
             Some((_, bucket)) => format!("s3://{bucket}/{name}"),
             None => name.to_string(),
         }
+    }
+
+    /// The object store and path of a source file (`name` from [`SourceFiles::files`]).
+    pub(crate) fn object(&self, name: &str) -> Result<(Arc<dyn ObjectStore>, ObjectPath)> {
+        match &self.s3 {
+            Some((s3, bucket)) => Ok((s3.store(bucket)?, ObjectPath::from(name))),
+            None => {
+                let path = ObjectPath::from_filesystem_path(name)
+                    .map_err(|e| Error::Internal(format!("source path {name}: {e}")))?;
+                Ok((Arc::new(object_store::local::LocalFileSystem::new()), path))
+            }
+        }
+    }
+
+    /// The schema of a CSV source, inferred once per listing (see [`crate::csv_source`]).
+    pub(crate) async fn csv_schema(&self, file: &SpecFile) -> Result<SchemaRef> {
+        if let Some(schema) = self.csv_schema.get() {
+            return Ok(schema.clone());
+        }
+        let schema = crate::csv_source::infer_schema(file, self).await?;
+        Ok(self.csv_schema.get_or_init(|| schema).clone())
+    }
+
+    /// Checks the ends of every Parquet file once per listing, so that a corrupt file is
+    /// refused with its name before a footer parser sees it.
+    pub(crate) async fn check_parquet(&self, file: &SpecFile) -> Result<()> {
+        if self.parquet_checked.get().is_some() {
+            return Ok(());
+        }
+        let mut objects = Vec::with_capacity(self.files.len());
+        for (name, &size) in self.files.iter().zip(&self.sizes) {
+            let (store, path) = self.object(name)?;
+            objects.push((store, path, name.clone(), size));
+        }
+        let store = match objects.first() {
+            Some((store, ..)) => store.clone(),
+            None => return Ok(()),
+        };
+        let names: std::collections::HashMap<String, String> = objects
+            .iter()
+            .map(|(_, path, name, _)| (path.to_string(), name.clone()))
+            .collect();
+        let files: Vec<(ObjectPath, u64)> = objects
+            .into_iter()
+            .map(|(_, path, _, size)| (path, size))
+            .collect();
+        if let Err((path, message)) = crate::footer::check_all(store.as_ref(), files).await {
+            let name = names
+                .get(path.as_ref())
+                .cloned()
+                .unwrap_or_else(|| path.to_string());
+            let url = self.url(&name);
+            return Err(Error::SourceUnreadable {
+                dataset: file.name().to_string(),
+                uri: url.clone(),
+                message: format!(
+                    "the Parquet file `{url}` {message}; replace it with a good copy or remove it from the source"
+                ),
+            });
+        }
+        let _ = self.parquet_checked.set(());
+        Ok(())
     }
 }
 
@@ -167,6 +230,8 @@ pub async fn list_source(settings: &Settings, file: &SpecFile) -> Result<SourceF
         extension,
         fingerprint: hex(&hasher.finalize()),
         s3,
+        csv_schema: Arc::default(),
+        parquet_checked: Arc::default(),
     })
 }
 
@@ -306,7 +371,13 @@ fn common_extension(files: &[String], format: SourceFormat) -> Result<String, St
     }
 }
 
-fn csv_options<'a>(file: &'a SpecFile, source: &'a SourceFiles) -> CsvReadOptions<'a> {
+/// How DataFusion reads the CSV files: with the given schema (never its own inference),
+/// whole files only (`newlines_in_values` turns off byte-range repartitioning).
+fn csv_options<'a>(
+    file: &'a SpecFile,
+    source: &'a SourceFiles,
+    schema: &'a Schema,
+) -> CsvReadOptions<'a> {
     static DEFAULT: std::sync::LazyLock<CsvOptions> = std::sync::LazyLock::new(CsvOptions::default);
     let csv = file.spec.spec.source.csv.as_ref().unwrap_or(&DEFAULT);
     CsvReadOptions::new()
@@ -314,7 +385,7 @@ fn csv_options<'a>(file: &'a SpecFile, source: &'a SourceFiles) -> CsvReadOption
         .delimiter(csv.delimiter.as_bytes()[0])
         .quote(csv.quote.as_bytes()[0])
         .newlines_in_values(true)
-        .schema_infer_max_records(10_000)
+        .schema(schema)
         .file_extension(&source.extension)
 }
 
@@ -337,23 +408,70 @@ pub async fn register_source(
     let path = source.table_path.clone();
     let result = match spec.source.format {
         SourceFormat::Csv => {
-            ctx.register_csv(SOURCE_TABLE, &path, csv_options(file, source))
+            let schema = source.csv_schema(file).await?;
+            ctx.register_csv(SOURCE_TABLE, &path, csv_options(file, source, &schema))
                 .await
         }
         SourceFormat::Ndjson => {
+            if source.bytes == 0 {
+                let name = source.files.first().cloned().unwrap_or_default();
+                let url = source.url(&name);
+                return Err(Error::SourceUnreadable {
+                    dataset: file.name().to_string(),
+                    uri: url.clone(),
+                    message: format!(
+                        "the source file `{url}` is empty (0 bytes): there is no row; put the export there or fix spec.source.uri"
+                    ),
+                });
+            }
             ctx.register_json(SOURCE_TABLE, &path, json_options(source))
                 .await
         }
         SourceFormat::Parquet => {
+            source.check_parquet(file).await?;
             let options = ParquetReadOptions::default().file_extension(&source.extension);
             ctx.register_parquet(SOURCE_TABLE, &path, options).await
         }
     };
-    result.map_err(|e| Error::SourceUnreadable {
-        dataset: file.name().to_string(),
-        uri: spec.source.uri.clone(),
-        message: e.strip_backtrace(),
-    })
+    match result {
+        Ok(()) => Ok(()),
+        Err(e) => Err(source_failure(file, source, e.strip_backtrace()).await),
+    }
+}
+
+/// A failed read of the source as the most precise error: the file and line that made
+/// it fail when a second look finds them (a bad NDJSON line, a CSV quote left open),
+/// else the reader's message.
+pub(crate) async fn source_failure(
+    file: &SpecFile,
+    source: &SourceFiles,
+    message: String,
+) -> Error {
+    let dataset = file.name().to_string();
+    let found = match file.spec.spec.source.format {
+        SourceFormat::Ndjson => crate::ndjson::first_bad_line(source)
+            .await
+            .map(|(uri, line, why)| (uri, crate::ndjson::bad_line_message(line, &why))),
+        SourceFormat::Csv => crate::csv_source::find_open_quote(file, source)
+            .await
+            .map(|(uri, line)| (uri, crate::csv_source::open_quote_message(line))),
+        SourceFormat::Parquet => None,
+    };
+    match found {
+        Some((uri, message)) => Error::SourceUnreadable {
+            dataset,
+            uri,
+            message,
+        },
+        None => Error::SourceUnreadable {
+            dataset,
+            uri: match source.files.as_slice() {
+                [one] => source.url(one),
+                _ => file.spec.spec.source.uri.clone(),
+            },
+            message,
+        },
+    }
 }
 
 /// Registers some of the source's CSV or NDJSON files (`names`, from [`SourceFiles::files`])
@@ -364,17 +482,14 @@ pub(crate) async fn register_text_files(
     file: &SpecFile,
     source: &SourceFiles,
     names: &[String],
-    schema: &datafusion::arrow::datatypes::Schema,
+    schema: &Schema,
 ) -> Result<()> {
     if let Some((s3, bucket)) = &source.s3 {
         s3.register(ctx, bucket)?;
     }
     let paths: Vec<String> = names.iter().map(|n| source.url(n)).collect();
     let df = match file.spec.spec.source.format {
-        SourceFormat::Csv => {
-            ctx.read_csv(paths, csv_options(file, source).schema(schema))
-                .await
-        }
+        SourceFormat::Csv => ctx.read_csv(paths, csv_options(file, source, schema)).await,
         SourceFormat::Ndjson => {
             ctx.read_json(paths, json_options(source).schema(schema))
                 .await

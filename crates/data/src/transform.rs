@@ -10,6 +10,7 @@ use datafusion::execution::context::SQLOptions;
 use datafusion::prelude::SessionContext;
 use regex::Regex;
 use skein_core::load::SpecFile;
+use skein_core::spec::CsvOptions;
 
 use crate::error::Error;
 use crate::session::SourceFiles;
@@ -70,14 +71,13 @@ pub async fn classify_failure(
                 .unwrap_or_else(|| format!("#{index}")),
             Err(_) => format!("#{index}"),
         };
+        let record: u64 = c[4].parse().unwrap_or(0);
+        let message = csv_value_message(file, source, &c[2], record + 1).await;
         return Error::BadValue {
             dataset,
             column,
             value,
-            message: format!(
-                "the source has `{}` where type {} was inferred (line {} of the file); declare the column as text in the transform or fix the file",
-                &c[1], &c[2], &c[4]
-            ),
+            message,
         };
     }
     if let Some(c) = CAST_VALUE.captures(&message) {
@@ -98,13 +98,37 @@ pub async fn classify_failure(
         || lower.contains("json")
         || lower.contains("csv")
     {
-        return Error::SourceUnreadable {
-            dataset,
-            uri: source.table_path.clone(),
-            message: first_line(&message),
-        };
+        return crate::session::source_failure(file, source, first_line(&message)).await;
     }
     Error::Transform { dataset, message }
+}
+
+/// Where a CSV value that does not fit its column's inferred type is, and what to do.
+/// `record` is 1-based with the header counted (the reader's row number plus one).
+async fn csv_value_message(file: &SpecFile, source: &SourceFiles, ty: &str, record: u64) -> String {
+    let sample = file
+        .spec
+        .spec
+        .source
+        .csv
+        .as_ref()
+        .map_or(CsvOptions::DEFAULT_INFER_RECORDS, |c| c.infer_records());
+    let place = match source.files.as_slice() {
+        [one] => {
+            let line = crate::csv_source::record_line(file, source, one, record)
+                .await
+                .map_or_else(|| format!("record {record}"), |l| format!("line {l}"));
+            format!("{line} of `{}`", source.url(one))
+        }
+        _ => format!(
+            "record {record} of one of the {} files of {}",
+            source.files.len(),
+            file.spec.spec.source.uri
+        ),
+    };
+    format!(
+        "it is on {place}, and the column was read as {ty} from the first {sample} records; raise spec.source.csv.inferRecords so that the sample reaches it, or fix the file"
+    )
 }
 
 fn first_line(s: &str) -> String {

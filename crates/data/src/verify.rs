@@ -82,6 +82,7 @@ pub async fn verify_dir(
     manifest: &Manifest,
 ) -> Result<VerifyReport> {
     let ctx = settings.session()?;
+    crate::footer::check_dir(file.name(), dir, None).await?;
     register_target(&ctx, dir).await?;
     let (target_checksum, target_schema) = table_checksum(&ctx, TARGET).await?;
     let mut checks = Vec::new();
@@ -164,9 +165,11 @@ pub async fn source_checksum(
 /// Checksum and schema of some Parquet files of a directory (a chunk's files in staging).
 pub(crate) async fn files_checksum(
     settings: &Settings,
+    dataset: &str,
     dir: &DataDir,
     names: &[String],
 ) -> Result<(ContentChecksum, Vec<String>)> {
+    crate::footer::check_dir(dataset, dir, Some(names)).await?;
     let ctx = settings.session()?;
     dir.register(&ctx)?;
     let urls: Vec<String> = names.iter().map(|n| format!("{}{n}", dir.url())).collect();

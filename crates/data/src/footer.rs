@@ -1,0 +1,167 @@
+//! Parquet files checked at their two ends before anything parses them: a file that is
+//! empty, cut off, not Parquet at all, or whose footer length points past its start is
+//! refused with its name, instead of reaching a footer parser that may panic on it.
+//!
+//! A Parquet file is `PAR1`, the data, the metadata, the metadata's length (4 bytes,
+//! little endian) and `PAR1` again. Checking costs one ranged read of 12 bytes per file.
+
+use std::sync::Arc;
+
+use futures::{StreamExt, TryStreamExt};
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectMeta, ObjectStore};
+
+use crate::error::{Error, Result};
+use crate::target::DataDir;
+
+/// The magic at both ends of a Parquet file.
+const MAGIC: &[u8; 4] = b"PAR1";
+
+/// The magic of a Parquet file with an encrypted footer.
+const ENCRYPTED_MAGIC: &[u8; 4] = b"PARE";
+
+/// Files checked at once.
+const CONCURRENCY: usize = 16;
+
+/// What is wrong with a Parquet file's ends, if anything.
+pub(crate) async fn check(
+    store: &dyn ObjectStore,
+    path: &ObjectPath,
+    size: u64,
+) -> std::result::Result<(), String> {
+    if size < 12 {
+        return Err(format!(
+            "is {size} bytes long, too short for a Parquet file (at least 12: `PAR1`, the footer length, `PAR1`); it is empty or cut off"
+        ));
+    }
+    let ends = store
+        .get_ranges(path, &[0..4, size - 8..size])
+        .await
+        .map_err(|e| format!("cannot read it: {e}"))?;
+    let (head, tail) = (&ends[0], &ends[1]);
+    if head.len() != 4 || tail.len() != 8 {
+        return Err("is shorter than listed; it changed while being read".into());
+    }
+    if head.as_ref() != MAGIC {
+        return Err(format!(
+            "does not start with the Parquet magic `PAR1` (it starts with {}); it is not a Parquet file",
+            show(head)
+        ));
+    }
+    let magic = &tail[4..8];
+    if magic == ENCRYPTED_MAGIC {
+        return Err("has an encrypted footer, which skein cannot read".into());
+    }
+    if magic != MAGIC {
+        return Err(format!(
+            "does not end with the Parquet magic `PAR1` (it ends with {}); the file is cut off or not a Parquet file",
+            show(magic)
+        ));
+    }
+    let length = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]) as u64;
+    if length + 12 > size {
+        return Err(format!(
+            "has a footer that says its metadata is {length} bytes long, more than the file's {size} bytes; the file is corrupt or cut off"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks many files (path, size) of one store; the first bad one with its problem.
+pub(crate) async fn check_all(
+    store: &dyn ObjectStore,
+    files: Vec<(ObjectPath, u64)>,
+) -> std::result::Result<(), (ObjectPath, String)> {
+    let mut checks = Vec::with_capacity(files.len());
+    for (path, size) in files {
+        checks.push(check_named(store, path, size));
+    }
+    futures::stream::iter(checks)
+        .buffer_unordered(CONCURRENCY)
+        .try_collect::<Vec<()>>()
+        .await
+        .map(|_| ())
+}
+
+async fn check_named(
+    store: &dyn ObjectStore,
+    path: ObjectPath,
+    size: u64,
+) -> std::result::Result<(), (ObjectPath, String)> {
+    check(store, &path, size).await.map_err(|m| (path, m))
+}
+
+/// Bytes as text when they are printable, else as hex.
+fn show(bytes: &[u8]) -> String {
+    if bytes.iter().all(|b| b.is_ascii_graphic()) {
+        format!("`{}`", String::from_utf8_lossy(bytes))
+    } else {
+        let hex: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        format!("bytes {}", hex.join(" "))
+    }
+}
+
+/// Checks the Parquet files of a directory of staged or published files (only `names`,
+/// when given) before DataFusion reads them.
+pub(crate) async fn check_dir(
+    dataset: &str,
+    dir: &DataDir,
+    names: Option<&[String]>,
+) -> Result<()> {
+    let (store, prefix): (Arc<dyn ObjectStore>, ObjectPath) = match dir {
+        DataDir::Local(p) => (
+            Arc::new(LocalFileSystem::new()),
+            ObjectPath::from_filesystem_path(p)
+                .map_err(|e| Error::Internal(format!("data directory {}: {e}", p.display())))?,
+        ),
+        DataDir::S3 {
+            s3, bucket, prefix, ..
+        } => (s3.store(bucket)?, ObjectPath::from(prefix.as_str())),
+    };
+    let fail = |op: &'static str, uri: String, message: String| Error::Storage {
+        dataset: dataset.to_string(),
+        op,
+        uri,
+        message,
+    };
+    let metas: Vec<ObjectMeta> = store
+        .list(Some(&prefix))
+        .try_collect()
+        .await
+        .map_err(|e| fail("list", dir.url(), e.to_string()))?;
+    let files: Vec<(ObjectPath, u64)> = metas
+        .iter()
+        .filter_map(|m| {
+            let rel = relative(&m.location, &prefix)?;
+            let wanted = match names {
+                Some(names) => names.contains(&rel),
+                None => rel.ends_with(".parquet"),
+            };
+            wanted.then(|| (m.location.clone(), m.size))
+        })
+        .collect();
+    check_all(store.as_ref(), files)
+        .await
+        .map_err(|(path, message)| {
+            let rel = relative(&path, &prefix).unwrap_or_else(|| path.to_string());
+            let uri = format!("{}{rel}", dir.url());
+            fail(
+                "read",
+                uri,
+                format!("the Parquet file {message}; it was written by skein, so the storage changed it: migrate again"),
+            )
+        })
+}
+
+/// `path` relative to `prefix`, unless a part of it is hidden (`.` or `_`: skein's state).
+fn relative(path: &ObjectPath, prefix: &ObjectPath) -> Option<String> {
+    let parts: Vec<String> = path
+        .prefix_match(prefix)?
+        .map(|p| p.as_ref().to_string())
+        .collect();
+    let hidden = parts
+        .iter()
+        .any(|p| p.starts_with('.') || p.starts_with('_'));
+    (!hidden).then(|| parts.join("/"))
+}
