@@ -13,6 +13,7 @@
 //! - [`manifest`]: what a staged or published version records.
 //! - [`catalog`]: the catalog port and its records.
 //! - [`plan`]: dependency waves.
+//! - [`crash`]: crash points for the durability tests (`SKEIN_CRASH_AT`).
 //!
 //! **Invariant:** this crate depends on neither DataFusion, nor rusqlite, nor aws-sdk-*.
 
@@ -20,6 +21,7 @@ pub mod backstage;
 pub mod catalog;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+pub mod crash;
 pub mod error;
 pub mod fleet;
 pub mod load;
