@@ -11,6 +11,7 @@
 //! - [`chunk`]: large sources in chunks: planning, staging one chunk, combining them.
 //! - [`checksum`]: the order-independent content checksum (algorithm documented there).
 //! - [`verify`]: the checks of a staged or published version against the source.
+//! - [`intent`]: the intent a publish or rollback records before its first side effect.
 //! - [`store`]: the local target store: staging, versions, atomic publish, rollback.
 //! - [`s3_store`]: the S3 target store: the same, with `current.json` swapped by a
 //!   conditional put as the commit point.
@@ -29,6 +30,7 @@ pub mod chunk;
 pub mod diff;
 pub mod error;
 pub mod inspect;
+pub mod intent;
 pub mod location;
 pub mod s3;
 pub mod s3_store;
@@ -41,6 +43,7 @@ pub mod transform;
 pub mod verify;
 
 pub use error::{Error, Result};
+pub use intent::{Intent, IntentOp};
 pub use s3::S3Settings;
 pub use s3_store::S3TargetStore;
 pub use session::Settings;
