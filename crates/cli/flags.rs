@@ -191,6 +191,10 @@ pub struct RunArgs {
     /// Publish even if a dataset's output schema differs from its published version's.
     #[arg(long)]
     pub allow_schema_change: bool,
+    /// Take the run over from a driver on another host whose lease expired (one on this
+    /// host whose process is gone is taken over without asking).
+    #[arg(long)]
+    pub takeover: bool,
 }
 
 #[derive(Debug, Args)]

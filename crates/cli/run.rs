@@ -28,6 +28,7 @@ use skein_embedded::{SqliteCatalog, SqliteQueue};
 use skein_states::engine::{Engine, Failure, Handlers, Options, TaskCall, TaskHandler};
 use skein_states::store::{Store, TokenAnswer};
 use skein_ui::actions::Decision;
+use skein_usecases::lease::{self, Renewal};
 use skein_usecases::steps::StepError;
 use skein_usecases::tasks::{self, JobAnswer, names};
 use tokio::sync::Semaphore;
@@ -654,6 +655,15 @@ pub async fn run(g: &Global, args: &RunArgs) -> anyhow::Result<u8> {
         }
         (None, None) => anyhow::bail!("give a directory of specs, or --resume RUN"),
     };
+    // One driver per directory: a second `skein run` of it is refused here, naming the
+    // first, before it reads or re-queues anything.
+    let dir_key = lease::dir_key(&dir);
+    if let Some(code) = refused(
+        g,
+        lease::claim(catalog.as_ref(), &dir_key, "", args.takeover).await,
+    )? {
+        return Ok(code);
+    }
     if resume.is_none() && !args.new {
         for r in catalog.runs().await? {
             // The engine's execution decides, not the run record: a run killed after its
@@ -675,6 +685,16 @@ pub async fn run(g: &Global, args: &RunArgs) -> anyhow::Result<u8> {
         }
     };
     let run_id = resume.clone().unwrap_or_else(skein_usecases::new_run_id);
+    let run_key = lease::run_key(&run_id);
+    if let Some(code) = refused(
+        g,
+        lease::claim(catalog.as_ref(), &run_key, &run_id, args.takeover).await,
+    )? {
+        catalog.release_driver(&dir_key, &lease::me("")).await?;
+        return Ok(code);
+    }
+    lease::claim(catalog.as_ref(), &dir_key, &run_id, false).await?;
+    let renewal = Renewal::start(catalog.clone(), vec![dir_key, run_key], &run_id);
     if !g.json && !g.quiet {
         let verb = if resume.is_some() {
             "resuming"
@@ -759,7 +779,40 @@ pub async fn run(g: &Global, args: &RunArgs) -> anyhow::Result<u8> {
     if let Some(v) = local.view() {
         v.clear();
     }
-    report(g, &local, &plan, &run_id, &outcome, started.elapsed()).await
+    let code = report(g, &local, &plan, &run_id, &outcome, started.elapsed()).await;
+    renewal.release(catalog.as_ref()).await?;
+    code
+}
+
+/// `Some(exit code)` when another process drives the run or the directory: says who, and
+/// that nothing ran (exit 2).
+fn refused(
+    g: &Global,
+    claimed: skein_usecases::Result<skein_core::catalog::Driver>,
+) -> anyhow::Result<Option<u8>> {
+    match claimed {
+        Ok(_) => Ok(None),
+        Err(skein_usecases::Error::Catalog(e))
+            if matches!(e, skein_core::Error::DriverHeld { .. }) =>
+        {
+            if g.json {
+                let driver = match &e {
+                    skein_core::Error::DriverHeld {
+                        run_id, pid, host, ..
+                    } => json!({"runId": run_id, "pid": pid, "host": host}),
+                    _ => Value::Null,
+                };
+                println!(
+                    "{}",
+                    json!({"ok": false, "error": "Skein.DriverHeld", "message": e.to_string(),
+                           "driver": driver})
+                );
+            }
+            eprintln!("error: {e}");
+            Ok(Some(EXIT_USAGE))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 async fn report(
@@ -920,6 +973,11 @@ pub async fn answer(g: &Global, dataset: &str, reject: Option<&str>) -> anyhow::
         Err(e @ (skein_ui::Error::NotWaiting { .. } | skein_ui::Error::UnknownDataset { .. })) => {
             eprintln!("error: {e}");
             return Ok(EXIT_USAGE);
+        }
+        // Another run holds the dataset: refused, nothing changed, but not a usage error.
+        Err(e @ skein_ui::Error::LeaseHeld { .. }) => {
+            eprintln!("error: {e}");
+            return Ok(EXIT_DATASET_FAILED);
         }
         Err(e) => return Err(e.into()),
     };

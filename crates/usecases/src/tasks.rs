@@ -147,9 +147,7 @@ pub async fn catalog_action<C: Catalog + ?Sized>(catalog: &C, p: &Value) -> Task
         "acquireLease" => {
             let dataset = field(p, "dataset")?;
             require_dataset(catalog, dataset).await?;
-            match catalog
-                .acquire_lease(dataset, field(p, "runId")?, LEASE_SECS)
-                .await
+            match crate::lease::take_dataset(catalog, dataset, field(p, "runId")?, LEASE_SECS).await
             {
                 Ok(()) => Ok(json!({})),
                 Err(e @ skein_core::Error::LeaseHeld { .. }) => {
