@@ -20,6 +20,8 @@ mod states;
 mod run;
 // `skein diff`: localising differences by bisecting key buckets
 mod diff;
+// durable at every instant: kills at each crash point, two runs at once, rollback in a run
+mod durability;
 // chunked migrations: file groups and Parquet row groups, one job per chunk, retries
 mod chunks;
 // the data plane on S3 (moto): s3:// sources, current.json publish, rollback, stale publishers
