@@ -384,3 +384,68 @@ fn a_rollback_during_a_run_is_refused_or_done_whole() {
         );
     }
 }
+
+fn status_of(ws: &Workspace, name: &str) -> String {
+    let (_, status) = ws.skein_json(&["status"]);
+    status["datasets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == name)
+        .map(|d| d["status"].as_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+fn rollback_and_approve_are_refused_while_another_run_holds_the_dataset() {
+    use skein_core::catalog::Catalog;
+    let ws = Workspace::new();
+    samples(&ws);
+    let mut run = skein_cmd(&ws, &["run", "samples", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    while status_of(&ws, "invoices") != "awaiting_approval" {
+        assert!(run.try_wait().unwrap().is_none(), "the run ended early");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let (_, runs) = ws.skein_json(&["runs"]);
+    let run_id = runs["runs"][0]["runId"].as_str().unwrap().to_string();
+
+    // The waiting run holds invoices: a rollback is refused, naming it, and changes nothing.
+    let out = skein_cmd(&ws, &["rollback", "invoices", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let error = json_of(&out)["datasets"][0]["error"].to_string();
+    assert!(
+        error.contains("is leased by") && error.contains(&run_id),
+        "{error}"
+    );
+    assert_eq!(status_of(&ws, "invoices"), "awaiting_approval");
+
+    // Another holder (as if a second run took it): approve is refused naming it.
+    let catalog =
+        skein_embedded::SqliteCatalog::open(&ws.path().join(".skein/catalog.db")).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(catalog.take_over_lease("invoices", &run_id, "run-other", 300))
+        .unwrap();
+    let out = skein_cmd(&ws, &["approve", "invoices"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("run `run-other`"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(status_of(&ws, "invoices"), "awaiting_approval");
+
+    // Back with the waiting run: approved, published.
+    rt.block_on(catalog.take_over_lease("invoices", "run-other", &run_id, 300))
+        .unwrap();
+    let out = skein_cmd(&ws, &["approve", "invoices"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = run.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(status_of(&ws, "invoices"), "completed");
+}

@@ -66,7 +66,8 @@ pub enum Part {
     #[default]
     All,
     /// The first job: as `All`, except that a dataset that needs chunks stops once they
-    /// are planned ([`Outcome::Chunked`]), keeping its lease for the chunk jobs.
+    /// are planned ([`Outcome::Chunked`]), and that the run keeps the dataset's lease (its
+    /// state machine's Complete or Rollback step releases it).
     FirstJob,
 }
 
@@ -139,8 +140,10 @@ pub async fn migrate<C: Catalog + ?Sized>(
     }
 
     let outcome = run_locked(catalog, settings, file, &store, opts, status, &mut result).await;
-    // A chunked dataset keeps its lease for its chunk jobs and the combine job.
-    if !matches!(outcome, Ok(()) if result.outcome == Outcome::Chunked) {
+    // Under a state machine the run keeps the lease until its Complete or Rollback step:
+    // between staging and publish (verify, a days-long approval) nobody else may roll the
+    // dataset back or migrate it.
+    if opts.part == Part::All {
         catalog.release_lease(name, run).await?;
     }
     outcome?;
@@ -273,7 +276,7 @@ pub async fn combine_chunks<C: Catalog + ?Sized>(
             .await
         }
     };
-    catalog.release_lease(name, run).await?;
+    // The run keeps the lease for publish (see `migrate`).
     outcome?;
     result.seconds = started.elapsed().as_secs_f64();
     Ok(result)

@@ -3,7 +3,8 @@
 //! migration (the state machines' Rollback step).
 //!
 //! Both take the dataset's lease first (a rollback while a run works on the dataset is
-//! refused, naming the run), finish any protocol a crash interrupted on the target
+//! refused, naming the run; an undo whose run lost the dataset to another run only
+//! removes its own staging), finish any protocol a crash interrupted on the target
 //! ([`crate::publish::finish_interrupted`]), then record their intent in the target before
 //! the first side effect. The intent carries everything the end needs (the version to
 //! restore, the version current before, the status and reason to record), so the next
@@ -153,6 +154,23 @@ pub async fn undo_run<C: Catalog + ?Sized>(
     };
     let file = load::from_catalog(record.spec.clone(), record.spec_hash.clone());
     let store = Target::open(settings, &file).ok();
+    // The run's own lease (re-entrant). If another run holds the dataset now, its status
+    // and target are that run's: only this run's own staging goes.
+    match crate::lease::take_dataset(catalog, dataset, run_id, LEASE_SECS).await {
+        Ok(()) => {}
+        Err(skein_core::Error::LeaseHeld { holder, .. }) => {
+            if let Some(store) = &store {
+                store.discard(run_id).await?;
+            }
+            return Ok(Undone {
+                status: Status::Failed,
+                reason: format!(
+                    "{base} (run `{holder}` holds the dataset now; its status is left to it)"
+                ),
+            });
+        }
+        Err(e) => return Err(e.into()),
+    }
     if let Some(store) = &store
         && let Some(done) = finish_interrupted(catalog, store).await?
         && done.intent.op == IntentOp::Undo

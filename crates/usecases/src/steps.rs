@@ -205,6 +205,18 @@ pub async fn publish<C: Catalog + ?Sized>(
             format!("dataset `{dataset}` is {status}; only a verified dataset is published"),
         )));
     }
+    // The run's lease, renewed (an approval may have waited longer than it lasts); if
+    // another run took the dataset meanwhile, this run publishes nothing.
+    match crate::lease::take_dataset(catalog, dataset, run_id, crate::migrate::LEASE_SECS).await {
+        Ok(()) => {}
+        Err(e @ skein_core::Error::LeaseHeld { .. }) => {
+            return Ok(Err(StepError::new(
+                crate::tasks::names::LEASE_HELD,
+                e.to_string(),
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    }
     catalog.set_approval_token(dataset, None).await?;
     let store = Target::open(settings, &file)?;
     let version = crate::publish::publish_staged(catalog, &file, &store, run_id, status).await?;
