@@ -287,30 +287,42 @@ fn two_runs_of_one_directory_never_drive_it_together() {
     samples(&reference);
     skein_cmd(&reference, RUN).output().unwrap();
     let want = snapshot(&reference, "samples/lake");
-    for _ in 0..2 {
+    // The second is refused naming the first, or (`--wait`) follows it and reports its end.
+    for wait in [false, true] {
         let ws = Workspace::new();
         samples(&ws);
-        let spawn = || {
+        let spawn = |extra: &[&str]| {
             skein_cmd(&ws, RUN)
+                .args(extra)
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()
                 .unwrap()
         };
-        let (a, b) = (spawn(), spawn());
+        let second: &[&str] = if wait { &["--wait"] } else { &[] };
+        let (a, b) = (spawn(&[]), spawn(second));
         let outs = [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()];
         let mut drove = 0;
         for out in &outs {
+            let json = json_of(out);
             match out.status.code() {
-                Some(1) => drove += 1,
+                Some(1) if json["attached"] == true => {
+                    assert!(wait, "only --wait attaches: {json:#}");
+                    assert_eq!(json["run"]["status"], "failed", "{json:#}");
+                }
+                Some(1) => {
+                    drove += 1;
+                    assert_eq!(json["summary"]["completed"], 9, "{json:#}");
+                }
                 Some(2) => {
+                    assert!(!wait, "--wait is not refused: {}", text(out));
                     let err = String::from_utf8_lossy(&out.stderr);
                     assert!(
                         err.contains("is driven by pid") && err.contains("on host"),
                         "a refused run names the driver: {}",
                         text(out)
                     );
-                    assert_eq!(json_of(out)["error"], "Skein.DriverHeld");
+                    assert_eq!(json["error"], "Skein.DriverHeld");
                 }
                 _ => panic!("{}", text(out)),
             }
@@ -321,7 +333,7 @@ fn two_runs_of_one_directory_never_drive_it_together() {
         assert_eq!(
             runs["runs"].as_array().unwrap().len(),
             drove,
-            "the refused one started no run: {runs:#}"
+            "a refused or attached one starts no run: {runs:#}"
         );
     }
 }

@@ -195,6 +195,10 @@ pub struct RunArgs {
     /// host whose process is gone is taken over without asking).
     #[arg(long)]
     pub takeover: bool,
+    /// If another process drives DIR, follow its progress (read-only) instead of being
+    /// refused; report how its run ended, or resume it if its driver died first.
+    #[arg(long, conflicts_with = "new")]
+    pub wait: bool,
 }
 
 #[derive(Debug, Args)]

@@ -658,10 +658,14 @@ pub async fn run(g: &Global, args: &RunArgs) -> anyhow::Result<u8> {
     // One driver per directory: a second `skein run` of it is refused here, naming the
     // first, before it reads or re-queues anything.
     let dir_key = lease::dir_key(&dir);
-    if let Some(code) = refused(
-        g,
-        lease::claim(catalog.as_ref(), &dir_key, "", args.takeover).await,
-    )? {
+    let mut claimed = lease::claim(catalog.as_ref(), &dir_key, "", args.takeover).await;
+    if args.wait && driven_by_another(&claimed) {
+        if let Some(code) = attach(g, catalog.as_ref(), &dir_key).await? {
+            return Ok(code);
+        }
+        claimed = lease::claim(catalog.as_ref(), &dir_key, "", args.takeover).await;
+    }
+    if let Some(code) = refused(g, claimed)? {
         return Ok(code);
     }
     if resume.is_none() && !args.new {
@@ -782,6 +786,68 @@ pub async fn run(g: &Global, args: &RunArgs) -> anyhow::Result<u8> {
     let code = report(g, &local, &plan, &run_id, &outcome, started.elapsed()).await;
     renewal.release(catalog.as_ref()).await?;
     code
+}
+
+fn driven_by_another(claimed: &skein_usecases::Result<skein_core::catalog::Driver>) -> bool {
+    matches!(
+        claimed,
+        Err(skein_usecases::Error::Catalog(
+            skein_core::Error::DriverHeld { .. }
+        ))
+    )
+}
+
+/// `skein run --wait` while another process drives the directory: follows its run's
+/// counters read-only until the driver lets go. `Some(exit code)` when that run finished
+/// (0 succeeded, 1 failed; nothing more is run); `None` when its driver died first (the
+/// caller takes over and resumes the run).
+async fn attach(g: &Global, catalog: &SqliteCatalog, key: &str) -> anyhow::Result<Option<u8>> {
+    let mut last = String::new();
+    let mut run_id = String::new();
+    while let Some(d) = catalog.driver(key).await? {
+        if lease::gone(&d) || lease::expired(&d) {
+            break;
+        }
+        if !d.run_id.is_empty() {
+            run_id = d.run_id.clone();
+        }
+        if let Some(r) = catalog.run(&d.run_id).await? {
+            let line = format!(
+                "waiting: run {} is driven by pid {} on host `{}`: {} of {} dataset(s) done, {} failed",
+                r.run_id,
+                d.pid,
+                d.host,
+                r.succeeded + r.failed,
+                r.total,
+                r.failed
+            );
+            if line != last && !g.quiet && !g.json {
+                eprintln!("{line}");
+            }
+            last = line;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let Some(run) = catalog
+        .run(&run_id)
+        .await?
+        .filter(|r| r.finished_at.is_some())
+    else {
+        return Ok(None);
+    };
+    let ok = run.status == "succeeded";
+    if g.json {
+        println!(
+            "{}",
+            json!({"runId": run.run_id, "ok": ok, "attached": true, "run": run})
+        );
+    } else {
+        println!(
+            "run {} {}: {} dataset(s), {} completed, {} failed (driven by another process; `skein status` has the details)",
+            run.run_id, run.status, run.total, run.succeeded, run.failed
+        );
+    }
+    Ok(Some(if ok { EXIT_OK } else { EXIT_DATASET_FAILED }))
 }
 
 /// `Some(exit code)` when another process drives the run or the directory: says who, and

@@ -136,8 +136,14 @@ pub async fn rollback<C: Catalog + ?Sized>(
     let file = load::from_catalog(record.spec, record.spec_hash);
     // S3 targets: endpoint and credentials from the standard AWS environment.
     let settings = skein_data::Settings::default();
+    // This process drives the rollback's run while it lasts: if it dies mid-way, the next
+    // command takes the dataset's lease over at once (the run is gone) and finishes it.
+    let key = skein_usecases::lease::run_key(run_id);
+    let driver = skein_usecases::lease::claim(catalog, &key, run_id, false).await?;
     let result =
-        skein_usecases::rollback::rollback(catalog, &settings, &file, run_id, reason).await?;
+        skein_usecases::rollback::rollback(catalog, &settings, &file, run_id, reason).await;
+    catalog.release_driver(&key, &driver).await?;
+    let result = result?;
     if result.outcome != Outcome::RolledBack {
         return Err(Error::RollbackRefused {
             dataset: dataset.to_string(),
