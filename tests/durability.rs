@@ -9,6 +9,7 @@
 //! The 200 random-moment kills are `scripts/crash-trials` (too long for the suite).
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
@@ -460,4 +461,106 @@ fn rollback_and_approve_are_refused_while_another_run_holds_the_dataset() {
     let out = run.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert_eq!(status_of(&ws, "invoices"), "completed");
+}
+
+/// The child process of [`an_undo_that_unpublishes_killed_mid_way_ends_as_a_clean_undo`]:
+/// the state machine's Rollback step for dataset `u` of run `$SKEIN_TEST_UNDO`, in the
+/// workspace it is started in (and killed at `$SKEIN_CRASH_AT`, if set).
+#[test]
+#[ignore = "a child process: an_undo_that_unpublishes_killed_mid_way_ends_as_a_clean_undo starts it in its workspace with SKEIN_TEST_UNDO set"]
+fn undo_child() {
+    let run = std::env::var("SKEIN_TEST_UNDO").expect("started by its parent test");
+    let catalog = skein_embedded::SqliteCatalog::open(Path::new(".skein/catalog.db")).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let undone = rt
+        .block_on(skein_usecases::steps::rollback_run(
+            &catalog,
+            &skein_data::Settings::default(),
+            "u",
+            &run,
+            "Skein.Failed",
+            "failed after its publish",
+        ))
+        .unwrap();
+    println!("UNDONE {}", serde_json::to_string(&undone).unwrap());
+}
+
+#[test]
+fn an_undo_that_unpublishes_killed_mid_way_ends_as_a_clean_undo() {
+    // The undo of a run that had published v2: its only path that restores a version.
+    let setup = || {
+        let ws = Workspace::new();
+        tiny(&ws, "u", 3);
+        migrate(&ws, "u");
+        tiny(&ws, "u", 5);
+        let (code, json) = migrate(&ws, "u");
+        assert_eq!(
+            (code, json["datasets"][0]["version"].as_u64()),
+            (0, Some(2))
+        );
+        let run = json["runId"].as_str().unwrap().to_string();
+        (ws, run)
+    };
+    let undo = |ws: &Workspace, run: &str, crash: Option<&str>| {
+        let mut c = Command::new(std::env::current_exe().unwrap());
+        c.args([
+            "durability::undo_child",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+        ])
+        .args(["--test-threads", "1"])
+        .current_dir(ws.path())
+        .env("SKEIN_TEST_UNDO", run)
+        .env_remove("SKEIN_CRASH_AT");
+        if let Some(point) = crash {
+            c.env("SKEIN_CRASH_AT", point);
+        }
+        let out = c.output().unwrap();
+        let undone = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| l.split_once("UNDONE ").map(|(_, j)| j.to_string()))
+            .map(|j| serde_json::from_str::<Value>(&j).unwrap());
+        (out, undone)
+    };
+    let (reference, run) = setup();
+    let (out, clean) = undo(&reference, &run, None);
+    let clean = clean.unwrap_or_else(|| panic!("{}", text(&out)));
+    assert_eq!(clean["status"], "rolled_back", "{clean:#}");
+    assert!(
+        clean["reason"]
+            .as_str()
+            .unwrap()
+            .contains("v2 unpublished, v1 restored"),
+        "{clean:#}"
+    );
+    let want = snapshot(&reference, "lake");
+    assert_eq!(
+        (want["u"].0.as_str(), want["u"].1),
+        ("rolled_back", Some(1))
+    );
+
+    for point in [
+        "undo.intent",
+        "undo.discarded",
+        "undo.swapped",
+        "undo.recorded",
+    ] {
+        let (ws, run) = setup();
+        let (out, _) = undo(&ws, &run, Some(point));
+        assert!(
+            out.status.code().is_none(),
+            "never reached {point}: {}",
+            text(&out)
+        );
+        // The engine runs the step again: the same answer, the same end.
+        let (out, again) = undo(&ws, &run, None);
+        assert_eq!(
+            again.as_ref(),
+            Some(&clean),
+            "after {point}: {}",
+            text(&out)
+        );
+        assert_eq!(snapshot(&ws, "lake"), want, "undo killed at {point}");
+    }
 }
