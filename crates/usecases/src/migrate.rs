@@ -67,7 +67,7 @@ pub enum Part {
     All,
     /// The first job: as `All`, except that a dataset that needs chunks stops once they
     /// are planned ([`Outcome::Chunked`]), and that the run keeps the dataset's lease (its
-    /// state machine's Complete or Rollback step releases it).
+    /// state machine's Publish, Complete or Rollback step releases it).
     FirstJob,
 }
 
@@ -140,7 +140,7 @@ pub async fn migrate<C: Catalog + ?Sized>(
     }
 
     let outcome = run_locked(catalog, settings, file, &store, opts, status, &mut result).await;
-    // Under a state machine the run keeps the lease until its Complete or Rollback step:
+    // Under a state machine the run keeps the lease until its Publish, Complete or Rollback step:
     // between staging and publish (verify, a days-long approval) nobody else may roll the
     // dataset back or migrate it.
     if opts.part == Part::All {

@@ -220,6 +220,8 @@ pub async fn publish<C: Catalog + ?Sized>(
     catalog.set_approval_token(dataset, None).await?;
     let store = Target::open(settings, &file)?;
     let version = crate::publish::publish_staged(catalog, &file, &store, run_id, status).await?;
+    // Published and completed: the run is done with the target (Complete releases it too).
+    catalog.release_lease(dataset, run_id).await?;
     Ok(Ok(version))
 }
 
