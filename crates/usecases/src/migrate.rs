@@ -140,9 +140,9 @@ pub async fn migrate<C: Catalog + ?Sized>(
     }
 
     let outcome = run_locked(catalog, settings, file, &store, opts, status, &mut result).await;
-    // Under a state machine the run keeps the lease until its Publish, Complete or Rollback step:
-    // between staging and publish (verify, a days-long approval) nobody else may roll the
-    // dataset back or migrate it.
+    // Under a state machine the run keeps the lease until its Publish, Complete or
+    // Rollback step: between staging and publish (verify, a days-long approval) nobody
+    // else may roll the dataset back or migrate it.
     if opts.part == Part::All {
         catalog.release_lease(name, run).await?;
     }
