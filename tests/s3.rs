@@ -743,3 +743,77 @@ async fn chunked_sources_on_s3_publish_the_same_version_as_one_job() {
         assert!(left.is_empty(), "{left:?}");
     }
 }
+
+/// `skein …` against moto, killed at crash point `point`: true when it was killed there.
+fn skein_crashed_at(ws: &Workspace, args: &[&str], point: &str) -> bool {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_skein"))
+        .args(args)
+        .current_dir(ws.path())
+        .env("SKEIN_CATALOG", ws.path().join(".skein"))
+        .envs(crate::moto::env())
+        .env("SKEIN_CRASH_AT", point)
+        .output()
+        .unwrap();
+    out.status.code().is_none()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_killed_between_the_claim_and_the_pointer_put_is_finished_by_the_next_attempt() {
+    let s = settings();
+    for point in ["publish.claimed", "publish.moved"] {
+        let b = bucket();
+        put(&s, &b, "in/c.csv", b"id,name\n1,a\n2,b\n".to_vec()).await;
+        let ws = Workspace::new();
+        spec(
+            &ws,
+            "crash",
+            &format!("s3://{b}/in/c.csv"),
+            "csv",
+            &format!("s3://{b}/lake/crash/"),
+            "SELECT CAST(id AS BIGINT) AS id, name FROM source",
+            "",
+        );
+        let (code, json) = skein_json(&ws, &["migrate", "crash.yaml"]);
+        assert_eq!(code, 0, "{json:#}");
+        put(&s, &b, "in/c.csv", b"id,name\n1,a\n2,b\n3,c\n".to_vec()).await;
+        assert!(
+            skein_crashed_at(&ws, &["migrate", "crash.yaml"], point),
+            "never reached {point}"
+        );
+        // Killed: v2 is claimed (and at `publish.moved` complete), the pointer still v1,
+        // the intent says what was under way.
+        assert_eq!(current_json(&s, &b, "lake/crash").await["version"], 1);
+        let claimed = keys(&s, &b, "lake/crash/_skein/versions/v2").await;
+        assert!(
+            claimed.iter().any(|k| k.ends_with("_claim.json")),
+            "{point}: {claimed:?}"
+        );
+        let intent: serde_json::Value =
+            serde_json::from_slice(&get(&s, &b, "lake/crash/_skein/intent.json").await).unwrap();
+        assert_eq!(
+            (intent["op"].as_str(), intent["version"].as_u64()),
+            (Some("publish"), Some(2))
+        );
+
+        // The next attempt (a new process, a new run) finishes that publish: v2, not v3.
+        let (code, json) = skein_json(&ws, &["migrate", "crash.yaml"]);
+        assert_eq!(code, 0, "after {point}: {json:#}");
+        assert_eq!(json["datasets"][0]["version"], 2, "after {point}: {json:#}");
+        let (v, m, _) = published(&s, &b, "lake/crash").await;
+        assert_eq!((v, m["rows"].as_u64()), (2, Some(3)), "after {point}");
+        assert!(
+            keys(&s, &b, "lake/crash/_skein/versions/v3")
+                .await
+                .is_empty()
+        );
+        assert!(
+            keys(&s, &b, "lake/crash/_skein/intent.json")
+                .await
+                .is_empty()
+        );
+        assert!(keys(&s, &b, "lake/crash/_skein/staging").await.is_empty());
+        let (_, status) = skein_json(&ws, &["status"]);
+        assert_eq!(status["datasets"][0]["currentVersion"], 2, "{status:#}");
+        assert_eq!(status["datasets"][0]["status"], "completed", "{status:#}");
+    }
+}

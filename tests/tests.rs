@@ -25,6 +25,8 @@ mod diff;
 // reading sources: an RFC 4180 export compared with pyarrow, CSV type sampling, unreadable
 // sources (empty, cut off, bad lines, corrupt Parquet) named by file and line
 mod sources;
+// durable at every instant: kills at each crash point, two runs at once, rollback in a run
+mod durability;
 // chunked migrations: file groups and Parquet row groups, one job per chunk, retries
 mod chunks;
 // the data plane on S3 (moto): s3:// sources, current.json publish, rollback, stale publishers

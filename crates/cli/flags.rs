@@ -204,6 +204,14 @@ pub struct RunArgs {
     /// Publish even if a dataset's output schema differs from its published version's.
     #[arg(long)]
     pub allow_schema_change: bool,
+    /// Take the run over from a driver on another host whose lease expired (one on this
+    /// host whose process is gone is taken over without asking).
+    #[arg(long)]
+    pub takeover: bool,
+    /// If another process drives DIR, follow its progress (read-only) instead of being
+    /// refused; report how its run ended, or resume it if its driver died first.
+    #[arg(long, conflicts_with = "new")]
+    pub wait: bool,
 }
 
 #[derive(Debug, Args)]

@@ -9,6 +9,7 @@ use skein_core::load::SpecFile;
 use skein_core::{Status, plan};
 use skein_data::Progress;
 use skein_embedded::SqliteCatalog;
+use skein_usecases::lease::{self, Renewal};
 use skein_usecases::{DatasetResult, MigrateOptions, Outcome, Part, new_run_id};
 
 use crate::datasets::{open_catalog, resolve};
@@ -39,13 +40,22 @@ pub async fn specs_or_problems(
     }
 }
 
+/// This process as the driver of `run_id` (its lease renewed while it lives), so that
+/// when it is killed the next command takes over its datasets' leases at once.
+async fn drive(catalog: &Arc<SqliteCatalog>, run_id: &str) -> anyhow::Result<Renewal> {
+    let key = lease::run_key(run_id);
+    lease::claim(catalog.as_ref(), &key, run_id, false).await?;
+    Ok(Renewal::start(catalog.clone(), vec![key], run_id))
+}
+
 /// `skein migrate`.
 pub async fn migrate(g: &Global, args: &MigrateArgs) -> anyhow::Result<u8> {
-    let catalog = open_catalog(g)?;
+    let catalog = Arc::new(open_catalog(g)?);
     let Some(files) = specs_or_problems(g, &catalog, &args.target.targets).await? else {
         return Ok(EXIT_USAGE);
     };
     let run_id = new_run_id();
+    let renewal = drive(&catalog, &run_id).await?;
     let mut run = RunRecord {
         run_id: run_id.clone(),
         started_at: skein_core::time::now(),
@@ -86,7 +96,7 @@ pub async fn migrate(g: &Global, args: &MigrateArgs) -> anyhow::Result<u8> {
                         allow_schema_change: args.allow_schema_change,
                         part: Part::All,
                     };
-                    let r = skein_usecases::migrate(&catalog, &settings, file, &opts).await;
+                    let r = skein_usecases::migrate(catalog.as_ref(), &settings, file, &opts).await;
                     spinner.finish();
                     let r = r?;
                     discard_failed(&settings, file, &r).await;
@@ -107,6 +117,7 @@ pub async fn migrate(g: &Global, args: &MigrateArgs) -> anyhow::Result<u8> {
     run.failed = results.len() as u64 - run.succeeded;
     run.rows = results.iter().map(|r| r.rows).sum();
     catalog.put_run(&run).await?;
+    renewal.release(catalog.as_ref()).await?;
     finish(g, &run_id, &results, ok)
 }
 
@@ -186,25 +197,41 @@ pub async fn verify(g: &Global, args: &TargetArgs) -> anyhow::Result<u8> {
     finish(g, &run_id, &results, ok)
 }
 
-/// `skein rollback`.
+/// `skein rollback`: each dataset under its lease (refused, exit 1, while a run holds it).
 pub async fn rollback(g: &Global, args: &RollbackArgs) -> anyhow::Result<u8> {
-    let catalog = open_catalog(g)?;
+    let catalog = Arc::new(open_catalog(g)?);
     let Some(files) = specs_or_problems(g, &catalog, &args.target.targets).await? else {
         return Ok(EXIT_USAGE);
     };
     let settings = g.settings();
     let run_id = new_run_id();
+    let renewal = drive(&catalog, &run_id).await?;
     let mut results = Vec::new();
     for file in &files {
-        let r =
-            skein_usecases::rollback::rollback(&catalog, &settings, file, &run_id, &args.reason)
-                .await?;
+        // Something may have changed before a failure: exit 1, never 2 ("nothing ran").
+        let r = match skein_usecases::rollback::rollback(
+            catalog.as_ref(),
+            &settings,
+            file,
+            &run_id,
+            &args.reason,
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                let mut r = DatasetResult::new(file.name(), &run_id, Outcome::Failed);
+                r.error = Some(e.to_string());
+                r
+            }
+        };
         if !g.json {
             print_result(&r);
         }
         results.push(r);
     }
     let ok = results.iter().all(|r| r.outcome == Outcome::RolledBack);
+    renewal.release(catalog.as_ref()).await?;
     finish(g, &run_id, &results, ok)
 }
 

@@ -28,6 +28,7 @@ use skein_embedded::{SqliteCatalog, SqliteQueue};
 use skein_states::engine::{Engine, Failure, Handlers, Options, TaskCall, TaskHandler};
 use skein_states::store::{Store, TokenAnswer};
 use skein_ui::actions::Decision;
+use skein_usecases::lease::{self, Renewal};
 use skein_usecases::steps::StepError;
 use skein_usecases::tasks::{self, JobAnswer, names};
 use tokio::sync::Semaphore;
@@ -729,6 +730,19 @@ pub async fn run(g: &Global, args: &RunArgs) -> anyhow::Result<u8> {
         }
         (None, None) => anyhow::bail!("give a directory of specs, or --resume RUN"),
     };
+    // One driver per directory: a second `skein run` of it is refused here, naming the
+    // first, before it reads or re-queues anything.
+    let dir_key = lease::dir_key(&dir);
+    let mut claimed = lease::claim(catalog.as_ref(), &dir_key, "", args.takeover).await;
+    if args.wait && driven_by_another(&claimed) {
+        if let Some(code) = attach(g, catalog.as_ref(), &dir_key).await? {
+            return Ok(code);
+        }
+        claimed = lease::claim(catalog.as_ref(), &dir_key, "", args.takeover).await;
+    }
+    if let Some(code) = refused(g, claimed)? {
+        return Ok(code);
+    }
     if resume.is_none() && !args.new {
         for r in catalog.runs().await? {
             // The engine's execution decides, not the run record: a run killed after its
@@ -750,6 +764,16 @@ pub async fn run(g: &Global, args: &RunArgs) -> anyhow::Result<u8> {
         }
     };
     let run_id = resume.clone().unwrap_or_else(skein_usecases::new_run_id);
+    let run_key = lease::run_key(&run_id);
+    if let Some(code) = refused(
+        g,
+        lease::claim(catalog.as_ref(), &run_key, &run_id, args.takeover).await,
+    )? {
+        catalog.release_driver(&dir_key, &lease::me("")).await?;
+        return Ok(code);
+    }
+    lease::claim(catalog.as_ref(), &dir_key, &run_id, false).await?;
+    let renewal = Renewal::start(catalog.clone(), vec![dir_key, run_key], &run_id);
     if !g.json && !g.quiet {
         let verb = if resume.is_some() {
             "resuming"
@@ -855,7 +879,102 @@ pub async fn run(g: &Global, args: &RunArgs) -> anyhow::Result<u8> {
         Some(total) if total > this_process => (total, Some(this_process)),
         _ => (this_process, None),
     };
-    report(g, &local, &plan, &run_id, &outcome, took, this).await
+    let code = report(g, &local, &plan, &run_id, &outcome, took, this).await;
+    renewal.release(catalog.as_ref()).await?;
+    code
+}
+
+fn driven_by_another(claimed: &skein_usecases::Result<skein_core::catalog::Driver>) -> bool {
+    matches!(
+        claimed,
+        Err(skein_usecases::Error::Catalog(
+            skein_core::Error::DriverHeld { .. }
+        ))
+    )
+}
+
+/// `skein run --wait` while another process drives the directory: follows its run's
+/// counters read-only until the driver lets go. `Some(exit code)` when that run finished
+/// (0 succeeded, 1 failed; nothing more is run); `None` when its driver died first (the
+/// caller takes over and resumes the run).
+async fn attach(g: &Global, catalog: &SqliteCatalog, key: &str) -> anyhow::Result<Option<u8>> {
+    let mut last = String::new();
+    let mut run_id = String::new();
+    while let Some(d) = catalog.driver(key).await? {
+        if lease::gone(&d) || lease::expired(&d) {
+            break;
+        }
+        if !d.run_id.is_empty() {
+            run_id = d.run_id.clone();
+        }
+        if let Some(r) = catalog.run(&d.run_id).await? {
+            let line = format!(
+                "waiting: run {} is driven by pid {} on host `{}`: {} of {} dataset(s) done, {} failed",
+                r.run_id,
+                d.pid,
+                d.host,
+                r.succeeded + r.failed,
+                r.total,
+                r.failed
+            );
+            if line != last && !g.quiet && !g.json {
+                eprintln!("{line}");
+            }
+            last = line;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let Some(run) = catalog
+        .run(&run_id)
+        .await?
+        .filter(|r| r.finished_at.is_some())
+    else {
+        return Ok(None);
+    };
+    let ok = run.status == "succeeded";
+    if g.json {
+        println!(
+            "{}",
+            json!({"runId": run.run_id, "ok": ok, "attached": true, "run": run})
+        );
+    } else {
+        println!(
+            "run {} {}: {} dataset(s), {} completed, {} failed (driven by another process; `skein status` has the details)",
+            run.run_id, run.status, run.total, run.succeeded, run.failed
+        );
+    }
+    Ok(Some(if ok { EXIT_OK } else { EXIT_DATASET_FAILED }))
+}
+
+/// `Some(exit code)` when another process drives the run or the directory: says who, and
+/// that nothing ran (exit 2).
+fn refused(
+    g: &Global,
+    claimed: skein_usecases::Result<skein_core::catalog::Driver>,
+) -> anyhow::Result<Option<u8>> {
+    match claimed {
+        Ok(_) => Ok(None),
+        Err(skein_usecases::Error::Catalog(e))
+            if matches!(e, skein_core::Error::DriverHeld { .. }) =>
+        {
+            if g.json {
+                let driver = match &e {
+                    skein_core::Error::DriverHeld {
+                        run_id, pid, host, ..
+                    } => json!({"runId": run_id, "pid": pid, "host": host}),
+                    _ => Value::Null,
+                };
+                println!(
+                    "{}",
+                    json!({"ok": false, "error": "Skein.DriverHeld", "message": e.to_string(),
+                           "driver": driver})
+                );
+            }
+            eprintln!("error: {e}");
+            Ok(Some(EXIT_USAGE))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 async fn report(
@@ -1080,6 +1199,11 @@ pub async fn answer(g: &Global, dataset: &str, reject: Option<&str>) -> anyhow::
         Err(e @ (skein_ui::Error::NotWaiting { .. } | skein_ui::Error::UnknownDataset { .. })) => {
             eprintln!("error: {e}");
             return Ok(EXIT_USAGE);
+        }
+        // Another run holds the dataset: refused, nothing changed, but not a usage error.
+        Err(e @ skein_ui::Error::LeaseHeld { .. }) => {
+            eprintln!("error: {e}");
+            return Ok(EXIT_DATASET_FAILED);
         }
         Err(e) => return Err(e.into()),
     };

@@ -10,6 +10,7 @@
 //! | run | `RUN#<id>` | `META` | `run` | run record with counters |
 //! | semaphore | `SEM#<system>` | `META` | – | readers of a source system now |
 //! | holder | `SEM#<system>` | `HOLDER#<holder>` | – | one reader's slot (with `ttl`) |
+//! | driver | `DRIVER#<key>` | `META` | – | the process driving a run or a directory: run id, pid, host, expiry |
 //!
 //! The GSI `ByKind` (`kind` hash, `PK` range) lists datasets by name and runs; a
 //! dataset's history, versions and attempts are one `Query` on its partition, in order.
@@ -29,7 +30,8 @@ use aws_sdk_dynamodb::types::{
     TimeToLiveSpecification, TransactWriteItem, Update,
 };
 use skein_core::catalog::{
-    Attempt, Catalog, Counter, DatasetRecord, HistoryEntry, RunRecord, VersionAction, VersionRecord,
+    Attempt, Catalog, Counter, DatasetRecord, Driver, HistoryEntry, RunRecord, VersionAction,
+    VersionRecord,
 };
 use skein_core::manifest::Manifest;
 use skein_core::{DatasetSpec, Error, Result, Status};
@@ -1034,6 +1036,103 @@ impl Catalog for DynamoCatalog {
         self.written("UpdateItem", result)?;
         Ok(())
     }
+
+    async fn take_over_lease(&self, name: &str, from: &str, to: &str, ttl_secs: u64) -> Result<()> {
+        let expires = unix_now().saturating_add(ttl_secs as i64);
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(ds_key(name), "META")))
+            .update_expression("SET leaseHolder = :to, leaseExpires = :e")
+            .condition_expression("attribute_exists(PK) AND leaseHolder = :from")
+            .expression_attribute_values(":to", s(to))
+            .expression_attribute_values(":from", s(from))
+            .expression_attribute_values(":e", n(expires))
+            .send()
+            .await;
+        match self.written("UpdateItem", result)? {
+            Some(_) => Ok(()),
+            // Not `from`'s any more: free (take it as usual) or someone else's (refused).
+            None => self.acquire_lease(name, to, ttl_secs).await,
+        }
+    }
+
+    async fn claim_driver(&self, key_: &str, me: &Driver, replace: Option<&Driver>) -> Result<()> {
+        let mut condition = "attribute_not_exists(PK) OR expiresAt = :zero OR \
+                             (driverPid = :pid AND driverHost = :host)"
+            .to_string();
+        let mut req = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("PK", s(driver_key(key_)))
+            .item("SK", s("META"))
+            .item("runId", s(&me.run_id))
+            .item("driverPid", n(me.pid))
+            .item("driverHost", s(&me.host))
+            .item("expiresAt", n(me.expires_at))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":pid", n(me.pid))
+            .expression_attribute_values(":host", s(&me.host));
+        if let Some(r) = replace {
+            condition.push_str(
+                " OR (driverPid = :rpid AND driverHost = :rhost AND runId = :rrun AND expiresAt = :rexp)",
+            );
+            req = req
+                .expression_attribute_values(":rpid", n(r.pid))
+                .expression_attribute_values(":rhost", s(&r.host))
+                .expression_attribute_values(":rrun", s(&r.run_id))
+                .expression_attribute_values(":rexp", n(r.expires_at));
+        }
+        let result = req.condition_expression(condition).send().await;
+        match self.written("PutItem", result)? {
+            Some(_) => Ok(()),
+            None => match self.driver(key_).await? {
+                Some(d) => Err(d.held(key_)),
+                // released between the put and the read: try again once
+                None => Err(Error::Backend {
+                    message: format!(
+                        "dynamodb: the driver of {key_} changed while claiming it; try again"
+                    ),
+                }),
+            },
+        }
+    }
+
+    async fn driver(&self, key_: &str) -> Result<Option<Driver>> {
+        let Some(item) = self.get(driver_key(key_), "META").await? else {
+            return Ok(None);
+        };
+        Ok(Some(Driver {
+            run_id: req_s(&item, "runId", "driver")?,
+            pid: get_n(&item, "driverPid").unwrap_or(0) as u32,
+            host: req_s(&item, "driverHost", "driver")?,
+            expires_at: get_n(&item, "expiresAt").unwrap_or(0),
+        }))
+    }
+
+    async fn release_driver(&self, key_: &str, me: &Driver) -> Result<()> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(driver_key(key_), "META")))
+            .update_expression("SET expiresAt = :zero")
+            .condition_expression("driverPid = :pid AND driverHost = :host")
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":pid", n(me.pid))
+            .expression_attribute_values(":host", s(&me.host))
+            .send()
+            .await;
+        // A failed condition: not ours (taken over), nothing to release.
+        self.written("UpdateItem", result)?;
+        Ok(())
+    }
+}
+
+fn driver_key(key: &str) -> String {
+    format!("DRIVER#{key}")
 }
 
 impl DynamoCatalog {

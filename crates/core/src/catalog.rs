@@ -14,7 +14,6 @@ use crate::manifest::Manifest;
 use crate::spec::DatasetSpec;
 use crate::status::Status;
 
-#[allow(unused_imports)] // for the doc links above
 use crate::error::Error;
 
 /// A dataset as the catalog holds it.
@@ -134,6 +133,36 @@ pub struct RunRecord {
     pub rows: u64,
 }
 
+/// The process driving a run (or holding a directory's runs): one at a time, its lease
+/// renewed while it lives. A second process is refused with this record, which names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Driver {
+    /// The run it drives.
+    pub run_id: String,
+    /// Its process id.
+    pub pid: u32,
+    /// The host it runs on.
+    pub host: String,
+    /// Unix seconds when the lease ends unless renewed; 0 once released.
+    pub expires_at: i64,
+}
+
+impl Driver {
+    /// The error that refuses another process, naming this driver.
+    pub fn held(&self, key: &str) -> Error {
+        Error::DriverHeld {
+            key: key.to_string(),
+            run_id: self.run_id.clone(),
+            pid: self.pid,
+            host: self.host.clone(),
+            expires: chrono::DateTime::from_timestamp(self.expires_at, 0)
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                .unwrap_or_default(),
+        }
+    }
+}
+
 /// Progress counters of a run, added atomically.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Counter {
@@ -219,4 +248,21 @@ pub trait Catalog: Send + Sync {
 
     /// Releases the lease if `holder` holds it.
     async fn release_lease(&self, name: &str, holder: &str) -> Result<()>;
+
+    /// Moves the dataset's lease from `from` (a holder known to be gone) to `to`, if
+    /// `from` still holds it; fails with `LeaseHeld` otherwise.
+    async fn take_over_lease(&self, name: &str, from: &str, to: &str, ttl_secs: u64) -> Result<()>;
+
+    /// Makes `me` the driver of `key` (a run or a directory of specs): succeeds if nobody
+    /// drives it, the lease was released, `me` (same pid and host) drives it already (a
+    /// renewal, which also updates the run and expiry), or `replace` is exactly the
+    /// record there now (a takeover of a driver known to be gone). Fails with
+    /// [`Error::DriverHeld`] naming the driver otherwise.
+    async fn claim_driver(&self, key: &str, me: &Driver, replace: Option<&Driver>) -> Result<()>;
+
+    /// The driver of `key`, if any was ever recorded.
+    async fn driver(&self, key: &str) -> Result<Option<Driver>>;
+
+    /// Releases `key` if `me` (same pid and host) drives it.
+    async fn release_driver(&self, key: &str, me: &Driver) -> Result<()>;
 }

@@ -60,6 +60,8 @@ pub async fn run_all(catalog: Arc<dyn Catalog>, prefix: &str) {
     racing_transitions(catalog.clone(), &format!("{prefix}race")).await;
     versions_and_attempts(catalog.as_ref(), &format!("{prefix}ver")).await;
     leases(catalog.as_ref(), &format!("{prefix}lease")).await;
+    lease_takeover(catalog.as_ref(), &format!("{prefix}takeover")).await;
+    drivers(catalog.as_ref(), &format!("{prefix}driver")).await;
     runs(catalog.clone(), &format!("{prefix}run")).await;
 }
 
@@ -302,6 +304,87 @@ pub async fn leases(c: &dyn Catalog, name: &str) {
     c.acquire_lease(name, "worker-c", 300)
         .await
         .expect("a lease with ttl 0 has expired");
+}
+
+/// A lease moves from a holder known to be gone only while that holder still has it.
+pub async fn lease_takeover(c: &dyn Catalog, name: &str) {
+    let (s, h) = spec(name, "");
+    c.put_spec(&s, &h).await.unwrap();
+    c.acquire_lease(name, "run-dead", 300).await.unwrap();
+    c.take_over_lease(name, "run-dead", "run-new", 300)
+        .await
+        .expect("the gone holder's lease moves");
+    match c.take_over_lease(name, "run-dead", "run-third", 300).await {
+        Err(Error::LeaseHeld { holder, .. }) => assert_eq!(holder, "run-new"),
+        other => panic!("a takeover from a holder that lost the lease must fail, got {other:?}"),
+    }
+    c.acquire_lease(name, "run-new", 300)
+        .await
+        .expect("the new holder holds it");
+    c.release_lease(name, "run-new").await.unwrap();
+    c.take_over_lease(name, "run-dead", "run-third", 300)
+        .await
+        .expect("a free lease is simply taken");
+}
+
+/// One driver per key: refused with its record while it holds, renewed by itself,
+/// replaced only when the caller names the exact record there, free once released.
+pub async fn drivers(c: &dyn Catalog, key: &str) {
+    use crate::catalog::Driver;
+    let a = Driver {
+        run_id: "run-a".into(),
+        pid: 101,
+        host: "host-a".into(),
+        expires_at: 4_000_000_000,
+    };
+    let b = Driver {
+        run_id: "run-b".into(),
+        pid: 202,
+        host: "host-b".into(),
+        expires_at: 4_000_000_000,
+    };
+    assert_eq!(
+        c.driver(key).await.unwrap(),
+        None,
+        "nobody drives a new key"
+    );
+    c.claim_driver(key, &a, None).await.expect("a free key");
+    let renewed = Driver {
+        expires_at: 4_000_000_100,
+        ..a.clone()
+    };
+    c.claim_driver(key, &renewed, None)
+        .await
+        .expect("the driver renews");
+    assert_eq!(c.driver(key).await.unwrap(), Some(renewed.clone()));
+    match c.claim_driver(key, &b, None).await {
+        Err(Error::DriverHeld {
+            pid, host, run_id, ..
+        }) => {
+            assert_eq!(
+                (pid, host.as_str(), run_id.as_str()),
+                (101, "host-a", "run-a")
+            )
+        }
+        other => panic!("a held key must refuse another driver, got {other:?}"),
+    }
+    assert!(
+        c.claim_driver(key, &b, Some(&a)).await.is_err(),
+        "a takeover naming a stale record (the driver renewed since) is refused"
+    );
+    c.release_driver(key, &b).await.unwrap();
+    assert!(
+        c.claim_driver(key, &b, None).await.is_err(),
+        "only the driver releases"
+    );
+    c.claim_driver(key, &b, Some(&renewed))
+        .await
+        .expect("a takeover naming the record there now");
+    c.release_driver(key, &b).await.unwrap();
+    assert_eq!(c.driver(key).await.unwrap().map(|d| d.expires_at), Some(0));
+    c.claim_driver(key, &a, None)
+        .await
+        .expect("a released key is free");
 }
 
 /// Run records: put, read, list newest first, counters add atomically.

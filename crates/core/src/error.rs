@@ -47,6 +47,19 @@ pub enum Error {
         holder: String,
         expires: String,
     },
+    /// Another process drives the run (or the directory's runs).
+    #[error(
+        "{key} is driven by pid {pid} on host `{host}` (run `{run_id}`), its lease until {expires}; \
+         wait for it to finish, watch it with `skein status` or `skein ui`, or, once that process \
+         is gone and its lease expired, pass --takeover"
+    )]
+    DriverHeld {
+        key: String,
+        run_id: String,
+        pid: u32,
+        host: String,
+        expires: String,
+    },
     /// A catalog backend failed (SQLite, DynamoDB, …).
     #[error("catalog backend: {message}")]
     Backend { message: String },

@@ -14,6 +14,7 @@
 //! - [`catalog`]: the catalog port and its records.
 //! - [`plan`]: dependency waves.
 //! - [`yaml`]: YAML reading for every loader: errors with lines, never a panic.
+//! - [`crash`]: crash points for the durability tests (`SKEIN_CRASH_AT`).
 //!
 //! **Invariant:** this crate depends on neither DataFusion, nor rusqlite, nor aws-sdk-*.
 
@@ -21,6 +22,7 @@ pub mod backstage;
 pub mod catalog;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+pub mod crash;
 pub mod error;
 pub mod fleet;
 pub mod load;

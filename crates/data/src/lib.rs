@@ -13,6 +13,7 @@
 //! - [`chunk`]: large sources in chunks: planning, staging one chunk, combining them.
 //! - [`checksum`]: the order-independent content checksum (algorithm documented there).
 //! - [`verify`]: the checks of a staged or published version against the source.
+//! - [`intent`]: the intent a publish or rollback records before its first side effect.
 //! - [`store`]: the local target store: staging, versions, atomic publish, rollback.
 //! - [`s3_store`]: the S3 target store: the same, with `current.json` swapped by a
 //!   conditional put as the commit point.
@@ -35,6 +36,7 @@ pub mod diff;
 pub mod error;
 pub mod footer;
 pub mod inspect;
+pub mod intent;
 pub mod location;
 pub mod ndjson;
 pub mod s3;
@@ -48,6 +50,7 @@ pub mod transform;
 pub mod verify;
 
 pub use error::{Error, Result};
+pub use intent::{Intent, IntentOp};
 pub use s3::S3Settings;
 pub use s3_store::S3TargetStore;
 pub use session::Settings;

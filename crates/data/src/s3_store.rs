@@ -4,11 +4,12 @@
 //! Layout under a target `s3://bucket/lake/orders/`:
 //! ```text
 //! lake/orders/_skein/current.json                          the commit point: names the current version
+//! lake/orders/_skein/intent.json                           a publish or rollback under way
 //! lake/orders/_skein/staging/<run>/part-*.parquet          a migration's output, not yet public
 //! lake/orders/_skein/staging/<run>/_staged.json            written last: the staged manifest
 //! lake/orders/_skein/versions/v<N>/_claim.json             who took number N (created first)
 //! lake/orders/_skein/versions/v<N>/part-*.parquet          every published version, kept
-//! lake/orders/_skein/versions/v<N>/_manifest.json          its manifest
+//! lake/orders/_skein/versions/v<N>/_manifest.json          its manifest, written after its files
 //! ```
 //! **Publish** reads `current.json` (and its e-tag), claims the next version number with a
 //! create-if-absent put of `_claim.json` (so two publishers never share a directory),
@@ -19,6 +20,17 @@
 //! **Rollback** is the same conditional put naming the previous version, whose objects
 //! were never touched, so they are restored byte for byte. Readers read `current.json`
 //! first and then the version it names.
+//!
+//! The steps are separate, idempotent calls, so that `skein_usecases::publish` can record
+//! its intent (`_skein/intent.json`) first and resume after a crash (or a Lambda that
+//! timed out) between any two of them:
+//! - [`S3TargetStore::claim`]: a claim already made by the same run is kept, so a crash
+//!   after the claim re-uses the number; a number claimed by another run is skipped;
+//! - [`S3TargetStore::move_staged`]: copies (overwriting a half-done copy) and then the
+//!   manifest, which marks the version complete; called again, it returns that manifest;
+//! - [`S3TargetStore::point_to`]: the conditional swap; when `current.json` already names
+//!   the version it does nothing, when it names neither the version nor the one current
+//!   when the intent was recorded, another publisher won: [`Error::PublishConflict`].
 
 use std::path::Path as LocalPath;
 use std::sync::Arc;
@@ -30,6 +42,7 @@ use serde::{Deserialize, Serialize};
 use skein_core::manifest::Manifest;
 
 use crate::error::{Error, Result};
+use crate::intent::Intent;
 use crate::s3::{S3Settings, explain, join_key};
 use crate::store::{MANIFEST, STAGED_MANIFEST};
 use crate::target::DataDir;
@@ -40,6 +53,8 @@ pub const STATE_DIR: &str = "_skein";
 pub const CURRENT: &str = "current.json";
 /// The object that reserves a version number, inside the version's directory.
 pub const CLAIM: &str = "_claim.json";
+/// The intent of a publish or rollback under way, under [`STATE_DIR`].
+pub const INTENT: &str = "intent.json";
 /// Parts of one upload in flight at once (memory: this many times the part size).
 const UPLOADS_IN_FLIGHT: usize = 2;
 /// Copies and deletes in flight at once.
@@ -414,15 +429,79 @@ impl S3TargetStore {
     /// `head` saw it; otherwise [`Error::PublishConflict`] and nothing of this run is
     /// current.
     pub async fn publish_after(&self, run_id: &str, head: &Head) -> Result<Manifest> {
+        if self.staged(run_id).await?.is_none() {
+            return Err(Error::NotStaged {
+                dataset: self.dataset.clone(),
+                run_id: run_id.to_string(),
+            });
+        }
+        let next = self.claim(run_id, self.next_version().await?).await?;
+        let manifest = self.move_staged(run_id, next).await?;
+        if let Err(e) = self.swap(next, head).await {
+            if matches!(e, Error::PublishConflict { .. }) {
+                let _ = self.abandon(next).await;
+            }
+            return Err(e);
+        }
+        // Published: leftover staging objects are only litter (the next stage of this run
+        // id deletes them), so their removal failing does not fail the publish.
+        if let Err(e) = self.discard(run_id).await {
+            tracing::warn!(dataset = %self.dataset, run_id, "staging not deleted after publish: {e}");
+        }
+        Ok(manifest)
+    }
+
+    /// The number a new version gets: one above every claimed version directory.
+    pub async fn next_version(&self) -> Result<u64> {
+        Ok(self.version_numbers().await?.last().copied().unwrap_or(0) + 1)
+    }
+
+    /// Reserves version number `n` for `run_id`, or the first one above it that is free:
+    /// the claim is a create-if-absent put, and a claim the same run made before (an
+    /// attempt that crashed after it) is kept.
+    pub async fn claim(&self, run_id: &str, n: u64) -> Result<u64> {
+        let mut next = n;
+        let claim = serde_json::json!({ "runId": run_id, "at": skein_core::time::now() });
+        for _ in 0..64 {
+            let key = join_key(&[&self.version_key(next), CLAIM]);
+            match self.put_json(&key, &claim, PutMode::Create).await {
+                Ok(()) => return Ok(next),
+                Err(object_store::Error::AlreadyExists { .. }) => {
+                    let by = self.get_json::<serde_json::Value>(&key).await?;
+                    if by.as_ref().and_then(|(c, _)| c.get("runId")?.as_str()) == Some(run_id) {
+                        return Ok(next);
+                    }
+                    next += 1;
+                }
+                Err(e) => return Err(self.fail("claim a version number at", &key)(e)),
+            }
+        }
+        Err(Error::PublishConflict {
+            dataset: self.dataset.clone(),
+            uri: self.uri_of(&self.versions_key()),
+        })
+    }
+
+    /// Copies a run's staged files into `versions/v<n>/` (claimed by the caller) and
+    /// writes the manifest last. Called again after it finished, returns that manifest.
+    pub async fn move_staged(&self, run_id: &str, n: u64) -> Result<Manifest> {
+        if let Some(m) = self.manifest(n).await? {
+            if m.run_id == run_id {
+                return Ok(m);
+            }
+            return Err(Error::Internal(format!(
+                "dataset `{}`: v{n} already holds run `{}`'s version, not run `{run_id}`'s",
+                self.dataset, m.run_id
+            )));
+        }
         let mut manifest = self.staged(run_id).await?.ok_or_else(|| Error::NotStaged {
             dataset: self.dataset.clone(),
             run_id: run_id.to_string(),
         })?;
-        let next = self.claim_next(run_id).await?;
-        manifest.version = next;
+        manifest.version = n;
         manifest.published_at = Some(skein_core::time::now());
         let staging = self.staging_key(run_id);
-        let version = self.version_key(next);
+        let version = self.version_key(n);
         let copies: Vec<_> = manifest
             .files
             .iter()
@@ -441,45 +520,59 @@ impl S3TargetStore {
         self.put_json(&manifest_key, &manifest, PutMode::Overwrite)
             .await
             .map_err(self.fail("write", &manifest_key))?;
-        if let Err(e) = self.swap(next, head).await {
-            if matches!(e, Error::PublishConflict { .. }) {
-                // not a version: only the claim stays, so the number is never reused
-                let mut keys = vec![Path::from(manifest_key)];
-                keys.extend(
-                    manifest
-                        .files
-                        .iter()
-                        .map(|f| Path::from(join_key(&[&version, &f.name]))),
-                );
-                let _ = self.delete_all(keys, "unpublished version").await;
-            }
-            return Err(e);
-        }
-        // Published: leftover staging objects are only litter (the next stage of this run
-        // id deletes them), so their removal failing does not fail the publish.
-        if let Err(e) = self.discard(run_id).await {
-            tracing::warn!(dataset = %self.dataset, run_id, "staging not deleted after publish: {e}");
-        }
         Ok(manifest)
     }
 
-    /// Reserves the next version number: the first `v<N>` above every existing one whose
-    /// claim this call creates.
-    async fn claim_next(&self, run_id: &str) -> Result<u64> {
-        let mut next = self.version_numbers().await?.last().copied().unwrap_or(0) + 1;
-        let claim = serde_json::json!({ "runId": run_id, "at": skein_core::time::now() });
-        for _ in 0..64 {
-            let key = join_key(&[&self.version_key(next), CLAIM]);
-            match self.put_json(&key, &claim, PutMode::Create).await {
-                Ok(()) => return Ok(next),
-                Err(object_store::Error::AlreadyExists { .. }) => next += 1,
-                Err(e) => return Err(self.fail("claim a version number at", &key)(e)),
-            }
+    /// Makes version `n` current if `current.json` names it already (nothing to do) or
+    /// still names `from`, the version current when the caller's intent was recorded;
+    /// otherwise another publisher won: [`Error::PublishConflict`].
+    pub async fn point_to(&self, n: u64, from: Option<u64>) -> Result<()> {
+        let head = self.head().await?;
+        if head.version == Some(n) {
+            return Ok(());
         }
-        Err(Error::PublishConflict {
-            dataset: self.dataset.clone(),
-            uri: self.uri_of(&self.versions_key()),
-        })
+        if head.version != from {
+            return Err(Error::PublishConflict {
+                dataset: self.dataset.clone(),
+                uri: format!("s3://{}/{}", self.bucket, self.current_key()),
+            });
+        }
+        self.swap(n, &head).await
+    }
+
+    /// Deletes an unpublished version's files and manifest; its claim stays, so the
+    /// number is never reused.
+    pub async fn abandon(&self, n: u64) -> Result<()> {
+        let keys: Vec<Path> = self
+            .list(&self.version_key(n))
+            .await?
+            .into_iter()
+            .filter(|k| k.filename() != Some(CLAIM))
+            .collect();
+        self.delete_all(keys, "unpublished version").await
+    }
+
+    fn intent_key(&self) -> String {
+        join_key(&[&self.root, STATE_DIR, INTENT])
+    }
+
+    /// The intent of a publish or rollback under way, if one was recorded.
+    pub async fn intent(&self) -> Result<Option<Intent>> {
+        Ok(self.get_json(&self.intent_key()).await?.map(|(i, _)| i))
+    }
+
+    /// Records an intent (one put: S3 makes it whole or not at all).
+    pub async fn record_intent(&self, intent: &Intent) -> Result<()> {
+        let key = self.intent_key();
+        self.put_json(&key, intent, PutMode::Overwrite)
+            .await
+            .map_err(self.fail("write", &key))
+    }
+
+    /// Removes the intent (the protocol's last step).
+    pub async fn clear_intent(&self) -> Result<()> {
+        self.delete_one(Path::from(self.intent_key()), "intent")
+            .await
     }
 
     /// Replaces `current.json` with one naming `version`, conditional on `head`.
@@ -532,15 +625,21 @@ impl S3TargetStore {
     /// Points the dataset back at the version before the current one. Returns the
     /// manifests (rolled back from, restored).
     pub async fn rollback(&self) -> Result<(Manifest, Manifest)> {
-        let head = self.head().await?;
-        let current = match head.version {
-            Some(n) => self.manifest(n).await?,
-            None => None,
-        }
-        .ok_or_else(|| Error::NothingToRollBack {
-            dataset: self.dataset.clone(),
-            current: "none (never published)".into(),
-        })?;
+        let (current, previous) = self.rollback_plan().await?;
+        self.point_to(previous.version, Some(current.version))
+            .await?;
+        Ok((current, previous))
+    }
+
+    /// The current version and the one a rollback restores (the newest before it).
+    pub async fn rollback_plan(&self) -> Result<(Manifest, Manifest)> {
+        let current = self
+            .current()
+            .await?
+            .ok_or_else(|| Error::NothingToRollBack {
+                dataset: self.dataset.clone(),
+                current: "none (never published)".into(),
+            })?;
         let previous = self
             .versions()
             .await?
@@ -551,7 +650,6 @@ impl S3TargetStore {
                 dataset: self.dataset.clone(),
                 current: format!("v{}, the first", current.version),
             })?;
-        self.swap(previous.version, &head).await?;
         Ok((current, previous))
     }
 

@@ -126,6 +126,8 @@ pub async fn stage(
         }
     };
     let manifest = staged_manifest(file, run_id, &source.fingerprint, &schema, &parts);
+    // A crash here leaves parts without `_staged.json`: the next attempt restages.
+    skein_core::crash::point("stage.parts", file.name());
     store.write_staged(run_id, &manifest).await?;
     Ok(Staged {
         manifest,

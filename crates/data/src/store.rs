@@ -7,12 +7,24 @@
 //! /lake/.orders.skein/staging/<run>/_staged.json   written last: the staged manifest
 //! /lake/.orders.skein/versions/v<N>/               every published version, kept
 //! /lake/.orders.skein/versions/v<N>/_manifest.json its manifest
+//! /lake/.orders.skein/_intent.json                 a publish or rollback under way
 //! ```
 //! **Publish** renames the staging directory to `versions/v<N>` and then replaces the
 //! symlink with `rename(2)`, which is atomic: a reader that globs `/lake/orders/*.parquet`
 //! resolves the link once and sees either the old or the new version, never a mix or
 //! nothing. **Rollback** points the link back at the previous version's directory, whose
 //! files were never touched, so they are restored byte for byte.
+//!
+//! The steps are separate calls so that the protocol in `skein_usecases::publish` can
+//! record its [`Intent`] first and resume after a crash between any two of them; each is
+//! idempotent:
+//! - [`TargetStore::move_staged`] writes the version's manifest into the staging
+//!   directory and renames it to `versions/v<N>` (one `rename(2)`: after a crash the files
+//!   are either all still staged or all in `v<N>`; called again, it returns `v<N>`'s
+//!   manifest);
+//! - [`TargetStore::point_at`] swaps the link (a crash leaves the old link or the new one;
+//!   pointing at the version it already names changes nothing);
+//! - [`TargetStore::clear_intent`] removes the intent, last.
 //!
 //! On S3 there is no atomic rename; there a conditional put of `_skein/current.json` is
 //! the commit point (see [`crate::s3_store`]). [`crate::target::Target`] covers both.
@@ -23,12 +35,15 @@ use skein_core::load::SpecFile;
 use skein_core::manifest::Manifest;
 
 use crate::error::{Error, Result};
+use crate::intent::Intent;
 use crate::location::Location;
 
 /// Name of the staged manifest inside a staging directory (written last).
 pub const STAGED_MANIFEST: &str = "_staged.json";
 /// Name of the manifest inside a version directory.
 pub const MANIFEST: &str = "_manifest.json";
+/// Name of the intent of a publish or rollback under way, in the store's directory.
+pub const INTENT: &str = "_intent.json";
 
 /// A dataset's target on the local file system.
 #[derive(Debug, Clone)]
@@ -130,7 +145,7 @@ impl TargetStore {
 
     /// Writes the staged manifest of a run (the last step of staging).
     pub fn write_staged(&self, run_id: &str, manifest: &Manifest) -> Result<()> {
-        write_manifest(&self.staging_dir(run_id).join(STAGED_MANIFEST), manifest)
+        write_json(&self.staging_dir(run_id).join(STAGED_MANIFEST), manifest)
     }
 
     /// The runs that have a staging directory (finished or not), for garbage collection.
@@ -189,6 +204,29 @@ impl TargetStore {
 
     /// Manifests of every version in the store, oldest first.
     pub fn versions(&self) -> Result<Vec<Manifest>> {
+        let mut out = Vec::new();
+        for n in self.version_numbers() {
+            if let Some(m) = self.version_manifest(n)? {
+                out.push(m);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Publishes a run's staged version: it becomes version N+1 and current, atomically.
+    /// (Without an intent: the use cases publish through `skein_usecases::publish`.)
+    pub fn publish(&self, run_id: &str) -> Result<Manifest> {
+        let manifest = self.move_staged(run_id, self.next_version()?)?;
+        self.point_at(manifest.version)?;
+        Ok(manifest)
+    }
+
+    /// The number a new version gets: one above every version directory.
+    pub fn next_version(&self) -> Result<u64> {
+        Ok(self.version_numbers().last().copied().unwrap_or(0) + 1)
+    }
+
+    fn version_numbers(&self) -> Vec<u64> {
         let dir = self.root.join("versions");
         let mut numbers: Vec<u64> = match std::fs::read_dir(&dir) {
             Ok(entries) => entries
@@ -198,40 +236,81 @@ impl TargetStore {
             Err(_) => Vec::new(),
         };
         numbers.sort();
-        let mut out = Vec::new();
-        for n in numbers {
-            if let Some(m) = read_manifest(&self.version_dir(n).join(MANIFEST))? {
-                out.push(m);
-            }
-        }
-        Ok(out)
+        numbers
     }
 
-    /// Publishes a run's staged version: it becomes version N+1 and current, atomically.
-    pub fn publish(&self, run_id: &str) -> Result<Manifest> {
+    /// The manifest of version `n`, if it is in place.
+    pub fn version_manifest(&self, n: u64) -> Result<Option<Manifest>> {
+        read_manifest(&self.version_dir(n).join(MANIFEST))
+    }
+
+    /// Moves a run's staged files into `versions/v<n>` with their manifest (one
+    /// `rename(2)`). Called again after it happened, returns the version's manifest.
+    pub fn move_staged(&self, run_id: &str, n: u64) -> Result<Manifest> {
+        if let Some(m) = self.version_manifest(n)? {
+            if m.run_id == run_id {
+                return Ok(m);
+            }
+            return Err(Error::Internal(format!(
+                "dataset `{}`: v{n} already holds run `{}`'s version, not run `{run_id}`'s",
+                self.dataset, m.run_id
+            )));
+        }
         let mut manifest = self.staged(run_id)?.ok_or_else(|| Error::NotStaged {
             dataset: self.dataset.clone(),
             run_id: run_id.to_string(),
         })?;
-        let next = self
-            .versions()?
-            .iter()
-            .map(|m| m.version)
-            .max()
-            .unwrap_or(0)
-            + 1;
-        manifest.version = next;
+        manifest.version = n;
         manifest.published_at = Some(skein_core::time::now());
         let staging = self.staging_dir(run_id);
-        write_manifest(&staging.join(MANIFEST), &manifest)?;
-        let version_dir = self.version_dir(next);
+        write_json(&staging.join(MANIFEST), &manifest)?;
+        let version_dir = self.version_dir(n);
         let versions = self.root.join("versions");
         std::fs::create_dir_all(&versions).map_err(Error::io("create", &versions))?;
         std::fs::rename(&staging, &version_dir)
             .map_err(Error::io("move staged version into place at", &version_dir))?;
         sync_dir(&versions);
-        self.point_at(next)?;
+        sync_dir(&self.root.join("staging"));
         Ok(manifest)
+    }
+
+    /// The intent of a publish or rollback under way, if one was recorded.
+    pub fn intent(&self) -> Result<Option<Intent>> {
+        let path = self.root.join(INTENT);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| Error::Internal(format!("{} is not valid: {e}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::Io {
+                op: "read intent",
+                path,
+                source: e,
+            }),
+        }
+    }
+
+    /// Records an intent durably (temp file, fsync, rename, fsync of the directory).
+    pub fn record_intent(&self, intent: &Intent) -> Result<()> {
+        std::fs::create_dir_all(&self.root).map_err(Error::io("create", &self.root))?;
+        write_json(&self.root.join(INTENT), intent)
+    }
+
+    /// Removes the intent (the protocol's last step).
+    pub fn clear_intent(&self) -> Result<()> {
+        let path = self.root.join(INTENT);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {
+                sync_dir(&self.root);
+                Ok(())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::Io {
+                op: "remove intent",
+                path,
+                source: e,
+            }),
+        }
     }
 
     /// Makes an existing version current again (used to finish an interrupted publish and
@@ -272,6 +351,13 @@ impl TargetStore {
     /// Points the dataset back at the version before the current one. Returns the
     /// manifests (rolled back from, restored).
     pub fn rollback(&self) -> Result<(Manifest, Manifest)> {
+        let (current, previous) = self.rollback_plan()?;
+        self.point_at(previous.version)?;
+        Ok((current, previous))
+    }
+
+    /// The current version and the one a rollback restores (the newest before it).
+    pub fn rollback_plan(&self) -> Result<(Manifest, Manifest)> {
         let current = self.current()?.ok_or_else(|| Error::NothingToRollBack {
             dataset: self.dataset.clone(),
             current: "none (never published)".into(),
@@ -285,7 +371,6 @@ impl TargetStore {
                 dataset: self.dataset.clone(),
                 current: format!("v{}, the first", current.version),
             })?;
-        self.point_at(previous.version)?;
         Ok((current, previous))
     }
 
@@ -323,12 +408,12 @@ fn read_manifest(path: &Path) -> Result<Option<Manifest>> {
     }
 }
 
-/// Writes a manifest durably: temp file, fsync, rename.
-fn write_manifest(path: &Path, manifest: &Manifest) -> Result<()> {
+/// Writes a manifest or an intent durably: temp file, fsync, rename, fsync of the directory.
+fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
     use std::io::Write;
     let tmp = path.with_extension("json.tmp");
-    let json = serde_json::to_vec_pretty(manifest)
-        .map_err(|e| Error::Internal(format!("manifest to JSON: {e}")))?;
+    let json = serde_json::to_vec_pretty(value)
+        .map_err(|e| Error::Internal(format!("{} to JSON: {e}", path.display())))?;
     let mut f = std::fs::File::create(&tmp).map_err(Error::io("create", &tmp))?;
     f.write_all(&json).map_err(Error::io("write", &tmp))?;
     f.sync_all().map_err(Error::io("sync", &tmp))?;

@@ -9,6 +9,7 @@ use skein_core::load::SpecFile;
 use skein_core::manifest::Manifest;
 
 use crate::error::{Error, Result};
+use crate::intent::Intent;
 use crate::location::Location;
 use crate::s3::S3Settings;
 use crate::s3_store::S3TargetStore;
@@ -195,6 +196,96 @@ impl Target {
         match self {
             Target::Local(t) => t.rollback(),
             Target::S3(t) => t.rollback().await,
+        }
+    }
+
+    /// The current version and the one a rollback restores (the newest before it), or
+    /// [`Error::NothingToRollBack`].
+    pub async fn rollback_plan(&self) -> Result<(Manifest, Manifest)> {
+        match self {
+            Target::Local(t) => t.rollback_plan(),
+            Target::S3(t) => t.rollback_plan().await,
+        }
+    }
+
+    /// The intent of a publish or rollback under way, if one was recorded.
+    pub async fn intent(&self) -> Result<Option<Intent>> {
+        match self {
+            Target::Local(t) => t.intent(),
+            Target::S3(t) => t.intent().await,
+        }
+    }
+
+    /// Records an intent durably, before the first side effect of its protocol.
+    pub async fn record_intent(&self, intent: &Intent) -> Result<()> {
+        match self {
+            Target::Local(t) => t.record_intent(intent),
+            Target::S3(t) => t.record_intent(intent).await,
+        }
+    }
+
+    /// Removes the intent: the last step of a protocol.
+    pub async fn clear_intent(&self) -> Result<()> {
+        match self {
+            Target::Local(t) => t.clear_intent(),
+            Target::S3(t) => t.clear_intent().await,
+        }
+    }
+
+    /// The number a new version gets.
+    pub async fn next_version(&self) -> Result<u64> {
+        match self {
+            Target::Local(t) => t.next_version(),
+            Target::S3(t) => t.next_version().await,
+        }
+    }
+
+    /// Reserves version number `n` (or the first free one above it) for `run_id` and
+    /// returns it. Locally the rename into `versions/v<n>` is the reservation: `n`.
+    pub async fn claim(&self, run_id: &str, n: u64) -> Result<u64> {
+        match self {
+            Target::Local(_) => Ok(n),
+            Target::S3(t) => t.claim(run_id, n).await,
+        }
+    }
+
+    /// The manifest of version `n`, if the version is complete.
+    pub async fn version_manifest(&self, n: u64) -> Result<Option<Manifest>> {
+        match self {
+            Target::Local(t) => t.version_manifest(n),
+            Target::S3(t) => t.manifest(n).await,
+        }
+    }
+
+    /// Moves (locally) or copies (S3) a run's staged files into version `n`, manifest
+    /// last; idempotent.
+    pub async fn move_staged(&self, run_id: &str, n: u64) -> Result<Manifest> {
+        match self {
+            Target::Local(t) => t.move_staged(run_id, n),
+            Target::S3(t) => t.move_staged(run_id, n).await,
+        }
+    }
+
+    /// Makes version `n` current, unless another publisher changed the current version
+    /// since it was `from` (S3's conditional put; locally the dataset's lease is the only
+    /// guard). Idempotent.
+    pub async fn point_to(&self, n: u64, from: Option<u64>) -> Result<()> {
+        match self {
+            Target::Local(t) => {
+                if t.current_version()? == Some(n) {
+                    return Ok(());
+                }
+                t.point_at(n)
+            }
+            Target::S3(t) => t.point_to(n, from).await,
+        }
+    }
+
+    /// Removes an unpublished version that lost a race (S3; its claim stays).
+    pub async fn abandon(&self, n: u64) -> Result<()> {
+        match self {
+            Target::Local(_) => Ok(()),
+            Target::S3(t) => t.abandon(n).await,
         }
     }
 

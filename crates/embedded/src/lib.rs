@@ -19,7 +19,8 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use skein_core::catalog::{
-    Attempt, Catalog, Counter, DatasetRecord, HistoryEntry, RunRecord, VersionAction, VersionRecord,
+    Attempt, Catalog, Counter, DatasetRecord, Driver, HistoryEntry, RunRecord, VersionAction,
+    VersionRecord,
 };
 use skein_core::manifest::Manifest;
 use skein_core::{DatasetSpec, Error, Result, Status};
@@ -655,4 +656,83 @@ impl Catalog for SqliteCatalog {
         .map_err(backend)?;
         Ok(())
     }
+
+    async fn take_over_lease(&self, name: &str, from: &str, to: &str, ttl_secs: u64) -> Result<()> {
+        let expires = unix_now().saturating_add(ttl_secs as i64);
+        let changed = {
+            let conn = self.conn();
+            conn.execute(
+                "UPDATE datasets SET lease_holder = ?3, lease_expires = ?4 \
+                 WHERE name = ?1 AND lease_holder = ?2",
+                params![name, from, to, expires],
+            )
+            .map_err(backend)?
+        };
+        if changed == 1 {
+            return Ok(());
+        }
+        // Not `from`'s any more: free (take it as usual) or someone else's (refused).
+        self.acquire_lease(name, to, ttl_secs).await
+    }
+
+    async fn claim_driver(&self, key: &str, me: &Driver, replace: Option<&Driver>) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        let there = driver_row(&tx, key)?;
+        let free = match &there {
+            None => true,
+            Some(d) => {
+                d.expires_at == 0
+                    || (d.pid == me.pid && d.host == me.host)
+                    || replace.is_some_and(|r| r == d)
+            }
+        };
+        if !free {
+            return Err(there.map(|d| d.held(key)).unwrap_or_else(|| {
+                Error::Internal(format!("driver of {key} vanished inside a transaction"))
+            }));
+        }
+        tx.execute(
+            "INSERT INTO drivers (key, run_id, pid, host, expires_at) VALUES (?1, ?2, ?3, ?4, ?5) \
+             ON CONFLICT (key) DO UPDATE SET run_id = excluded.run_id, pid = excluded.pid, \
+             host = excluded.host, expires_at = excluded.expires_at",
+            params![key, me.run_id, me.pid, me.host, me.expires_at],
+        )
+        .map_err(backend)?;
+        tx.commit().map_err(backend)
+    }
+
+    async fn driver(&self, key: &str) -> Result<Option<Driver>> {
+        let conn = self.conn();
+        driver_row(&conn, key)
+    }
+
+    async fn release_driver(&self, key: &str, me: &Driver) -> Result<()> {
+        let conn = self.conn();
+        conn.execute(
+            "UPDATE drivers SET expires_at = 0 WHERE key = ?1 AND pid = ?2 AND host = ?3",
+            params![key, me.pid, me.host],
+        )
+        .map_err(backend)?;
+        Ok(())
+    }
+}
+
+fn driver_row(conn: &Connection, key: &str) -> Result<Option<Driver>> {
+    conn.query_row(
+        "SELECT run_id, pid, host, expires_at FROM drivers WHERE key = ?1",
+        [key],
+        |r| {
+            Ok(Driver {
+                run_id: r.get(0)?,
+                pid: r.get(1)?,
+                host: r.get(2)?,
+                expires_at: r.get(3)?,
+            })
+        },
+    )
+    .optional()
+    .map_err(backend)
 }

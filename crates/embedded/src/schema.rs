@@ -3,7 +3,8 @@
 use rusqlite::Connection;
 
 /// Schema steps, in order; step `i` brings the database to version `i + 1`.
-const STEPS: &[&str] = &[r#"
+const STEPS: &[&str] = &[
+    r#"
 CREATE TABLE datasets (
     name              TEXT PRIMARY KEY,
     spec              TEXT NOT NULL,
@@ -58,7 +59,17 @@ CREATE TABLE runs (
     failed      INTEGER NOT NULL DEFAULT 0,
     rows        INTEGER NOT NULL DEFAULT 0
 );
-"#];
+"#,
+    r#"
+CREATE TABLE drivers (
+    key        TEXT PRIMARY KEY,
+    run_id     TEXT NOT NULL,
+    pid        INTEGER NOT NULL,
+    host       TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+"#,
+];
 
 /// Brings the database to the newest schema; refuses one written by a newer skein.
 ///

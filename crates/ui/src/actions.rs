@@ -3,9 +3,15 @@
 //!
 //! Approval answers the task token the waiting run stored in the catalog: the run (in its
 //! own process) sees the answer by polling the engine store and publishes or rolls back.
+//!
+//! Both actions take the dataset's lease first: an answer in the name of the waiting run
+//! (which holds it while it waits), a rollback in its own. When another run holds it (a
+//! migration under way, another rollback), the action is refused with
+//! [`Error::LeaseHeld`], naming the holder, and changes nothing.
 
 use serde::Serialize;
 use serde_json::json;
+use skein_core::Status;
 use skein_core::catalog::Catalog;
 use skein_core::load;
 use skein_states::store::{Store, TokenAnswer};
@@ -42,6 +48,35 @@ pub async fn answer_approval<C: Catalog + ?Sized>(
     decision: Decision<'_>,
     by: &str,
 ) -> Result<Answered> {
+    let waiting_run = catalog
+        .history(dataset)
+        .await?
+        .iter()
+        .rev()
+        .find(|h| h.to == Status::AwaitingApproval)
+        .and_then(|h| h.run_id.clone());
+    if let Some(run) = &waiting_run {
+        match skein_usecases::lease::take_dataset(
+            catalog,
+            dataset,
+            run,
+            skein_usecases::migrate::LEASE_SECS,
+        )
+        .await
+        {
+            Ok(()) => {}
+            Err(skein_core::Error::LeaseHeld {
+                holder, expires, ..
+            }) => {
+                return Err(Error::LeaseHeld {
+                    dataset: dataset.to_string(),
+                    holder,
+                    expires,
+                });
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
     let Some(token) = steps::approval_token(catalog, dataset).await? else {
         let status = match catalog.dataset(dataset).await? {
             Some(r) => r.status.to_string(),
@@ -101,8 +136,14 @@ pub async fn rollback<C: Catalog + ?Sized>(
     let file = load::from_catalog(record.spec, record.spec_hash);
     // S3 targets: endpoint and credentials from the standard AWS environment.
     let settings = skein_data::Settings::default();
+    // This process drives the rollback's run while it lasts: if it dies mid-way, the next
+    // command takes the dataset's lease over at once (the run is gone) and finishes it.
+    let key = skein_usecases::lease::run_key(run_id);
+    let driver = skein_usecases::lease::claim(catalog, &key, run_id, false).await?;
     let result =
-        skein_usecases::rollback::rollback(catalog, &settings, &file, run_id, reason).await?;
+        skein_usecases::rollback::rollback(catalog, &settings, &file, run_id, reason).await;
+    catalog.release_driver(&key, &driver).await?;
+    let result = result?;
     if result.outcome != Outcome::RolledBack {
         return Err(Error::RollbackRefused {
             dataset: dataset.to_string(),

@@ -42,6 +42,15 @@ pub enum Error {
         "dataset `{dataset}` is not waiting for approval (it is {status}); `skein status` shows who waits"
     )]
     NotWaiting { dataset: String, status: String },
+    /// Another run holds the dataset's lease: the action would race it.
+    #[error(
+        "dataset `{dataset}` is leased by run `{holder}` until {expires}; the action was refused and changed nothing; try again once that run is done with it"
+    )]
+    LeaseHeld {
+        dataset: String,
+        holder: String,
+        expires: String,
+    },
     /// A rollback the target store refused (e.g. no earlier version).
     #[error("dataset `{dataset}` was not rolled back: {reason}")]
     RollbackRefused { dataset: String, reason: String },

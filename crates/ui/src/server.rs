@@ -169,7 +169,9 @@ impl IntoResponse for Error {
             Error::UnknownRun { .. }
             | Error::UnknownExecution { .. }
             | Error::UnknownDataset { .. } => StatusCode::NOT_FOUND,
-            Error::NotWaiting { .. } | Error::RollbackRefused { .. } => StatusCode::CONFLICT,
+            Error::NotWaiting { .. } | Error::RollbackRefused { .. } | Error::LeaseHeld { .. } => {
+                StatusCode::CONFLICT
+            }
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         if status == StatusCode::INTERNAL_SERVER_ERROR {

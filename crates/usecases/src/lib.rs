@@ -7,16 +7,22 @@
 //! # Layout
 //! - [`migrate`]: the whole pipeline for one dataset (lease → stage → verify → publish),
 //!   and its steps one by one for the state machines.
+//! - [`publish`]: publish as a recoverable protocol (intent, idempotent steps), and
+//!   [`publish::finish_interrupted`], which completes any protocol a crash stopped.
+//! - [`rollback`]: restore the previous published version; undo a failed migration.
+//! - [`lease`]: one driver per run (pid, host, renewed lease), dataset leases taken over
+//!   from runs that are gone.
 //! - [`verify`]: re-verify the published version against the source.
-//! - [`rollback`]: restore the previous published version.
 //! - [`outcome`]: what a use case reports, for people and for JSON.
 //!
 //! **Invariant:** a dataset's failure is an [`Outcome`](outcome::Outcome), not an `Err`;
 //! `Err` means the catalog or the machine failed, and nothing about the dataset is known.
 
 pub mod error;
+pub mod lease;
 pub mod migrate;
 pub mod outcome;
+pub mod publish;
 pub mod rollback;
 pub mod steps;
 pub mod tasks;

@@ -3,12 +3,31 @@
 //! Every status change goes through the catalog's conditional write. A failure at any
 //! step marks the dataset `failed` with the reason and leaves the published target as it
 //! was: staging is the only thing written before publish.
+//!
+//! Staging is resumable by construction: the staged manifest (`_staged.json`) is written
+//! last, and a staging of the same spec and source under the same run is reused. After
+//! a crash at each crash point ([`skein_core::crash`]) the next attempt (the job
+//! delivered again to a resumed run, or `skein migrate`) does this:
+//!
+//! | crash point | state left | the next attempt |
+//! | --- | --- | --- |
+//! | `stage.parts` | Parquet parts without `_staged.json`; `in_progress` | discards them and stages again |
+//! | `stage.staged` | a complete staging; `in_progress` | reuses it (`reused`), goes on to `migrated` |
+//! | `stage.migrated` | `migrated`, not verified | marks the interruption (`failed`, then `in_progress`), reuses the staging, verifies |
+//! | `stage.verified` | `verified`, the job not answered | the same: reuses the staging, verifies again, answers |
+//! | `combine.staged` | the chunks combined into `_staged.json`; `in_progress` | combines again (the same manifest) |
+//! | `combine.migrated`, `combine.verified` | `migrated` / `verified` | back to `in_progress` (the interruption recorded), combines and verifies again |
+//!
+//! Before any of it, [`crate::publish::finish_interrupted`] finishes a publish, rollback
+//! or undo a crash left on the target, so a dataset whose publish was cut short is
+//! completed (and then up to date) instead of failed.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use skein_core::Status;
-use skein_core::catalog::{Catalog, Counter, VersionAction};
+use skein_core::catalog::{Catalog, Counter};
+use skein_core::crash;
 use skein_core::load::SpecFile;
 use skein_core::manifest::SchemaDiff;
 use skein_core::spec::SchemaChange;
@@ -47,7 +66,8 @@ pub enum Part {
     #[default]
     All,
     /// The first job: as `All`, except that a dataset that needs chunks stops once they
-    /// are planned ([`Outcome::Chunked`]), keeping its lease for the chunk jobs.
+    /// are planned ([`Outcome::Chunked`]), and that the run keeps the dataset's lease (its
+    /// state machine's Publish, Complete or Rollback step releases it).
     FirstJob,
 }
 
@@ -64,8 +84,9 @@ pub async fn migrate<C: Catalog + ?Sized>(
     let record = catalog.put_spec(&file.spec, &file.hash).await?;
     let mut result = DatasetResult::new(name, run, Outcome::Failed);
 
-    // Another run works on this dataset: report, change nothing (not even a failure).
-    match catalog.acquire_lease(name, run, LEASE_SECS).await {
+    // Another run works on this dataset: report, change nothing (not even a failure). A
+    // run that is gone (its driver released or killed) leaves its lease to this one.
+    match crate::lease::take_dataset(catalog, name, run, LEASE_SECS).await {
         Ok(()) => {}
         Err(e @ skein_core::Error::LeaseHeld { .. }) => {
             result.error = Some(e.to_string());
@@ -91,12 +112,22 @@ pub async fn migrate<C: Catalog + ?Sized>(
             return Ok(failed(result, &e, started));
         }
     };
+    // A publish or rollback a crash interrupted is finished first (it may complete the
+    // dataset), so the catalog and the target agree before anything else happens.
+    let status = match crate::publish::finish_interrupted(catalog, &store).await? {
+        Some(_) => catalog
+            .dataset(name)
+            .await?
+            .map(|r| r.status)
+            .unwrap_or(record.status),
+        None => record.status,
+    };
 
     // Up to date: the published version came from this very spec and source.
     if let Some(current) = store.current().await?
         && current.spec_hash == file.hash
         && current.source_fingerprint == source.fingerprint
-        && matches!(record.status, Status::Completed)
+        && matches!(status, Status::Completed)
     {
         catalog.release_lease(name, run).await?;
         result.outcome = Outcome::UpToDate;
@@ -108,18 +139,11 @@ pub async fn migrate<C: Catalog + ?Sized>(
         return Ok(result);
     }
 
-    let outcome = run_locked(
-        catalog,
-        settings,
-        file,
-        &store,
-        opts,
-        record.status,
-        &mut result,
-    )
-    .await;
-    // A chunked dataset keeps its lease for its chunk jobs and the combine job.
-    if !matches!(outcome, Ok(()) if result.outcome == Outcome::Chunked) {
+    let outcome = run_locked(catalog, settings, file, &store, opts, status, &mut result).await;
+    // Under a state machine the run keeps the lease until its Publish, Complete or
+    // Rollback step: between staging and publish (verify, a days-long approval) nobody
+    // else may roll the dataset back or migrate it.
+    if opts.part == Part::All {
         catalog.release_lease(name, run).await?;
     }
     outcome?;
@@ -169,7 +193,11 @@ async fn chunk_plan<C: Catalog + ?Sized>(
         dataset: name.to_string(),
         run_id: run.to_string(),
     };
-    if status != Status::InProgress {
+    // In progress, or further along when the combine job is run again after a crash.
+    if !matches!(
+        status,
+        Status::InProgress | Status::Migrated | Status::Verified
+    ) {
         return Err(not_staged().into());
     }
     skein_data::chunk::saved_plan(store, run, file)
@@ -193,6 +221,15 @@ pub async fn combine_chunks<C: Catalog + ?Sized>(
     catalog.acquire_lease(name, run, LEASE_SECS).await?;
     let store = Target::open(settings, file)?;
     let plan = chunk_plan(catalog, file, &store, run).await?;
+    // Run again after a crash past `migrated`: back to in progress, then as the first time.
+    let status = catalog
+        .dataset(name)
+        .await?
+        .map(|r| r.status)
+        .unwrap_or(Status::InProgress);
+    if status != Status::InProgress {
+        start(catalog, name, status, run).await?;
+    }
     let attempt = match catalog
         .attempts(name)
         .await?
@@ -205,6 +242,7 @@ pub async fn combine_chunks<C: Catalog + ?Sized>(
     };
     let outcome = match skein_data::chunk::combine(file, &store, run, &plan).await {
         Ok(manifest) => {
+            crash::point("combine.staged", name);
             let staged = skein_data::Staged {
                 manifest,
                 reused: false,
@@ -238,7 +276,7 @@ pub async fn combine_chunks<C: Catalog + ?Sized>(
             .await
         }
     };
-    catalog.release_lease(name, run).await?;
+    // The run keeps the lease for publish (see `migrate`).
     outcome?;
     result.seconds = started.elapsed().as_secs_f64();
     Ok(result)
@@ -274,7 +312,10 @@ async fn run_locked<C: Catalog + ?Sized>(
     }
 
     let staged = match skein_data::stage(settings, file, store, run, &opts.progress).await {
-        Ok(s) => s,
+        Ok(s) => {
+            crash::point("stage.staged", name);
+            s
+        }
         Err(e) => {
             return fail_data(catalog, name, Status::InProgress, attempt, run, &e, result).await;
         }
@@ -328,6 +369,12 @@ async fn after_staging<C: Catalog + ?Sized>(
     let name = file.name();
     let run = opts.run_id.as_str();
     let m = &staged.manifest;
+    // crash points: `stage.*` for one staging, `combine.*` for combined chunks
+    let kind = if staged.chunks.is_some() {
+        "combine"
+    } else {
+        "stage"
+    };
     result.rows = m.rows;
     result.files = m.files.len();
     result.bytes = m.bytes;
@@ -356,6 +403,7 @@ async fn after_staging<C: Catalog + ?Sized>(
         )
         .await?;
     catalog.add_to_run(run, Counter::Rows, m.rows).await?;
+    crash::point(&format!("{kind}.migrated"), name);
 
     let report = match skein_data::verify_dir(settings, file, &store.staging_data(run), m).await {
         Ok(r) => r,
@@ -406,6 +454,7 @@ async fn after_staging<C: Catalog + ?Sized>(
             Some(run),
         )
         .await?;
+    crash::point(&format!("{kind}.verified"), name);
 
     // A changed output schema is reported before publish and needs consent.
     let allowed =
@@ -471,43 +520,7 @@ async fn after_staging<C: Catalog + ?Sized>(
     Ok(())
 }
 
-/// Publishes a run's staged, verified version and marks the dataset completed. If a
-/// version from the same spec and source is already in the store (an interrupted
-/// publish, or a re-run after rollback), it is made current instead of copied.
-pub async fn publish_staged<C: Catalog + ?Sized>(
-    catalog: &C,
-    file: &SpecFile,
-    store: &Target,
-    run: &str,
-    from: Status,
-) -> Result<u64> {
-    let name = file.name();
-    let staged = store.staged(run).await?;
-    let existing = match &staged {
-        Some(m) => {
-            store
-                .find_version(&m.spec_hash, &m.source_fingerprint)
-                .await?
-        }
-        None => None,
-    };
-    let manifest = match existing {
-        Some(m) => {
-            store.point_at(m.version).await?;
-            store.discard(run).await?;
-            m
-        }
-        None => store.publish(run).await?,
-    };
-    catalog
-        .record_version(name, VersionAction::Published, &manifest)
-        .await?;
-    let note = format!("published v{} ({} rows)", manifest.version, manifest.rows);
-    catalog
-        .transition(name, from, Status::Completed, Some(&note), Some(run))
-        .await?;
-    Ok(manifest.version)
-}
+pub use crate::publish::publish_staged;
 
 /// Ends a started attempt as failed: `from → failed` with the reason, the attempt closed
 /// with `outcome`, the run's failure counter bumped.

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use skein_core::Status;
-use skein_core::catalog::{Catalog, RunRecord, VersionAction};
+use skein_core::catalog::{Catalog, RunRecord};
 use skein_core::fleet::{Fleet, RunPlan};
 use skein_core::load::{self, SpecFile};
 use skein_data::{Settings, Target};
@@ -206,8 +206,11 @@ pub async fn publish<C: Catalog + ?Sized>(
     let record = catalog.dataset(dataset).await?;
     let status = record.map(|r| r.status).unwrap_or(Status::Pending);
     if status == Status::Completed {
-        // Published by an earlier attempt of this step (a resumed run): nothing to redo.
-        let current = Target::open(settings, &file)?.current().await?;
+        // Published by an earlier attempt of this step (a resumed run): only its intent
+        // may be left to clear.
+        let store = Target::open(settings, &file)?;
+        crate::publish::finish_interrupted(catalog, &store).await?;
+        let current = store.current().await?;
         return Ok(Ok(current.map(|m| m.version).unwrap_or(0)));
     }
     if !matches!(status, Status::Verified | Status::AwaitingApproval) {
@@ -216,25 +219,32 @@ pub async fn publish<C: Catalog + ?Sized>(
             format!("dataset `{dataset}` is {status}; only a verified dataset is published"),
         )));
     }
+    // The run's lease, renewed (an approval may have waited longer than it lasts); if
+    // another run took the dataset meanwhile, this run publishes nothing.
+    match crate::lease::take_dataset(catalog, dataset, run_id, crate::migrate::LEASE_SECS).await {
+        Ok(()) => {}
+        Err(e @ skein_core::Error::LeaseHeld { .. }) => {
+            return Ok(Err(StepError::new(
+                crate::tasks::names::LEASE_HELD,
+                e.to_string(),
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    }
     catalog.set_approval_token(dataset, None).await?;
     let store = Target::open(settings, &file)?;
-    let version = crate::migrate::publish_staged(catalog, &file, &store, run_id, status).await?;
+    let version = crate::publish::publish_staged(catalog, &file, &store, run_id, status).await?;
+    // Published and completed: the run is done with the target (Complete releases it too).
+    catalog.release_lease(dataset, run_id).await?;
     Ok(Ok(version))
 }
 
-/// What the rollback step did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Undone {
-    /// The status the dataset ends in.
-    pub status: Status,
-    /// The reason recorded.
-    pub reason: String,
-}
+pub use crate::rollback::Undone;
 
 /// After any failure: discards the run's staged files, restores the previous version if
 /// this run had published, and marks the dataset `rolled_back` (something was undone) or
-/// `failed` (nothing to undo) with the reason.
+/// `failed` (nothing to undo) with the reason. A recoverable protocol: see
+/// [`crate::rollback`].
 pub async fn rollback_run<C: Catalog + ?Sized>(
     catalog: &C,
     settings: &Settings,
@@ -243,53 +253,7 @@ pub async fn rollback_run<C: Catalog + ?Sized>(
     error: &str,
     cause: &str,
 ) -> Result<Undone> {
-    let Some(record) = catalog.dataset(dataset).await? else {
-        return Ok(Undone {
-            status: Status::Failed,
-            reason: format!("{error}: {cause}"),
-        });
-    };
-    let file = load::from_catalog(record.spec.clone(), record.spec_hash.clone());
-    let mut undone = Vec::new();
-    if let Ok(store) = Target::open(settings, &file) {
-        if store.has_staging(run_id).await.unwrap_or(false) {
-            store.discard(run_id).await?;
-            undone.push("staged files discarded".to_string());
-        }
-        if let Some(current) = store.current().await?
-            && current.run_id == run_id
-            && store.versions().await?.len() > 1
-        {
-            let (from, to) = store.rollback().await?;
-            catalog
-                .record_version(dataset, VersionAction::Restored, &to)
-                .await?;
-            undone.push(format!(
-                "v{} unpublished, v{} restored",
-                from.version, to.version
-            ));
-        } else if let Some(current) = store.current().await? {
-            undone.push(format!("published v{} left intact", current.version));
-        }
-    }
-    catalog.set_approval_token(dataset, None).await?;
-    catalog.release_lease(dataset, run_id).await?;
-    let something_undone = undone.iter().any(|u| !u.starts_with("published"));
-    let to = if something_undone {
-        Status::RolledBack
-    } else {
-        Status::Failed
-    };
-    let mut reason = format!("{error}: {cause}");
-    if !undone.is_empty() {
-        reason = format!("{reason} ({})", undone.join("; "));
-    }
-    // Recorded even when the status stays (a dataset failed again): the history says which
-    // run it was and why.
-    catalog
-        .transition(dataset, record.status, to, Some(&reason), Some(run_id))
-        .await?;
-    Ok(Undone { status: to, reason })
+    crate::rollback::undo_run(catalog, settings, dataset, run_id, error, cause).await
 }
 
 /// Ends a dataset's migration: releases the lease.

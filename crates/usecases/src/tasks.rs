@@ -27,11 +27,11 @@ use crate::steps::{self, StepError};
 /// | `Skein.RunIdUsed` | Plan | the run id belongs to a run that already ended | run fails |
 /// | `Skein.UnknownDataset` | every dataset task | the dataset is not in the catalog | rollback |
 /// | `Skein.DependencyFailed` | CheckDependencies | a dependency did not complete | skip |
-/// | `Skein.LeaseHeld` | AcquireLease, migrate worker | another run holds the dataset's lease | retry, then fail |
+/// | `Skein.LeaseHeld` | AcquireLease, migrate worker, `skein rollback` | another live run holds the dataset's lease (a gone run's lease is taken over) | retry, then fail |
 /// | `Skein.SourceUnreadable` | migrate worker | the source is missing or unreadable | rollback |
 /// | `Skein.TransformFailed` | migrate worker | the transform SQL failed on the data | rollback |
 /// | `Skein.BadValue` | migrate worker | a value does not convert to the target type | rollback |
-/// | `Skein.StorageError` | migrate worker, publish | the target store refused a write | rollback |
+/// | `Skein.StorageError` | migrate worker, publish | the target store refused a write | publish: retry (its intent resumes it), then rollback |
 /// | `Skein.SchemaChanged` | migrate worker | output schema differs from the published one | rollback |
 /// | `Skein.VerificationFailed` | migrate worker, Verify | a check failed (rows, checksum, rules, …) | rollback |
 /// | `Skein.NotVerified` / `Skein.NotStaged` | Publish | nothing verified or staged to publish | rollback |
@@ -203,9 +203,7 @@ pub async fn catalog_action<C: Catalog + ?Sized>(catalog: &C, p: &Value) -> Task
         "acquireLease" => {
             let dataset = field(p, "dataset")?;
             require_dataset(catalog, dataset).await?;
-            match catalog
-                .acquire_lease(dataset, field(p, "runId")?, LEASE_SECS)
-                .await
+            match crate::lease::take_dataset(catalog, dataset, field(p, "runId")?, LEASE_SECS).await
             {
                 Ok(()) => Ok(json!({})),
                 Err(e @ skein_core::Error::LeaseHeld { .. }) => {

@@ -1,0 +1,198 @@
+//! Publish as a recoverable protocol: an intent recorded before the first side effect,
+//! then steps that are each idempotent, so a crash at any instant is completed by the
+//! next attempt and the catalog and the target never disagree after it.
+//!
+//! The steps, and what the next attempt does after a crash right after each (the names
+//! are the crash points of [`skein_core::crash`]):
+//!
+//! | step | crash point | after a crash there, the next attempt |
+//! | --- | --- | --- |
+//! | choose the number `N` (or an existing version of the same spec and source), record the intent `{publish, run, N, from}` in the target | `publish.intent` | finds the intent, the files still staged: continues from the claim |
+//! | S3: claim `v<N>` (`_claim.json`, create-if-absent; the same run's claim is kept) | `publish.claimed` | claims again (its own claim: the same `N`) and copies |
+//! | move the staged files into `v<N>` with the manifest last (locally one `rename(2)`; on S3 copies, then the manifest) | `publish.moved` | finds `v<N>` complete: swaps the link / pointer |
+//! | swap the link (`rename(2)`) / put `current.json` conditional on the e-tag of `from` | `publish.swapped` | finds the target at `v<N>`: updates the catalog |
+//! | catalog: record version `N` (`current_version = N`) | `publish.recorded` | sees the catalog at `N`: only the status is left |
+//! | catalog: `verified`/`awaiting_approval` → `completed` | `publish.completed` | sees both done: deletes staging, clears the intent |
+//! | delete the staging area (S3), clear the intent | – | nothing to do |
+//!
+//! The next attempt is whoever touches the dataset next: the resumed run's Publish task
+//! (the engine re-runs a Task whose result it had not committed), its Rollback task,
+//! `skein migrate`, `skein rollback`, or on AWS the retried Lambda. Each calls
+//! [`finish_interrupted`] first, which finishes the recorded protocol (publish, rollback
+//! or undo) before doing its own. If the staged files are gone before anything was moved
+//! (a run that discarded them), the intent is dropped: the publish never happened.
+//! If, on S3, the pointer names neither `from` nor `N` (another publisher won), the
+//! unpublished `v<N>` is removed (its claim kept) and the publish fails with
+//! `Skein.PublishConflict`, changing nothing in the catalog.
+
+use skein_core::Status;
+use skein_core::catalog::{Catalog, VersionAction};
+use skein_core::crash;
+use skein_core::load::SpecFile;
+use skein_core::manifest::Manifest;
+use skein_data::{Intent, IntentOp, Target};
+
+use crate::error::Result;
+
+/// A protocol [`finish_interrupted`] finished.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finished {
+    /// Its intent, as it was recorded.
+    pub intent: Intent,
+    /// The version it made current (`None`: it had nothing left to do, or restores
+    /// nothing).
+    pub version: Option<u64>,
+}
+
+/// Finishes the publish, rollback or undo a crash interrupted on this target, if its
+/// intent is there. Every use case that changes a target calls it first (holding the
+/// dataset's lease).
+pub async fn finish_interrupted<C: Catalog + ?Sized>(
+    catalog: &C,
+    store: &Target,
+) -> Result<Option<Finished>> {
+    let Some(intent) = store.intent().await? else {
+        return Ok(None);
+    };
+    tracing::info!(
+        dataset = %intent.dataset,
+        run_id = %intent.run_id,
+        op = ?intent.op,
+        version = intent.version,
+        "finishing an interrupted protocol"
+    );
+    let version = match intent.op {
+        IntentOp::Publish => complete_publish(catalog, store, &intent)
+            .await?
+            .map(|m| m.version),
+        IntentOp::Rollback | IntentOp::Undo => {
+            crate::rollback::complete(catalog, store, &intent).await?
+        }
+    };
+    Ok(Some(Finished { intent, version }))
+}
+
+/// Publishes a run's staged, verified version and marks the dataset completed. If a
+/// version from the same spec and source is already in the store (a re-run after
+/// rollback), it is made current instead of copied. `_from` is the status the caller saw
+/// (`verified` or `awaiting_approval`); the catalog's own is read again.
+pub async fn publish_staged<C: Catalog + ?Sized>(
+    catalog: &C,
+    file: &SpecFile,
+    store: &Target,
+    run: &str,
+    _from: Status,
+) -> Result<u64> {
+    let name = file.name();
+    if let Some(done) = finish_interrupted(catalog, store).await?
+        && done.intent.op == IntentOp::Publish
+        && done.intent.run_id == run
+        && let Some(v) = done.version
+    {
+        return Ok(v); // this very publish, interrupted and finished now
+    }
+    let not_staged = || skein_data::Error::NotStaged {
+        dataset: name.to_string(),
+        run_id: run.to_string(),
+    };
+    let staged = store.staged(run).await?.ok_or_else(not_staged)?;
+    let from = store.current().await?.map(|m| m.version);
+    let version = match store
+        .find_version(&staged.spec_hash, &staged.source_fingerprint)
+        .await?
+    {
+        Some(m) => m.version,
+        None => store.next_version().await?,
+    };
+    let intent = Intent::publish(name, run, version, from);
+    store.record_intent(&intent).await?;
+    crash::point("publish.intent", name);
+    match complete_publish(catalog, store, &intent).await? {
+        Some(m) => Ok(m.version),
+        None => Err(not_staged().into()),
+    }
+}
+
+/// Runs a recorded publish from wherever it stopped to its end. `None`: nothing had been
+/// moved and nothing is staged any more, so the publish is dropped.
+pub(crate) async fn complete_publish<C: Catalog + ?Sized>(
+    catalog: &C,
+    store: &Target,
+    intent: &Intent,
+) -> Result<Option<Manifest>> {
+    let name = intent.dataset.as_str();
+    let run = intent.run_id.as_str();
+    let Some(mut n) = intent.version else {
+        store.clear_intent().await?;
+        return Ok(None);
+    };
+    let staged = store.staged(run).await?;
+    // `v<N>` complete already: moved by this publish, or the identical version re-pointed.
+    let moved = store.version_manifest(n).await?.filter(|m| {
+        m.run_id == run
+            || staged.as_ref().is_none_or(|s| {
+                s.spec_hash == m.spec_hash && s.source_fingerprint == m.source_fingerprint
+            })
+    });
+    let manifest = match moved {
+        Some(m) => m,
+        None => {
+            if staged.is_none() {
+                store.clear_intent().await?;
+                return Ok(None);
+            }
+            let claimed = store.claim(run, n).await?;
+            if claimed != n {
+                n = claimed;
+                let moved_on = Intent {
+                    version: Some(n),
+                    ..intent.clone()
+                };
+                store.record_intent(&moved_on).await?;
+            }
+            crash::point("publish.claimed", name);
+            let m = store.move_staged(run, n).await?;
+            crash::point("publish.moved", name);
+            m
+        }
+    };
+    if let Err(e) = store.point_to(n, intent.from).await {
+        if matches!(e, skein_data::Error::PublishConflict { .. }) {
+            if manifest.run_id == run {
+                let _ = store.abandon(n).await;
+            }
+            store.clear_intent().await?;
+        }
+        return Err(e.into());
+    }
+    crash::point("publish.swapped", name);
+    // The catalog follows the target.
+    let record = catalog
+        .dataset(name)
+        .await?
+        .ok_or_else(|| skein_core::Error::UnknownDataset {
+            dataset: name.to_string(),
+        })?;
+    if record.current_version != Some(n) {
+        catalog
+            .record_version(name, VersionAction::Published, &manifest)
+            .await?;
+    }
+    crash::point("publish.recorded", name);
+    if record.status != Status::Completed && record.status.can_become(Status::Completed) {
+        let note = format!("published v{n} ({} rows)", manifest.rows);
+        catalog
+            .transition(
+                name,
+                record.status,
+                Status::Completed,
+                Some(&note),
+                Some(run),
+            )
+            .await?;
+    }
+    crash::point("publish.completed", name);
+    store.discard(run).await?;
+    store.clear_intent().await?;
+    Ok(Some(manifest))
+}
