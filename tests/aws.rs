@@ -471,7 +471,19 @@ async fn every_lambda_binary_answers_through_the_runtime_emulator() {
         &json!({"runId": "run-lambda", "specs": format!("s3://{bucket}/specs/")}),
     )
     .expect("plan answers");
-    assert_eq!(plan["datasets"].as_array().map(Vec::len), Some(2), "{plan}");
+    assert_eq!(plan["total"], 2, "{plan}");
+    assert_eq!(plan["prefix"], "runs/run-lambda/", "{plan}");
+    let items = skein_aws::objects::read_text(&settings(), &bucket, "runs/run-lambda/canary.jsonl")
+        .await
+        .unwrap()
+        + &skein_aws::objects::read_text(&settings(), &bucket, "runs/run-lambda/wave-0.jsonl")
+            .await
+            .unwrap();
+    assert_eq!(
+        items.lines().count(),
+        2,
+        "the plan's item lists in S3: {items}"
+    );
     assert_eq!(c.system_cap("legacy-crm").await.unwrap(), Some(1));
     let customers = c.dataset("customers").await.unwrap().unwrap();
     assert_eq!(
