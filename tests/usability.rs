@@ -350,3 +350,63 @@ fn regex_lite(s: &str) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+#[test]
+fn a_panicking_migration_fails_its_dataset_and_the_run_goes_on() {
+    // a bug stands in: a panic in the middle of staging `customers`
+    let ws = samples();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_skein"))
+            .args(args)
+            .current_dir(ws.path())
+            .env("SKEIN_CATALOG", ws.path().join(".skein"))
+            .env("SKEIN_PANIC_AT", "stage.parts@customers")
+            .output()
+            .unwrap()
+    };
+    let out = run(&["migrate", "samples", "--json", "-q"]);
+    assert_eq!(out.status.code(), Some(1), "not 101: {}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let json: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let result = |n: &str| {
+        json["datasets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["dataset"] == n)
+            .cloned()
+            .unwrap()
+    };
+    let customers = result("customers");
+    assert_eq!(customers["errorName"], "Skein.Internal", "{customers:#}");
+    assert!(
+        customers["error"].as_str().unwrap().contains("panicked"),
+        "{customers:#}"
+    );
+    assert_eq!(
+        result("products")["outcome"],
+        "completed",
+        "the others go on"
+    );
+
+    // under the state machines: the worker's panic fails the dataset, the run ends
+    let out = run(&["run", "samples", "--auto-approve", "--json", "-q", "--new"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let json: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let customers = json["datasets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["dataset"] == "customers")
+        .cloned()
+        .unwrap();
+    assert!(
+        matches!(customers["status"].as_str(), Some("failed" | "rolled_back")),
+        "{customers:#}"
+    );
+    assert!(
+        customers["reason"].as_str().unwrap().contains("panicked"),
+        "{customers:#}"
+    );
+}

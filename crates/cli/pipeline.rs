@@ -96,9 +96,37 @@ pub async fn migrate(g: &Global, args: &MigrateArgs) -> anyhow::Result<u8> {
                         allow_schema_change: args.allow_schema_change,
                         part: Part::All,
                     };
-                    let r = skein_usecases::migrate(catalog.as_ref(), &settings, file, &opts).await;
+                    let r = guarded(skein_usecases::migrate(
+                        catalog.as_ref(),
+                        &settings,
+                        file,
+                        &opts,
+                    ))
+                    .await;
                     spinner.finish();
-                    let r = r?;
+                    let r = match r {
+                        Ok(r) => r?,
+                        Err(message) => {
+                            // a bug: this dataset fails with the message, the others go on
+                            let mut r = DatasetResult::new(file.name(), &run_id, Outcome::Failed);
+                            r.error = Some(format!(
+                                "dataset `{}`: the migration panicked (a bug in skein; please report it): {message}",
+                                file.name()
+                            ));
+                            r.error_name = Some("Skein.Internal".into());
+                            let _ = catalog
+                                .transition(
+                                    file.name(),
+                                    Status::InProgress,
+                                    Status::Failed,
+                                    r.error.as_deref(),
+                                    Some(&run_id),
+                                )
+                                .await;
+                            let _ = catalog.release_lease(file.name(), &run_id).await;
+                            r
+                        }
+                    };
                     discard_failed(&settings, file, &r).await;
                     r
                 }
@@ -119,6 +147,21 @@ pub async fn migrate(g: &Global, args: &MigrateArgs) -> anyhow::Result<u8> {
     catalog.put_run(&run).await?;
     renewal.release(catalog.as_ref()).await?;
     finish(g, &run_id, &results, ok)
+}
+
+/// Runs `fut`, turning a panic inside it into `Err(message)`.
+async fn guarded<T>(fut: impl std::future::Future<Output = T>) -> Result<T, String> {
+    use futures::FutureExt;
+    std::panic::AssertUnwindSafe(fut)
+        .catch_unwind()
+        .await
+        .map_err(|panic| {
+            panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "a panic without a message".into())
+        })
 }
 
 /// A failed attempt's staged copy can never be published (the next `skein migrate` is a

@@ -75,9 +75,31 @@ fn armed() -> Option<&'static Armed> {
         .as_ref()
 }
 
+/// `SKEIN_PANIC_AT=POINT[@DATASET]`: a panic at that point instead of a kill, standing in
+/// for a bug in skein or a library, so tests can check that a panicking job fails its
+/// dataset (with the message) and nothing else.
+fn panic_armed() -> Option<&'static (String, Option<String>)> {
+    static ARMED: OnceLock<Option<(String, Option<String>)>> = OnceLock::new();
+    ARMED
+        .get_or_init(|| {
+            let spec = std::env::var("SKEIN_PANIC_AT").ok()?;
+            Some(match spec.split_once('@') {
+                Some((p, d)) => (p.to_string(), Some(d.to_string())),
+                None => (spec, None),
+            })
+        })
+        .as_ref()
+}
+
 /// Crash point `name`, reached while working on `dataset`: kills the process here if
-/// `SKEIN_CRASH_AT` names it.
+/// `SKEIN_CRASH_AT` names it (or panics if `SKEIN_PANIC_AT` does).
 pub fn point(name: &str, dataset: &str) {
+    if let Some((point, only)) = panic_armed()
+        && point == name
+        && only.as_deref().is_none_or(|d| d == dataset)
+    {
+        panic!("SKEIN_PANIC_AT: a panic injected at {name} ({dataset})");
+    }
     let Some(a) = armed() else { return };
     if a.point != name || a.dataset.as_deref().is_some_and(|d| d != dataset) {
         return;
