@@ -565,3 +565,65 @@ fn an_undo_that_unpublishes_killed_mid_way_ends_as_a_clean_undo() {
         assert_eq!(snapshot(&ws, "lake"), want, "undo killed at {point}");
     }
 }
+
+#[test]
+fn a_driver_on_another_host_is_taken_over_only_after_expiry_and_when_asked() {
+    use skein_core::catalog::{Catalog, Driver};
+    let ws = Workspace::new();
+    tiny(&ws, "h", 3);
+    let dir = std::fs::canonicalize(ws.path()).unwrap();
+    let key = skein_usecases::lease::dir_key(&dir);
+    std::fs::create_dir_all(ws.path().join(".skein")).unwrap();
+    let catalog =
+        skein_embedded::SqliteCatalog::open(&ws.path().join(".skein/catalog.db")).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let elsewhere = |expires_at| Driver {
+        run_id: "run-elsewhere".into(),
+        pid: 4242,
+        host: "another-host".into(),
+        expires_at,
+    };
+    let now = chrono::Utc::now().timestamp();
+    // Alive elsewhere (lease running): refused, named; --takeover does not override it.
+    rt.block_on(catalog.claim_driver(&key, &elsewhere(now + 3600), None))
+        .unwrap();
+    for args in [
+        &["run", ".", "--json"][..],
+        &["run", ".", "--takeover", "--json"],
+    ] {
+        let out = skein_cmd(&ws, args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        let json = json_of(&out);
+        assert_eq!(
+            (
+                json["driver"]["pid"].as_u64(),
+                json["driver"]["host"].as_str()
+            ),
+            (Some(4242), Some("another-host")),
+            "{json:#}"
+        );
+    }
+    // Its lease expired: still refused without --takeover (its host may only be cut off).
+    let stale = rt.block_on(catalog.driver(&key)).unwrap().unwrap();
+    let expired = Driver {
+        expires_at: now - 60,
+        ..stale.clone()
+    };
+    rt.block_on(catalog.claim_driver(&key, &expired, Some(&stale)))
+        .unwrap();
+    let out = skein_cmd(&ws, &["run", ".", "--json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--takeover"),
+        "{}",
+        text(&out)
+    );
+    let out = skein_cmd(&ws, &["run", ".", "--takeover", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(json_of(&out)["summary"]["completed"], 1);
+    let after = rt.block_on(catalog.driver(&key)).unwrap().unwrap();
+    assert_eq!(after.expires_at, 0, "released at the end: {after:?}");
+    assert_ne!(after.host, "another-host");
+}

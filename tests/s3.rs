@@ -815,5 +815,27 @@ async fn a_publish_killed_between_the_claim_and_the_pointer_put_is_finished_by_t
         let (_, status) = skein_json(&ws, &["status"]);
         assert_eq!(status["datasets"][0]["currentVersion"], 2, "{status:#}");
         assert_eq!(status["datasets"][0]["status"], "completed", "{status:#}");
+
+        // A rollback killed after its conditional put: run again, it finishes (v1 in the
+        // catalog too) and goes no further back.
+        if point == "publish.moved" {
+            assert!(skein_crashed_at(
+                &ws,
+                &["rollback", "crash"],
+                "rollback.swapped"
+            ));
+            assert_eq!(current_json(&s, &b, "lake/crash").await["version"], 1);
+            let (code, json) = skein_json(&ws, &["rollback", "crash"]);
+            assert_eq!(code, 0, "{json:#}");
+            assert_eq!(json["datasets"][0]["version"], 1, "{json:#}");
+            let (_, status) = skein_json(&ws, &["status"]);
+            assert_eq!(status["datasets"][0]["currentVersion"], 1, "{status:#}");
+            assert_eq!(status["datasets"][0]["status"], "rolled_back", "{status:#}");
+            assert!(
+                keys(&s, &b, "lake/crash/_skein/intent.json")
+                    .await
+                    .is_empty()
+            );
+        }
     }
 }
