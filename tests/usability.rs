@@ -410,3 +410,52 @@ fn a_panicking_migration_fails_its_dataset_and_the_run_goes_on() {
         "{customers:#}"
     );
 }
+
+#[test]
+fn a_resumed_run_reports_the_whole_runs_time_and_peaks() {
+    let ws = samples();
+    let out = Command::new(env!("CARGO_BIN_EXE_skein"))
+        .args(["run", "samples", "--auto-approve", "-q"])
+        .current_dir(ws.path())
+        .env("SKEIN_CATALOG", ws.path().join(".skein"))
+        .env("SKEIN_STATES_CRASH_AFTER", "120")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.code().is_none(),
+        "killed mid-run: {}",
+        text(&out)
+    );
+    let peaks_dir = ws.path().join(".skein/peaks");
+    let saved: std::collections::BTreeMap<String, u32> = std::fs::read_dir(&peaks_dir)
+        .unwrap()
+        .map(|e| serde_json::from_slice(&std::fs::read(e.unwrap().path()).unwrap()).unwrap())
+        .next()
+        .expect("the killed process kept its peaks");
+    assert!(!saved.is_empty());
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let out = ws.skein(&["run", "samples", "--auto-approve"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let summary = stdout.lines().last().unwrap();
+    assert!(summary.contains("in this process)"), "{summary}");
+    // the peaks cover both processes: none is below what the killed one saw
+    for line in stdout.lines().filter(|l| l.starts_with("peak concurrency")) {
+        for (key, peak) in &saved {
+            let (kind, name) = key.split_once(':').unwrap();
+            let _ = kind;
+            let shown = line
+                .split([';', ','])
+                .find_map(|part| {
+                    let part = part
+                        .trim()
+                        .trim_start_matches("peak concurrency: groups ")
+                        .trim_start_matches("readers ");
+                    part.strip_prefix(&format!("{name} "))
+                        .and_then(|r| r.split('/').next())
+                        .and_then(|n| n.parse::<u32>().ok())
+                })
+                .unwrap_or_else(|| panic!("{name} in {line}"));
+            assert!(shown >= *peak, "{key}: {shown} < {peak} in {line}");
+        }
+    }
+}
