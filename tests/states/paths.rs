@@ -405,6 +405,28 @@ fn doc_examples_for_math() {
     );
     // Non-integers are rounded to the nearest integer.
     check_fn("States.MathAdd(1.6, 2)", json!({}), json!(4));
+    // halves round up, as AWS does: -1.5 → -1, -0.5 → 0, 0.5 → 1
+    check_fn("States.MathAdd(-1.5, 0)", json!({}), json!(-1));
+    check_fn("States.MathAdd(-0.5, 0.5)", json!({}), json!(1));
+    check_fn("States.MathAdd(2.5, 0)", json!({}), json!(3));
+}
+
+#[test]
+fn aws_edge_cases_of_string_to_json_and_format() {
+    // StringToJson of an empty or blank string is null on AWS
+    check_fn("States.StringToJson($.s)", json!({"s": ""}), Value::Null);
+    check_fn("States.StringToJson($.s)", json!({"s": "  "}), Value::Null);
+    // Format writes objects and arrays as AWS does, not as JSON
+    check_fn(
+        "States.Format('got {}', $.o)",
+        json!({"o": {"Arg1": 1, "Arg2": []}}),
+        json!("got {Arg1=1, Arg2=[]}"),
+    );
+    check_fn(
+        "States.Format('{} and {}', $.a, $.b)",
+        json!({"a": ["x", 2, null, true], "b": {"k": {"n": "v"}}}),
+        json!("[x, 2, null, true] and {k={n=v}}"),
+    );
 }
 
 #[test]
@@ -453,11 +475,13 @@ fn doc_examples_for_format_and_escapes() {
         input.clone(),
         json!(r"{} Arnav 'q' \"),
     );
-    // Strings go in raw, other values as JSON text.
+    // Strings go in raw, numbers, booleans and null as JSON, arrays and objects as AWS writes them.
     check_fn(
         "States.Format('{}|{}|{}|{}|{}', 1.5, true, null, States.Array(1, 'a'), $$.Execution.Id)",
         input,
-        json!("1.5|true|null|[1,\"a\"]|arn:exec:1"),
+        // an array as AWS writes it (Java's text of a list), not as JSON: issue 21's
+        // recordings of AWS executions
+        json!("1.5|true|null|[1, a]|arn:exec:1"),
     );
     // Nested invocations, as in the guide's `myArn` example.
     let arn = json!({"ImageRecipe": {"Arn": "arn:aws:imagebuilder:us-east-1:123456789012:image-recipe/r/1.0.2"}});

@@ -158,6 +158,10 @@ impl Call {
             "States.Format" => format(&args, self.args.first()),
             "States.StringToJson" => {
                 let text = args.string(0)?;
+                // AWS gives null for an empty or blank string rather than an error.
+                if text.trim().is_empty() {
+                    return Ok(Value::Null);
+                }
                 serde_json::from_str(text).map_err(|e| args.invalid(0, format!("is not JSON: {e}")))
             }
             "States.JsonToString" => Ok(Value::String(args.values[0].to_string())),
@@ -303,8 +307,9 @@ impl Call {
     }
 }
 
-/// States.Format: the template's `{}` replaced by the other arguments, strings raw and
-/// other values as JSON text.
+/// States.Format: the template's `{}` replaced by the other arguments: strings raw,
+/// numbers, booleans and null as JSON writes them, objects and arrays as AWS renders them
+/// (`{Arg1=1, Arg2=[a, b]}`, Java's text of a map and a list, strings inside unquoted).
 fn format(args: &Args<'_>, template: Option<&Expr>) -> Result<Value, IntrinsicError> {
     let text = args.string(0)?;
     let placeholders = match template {
@@ -316,14 +321,41 @@ fn format(args: &Args<'_>, template: Option<&Expr>) -> Result<Value, IntrinsicEr
     let mut from = 0;
     for (at, value) in placeholders.iter().zip(&args.values[1..]) {
         out.push_str(&text[from..*at]);
-        match value {
-            Value::String(s) => out.push_str(s),
-            other => out.push_str(&other.to_string()),
-        }
+        format_value(value, &mut out);
         from = at + 2;
     }
     out.push_str(&text[from..]);
     Ok(Value::String(out))
+}
+
+/// One value as States.Format writes it.
+fn format_value(value: &Value, out: &mut String) {
+    match value {
+        Value::String(s) => out.push_str(s),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, v) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                format_value(v, out);
+            }
+            out.push(']');
+        }
+        Value::Object(fields) => {
+            out.push('{');
+            for (i, (k, v)) in fields.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                out.push_str(k);
+                out.push('=');
+                format_value(v, out);
+            }
+            out.push('}');
+        }
+        other => out.push_str(&other.to_string()),
+    }
 }
 
 /// Fails unless a States.Format template has as many `{}` as values follow it.
@@ -433,12 +465,13 @@ impl<'a> Args<'a> {
             .ok_or_else(|| self.type_error(i, "an integer"))
     }
 
-    /// A number rounded to the nearest integer, as MathAdd and MathRandom do.
+    /// A number rounded to the nearest integer, halves up (`-1.5` → `-1`, `0.5` → `1`), as
+    /// MathAdd and MathRandom do on AWS.
     fn rounded(&self, i: usize) -> Result<i64, IntrinsicError> {
         let n = self.values[i].as_number();
         n.and_then(Number::as_i64)
             .or_else(|| {
-                let f = n?.as_f64()?.round();
+                let f = (n?.as_f64()? + 0.5).floor();
                 (f.abs() < 9.0e15).then_some(f as i64)
             })
             .ok_or_else(|| self.type_error(i, "a number"))
