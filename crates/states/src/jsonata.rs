@@ -133,7 +133,9 @@ pub(crate) fn shown(expr: &str) -> String {
     }
 }
 
-/// Evaluates one expression; an undefined result is `null`.
+/// Evaluates one expression. An undefined result (nothing matched) is an error, as on AWS:
+/// the state fails with `States.QueryEvaluationError` before any Task is invoked
+/// (<https://docs.aws.amazon.com/step-functions/latest/dg/transforming-data.html>).
 pub fn eval(expr: &str, states: &Value, vars: &Value) -> Result<Value, Failure> {
     let fail = |e: String| {
         Failure::new(
@@ -155,7 +157,7 @@ pub fn eval(expr: &str, states: &Value, vars: &Value) -> Result<Value, Failure> 
             .evaluate_timeboxed(None, Some(MAX_EVAL_DEPTH), Some(MAX_EVAL_MILLIS))
             .map_err(|e| fail(e.to_string()))?;
         if result.is_undefined() {
-            return Ok(Value::Null);
+            return Err(fail("returned nothing (undefined)".into()));
         }
         serde_json::from_str(&result.serialize(false))
             .map_err(|e| fail(format!("result is not JSON: {e}")))
