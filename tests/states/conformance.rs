@@ -86,3 +86,36 @@ fn an_undefined_jsonata_result_fails_the_state_before_any_task_runs() {
         "{history:#}"
     );
 }
+
+#[test]
+fn workflow_variables_are_read_in_every_path_field() {
+    let sfn = Sfn::new();
+    let def = json!({"StartAt": "Set", "States": {
+        "Set": {"Type": "Pass", "Assign": {"cfg": {"items": [1, 2, 3], "limit": 2, "wait": 0, "who": "ada"}},
+                "Next": "Choose"},
+        "Choose": {"Type": "Choice", "Choices": [
+            {"Variable": "$cfg.limit", "NumericEqualsPath": "$cfg.items[1]", "Next": "Wait"}],
+            "Default": "Bad"},
+        "Wait": {"Type": "Wait", "SecondsPath": "$cfg.wait", "Next": "Fan"},
+        "Fan": {"Type": "Map", "ItemsPath": "$cfg.items", "MaxConcurrencyPath": "$cfg.limit",
+                "ItemSelector": {"n.$": "$$.Map.Item.Value", "who.$": "$cfg.who"},
+                "ItemProcessor": {"StartAt": "Each", "States": {"Each": {"Type": "Pass",
+                    "Parameters": {"line.$": "States.Format('{} {}', $cfg.who, $.n)"}, "End": true}}},
+                "ResultPath": "$.lines", "OutputPath": "$.lines", "Next": "Done"},
+        "Done": {"Type": "Succeed"},
+        "Bad": {"Type": "Fail", "ErrorPath": "$cfg.who", "CausePath": "States.Format('limit {}', $cfg.limit)"}}});
+    let (code, out) = sfn.run(&def, &json!({}), &[]);
+    assert_eq!(code, 0, "{out:#}");
+    assert_eq!(
+        out["output"],
+        json!([{"line": "ada 1"}, {"line": "ada 2"}, {"line": "ada 3"}])
+    );
+    // validate accepts them, and still refuses a variable as a ResultPath
+    sfn.file("def.asl.json", &def);
+    let ok = sfn.skein(&["validate", "def.asl.json"]);
+    assert_eq!(ok.status.code(), Some(0), "{}", crate::util::text(&ok));
+    let bad = json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "ResultPath": "$cfg.x", "End": true}}});
+    sfn.file("bad.asl.json", &bad);
+    let out = sfn.skein(&["validate", "bad.asl.json"]);
+    assert_eq!(out.status.code(), Some(2), "{}", crate::util::text(&out));
+}

@@ -290,6 +290,17 @@ pub struct ChoiceError(pub String);
 
 /// Decides a rule over `input` (and the context object for `$$` paths).
 pub fn decide(rule: &Rule, input: &Value, context: &Value) -> Result<bool, ChoiceError> {
+    decide_scoped(rule, input, context, &Value::Null)
+}
+
+/// [`decide`] with workflow variables: `Variable` and `*Path` operands may read `$name`.
+pub fn decide_scoped(
+    rule: &Rule,
+    input: &Value,
+    context: &Value,
+    vars: &Value,
+) -> Result<bool, ChoiceError> {
+    let decide = |r: &Rule, input: &Value, context: &Value| decide_scoped(r, input, context, vars);
     match rule {
         Rule::And(rules) => {
             for r in rules {
@@ -316,7 +327,7 @@ pub fn decide(rule: &Rule, input: &Value, context: &Value) -> Result<bool, Choic
             op,
             operand,
         } => {
-            let value = path::select(input, context, variable);
+            let value = path::select_scoped(input, context, vars, variable);
             if *op == Op::IsPresent {
                 let present = value.is_ok();
                 return Ok(present == operand_bool(operand));
@@ -325,7 +336,7 @@ pub fn decide(rule: &Rule, input: &Value, context: &Value) -> Result<bool, Choic
                 value.map_err(|e| ChoiceError(format!("Invalid path '{variable}': {e}")))?;
             let rhs = match operand {
                 Operand::Literal(v) => v.clone(),
-                Operand::Path(p) => path::select(input, context, p)
+                Operand::Path(p) => path::select_scoped(input, context, vars, p)
                     .map_err(|e| ChoiceError(format!("Invalid path '{p}': {e}")))?,
             };
             Ok(compare(&value, *op, &rhs))

@@ -283,17 +283,24 @@ impl Reader {
     }
 
     pub(crate) fn check_path(&mut self, ptr: &str, path: &str, reference: bool) {
+        // A variable (`$name.a`) is a path wherever a path is accepted, but never a
+        // ResultPath (a reference path into the state's input).
+        let result_path = ptr.ends_with("/ResultPath");
+        let checked = match crate::path::variable(path) {
+            Some((_, rest)) if !result_path => rest,
+            _ => path.to_string(),
+        };
         let ok = if reference {
-            crate::path::is_reference_path(path)
+            crate::path::is_reference_path(&checked)
         } else {
-            path.starts_with('$')
-                && crate::path::select(&Value::Null, &Value::Null, path).is_ok_or_missing()
+            checked.starts_with('$')
+                && crate::path::select(&Value::Null, &Value::Null, &checked).is_ok_or_missing()
         };
         if !ok {
             let kind = if reference {
                 "a reference path (`$`, `$.a.b`, `$.a[0]`)"
             } else {
-                "a JSONPath starting with `$`"
+                "a JSONPath starting with `$` (or a variable, `$name`)"
             };
             self.err(ptr, format!("`{path}` is not {kind}"));
         }

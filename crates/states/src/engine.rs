@@ -1062,7 +1062,7 @@ impl Run {
             }
             Kind::Choice { choices, default } => {
                 for c in choices {
-                    let hit = choice::decide(&c.rule, &effective, &ctx)
+                    let hit = choice::decide_scoped(&c.rule, &effective, &ctx, &frame.vars)
                         .map_err(|e| Failure::runtime(e.0))?;
                     if hit {
                         let output = template::apply_path(&state.output_path, &effective, &scope)?;

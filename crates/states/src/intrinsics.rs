@@ -83,7 +83,21 @@ pub fn is_intrinsic(s: &str) -> bool {
 
 /// Parses and evaluates the invocation `expr` against the state input and context object.
 pub fn eval(expr: &str, input: &Value, context: &Value) -> Result<Value, IntrinsicError> {
-    parse(expr)?.eval(&Scope { input, context })
+    eval_scoped(expr, input, context, &Value::Null)
+}
+
+/// [`eval`] with workflow variables: a `$name` argument reads the variable `name`.
+pub fn eval_scoped(
+    expr: &str,
+    input: &Value,
+    context: &Value,
+    vars: &Value,
+) -> Result<Value, IntrinsicError> {
+    parse(expr)?.eval(&Scope {
+        input,
+        context,
+        vars,
+    })
 }
 
 /// Checks `expr` without evaluating it: syntax, nesting, function names, argument counts
@@ -127,6 +141,7 @@ struct Call {
 struct Scope<'a> {
     input: &'a Value,
     context: &'a Value,
+    vars: &'a Value,
 }
 
 /// Every intrinsic function with its fewest and most arguments.
@@ -383,12 +398,11 @@ impl<'a> Args<'a> {
             .map(|e| match e {
                 Expr::Literal(v) => Ok(v.clone()),
                 Expr::Str { value, .. } => Ok(Value::String(value.clone())),
-                Expr::Path(p) => path::select(scope.input, scope.context, p).map_err(|source| {
-                    IntrinsicError::Path {
+                Expr::Path(p) => path::select_scoped(scope.input, scope.context, scope.vars, p)
+                    .map_err(|source| IntrinsicError::Path {
                         function: function.to_owned(),
                         source,
-                    }
-                }),
+                    }),
                 Expr::Call(c) => c.eval(scope),
             })
             .collect::<Result<_, _>>()?;

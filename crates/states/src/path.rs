@@ -40,6 +40,39 @@ pub enum PathError {
     },
 }
 
+/// Whether `path` reads a workflow variable (`$name`, `$name.a[0]`) rather than the input
+/// (`$`, `$.a`) or the context object (`$$`); `Some((name, the rest as a path from `$`))`.
+/// AWS accepts a variable wherever a path is accepted:
+/// <https://docs.aws.amazon.com/step-functions/latest/dg/workflow-variables.html>.
+pub fn variable(path: &str) -> Option<(&str, String)> {
+    let rest = path.strip_prefix('$')?;
+    let first = rest.chars().next()?;
+    if !(first.is_alphabetic() || first == '_') {
+        return None;
+    }
+    let end = rest.find(['.', '[']).unwrap_or(rest.len());
+    Some((&rest[..end], format!("${}", &rest[end..])))
+}
+
+/// [`select`], where a `$name` path reads the variable `name` of `vars` (an object); an
+/// unassigned variable is `NotFound`.
+pub fn select_scoped(
+    input: &Value,
+    context: &Value,
+    vars: &Value,
+    path: &str,
+) -> Result<Value, PathError> {
+    match variable(path) {
+        Some((name, rest)) => match vars.get(name) {
+            Some(value) => select(value, context, &rest),
+            None => Err(PathError::NotFound {
+                path: path.to_string(),
+            }),
+        },
+        None => select(input, context, path),
+    }
+}
+
 /// Selects what `path` names: in `context` if it starts with `$$`, else in `input`.
 ///
 /// Definite paths give the value itself, indefinite ones an array of the matches.

@@ -15,20 +15,9 @@ pub struct Scope<'a> {
     pub vars: &'a Value,
 }
 
-/// Whether `p` names a variable (`$name`, `$name.field`) rather than the input.
-fn variable_path(p: &str) -> Option<(&str, String)> {
-    let rest = p.strip_prefix('$')?;
-    let first = rest.chars().next()?;
-    if !(first.is_alphabetic() || first == '_') {
-        return None;
-    }
-    let end = rest.find(['.', '[']).unwrap_or(rest.len());
-    Some((&rest[..end], format!("${}", &rest[end..])))
-}
-
 /// Evaluates one path in a scope; a missing path is a `States.Runtime` failure.
 pub fn select(scope: &Scope<'_>, p: &str) -> Result<Value, Failure> {
-    if let Some((name, sub)) = variable_path(p) {
+    if let Some((name, sub)) = path::variable(p) {
         let value = scope.vars.get(name).ok_or_else(|| {
             Failure::runtime(format!(
                 "The variable `${name}` is not assigned; set it with `Assign` in an earlier state"
@@ -76,10 +65,12 @@ pub fn render(template: &Value, scope: &Scope<'_>) -> Result<Value, Failure> {
 /// One `.$` value: an intrinsic function call or a path.
 pub fn eval(expr: &str, scope: &Scope<'_>) -> Result<Value, Failure> {
     if intrinsics::is_intrinsic(expr) {
-        return intrinsics::eval(expr, scope.input, scope.context).map_err(|e| Failure {
-            error: "States.IntrinsicFailure".into(),
-            cause: e.to_string(),
-        });
+        return intrinsics::eval_scoped(expr, scope.input, scope.context, scope.vars).map_err(
+            |e| Failure {
+                error: "States.IntrinsicFailure".into(),
+                cause: e.to_string(),
+            },
+        );
     }
     select(scope, expr)
 }
