@@ -119,3 +119,41 @@ fn workflow_variables_are_read_in_every_path_field() {
     let out = sfn.skein(&["validate", "bad.asl.json"]);
     assert_eq!(out.status.code(), Some(2), "{}", crate::util::text(&out));
 }
+
+#[test]
+fn a_jsonata_value_of_the_wrong_type_is_a_query_evaluation_error() {
+    let sfn = Sfn::new();
+    for (state, input) in [
+        (
+            json!({"Type": "Map", "Items": "{% $states.input.notAList %}",
+                   "ItemProcessor": {"StartAt": "E", "States": {"E": {"Type": "Pass", "End": true}}},
+                   "End": true}),
+            json!({"notAList": {"a": 1}}),
+        ),
+        (
+            json!({"Type": "Wait", "Seconds": "{% $states.input.s %}", "End": true}),
+            json!({"s": "soon"}),
+        ),
+        (
+            json!({"Type": "Wait", "Timestamp": "{% $states.input.t %}", "End": true}),
+            json!({"t": "2026-01-01 00:00:00Z"}),
+        ),
+    ] {
+        let def = json!({"QueryLanguage": "JSONata", "StartAt": "S", "States": {"S": state}});
+        let (code, out) = sfn.run(&def, &input, &[]);
+        assert_eq!(code, 1, "{out:#}");
+        assert_eq!(
+            out["error"], "States.QueryEvaluationError",
+            "{state}: {out:#}"
+        );
+    }
+    // a JSONPath Wait with a space instead of `T` is refused as AWS refuses it
+    let def = json!({"StartAt": "W", "States": {"W": {"Type": "Wait", "TimestampPath": "$.t", "End": true}}});
+    let (_, out) = sfn.run(&def, &json!({"t": "2026-01-01 00:00:00Z"}), &[]);
+    assert_eq!(out["error"], "States.Runtime", "{out:#}");
+    let (code, out) = sfn.run(&def, &json!({"t": "2020-01-01T00:00:00Z"}), &[]);
+    assert_eq!(
+        code, 0,
+        "a past timestamp with `T` waits for nothing: {out:#}"
+    );
+}

@@ -225,9 +225,10 @@ fn run_refuses_out_of_bound_literals_before_starting() {
     }
 }
 
-// Values read at run time (SecondsPath, TimestampPath, JSONata Seconds, TimeoutSecondsPath,
+// Values read at run time (SecondsPath, TimestampPath, TimeoutSecondsPath,
 // MaxConcurrencyPath, ToleratedFailure*Path) out of their bounds fail the execution with
-// `States.Runtime`, naming the state and the path.
+// `States.Runtime`, naming the state and the path (a JSONata `Seconds` with
+// `States.QueryEvaluationError`).
 #[test]
 fn out_of_bound_values_from_paths_are_runtime_errors() {
     let sfn = Sfn::new();
@@ -255,7 +256,8 @@ fn out_of_bound_values_from_paths_are_runtime_errors() {
         "S": {"Type": "Wait", "Seconds": "{% $states.input.s %}", "End": true}}});
     for s in [json!(1e15), json!(1e300), json!(-3)] {
         let (error, cause) = failed(&sfn, jsonata.clone(), json!({"s": s}));
-        assert_eq!(error, "States.Runtime", "{s}: {cause}");
+        // a JSONata value out of range is a query evaluation error on AWS (issue 21)
+        assert_eq!(error, "States.QueryEvaluationError", "{s}: {cause}");
         assert!(cause.contains("`Seconds`"), "{cause}");
     }
     let task = one(

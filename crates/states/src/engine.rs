@@ -1402,14 +1402,18 @@ impl Run {
             } => {
                 if frame.wake_at.is_none() {
                     let until = match (seconds, timestamp) {
+                        // A JSONata value of the wrong type or range is a query
+                        // evaluation error on AWS, not States.Runtime.
                         (Some(v), _) => {
                             let secs = jsonata::render(v, &states, &vars)?;
-                            let secs = wait_seconds(state, &secs, "`Seconds`")?;
+                            let secs =
+                                wait_seconds(state, &secs, "`Seconds`").map_err(query_error)?;
                             self.wake_in(state, secs)?
                         }
                         (None, Some(v)) => {
                             let ts = jsonata::render(v, &states, &vars)?;
-                            let left = seconds_until(state, &ts, "`Timestamp`")?;
+                            let left =
+                                seconds_until(state, &ts, "`Timestamp`").map_err(query_error)?;
                             self.wake_in(state, left)?
                         }
                         _ => self.wake_in(state, 0.0)?,
@@ -1744,10 +1748,15 @@ impl Run {
             (None, None) => effective.clone(),
         };
         let Value::Array(items) = items else {
-            return Err(Failure::runtime(format!(
+            let failure = Failure::runtime(format!(
                 "state `{}`: the items (`ItemsPath`) must be a JSON array",
                 state.name
-            )));
+            ));
+            return Err(if jsonata_states.is_some() {
+                query_error(failure)
+            } else {
+                failure
+            });
         };
         let mut inputs = Vec::with_capacity(items.len());
         for (index, item) in items.iter().enumerate() {
@@ -2045,7 +2054,13 @@ fn wait_seconds(state: &State, v: &Value, what: &str) -> Result<f64, Failure> {
         })
 }
 
-/// Seconds from now until an RFC 3339 timestamp (0 for a past one).
+/// A runtime failure of a JSONata state's value as AWS names it.
+fn query_error(f: Failure) -> Failure {
+    Failure::new("States.QueryEvaluationError", f.cause)
+}
+
+/// Seconds from now until an RFC 3339 timestamp (0 for a past one). AWS wants the `T`
+/// between date and time; RFC 3339's allowed space is refused as it refuses it.
 fn seconds_until(state: &State, v: &Value, what: &str) -> Result<f64, Failure> {
     let s = v.as_str().ok_or_else(|| {
         Failure::runtime(format!(
@@ -2054,12 +2069,15 @@ fn seconds_until(state: &State, v: &Value, what: &str) -> Result<f64, Failure> {
             crate::definition::shown(v)
         ))
     })?;
-    let t = chrono::DateTime::parse_from_rfc3339(s).map_err(|_| {
-        Failure::runtime(format!(
-            "state `{}`: {what} `{s}` is not an RFC 3339 timestamp",
-            state.name
-        ))
-    })?;
+    let t = Some(s)
+        .filter(|s| matches!(s.as_bytes().get(10), Some(b'T' | b't')))
+        .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+        .ok_or_else(|| {
+            Failure::runtime(format!(
+                "state `{}`: {what} `{s}` is not an RFC 3339 timestamp",
+                state.name
+            ))
+        })?;
     // Both ends lie within chrono's range, so the difference cannot overflow.
     let left = t.with_timezone(&chrono::Utc) - chrono::Utc::now();
     Ok(left.num_milliseconds().max(0) as f64 / 1000.0)
