@@ -157,3 +157,19 @@ fn a_jsonata_value_of_the_wrong_type_is_a_query_evaluation_error() {
         "a past timestamp with `T` waits for nothing: {out:#}"
     );
 }
+
+#[test]
+fn the_context_object_is_shaped_as_on_aws() {
+    let sfn = Sfn::new();
+    let def = json!({"StartAt": "P", "States": {"P": {"Type": "Pass",
+        "Parameters": {"redrives.$": "$$.Execution.RedriveCount", "state.$": "$$.State"}, "End": true}}});
+    let (code, out) = sfn.run(&def, &json!({}), &[]);
+    assert_eq!(code, 0, "{out:#}");
+    assert_eq!(out["output"]["redrives"], 0);
+    let state = out["output"]["state"].as_object().unwrap();
+    assert_eq!(state["Name"], "P");
+    assert!(
+        !state.contains_key("RetryCount"),
+        "RetryCount is a Task state's only: {state:?}"
+    );
+}

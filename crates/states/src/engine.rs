@@ -623,6 +623,10 @@ impl Run {
     }
 
     fn context(&self, state: &State, frame: &Frame, token: Option<&str>) -> Value {
+        // The context object as AWS shapes it
+        // (https://docs.aws.amazon.com/step-functions/latest/dg/input-output-contextobject.html):
+        // an execution that was never redriven has RedriveCount 0, and RetryCount is a Task
+        // state's only.
         let retry_count: u32 = frame.retries.iter().sum();
         let mut ctx = json!({
             "Execution": {
@@ -631,13 +635,17 @@ impl Run {
                 "Name": self.exec.id,
                 "StartTime": self.exec.started_at,
                 "RoleArn": "arn:aws:iam::000000000000:role/skein-local",
+                "RedriveCount": 0,
             },
             "StateMachine": {
                 "Id": format!("arn:aws:states:local:000000000000:stateMachine:{}", self.exec.name),
                 "Name": self.exec.name,
             },
-            "State": {"Name": state.name, "EnteredTime": frame.entered_at, "RetryCount": retry_count},
+            "State": {"Name": state.name, "EnteredTime": frame.entered_at},
         });
+        if matches!(state.kind, Kind::Task { .. }) {
+            ctx["State"]["RetryCount"] = json!(retry_count);
+        }
         if let Some(t) = token {
             ctx["Task"] = json!({"Token": t});
         }
