@@ -173,3 +173,48 @@ fn the_context_object_is_shaped_as_on_aws() {
         "RetryCount is a Task state's only: {state:?}"
     );
 }
+
+#[test]
+fn item_reader_csv_and_limits_behave_as_on_aws() {
+    let sfn = Sfn::new();
+    // uneven rows: extra fields dropped, missing ones ""
+    std::fs::create_dir_all(sfn.path().join("s3/bucket")).unwrap();
+    std::fs::write(
+        sfn.path().join("s3/bucket/rows.csv"),
+        "a,b\n1,2,3\n4\n5,6\n",
+    )
+    .unwrap();
+    sfn.file("bindings.json", &json!({"s3Root": "s3"}));
+    let def = |config: serde_json::Value| {
+        json!({"StartAt": "M", "States": {"M": {"Type": "Map",
+            "ItemReader": {"Resource": "arn:aws:states:::s3:getObject", "ReaderConfig": config,
+                           "Parameters": {"Bucket": "bucket", "Key": "rows.csv"}},
+            "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                "StartAt": "E", "States": {"E": {"Type": "Pass", "End": true}}},
+            "End": true}}})
+    };
+    let run = |config: serde_json::Value, input: serde_json::Value| {
+        let (code, out) = sfn.run(&def(config), &input, &["--bindings", "bindings.json"]);
+        assert_eq!(code, 0, "{out:#}");
+        out["output"].clone()
+    };
+    let all = run(
+        json!({"InputType": "CSV", "CSVHeaderLocation": "FIRST_ROW"}),
+        json!({}),
+    );
+    assert_eq!(
+        all,
+        json!([{"a": "1", "b": "2"}, {"a": "4", "b": ""}, {"a": "5", "b": "6"}])
+    );
+    // MaxItems 0 is no limit; MaxItemsPath reads the limit from the input
+    let zero = run(
+        json!({"InputType": "CSV", "CSVHeaderLocation": "FIRST_ROW", "MaxItems": 0}),
+        json!({}),
+    );
+    assert_eq!(zero.as_array().unwrap().len(), 3);
+    let two = run(
+        json!({"InputType": "CSV", "CSVHeaderLocation": "FIRST_ROW", "MaxItemsPath": "$.limit"}),
+        json!({"limit": 2}),
+    );
+    assert_eq!(two.as_array().unwrap().len(), 2);
+}

@@ -37,10 +37,11 @@ pub fn read(reader: &Value, scope: &Scope<'_>, root: &Path) -> Result<Value, Fai
         .unwrap_or_default();
     let p = params(reader.get("Parameters"), scope)?;
     let config = reader.get("ReaderConfig").cloned().unwrap_or(json!({}));
-    let max_items = config
-        .get("MaxItems")
-        .and_then(Value::as_u64)
-        .map(|n| n as usize);
+    let max_items = match (config.get("MaxItems"), config.get("MaxItemsPath")) {
+        (Some(v), _) => v.as_u64().map(|n| n as usize),
+        (None, Some(Value::String(path))) => Some(count_at(scope, path, "MaxItemsPath")?),
+        _ => None,
+    };
     let bucket = field(&p, "Bucket", "ItemReader")?;
     let mut items = match resource {
         "arn:aws:states:::s3:listObjectsV2" => {
@@ -105,7 +106,8 @@ pub fn read(reader: &Value, scope: &Scope<'_>, root: &Path) -> Result<Value, Fai
             )));
         }
     };
-    if let Some(max) = max_items {
+    // MaxItems 0 means no limit, as on AWS.
+    if let Some(max) = max_items.filter(|m| *m > 0) {
         items.truncate(max);
     }
     Ok(Value::Array(items))
@@ -179,29 +181,21 @@ fn csv_items(text: &str, config: &Value, name: &str) -> Result<Vec<Value>, Failu
     } else {
         rows.remove(0)
     };
-    rows.into_iter()
-        .enumerate()
-        .map(|(i, row)| {
-            if row.len() != headers.len() {
-                return Err(Failure::new(
-                    "States.ItemReaderFailed",
-                    format!(
-                        "{name} row {}: {} fields, the header has {}",
-                        i + 1,
-                        row.len(),
-                        headers.len()
-                    ),
-                ));
-            }
-            Ok(Value::Object(
+    let _ = name;
+    // Uneven rows are tolerated as AWS does: fields beyond the header are dropped, missing
+    // ones are "" (https://docs.aws.amazon.com/step-functions/latest/dg/input-output-itemreader.html).
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let mut fields = row.into_iter();
+            Value::Object(
                 headers
                     .iter()
-                    .cloned()
-                    .zip(row.into_iter().map(Value::String))
+                    .map(|h| (h.clone(), Value::String(fields.next().unwrap_or_default())))
                     .collect::<Map<_, _>>(),
-            ))
+            )
         })
-        .collect()
+        .collect())
 }
 
 /// RFC 4180 CSV: quoted fields may hold delimiters, doubled quotes and newlines.
@@ -247,12 +241,26 @@ fn parse_csv(text: &str, delimiter: char) -> Vec<Vec<String>> {
     rows
 }
 
+/// A non-negative integer read from `path` (a `…Path` field), or `States.Runtime`.
+fn count_at(scope: &Scope<'_>, path: &str, field: &str) -> Result<usize, Failure> {
+    let v = template::select(scope, path)?;
+    v.as_u64().map(|n| n as usize).ok_or_else(|| {
+        Failure::runtime(format!(
+            "`{field}` `{path}` must give a non-negative integer, got {v}"
+        ))
+    })
+}
+
 /// Groups items into batches: `{"Items": [...], "BatchInput": …}`.
 pub fn batch(batcher: &Value, items: Vec<Value>, scope: &Scope<'_>) -> Result<Vec<Value>, Failure> {
-    let max_items = batcher
-        .get("MaxItemsPerBatch")
-        .and_then(Value::as_u64)
-        .unwrap_or(0) as usize;
+    let max_items = match (
+        batcher.get("MaxItemsPerBatch"),
+        batcher.get("MaxItemsPerBatchPath"),
+    ) {
+        (Some(v), _) => v.as_u64().unwrap_or(0) as usize,
+        (None, Some(Value::String(path))) => count_at(scope, path, "MaxItemsPerBatchPath")?,
+        _ => 0,
+    };
     let max_bytes = batcher
         .get("MaxInputBytesPerBatch")
         .and_then(Value::as_u64)
