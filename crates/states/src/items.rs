@@ -92,7 +92,7 @@ pub fn read(reader: &Value, scope: &Scope<'_>, root: &Path) -> Result<Value, Fai
                         })
                     })
                     .collect::<Result<_, _>>()?,
-                "CSV" => csv_items(&text, &config, &format!("s3://{bucket}/{key}"))?,
+                "CSV" => csv_items(&text, &config)?,
                 other => {
                     return Err(Failure::runtime(format!(
                         "ItemReader `InputType` `{other}` is not one of JSON, JSONL, CSV"
@@ -154,7 +154,7 @@ fn list(root: &Path, bucket: &str, prefix: &str) -> Result<Vec<Value>, Failure> 
 }
 
 /// CSV rows as objects keyed by the header (first row, or `CSVHeaders`); values are strings.
-fn csv_items(text: &str, config: &Value, name: &str) -> Result<Vec<Value>, Failure> {
+fn csv_items(text: &str, config: &Value) -> Result<Vec<Value>, Failure> {
     let delimiter = match config.get("CSVDelimiter").and_then(Value::as_str) {
         Some("SEMICOLON") => ';',
         Some("TAB") => '\t',
@@ -181,7 +181,6 @@ fn csv_items(text: &str, config: &Value, name: &str) -> Result<Vec<Value>, Failu
     } else {
         rows.remove(0)
     };
-    let _ = name;
     // Uneven rows are tolerated as AWS does: fields beyond the header are dropped, missing
     // ones are "" (https://docs.aws.amazon.com/step-functions/latest/dg/input-output-itemreader.html).
     Ok(rows
