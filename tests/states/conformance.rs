@@ -218,3 +218,48 @@ fn item_reader_csv_and_limits_behave_as_on_aws() {
     );
     assert_eq!(two.as_array().unwrap().len(), 2);
 }
+
+#[test]
+fn aws_jsonata_functions() {
+    let sfn = Sfn::new();
+    let def = json!({"QueryLanguage": "JSONata", "StartAt": "P", "States": {"P": {"Type": "Pass",
+        "Output": {
+            "parts": "{% $partition([1,2,3,4,5], 2) %}",
+            "range": "{% $range(0, 10, 5) %}",
+            "down": "{% $range(3, 1, -1) %}",
+            "hash": "{% $hash('abc', 'SHA-256') %}",
+            "md5": "{% $hash('abc', 'MD5') %}",
+            "seeded": "{% $random(42) = $random(42) %}",
+            "unit": "{% $random() >= 0 and $random() < 1 %}",
+            "uuid": "{% $length($uuid()) %}",
+            "parsed": "{% $parse('{\"a\": [1, null]}') %}"
+        }, "End": true}}});
+    let (code, out) = sfn.run(&def, &json!({}), &[]);
+    assert_eq!(code, 0, "{out:#}");
+    let o = &out["output"];
+    assert_eq!(o["parts"], json!([[1, 2], [3, 4], [5]]));
+    assert_eq!(o["range"], json!([0, 5, 10]));
+    assert_eq!(o["down"], json!([3, 2, 1]));
+    assert_eq!(
+        o["hash"],
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    );
+    assert_eq!(o["md5"], "900150983cd24fb0d6963f7d28e17f72");
+    assert_eq!(o["seeded"], true);
+    assert_eq!(o["unit"], true);
+    assert_eq!(o["uuid"], 36);
+    assert_eq!(o["parsed"], json!({"a": [1, null]}));
+    // argument errors are query evaluation errors
+    for bad in [
+        "{% $hash('abc', 'SHA-3') %}",
+        "{% $partition([1], 0) %}",
+        "{% $parse('{') %}",
+    ] {
+        let def = json!({"QueryLanguage": "JSONata", "StartAt": "P", "States": {"P": {"Type": "Pass", "Output": bad, "End": true}}});
+        let (_, out) = sfn.run(&def, &json!({}), &[]);
+        assert_eq!(
+            out["error"], "States.QueryEvaluationError",
+            "{bad}: {out:#}"
+        );
+    }
+}

@@ -146,13 +146,15 @@ pub fn eval(expr: &str, states: &Value, vars: &Value) -> Result<Value, Failure> 
     check_nesting(expr).map_err(fail)?;
     with_stack(|| {
         let arena = Bump::new();
-        let jsonata = JsonAta::new(expr, &arena).map_err(|e| fail(e.to_string()))?;
+        let source = aws::rename_builtins(expr);
+        let jsonata = JsonAta::new(&source, &arena).map_err(|e| fail(e.to_string()))?;
         if let Value::Object(v) = vars {
             for (k, val) in v {
                 jsonata.assign_var(k, to_jsonata(&arena, val));
             }
         }
         jsonata.assign_var("states", to_jsonata(&arena, states));
+        aws::register(&jsonata);
         let result = jsonata
             .evaluate_timeboxed(None, Some(MAX_EVAL_DEPTH), Some(MAX_EVAL_MILLIS))
             .map_err(|e| fail(e.to_string()))?;
@@ -226,5 +228,200 @@ pub fn expressions(template: &Value, out: &mut Vec<String>) {
         Value::Object(map) => map.values().for_each(|v| expressions(v, out)),
         Value::Array(items) => items.iter().for_each(|v| expressions(v, out)),
         _ => {}
+    }
+}
+
+/// The JSONata functions Step Functions adds to the standard library
+/// (<https://docs.aws.amazon.com/step-functions/latest/dg/transforming-data.html#jsonata-functions>):
+/// `$partition`, `$range`, `$hash`, `$random` (with an optional seed), `$parse`; `$uuid` is
+/// jsonata-rs's own.
+mod aws {
+    use jsonata_rs::{ArrayFlags, Error, FunctionContext, JsonAta, Value};
+    use md5::Digest as _;
+    use rand::{Rng, SeedableRng};
+    use sha2::Digest as _;
+
+    type Result<'a> = std::result::Result<&'a Value<'a>, Error>;
+
+    /// Binds the functions in `jsonata`'s frame.
+    pub fn register(jsonata: &JsonAta<'_>) {
+        jsonata.register_function("partition", 2, partition);
+        jsonata.register_function("range", 3, range);
+        jsonata.register_function("hash", 2, hash);
+        jsonata.register_function(RANDOM, 1, random);
+        jsonata.register_function("parse", 1, parse);
+    }
+
+    /// AWS's `$random` takes an optional seed; jsonata-rs binds its own `$random` (no
+    /// arguments) when it evaluates, over any binding of ours, so calls go to ours by
+    /// another name.
+    const RANDOM: &str = "__skein_random";
+
+    /// `expr` with `$random(` calls renamed to [`RANDOM`], outside string literals and
+    /// comments.
+    pub fn rename_builtins(expr: &str) -> std::borrow::Cow<'_, str> {
+        if !expr.contains("$random") {
+            return std::borrow::Cow::Borrowed(expr);
+        }
+        let mut out = String::with_capacity(expr.len() + 16);
+        let mut chars = expr.char_indices().peekable();
+        let mut quote: Option<char> = None;
+        let mut comment = false;
+        while let Some((i, c)) = chars.next() {
+            if comment {
+                out.push(c);
+                if c == '*' && expr[i + 1..].starts_with('/') {
+                    out.push('/');
+                    chars.next();
+                    comment = false;
+                }
+                continue;
+            }
+            match quote {
+                Some(q) => {
+                    out.push(c);
+                    if c == '\\' {
+                        if let Some((_, n)) = chars.next() {
+                            out.push(n);
+                        }
+                    } else if c == q {
+                        quote = None;
+                    }
+                }
+                None if c == '"' || c == '\'' => {
+                    quote = Some(c);
+                    out.push(c);
+                }
+                None if c == '/' && expr[i + 1..].starts_with('*') => {
+                    comment = true;
+                    out.push(c);
+                }
+                None if c == '$' && expr[i + 1..].starts_with("random") => {
+                    let after = expr[i + 7..].trim_start();
+                    if after.starts_with('(') {
+                        out.push('$');
+                        out.push_str(RANDOM);
+                        for _ in 0.."random".len() {
+                            chars.next();
+                        }
+                    } else {
+                        out.push(c);
+                    }
+                }
+                None => out.push(c),
+            }
+        }
+        std::borrow::Cow::Owned(out)
+    }
+
+    fn fail<'a>(function: &str, message: String) -> Result<'a> {
+        Err(Error::D3137Error(format!("${function}: {message}")))
+    }
+
+    fn integer(v: Option<&&Value<'_>>) -> Option<i64> {
+        let v = v?;
+        (v.is_number() && v.as_f64().fract() == 0.0 && v.as_f64().abs() < 9e15)
+            .then(|| v.as_f64() as i64)
+    }
+
+    /// `$partition(array, size)`: the array cut into arrays of `size` items.
+    fn partition<'a>(cx: FunctionContext<'a, '_>, args: &[&'a Value<'a>]) -> Result<'a> {
+        let (Some(array), Some(size)) = (args.first(), integer(args.get(1))) else {
+            return fail("partition", "takes an array and a chunk size".into());
+        };
+        if !array.is_array() || size <= 0 {
+            return fail(
+                "partition",
+                "takes an array and a positive integer chunk size".into(),
+            );
+        }
+        let items: Vec<&'a Value<'a>> = array.members().collect();
+        let out = Value::array_with_capacity(cx.arena, items.len(), ArrayFlags::empty());
+        for chunk in items.chunks(size as usize) {
+            let part = Value::array_with_capacity(cx.arena, chunk.len(), ArrayFlags::empty());
+            for item in chunk {
+                part.push(item);
+            }
+            out.push(part);
+        }
+        Ok(out)
+    }
+
+    /// `$range(start, end, step)`: integers from start to end (both included) by step.
+    fn range<'a>(cx: FunctionContext<'a, '_>, args: &[&'a Value<'a>]) -> Result<'a> {
+        let (Some(start), Some(end), Some(step)) = (
+            integer(args.first()),
+            integer(args.get(1)),
+            integer(args.get(2)),
+        ) else {
+            return fail("range", "takes three integers: start, end and step".into());
+        };
+        if step == 0 {
+            return fail("range", "the step must not be 0".into());
+        }
+        // AWS caps generated arrays at 1,000 items, as States.ArrayRange does.
+        let count = ((end - start) / step).max(-1) + 1;
+        if count > 1000 {
+            return fail("range", format!("would make {count} items; at most 1000"));
+        }
+        let out = Value::array_with_capacity(cx.arena, count.max(0) as usize, ArrayFlags::empty());
+        let mut n = start;
+        while (step > 0 && n <= end) || (step < 0 && n >= end) {
+            out.push(Value::number(cx.arena, n as f64));
+            n += step;
+        }
+        Ok(out)
+    }
+
+    /// `$hash(text, algorithm)`: the hex digest, MD5, SHA-1, SHA-256, SHA-384 or SHA-512.
+    fn hash<'a>(cx: FunctionContext<'a, '_>, args: &[&'a Value<'a>]) -> Result<'a> {
+        let (Some(data), Some(algorithm)) = (args.first(), args.get(1)) else {
+            return fail("hash", "takes a string and an algorithm".into());
+        };
+        if !data.is_string() || !algorithm.is_string() {
+            return fail("hash", "takes a string and an algorithm name".into());
+        }
+        let data = data.as_str();
+        let bytes = data.as_bytes();
+        let digest = match algorithm.as_str().as_ref() {
+            "MD5" => md5::Md5::digest(bytes).to_vec(),
+            "SHA-1" => sha1::Sha1::digest(bytes).to_vec(),
+            "SHA-256" => sha2::Sha256::digest(bytes).to_vec(),
+            "SHA-384" => sha2::Sha384::digest(bytes).to_vec(),
+            "SHA-512" => sha2::Sha512::digest(bytes).to_vec(),
+            other => {
+                return fail(
+                    "hash",
+                    format!(
+                        "the algorithm must be MD5, SHA-1, SHA-256, SHA-384 or SHA-512, got `{other}`"
+                    ),
+                );
+            }
+        };
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        Ok(Value::string(cx.arena, &hex))
+    }
+
+    /// `$random()` or `$random(seed)`: a number in [0, 1); a seed makes it repeatable.
+    fn random<'a>(cx: FunctionContext<'a, '_>, args: &[&'a Value<'a>]) -> Result<'a> {
+        let n: f64 = match args.first() {
+            None => rand::rng().random(),
+            Some(seed) if seed.is_number() => {
+                rand::rngs::StdRng::seed_from_u64(seed.as_f64() as i64 as u64).random()
+            }
+            Some(_) => return fail("random", "the seed must be a number".into()),
+        };
+        Ok(Value::number(cx.arena, n))
+    }
+
+    /// `$parse(text)`: the JSON value a string holds.
+    fn parse<'a>(cx: FunctionContext<'a, '_>, args: &[&'a Value<'a>]) -> Result<'a> {
+        let Some(text) = args.first().filter(|v| v.is_string()) else {
+            return fail("parse", "takes a string of JSON".into());
+        };
+        match serde_json::from_str::<serde_json::Value>(&text.as_str()) {
+            Ok(v) => Ok(super::to_jsonata(cx.arena, &v)),
+            Err(e) => fail("parse", format!("the string is not JSON: {e}")),
+        }
     }
 }
