@@ -263,3 +263,49 @@ fn aws_jsonata_functions() {
         );
     }
 }
+
+#[test]
+fn jsonata_expressions_in_numeric_fields() {
+    let sfn = Sfn::new();
+    let def = json!({"QueryLanguage": "JSONata", "StartAt": "M", "States": {"M": {"Type": "Map",
+        "Items": "{% $states.input.items %}",
+        "MaxConcurrency": "{% $states.input.limit %}",
+        "ToleratedFailureCount": "{% $states.input.tolerated %}",
+        "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+            "StartAt": "C", "States": {"C": {"Type": "Choice",
+                "Choices": [{"Condition": "{% $states.input > 2 %}", "Next": "Bad"}], "Default": "Ok"},
+                "Bad": {"Type": "Fail", "Error": "TooBig"}, "Ok": {"Type": "Succeed"}}},
+        "End": true}}});
+    sfn.file("def.asl.json", &def);
+    let ok = sfn.skein(&["validate", "def.asl.json"]);
+    assert_eq!(ok.status.code(), Some(0), "{}", crate::util::text(&ok));
+    // one item fails: tolerated when the expression says 1, not when it says 0
+    let (code, out) = sfn.run(
+        &def,
+        &json!({"items": [1, 2, 3], "limit": 2, "tolerated": 1}),
+        &[],
+    );
+    assert_eq!(code, 0, "{out:#}");
+    let (_, out) = sfn.run(
+        &def,
+        &json!({"items": [1, 2, 3], "limit": 2, "tolerated": 0}),
+        &[],
+    );
+    assert_eq!(
+        out["error"], "States.ExceedToleratedFailureThreshold",
+        "{out:#}"
+    );
+    // a value of the wrong kind is a query evaluation error
+    let (_, out) = sfn.run(
+        &def,
+        &json!({"items": [1], "limit": "two", "tolerated": 0}),
+        &[],
+    );
+    assert_eq!(out["error"], "States.QueryEvaluationError", "{out:#}");
+    // a JSONPath state still refuses an expression there
+    let jsonpath = json!({"StartAt": "M", "States": {"M": {"Type": "Map", "MaxConcurrency": "{% 2 %}",
+        "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}, "End": true}}});
+    sfn.file("jp.asl.json", &jsonpath);
+    let out = sfn.skein(&["validate", "jp.asl.json"]);
+    assert_eq!(out.status.code(), Some(2), "{}", crate::util::text(&out));
+}

@@ -235,6 +235,27 @@ impl Reader {
         n
     }
 
+    /// A JSONata state's numeric field given as a `{% … %}` expression (AWS evaluates it
+    /// at run time): the checked expression text, kept where the JSONPath state's `…Path`
+    /// twin goes; `None` when the field is absent or not an expression.
+    fn jsonata_number(
+        &mut self,
+        obj: &Map<String, Value>,
+        ptr: &str,
+        key: &str,
+        jsonata: bool,
+    ) -> Option<String> {
+        let text = obj.get(key)?.as_str()?;
+        let expr = crate::jsonata::expression(text).filter(|_| jsonata)?;
+        if let Err(e) = crate::jsonata::check(expr) {
+            self.err(
+                &format!("{ptr}/{key}"),
+                format!("bad JSONata expression: {e}"),
+            );
+        }
+        Some(text.to_string())
+    }
+
     fn number(&mut self, obj: &Map<String, Value>, ptr: &str, key: &str) -> Option<f64> {
         match obj.get(key) {
             None => None,
@@ -809,10 +830,17 @@ fn read_state(
                 r.err(ptr, format!("Task state `{name}` needs `Resource`"));
                 String::new()
             });
-            let timeout_seconds =
-                r.bounded(obj, ptr, "TimeoutSeconds", 1, limits::MAX_TASK_SECONDS);
-            let heartbeat_seconds =
-                r.bounded(obj, ptr, "HeartbeatSeconds", 1, limits::MAX_TASK_SECONDS);
+            let jsonata = query_language == QueryLanguage::Jsonata;
+            let timeout_expr = r.jsonata_number(obj, ptr, "TimeoutSeconds", jsonata);
+            let heartbeat_expr = r.jsonata_number(obj, ptr, "HeartbeatSeconds", jsonata);
+            let timeout_seconds = match timeout_expr {
+                Some(_) => None,
+                None => r.bounded(obj, ptr, "TimeoutSeconds", 1, limits::MAX_TASK_SECONDS),
+            };
+            let heartbeat_seconds = match heartbeat_expr {
+                Some(_) => None,
+                None => r.bounded(obj, ptr, "HeartbeatSeconds", 1, limits::MAX_TASK_SECONDS),
+            };
             // "HeartbeatSeconds … must be less than the number of seconds specified in the
             // TimeoutSeconds field" (https://docs.aws.amazon.com/step-functions/latest/dg/state-task.html)
             if let (Some(t), Some(h)) = (timeout_seconds, heartbeat_seconds)
@@ -826,9 +854,11 @@ fn read_state(
             Kind::Task {
                 resource,
                 timeout_seconds,
-                timeout_seconds_path: r.path(obj, ptr, "TimeoutSecondsPath", true),
+                timeout_seconds_path: timeout_expr
+                    .or_else(|| r.path(obj, ptr, "TimeoutSecondsPath", true)),
                 heartbeat_seconds,
-                heartbeat_seconds_path: r.path(obj, ptr, "HeartbeatSecondsPath", true),
+                heartbeat_seconds_path: heartbeat_expr
+                    .or_else(|| r.path(obj, ptr, "HeartbeatSecondsPath", true)),
             }
         }
         "Choice" => {
@@ -996,7 +1026,14 @@ fn read_map(
             "an `ItemReader` needs a `Resource`",
         );
     }
-    let pct = r.number(obj, ptr, "ToleratedFailurePercentage");
+    let jsonata = ql == QueryLanguage::Jsonata;
+    let concurrency_expr = r.jsonata_number(obj, ptr, "MaxConcurrency", jsonata);
+    let count_expr = r.jsonata_number(obj, ptr, "ToleratedFailureCount", jsonata);
+    let pct_expr = r.jsonata_number(obj, ptr, "ToleratedFailurePercentage", jsonata);
+    let pct = match pct_expr {
+        Some(_) => None,
+        None => r.number(obj, ptr, "ToleratedFailurePercentage"),
+    };
     // "You must specify a value between zero and 100"
     // (https://docs.aws.amazon.com/step-functions/latest/dg/maprun-fail-threshold.html)
     if pct.is_some_and(|p| !(0.0..=limits::MAX_TOLERATED_PERCENTAGE).contains(&p)) {
@@ -1019,7 +1056,9 @@ fn read_map(
         result_writer: obj.get("ResultWriter").cloned(),
         // A distributed Map runs "up to 10,000 parallel child workflow executions"
         // (https://docs.aws.amazon.com/step-functions/latest/dg/state-map-distributed.html)
-        max_concurrency: if distributed {
+        max_concurrency: if concurrency_expr.is_some() {
+            None
+        } else if distributed {
             r.bounded(
                 obj,
                 ptr,
@@ -1030,11 +1069,17 @@ fn read_map(
         } else {
             r.uint(obj, ptr, "MaxConcurrency")
         },
-        max_concurrency_path: r.path(obj, ptr, "MaxConcurrencyPath", true),
+        max_concurrency_path: concurrency_expr
+            .or_else(|| r.path(obj, ptr, "MaxConcurrencyPath", true)),
         tolerated_failure_percentage: pct,
-        tolerated_failure_percentage_path: r.path(obj, ptr, "ToleratedFailurePercentagePath", true),
-        tolerated_failure_count: r.uint(obj, ptr, "ToleratedFailureCount"),
-        tolerated_failure_count_path: r.path(obj, ptr, "ToleratedFailureCountPath", true),
+        tolerated_failure_percentage_path: pct_expr
+            .or_else(|| r.path(obj, ptr, "ToleratedFailurePercentagePath", true)),
+        tolerated_failure_count: match count_expr {
+            Some(_) => None,
+            None => r.uint(obj, ptr, "ToleratedFailureCount"),
+        },
+        tolerated_failure_count_path: count_expr
+            .or_else(|| r.path(obj, ptr, "ToleratedFailureCountPath", true)),
     })
 }
 

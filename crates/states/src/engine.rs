@@ -1516,7 +1516,13 @@ impl Run {
             match (fixed, path) {
                 (Some(s), _) => Ok(Some(*s as f64)),
                 (None, Some(p)) => {
-                    let v = template::select(&scope, p)?;
+                    // a JSONata state's `{% … %}` number, else a JSONPath `…Path`
+                    let v = if jsonata::expression(p).is_some() {
+                        let states = self.jsonata_states(state, frame, None);
+                        jsonata::render(&Value::String(p.clone()), &states, &frame.vars)?
+                    } else {
+                        template::select(&scope, p)?
+                    };
                     match limits::integer_in(&v, 1, limits::MAX_TASK_SECONDS) {
                         Some(s) => Ok(Some(s as f64)),
                         None => Err(Failure::runtime(format!(
@@ -1804,6 +1810,21 @@ impl Run {
          -> Result<Option<f64>, Failure> {
             match (fixed, path) {
                 (Some(n), _) => Ok(Some(n)),
+                // a JSONata state's `{% … %}` number (the definition keeps it here)
+                (None, Some(p)) if jsonata::expression(p).is_some() => {
+                    let states = jsonata_states.cloned().unwrap_or(Value::Null);
+                    let v = jsonata::render(&Value::String(p.clone()), &states, vars)?;
+                    ok(&v).map(Some).ok_or_else(|| {
+                        Failure::new(
+                            "States.QueryEvaluationError",
+                            format!(
+                                "state `{}`: `{p}` must give {what}, got {}",
+                                state.name,
+                                crate::definition::shown(&v)
+                            ),
+                        )
+                    })
+                }
                 (None, Some(p)) => {
                     let v = template::select(&scope, p)?;
                     ok(&v).map(Some).ok_or_else(|| {
