@@ -309,3 +309,16 @@ fn jsonata_expressions_in_numeric_fields() {
     let out = sfn.skein(&["validate", "jp.asl.json"]);
     assert_eq!(out.status.code(), Some(2), "{}", crate::util::text(&out));
 }
+
+#[test]
+fn an_expression_with_blanks_around_its_braces_is_a_plain_string() {
+    let sfn = Sfn::new();
+    let def = json!({"QueryLanguage": "JSONata", "StartAt": "P", "States": {"P": {"Type": "Pass",
+        "Output": {"plain": " {% 1 + 1 %} ", "evaluated": "{% 1 + 1 %}"}, "End": true}}});
+    let (code, out) = sfn.run(&def, &json!({}), &[]);
+    assert_eq!(code, 0, "{out:#}");
+    assert_eq!(
+        out["output"],
+        json!({"plain": " {% 1 + 1 %} ", "evaluated": 2})
+    );
+}

@@ -12,10 +12,10 @@ use serde_json::{Map, Value};
 
 use crate::engine::Failure;
 
-/// The expression inside `{% … %}`, if `s` is one.
+/// The expression inside `{% … %}`, if `s` is one. The string must start with `{%` and
+/// end with `%}`: with blanks around them it is a plain string, as on AWS.
 pub fn expression(s: &str) -> Option<&str> {
-    let t = s.trim();
-    t.strip_prefix("{%")?.strip_suffix("%}").map(str::trim)
+    s.strip_prefix("{%")?.strip_suffix("%}").map(str::trim)
 }
 
 /// How deeply an expression may nest, as [`nesting`] counts it. jsonata-rs parses and
