@@ -459,3 +459,25 @@ fn deeply_nested_jsonpath_filters_are_errors() {
         );
     }
 }
+
+// Found by fuzzing (`%%l%l`): jsonata-rs leaves the parent operator `%` unimplemented and
+// panicked inside `validate`. Its panics are errors naming the state and field, silent.
+#[test]
+fn jsonata_the_engine_does_not_support_is_an_error_not_a_panic() {
+    let sfn = Sfn::new();
+    for expr in ["%%l%l", "$states.input.a.%.b", "%"] {
+        let def = json!({"QueryLanguage": "JSONata", "StartAt": "P", "States": {
+            "P": {"Type": "Pass", "Output": format!("{{% {expr} %}}"), "End": true}}});
+        sfn.file("def.json", &def);
+        let out = sfn.skein(&["validate", "def.json", "--json"]);
+        assert_eq!(out.status.code(), Some(2), "{expr}: {}", text(&out));
+        assert!(!text(&out).contains("panicked"), "{expr}: {}", text(&out));
+        let errors = last_json(&out)["errors"].clone();
+        assert_eq!(errors[0]["pointer"], "/States/P/Output", "{errors:#}");
+        let message = errors[0]["message"].as_str().unwrap();
+        assert!(message.contains("does not support"), "{message}");
+        let out = sfn.skein(&["run", "def.json"]);
+        assert_eq!(out.status.code(), Some(2), "{expr}: {}", text(&out));
+        assert!(!text(&out).contains("panicked"), "{expr}: {}", text(&out));
+    }
+}

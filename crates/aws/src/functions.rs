@@ -118,7 +118,7 @@ fn absolute_uris(dir: &std::path::Path, specs_uri: &str) -> Result<(), String> {
             continue;
         }
         let text = std::fs::read_to_string(&entry).map_err(|e| format!("{base}{rel}: {e}"))?;
-        let Ok(mut doc) = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(&text) else {
+        let Ok(mut doc) = skein_core::yaml::from_str::<serde_yaml_ng::Value>(&text) else {
             continue; // the planner reports the parse error with its line
         };
         let dir_of_spec = match rel.rsplit_once('/') {

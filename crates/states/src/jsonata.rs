@@ -36,20 +36,60 @@ pub const MAX_EVAL_MILLIS: usize = 10_000;
 /// has less left. [`MAX_NESTING`] and [`MAX_EVAL_DEPTH`] are chosen so that they fit.
 const STACK_BYTES: usize = 64 * 1024 * 1024;
 
-/// Runs `f` with at least [`STACK_BYTES`] of stack.
-fn with_stack<T>(f: impl FnOnce() -> T) -> T {
-    stacker::maybe_grow(STACK_BYTES, STACK_BYTES, f)
+thread_local! {
+    /// Whether this thread is inside jsonata-rs (see [`guarded`]).
+    static IN_JSONATA: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Wraps the process's panic hook, once, so that a panic inside jsonata-rs (which
+/// [`guarded`] turns into an error) prints nothing; every other panic goes to the hook
+/// that was installed before.
+fn quiet_panics_in_jsonata() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !IN_JSONATA.get() {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// Runs `f` (a call into jsonata-rs) with at least [`STACK_BYTES`] of stack. A panic
+/// inside jsonata-rs (it leaves some syntax unimplemented, e.g. the parent operator `%`)
+/// is caught and given to `on_panic` as a message: it never reaches the user as a crash.
+fn guarded<T>(f: impl FnOnce() -> T, on_panic: impl FnOnce(String) -> T) -> T {
+    quiet_panics_in_jsonata();
+    stacker::maybe_grow(STACK_BYTES, STACK_BYTES, || {
+        IN_JSONATA.set(true);
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+        IN_JSONATA.set(false);
+        caught.unwrap_or_else(|payload| {
+            let why = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".into());
+            on_panic(format!(
+                "the JSONata engine (jsonata-rs) does not support this expression: {why}"
+            ))
+        })
+    })
 }
 
 /// Checks that an expression parses and is not nested too deeply.
 pub fn check(expr: &str) -> Result<(), String> {
     check_nesting(expr)?;
-    with_stack(|| {
-        let arena = Bump::new();
-        JsonAta::new(expr, &arena)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    })
+    guarded(
+        || {
+            let arena = Bump::new();
+            JsonAta::new(expr, &arena)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        },
+        Err,
+    )
 }
 
 /// Fails when `expr` nests deeper than [`MAX_NESTING`].
@@ -144,26 +184,29 @@ pub fn eval(expr: &str, states: &Value, vars: &Value) -> Result<Value, Failure> 
         )
     };
     check_nesting(expr).map_err(fail)?;
-    with_stack(|| {
-        let arena = Bump::new();
-        let source = aws::rename_builtins(expr);
-        let jsonata = JsonAta::new(&source, &arena).map_err(|e| fail(e.to_string()))?;
-        if let Value::Object(v) = vars {
-            for (k, val) in v {
-                jsonata.assign_var(k, to_jsonata(&arena, val));
+    guarded(
+        || {
+            let arena = Bump::new();
+            let source = aws::rename_builtins(expr);
+            let jsonata = JsonAta::new(&source, &arena).map_err(|e| fail(e.to_string()))?;
+            if let Value::Object(v) = vars {
+                for (k, val) in v {
+                    jsonata.assign_var(k, to_jsonata(&arena, val));
+                }
             }
-        }
-        jsonata.assign_var("states", to_jsonata(&arena, states));
-        aws::register(&jsonata);
-        let result = jsonata
-            .evaluate_timeboxed(None, Some(MAX_EVAL_DEPTH), Some(MAX_EVAL_MILLIS))
-            .map_err(|e| fail(e.to_string()))?;
-        if result.is_undefined() {
-            return Err(fail("returned nothing (undefined)".into()));
-        }
-        serde_json::from_str(&result.serialize(false))
-            .map_err(|e| fail(format!("result is not JSON: {e}")))
-    })
+            jsonata.assign_var("states", to_jsonata(&arena, states));
+            aws::register(&jsonata);
+            let result = jsonata
+                .evaluate_timeboxed(None, Some(MAX_EVAL_DEPTH), Some(MAX_EVAL_MILLIS))
+                .map_err(|e| fail(e.to_string()))?;
+            if result.is_undefined() {
+                return Err(fail("returned nothing (undefined)".into()));
+            }
+            serde_json::from_str(&result.serialize(false))
+                .map_err(|e| fail(format!("result is not JSON: {e}")))
+        },
+        |why| Err(fail(why)),
+    )
 }
 
 /// A JSON value as a JSONata value in `arena` (what `JsonAta::evaluate` does with its
