@@ -812,6 +812,36 @@ async fn a_sample_dataset_migrates_verifies_publishes_and_rolls_back_on_s3_and_d
     assert_eq!(record.status, Status::RolledBack);
     let versions = c.versions("customers").await.unwrap();
     assert_eq!(versions.len(), 3, "published v1, published v2, restored v1");
+    // The catalog keeps each version's summary; the file list is in the manifest it
+    // points at, next to the data in S3, whose bytes hash to the recorded sha256.
+    let v2 = &versions[1].manifest;
+    let key = v2
+        .location
+        .strip_prefix(&format!("s3://{bucket}/"))
+        .unwrap_or_else(|| panic!("manifest location {} is in the bucket", v2.location));
+    assert_eq!(
+        key,
+        "specs/lake/customers/_skein/versions/v2/_manifest.json"
+    );
+    let store = skein_aws::objects::bucket(&settings(), &bucket).unwrap();
+    let bytes = store
+        .get(&ObjectPath::from(key))
+        .await
+        .expect("the recorded manifest location")
+        .bytes()
+        .await
+        .unwrap();
+    use sha2::{Digest, Sha256};
+    let sha: String = Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(v2.sha256, sha);
+    let manifest: skein_core::manifest::Manifest = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(
+        (manifest.version, manifest.files.len() as u64, manifest.rows),
+        (2, v2.file_count, v2.rows)
+    );
 }
 
 fn success(answer: tasks::JobAnswer) -> Value {

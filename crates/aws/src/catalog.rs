@@ -5,7 +5,7 @@
 //! | --- | --- | --- | --- | --- |
 //! | dataset | `DS#<name>` | `META` | `dataset` | spec (JSON), hash, spec version, status, reason, current version, rows, last verification, approval token, lease holder + expiry, attempt counter |
 //! | history | `DS#<name>` | `H#<time>#<id>` | – | one status change |
-//! | version | `DS#<name>` | `V#<time>#<id>` | – | a published/restored manifest |
+//! | version | `DS#<name>` | `V#<time>#<id>` | – | a published/restored version: the manifest's summary, location and sha256 (never its file list) |
 //! | attempt | `DS#<name>` | `A#<0000000001>` | – | one migration attempt |
 //! | run | `RUN#<id>` | `META` | `run` | run record with counters |
 //! | semaphore | `SEM#<system>` | `META` | – | readers of a source system now |
@@ -33,7 +33,7 @@ use skein_core::catalog::{
     Attempt, Catalog, Counter, DatasetRecord, Driver, HistoryEntry, RunRecord, VersionAction,
     VersionRecord,
 };
-use skein_core::manifest::Manifest;
+use skein_core::manifest::ManifestSummary;
 use skein_core::{DatasetSpec, Error, Result, Status};
 
 use crate::config::{AwsSettings, sdk_message};
@@ -720,9 +720,12 @@ impl Catalog for DynamoCatalog {
         &self,
         name: &str,
         action: VersionAction,
-        manifest: &Manifest,
+        manifest: &ManifestSummary,
     ) -> Result<()> {
         let at = now();
+        // The summary only: its size does not depend on the number of files, so the item
+        // stays far below DynamoDB's 400 KB item limit
+        // (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ServiceQuotas.html#limits-items).
         let manifest_json =
             serde_json::to_string(manifest).map_err(|e| Error::Internal(e.to_string()))?;
         let action = match action {
@@ -733,7 +736,7 @@ impl Catalog for DynamoCatalog {
         item.insert("at".into(), s(&at));
         item.insert("action".into(), s(action));
         item.insert("version".into(), n(manifest.version));
-        item.insert("manifest".into(), s(manifest_json));
+        item.insert("summary".into(), s(manifest_json));
         let result = self
             .client
             .transact_write_items()
@@ -791,8 +794,13 @@ impl Catalog for DynamoCatalog {
                         )));
                     }
                 };
-                let manifest = serde_json::from_str(&req_s(i, "manifest", "version")?)
-                    .map_err(|e| Error::Internal(format!("unreadable manifest: {e}")))?;
+                // Items written before summaries were kept hold the whole manifest.
+                let stored = match get_s(i, "summary") {
+                    Some(summary) => summary.to_string(),
+                    None => req_s(i, "manifest", "version")?,
+                };
+                let manifest = ManifestSummary::from_stored_json(&stored)
+                    .map_err(|e| Error::Internal(format!("unreadable version summary: {e}")))?;
                 Ok(VersionRecord {
                     at: req_s(i, "at", "version")?,
                     action,
