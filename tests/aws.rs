@@ -38,6 +38,76 @@ async fn dynamodb_catalog_conforms() {
     conformance::run_all(c, "ddb-").await;
 }
 
+/// The `ByKind` index key is sharded: datasets spread over the 16 `dataset#<n>` keys, a
+/// listing merges every shard in name order, and an item written before sharding (kind
+/// `dataset`) is still listed and moves to its shard when its spec changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dataset_index_keys_are_sharded_and_listed_in_order() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let c = catalog().await;
+    let names: Vec<String> = (0..48).map(|i| format!("shard-{i:02}")).collect();
+    for name in &names {
+        let (spec, hash) = conformance::spec(name, "");
+        c.put_spec(&spec, &hash).await.unwrap();
+    }
+    let ddb = aws_sdk_dynamodb::Client::new(&settings().sdk_config().await);
+    let kind_of = |name: String| {
+        let ddb = ddb.clone();
+        let table = c.table().to_string();
+        async move {
+            let out = ddb
+                .get_item()
+                .table_name(table)
+                .key("PK", AttributeValue::S(format!("DS#{name}")))
+                .key("SK", AttributeValue::S("META".into()))
+                .send()
+                .await
+                .unwrap();
+            out.item.unwrap()["kind"].as_s().unwrap().clone()
+        }
+    };
+    let mut kinds = std::collections::BTreeSet::new();
+    for name in &names {
+        let kind = kind_of(name.clone()).await;
+        assert_eq!(kind, skein_aws::catalog::kind_key("dataset", name));
+        kinds.insert(kind);
+    }
+    assert!(
+        kinds.len() >= 10,
+        "48 datasets on {} index keys: {kinds:?}",
+        kinds.len()
+    );
+
+    // An item as written before sharding: the unsharded key.
+    ddb.update_item()
+        .table_name(c.table())
+        .key("PK", AttributeValue::S("DS#shard-07".into()))
+        .key("SK", AttributeValue::S("META".into()))
+        .update_expression("SET kind = :k")
+        .expression_attribute_values(":k", AttributeValue::S("dataset".into()))
+        .send()
+        .await
+        .unwrap();
+    let listed: Vec<String> = c
+        .datasets()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.name)
+        .collect();
+    assert_eq!(
+        listed, names,
+        "every shard and the legacy key, merged in name order"
+    );
+    let (spec, hash) = conformance::spec("shard-07", "changed");
+    c.put_spec(&spec, &hash).await.unwrap();
+    assert_eq!(
+        kind_of("shard-07".into()).await,
+        skein_aws::catalog::kind_key("dataset", "shard-07")
+    );
+    assert_eq!(c.datasets().await.unwrap().len(), names.len());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_workers_one_wins_the_lease_and_the_transition() {
     let c = Arc::new(catalog().await);
