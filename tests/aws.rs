@@ -38,6 +38,76 @@ async fn dynamodb_catalog_conforms() {
     conformance::run_all(c, "ddb-").await;
 }
 
+/// The `ByKind` index key is sharded: datasets spread over the 16 `dataset#<n>` keys, a
+/// listing merges every shard in name order, and an item written before sharding (kind
+/// `dataset`) is still listed and moves to its shard when its spec changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dataset_index_keys_are_sharded_and_listed_in_order() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let c = catalog().await;
+    let names: Vec<String> = (0..48).map(|i| format!("shard-{i:02}")).collect();
+    for name in &names {
+        let (spec, hash) = conformance::spec(name, "");
+        c.put_spec(&spec, &hash).await.unwrap();
+    }
+    let ddb = aws_sdk_dynamodb::Client::new(&settings().sdk_config().await);
+    let kind_of = |name: String| {
+        let ddb = ddb.clone();
+        let table = c.table().to_string();
+        async move {
+            let out = ddb
+                .get_item()
+                .table_name(table)
+                .key("PK", AttributeValue::S(format!("DS#{name}")))
+                .key("SK", AttributeValue::S("META".into()))
+                .send()
+                .await
+                .unwrap();
+            out.item.unwrap()["kind"].as_s().unwrap().clone()
+        }
+    };
+    let mut kinds = std::collections::BTreeSet::new();
+    for name in &names {
+        let kind = kind_of(name.clone()).await;
+        assert_eq!(kind, skein_aws::catalog::kind_key("dataset", name));
+        kinds.insert(kind);
+    }
+    assert!(
+        kinds.len() >= 10,
+        "48 datasets on {} index keys: {kinds:?}",
+        kinds.len()
+    );
+
+    // An item as written before sharding: the unsharded key.
+    ddb.update_item()
+        .table_name(c.table())
+        .key("PK", AttributeValue::S("DS#shard-07".into()))
+        .key("SK", AttributeValue::S("META".into()))
+        .update_expression("SET kind = :k")
+        .expression_attribute_values(":k", AttributeValue::S("dataset".into()))
+        .send()
+        .await
+        .unwrap();
+    let listed: Vec<String> = c
+        .datasets()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.name)
+        .collect();
+    assert_eq!(
+        listed, names,
+        "every shard and the legacy key, merged in name order"
+    );
+    let (spec, hash) = conformance::spec("shard-07", "changed");
+    c.put_spec(&spec, &hash).await.unwrap();
+    assert_eq!(
+        kind_of("shard-07".into()).await,
+        skein_aws::catalog::kind_key("dataset", "shard-07")
+    );
+    assert_eq!(c.datasets().await.unwrap().len(), names.len());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_workers_one_wins_the_lease_and_the_transition() {
     let c = Arc::new(catalog().await);
@@ -812,6 +882,36 @@ async fn a_sample_dataset_migrates_verifies_publishes_and_rolls_back_on_s3_and_d
     assert_eq!(record.status, Status::RolledBack);
     let versions = c.versions("customers").await.unwrap();
     assert_eq!(versions.len(), 3, "published v1, published v2, restored v1");
+    // The catalog keeps each version's summary; the file list is in the manifest it
+    // points at, next to the data in S3, whose bytes hash to the recorded sha256.
+    let v2 = &versions[1].manifest;
+    let key = v2
+        .location
+        .strip_prefix(&format!("s3://{bucket}/"))
+        .unwrap_or_else(|| panic!("manifest location {} is in the bucket", v2.location));
+    assert_eq!(
+        key,
+        "specs/lake/customers/_skein/versions/v2/_manifest.json"
+    );
+    let store = skein_aws::objects::bucket(&settings(), &bucket).unwrap();
+    let bytes = store
+        .get(&ObjectPath::from(key))
+        .await
+        .expect("the recorded manifest location")
+        .bytes()
+        .await
+        .unwrap();
+    use sha2::{Digest, Sha256};
+    let sha: String = Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(v2.sha256, sha);
+    let manifest: skein_core::manifest::Manifest = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(
+        (manifest.version, manifest.files.len() as u64, manifest.rows),
+        (2, v2.file_count, v2.rows)
+    );
 }
 
 fn success(answer: tasks::JobAnswer) -> Value {

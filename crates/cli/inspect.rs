@@ -159,7 +159,7 @@ pub async fn history(g: &Global, args: &HistoryArgs) -> anyhow::Result<u8> {
                 format!("{:?}", v.action).to_lowercase(),
                 format!("v{}", v.manifest.version),
                 output::count(v.manifest.rows),
-                v.manifest.files.len().to_string(),
+                v.manifest.file_count.to_string(),
                 v.manifest.checksum.sum.clone(),
             ]
         })

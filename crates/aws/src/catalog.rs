@@ -3,17 +3,25 @@
 //! # Key design
 //! | item | `PK` | `SK` | `kind` (GSI `ByKind`) | what it holds |
 //! | --- | --- | --- | --- | --- |
-//! | dataset | `DS#<name>` | `META` | `dataset` | spec (JSON), hash, spec version, status, reason, current version, rows, last verification, approval token, lease holder + expiry, attempt counter |
+//! | dataset | `DS#<name>` | `META` | `dataset#<n>` | spec (JSON), hash, spec version, status, reason, current version, rows, last verification, approval token, lease holder + expiry, attempt counter |
 //! | history | `DS#<name>` | `H#<time>#<id>` | – | one status change |
-//! | version | `DS#<name>` | `V#<time>#<id>` | – | a published/restored manifest |
+//! | version | `DS#<name>` | `V#<time>#<id>` | – | a published/restored version: the manifest's summary, location and sha256 (never its file list) |
 //! | attempt | `DS#<name>` | `A#<0000000001>` | – | one migration attempt |
-//! | run | `RUN#<id>` | `META` | `run` | run record with counters |
+//! | run | `RUN#<id>` | `META` | `run#<n>` | run record with counters |
 //! | semaphore | `SEM#<system>` | `META` | – | readers of a source system now |
 //! | holder | `SEM#<system>` | `HOLDER#<holder>` | – | one reader's slot (with `ttl`) |
 //! | driver | `DRIVER#<key>` | `META` | – | the process driving a run or a directory: run id, pid, host, expiry |
 //!
-//! The GSI `ByKind` (`kind` hash, `PK` range) lists datasets by name and runs; a
-//! dataset's history, versions and attempts are one `Query` on its partition, in order.
+//! The GSI `ByKind` (`kind` hash, `PK` range) lists datasets and runs. Its key is sharded,
+//! `dataset#<n>` / `run#<n>` with `n` = FNV-1a of the name (run id) mod [`KIND_SHARDS`], so
+//! the index's writes (every dataset update is one, the index projects all attributes)
+//! spread over 16 partition keys instead of one
+//! (<https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/bp-indexes-gsi-sharding.html>;
+//! a partition key takes at most 1,000 write units a second:
+//! <https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/bp-partition-key-design.html>).
+//! A listing queries every shard (and the unsharded key items written before sharding
+//! hold) in parallel and sorts the merge. A dataset's history, versions and attempts are
+//! one `Query` on its partition, in order.
 //!
 //! **Invariant:** every status change is one `TransactWriteItems`: the dataset update with
 //! `ConditionExpression status = :from` (a legal `from → to` checked before it is sent)
@@ -33,7 +41,7 @@ use skein_core::catalog::{
     Attempt, Catalog, Counter, DatasetRecord, Driver, HistoryEntry, RunRecord, VersionAction,
     VersionRecord,
 };
-use skein_core::manifest::Manifest;
+use skein_core::manifest::ManifestSummary;
 use skein_core::{DatasetSpec, Error, Result, Status};
 
 use crate::config::{AwsSettings, sdk_message};
@@ -42,6 +50,18 @@ type Item = HashMap<String, AttributeValue>;
 
 /// The index that lists items of one kind.
 pub const BY_KIND: &str = "ByKind";
+
+/// Shards of each kind's key in the `ByKind` index.
+pub const KIND_SHARDS: u32 = 16;
+
+/// The `ByKind` key of the item of `kind` named `id`: `<kind>#<n>`, `n` = 32-bit FNV-1a of
+/// `id` mod [`KIND_SHARDS`] (stable across processes and Rust versions, unlike std's hasher).
+pub fn kind_key(kind: &str, id: &str) -> String {
+    let hash = id.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    format!("{kind}#{}", hash % KIND_SHARDS)
+}
 
 /// The DynamoDB catalog.
 #[derive(Debug, Clone)]
@@ -287,8 +307,21 @@ impl DynamoCatalog {
         }
     }
 
-    /// Every item of a kind, through the `ByKind` index, ordered by `PK`.
+    /// Every item of a kind, through the `ByKind` index: every shard and the unsharded key
+    /// of items written before sharding, queried in parallel; callers sort the merge.
     async fn query_kind(&self, kind: &str) -> Result<Vec<Item>> {
+        let keys = (0..KIND_SHARDS)
+            .map(|n| format!("{kind}#{n}"))
+            .chain([kind.to_string()]);
+        let shards = futures::future::try_join_all(
+            keys.map(|k| async move { self.query_kind_key(&k).await }),
+        )
+        .await?;
+        Ok(shards.into_iter().flatten().collect())
+    }
+
+    /// Every item under one `ByKind` key, all pages.
+    async fn query_kind_key(&self, kind: &str) -> Result<Vec<Item>> {
         let mut items = Vec::new();
         let mut start = None;
         loop {
@@ -538,7 +571,7 @@ impl Catalog for DynamoCatalog {
             match self.get(ds_key(name), "META").await? {
                 None => {
                     let mut item = key(ds_key(name), "META");
-                    item.insert("kind".into(), s("dataset"));
+                    item.insert("kind".into(), s(kind_key("dataset", name)));
                     item.insert("name".into(), s(name));
                     item.insert("spec".into(), s(&spec_json));
                     item.insert("specHash".into(), s(spec_hash));
@@ -586,9 +619,12 @@ impl Catalog for DynamoCatalog {
                         .table_name(&self.table)
                         .set_key(Some(key(ds_key(name), "META")))
                         .update_expression(
-                            "SET spec = :spec, specHash = :hash, updatedAt = :at ADD specVersion :one",
+                            "SET spec = :spec, specHash = :hash, updatedAt = :at, kind = :kind \
+                             ADD specVersion :one",
                         )
                         .condition_expression("specHash = :old")
+                        // An item written before sharding moves to its shard.
+                        .expression_attribute_values(":kind", s(kind_key("dataset", name)))
                         .expression_attribute_values(":spec", s(&spec_json))
                         .expression_attribute_values(":hash", s(spec_hash))
                         .expression_attribute_values(":at", s(&at))
@@ -720,9 +756,12 @@ impl Catalog for DynamoCatalog {
         &self,
         name: &str,
         action: VersionAction,
-        manifest: &Manifest,
+        manifest: &ManifestSummary,
     ) -> Result<()> {
         let at = now();
+        // The summary only: its size does not depend on the number of files, so the item
+        // stays far below DynamoDB's 400 KB item limit
+        // (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ServiceQuotas.html#limits-items).
         let manifest_json =
             serde_json::to_string(manifest).map_err(|e| Error::Internal(e.to_string()))?;
         let action = match action {
@@ -733,7 +772,7 @@ impl Catalog for DynamoCatalog {
         item.insert("at".into(), s(&at));
         item.insert("action".into(), s(action));
         item.insert("version".into(), n(manifest.version));
-        item.insert("manifest".into(), s(manifest_json));
+        item.insert("summary".into(), s(manifest_json));
         let result = self
             .client
             .transact_write_items()
@@ -791,8 +830,13 @@ impl Catalog for DynamoCatalog {
                         )));
                     }
                 };
-                let manifest = serde_json::from_str(&req_s(i, "manifest", "version")?)
-                    .map_err(|e| Error::Internal(format!("unreadable manifest: {e}")))?;
+                // Items written before summaries were kept hold the whole manifest.
+                let stored = match get_s(i, "summary") {
+                    Some(summary) => summary.to_string(),
+                    None => req_s(i, "manifest", "version")?,
+                };
+                let manifest = ManifestSummary::from_stored_json(&stored)
+                    .map_err(|e| Error::Internal(format!("unreadable version summary: {e}")))?;
                 Ok(VersionRecord {
                     at: req_s(i, "at", "version")?,
                     action,
@@ -917,7 +961,7 @@ impl Catalog for DynamoCatalog {
 
     async fn put_run(&self, run: &RunRecord) -> Result<()> {
         let mut item = key(format!("RUN#{}", run.run_id), "META");
-        item.insert("kind".into(), s("run"));
+        item.insert("kind".into(), s(kind_key("run", &run.run_id)));
         item.insert("runId".into(), s(&run.run_id));
         item.insert("startedAt".into(), s(&run.started_at));
         if let Some(f) = &run.finished_at {

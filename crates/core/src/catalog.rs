@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::manifest::Manifest;
+use crate::manifest::ManifestSummary;
 use crate::spec::DatasetSpec;
 use crate::status::Status;
 
@@ -85,8 +85,9 @@ pub struct VersionRecord {
     pub at: String,
     /// Published or restored.
     pub action: VersionAction,
-    /// The version's manifest.
-    pub manifest: Manifest,
+    /// The version's manifest summary and the manifest's location (the file list stays
+    /// in the manifest next to the data, so the record's size is bounded).
+    pub manifest: ManifestSummary,
 }
 
 /// One attempt to migrate a dataset.
@@ -198,12 +199,13 @@ pub trait Catalog: Send + Sync {
     /// Status history, oldest first.
     async fn history(&self, name: &str) -> Result<Vec<HistoryEntry>>;
 
-    /// Records a version event and sets the dataset's current version and rows.
+    /// Records a version event and sets the dataset's current version and rows. The
+    /// catalog keeps the summary only (bounded size), never the manifest's file list.
     async fn record_version(
         &self,
         name: &str,
         action: VersionAction,
-        manifest: &Manifest,
+        manifest: &ManifestSummary,
     ) -> Result<()>;
 
     /// Version events, oldest first.

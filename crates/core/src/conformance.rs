@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::catalog::{Catalog, Counter, RunRecord, VersionAction};
 use crate::error::Error;
-use crate::manifest::{ContentChecksum, FileEntry, Manifest};
+use crate::manifest::{ContentChecksum, FileEntry, Manifest, ManifestSummary};
 use crate::spec::DatasetSpec;
 use crate::status::Status;
 
@@ -27,21 +27,29 @@ pub fn spec(name: &str, note: &str) -> (DatasetSpec, String) {
     (file.spec, file.hash)
 }
 
-fn manifest(name: &str, version: u64, rows: u64) -> Manifest {
+/// A version's summary as publish records it, its manifest at a made-up location.
+fn summary(name: &str, version: u64, rows: u64) -> ManifestSummary {
+    manifest(name, version, rows, 1).summary(format!("lake/{name}/v{version}/_manifest.json"))
+}
+
+/// A manifest of `files` files with `rows` rows in all.
+fn manifest(name: &str, version: u64, rows: u64, files: u64) -> Manifest {
     Manifest {
         dataset: name.to_string(),
         version,
         run_id: "run-conformance".into(),
         spec_hash: "h".into(),
         source_fingerprint: "f".into(),
-        files: vec![FileEntry {
-            name: format!("part-{version}.parquet"),
-            size: 10,
-            sha256: "00".repeat(32),
-            rows,
-        }],
+        files: (0..files)
+            .map(|i| FileEntry {
+                name: format!("part-{version}-{i:05}.parquet"),
+                size: 10,
+                sha256: format!("{i:064x}"),
+                rows: rows / files + u64::from(i < rows % files),
+            })
+            .collect(),
         rows,
-        bytes: 10,
+        bytes: 10 * files,
         checksum: ContentChecksum {
             rows,
             sum: "ab".into(),
@@ -59,6 +67,7 @@ pub async fn run_all(catalog: Arc<dyn Catalog>, prefix: &str) {
     illegal_and_conflicting(catalog.as_ref(), &format!("{prefix}bad")).await;
     racing_transitions(catalog.clone(), &format!("{prefix}race")).await;
     versions_and_attempts(catalog.as_ref(), &format!("{prefix}ver")).await;
+    many_files(catalog.as_ref(), &format!("{prefix}files")).await;
     leases(catalog.as_ref(), &format!("{prefix}lease")).await;
     lease_takeover(catalog.as_ref(), &format!("{prefix}takeover")).await;
     drivers(catalog.as_ref(), &format!("{prefix}driver")).await;
@@ -215,17 +224,62 @@ pub async fn racing_transitions(c: Arc<dyn Catalog>, name: &str) {
     assert_eq!(c.history(name).await.unwrap().len(), 2);
 }
 
+/// A version whose manifest lists 10,000 files (a chunked, partitioned dataset) is
+/// recorded and read back: the catalog keeps its summary, the file count and where the
+/// manifest is, with the sha256 of the manifest's bytes (a whole manifest of that size
+/// would be ~1.7 MB, past DynamoDB's 400 KB item limit).
+pub async fn many_files(c: &dyn Catalog, name: &str) {
+    const FILES: u64 = 10_000;
+    let (s, h) = spec(name, "");
+    c.put_spec(&s, &h).await.unwrap();
+    let m = manifest(name, 1, 1_000_000, FILES);
+    assert!(
+        m.stored_bytes().len() > 400 * 1024,
+        "the manifest itself is large"
+    );
+    let location = format!("s3://lake/{name}/_skein/versions/v1/_manifest.json");
+    c.record_version(name, VersionAction::Published, &m.summary(&location))
+        .await
+        .unwrap();
+    let versions = c.versions(name).await.unwrap();
+    assert_eq!(versions.len(), 1);
+    let v = &versions[0].manifest;
+    assert_eq!(
+        (v.version, v.file_count, v.rows, v.bytes),
+        (1, FILES, 1_000_000, 10 * FILES)
+    );
+    assert_eq!(v.location, location);
+    use sha2::{Digest, Sha256};
+    let sha: String = Sha256::digest(m.stored_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(
+        v.sha256, sha,
+        "the sha256 is of the manifest's stored bytes"
+    );
+    assert!(
+        serde_json::to_vec(v).unwrap().len() < 4 * 1024,
+        "the summary does not grow with the files"
+    );
+    let record = c.dataset(name).await.unwrap().unwrap();
+    assert_eq!(
+        (record.current_version, record.rows),
+        (Some(1), Some(1_000_000))
+    );
+}
+
 /// Versions and attempts are recorded and read back in order.
 pub async fn versions_and_attempts(c: &dyn Catalog, name: &str) {
     let (s, h) = spec(name, "");
     c.put_spec(&s, &h).await.unwrap();
-    c.record_version(name, VersionAction::Published, &manifest(name, 1, 10))
+    c.record_version(name, VersionAction::Published, &summary(name, 1, 10))
         .await
         .unwrap();
-    c.record_version(name, VersionAction::Published, &manifest(name, 2, 20))
+    c.record_version(name, VersionAction::Published, &summary(name, 2, 20))
         .await
         .unwrap();
-    c.record_version(name, VersionAction::Restored, &manifest(name, 1, 10))
+    c.record_version(name, VersionAction::Restored, &summary(name, 1, 10))
         .await
         .unwrap();
     let record = c.dataset(name).await.unwrap().unwrap();
@@ -245,8 +299,8 @@ pub async fn versions_and_attempts(c: &dyn Catalog, name: &str) {
     );
     assert_eq!(
         versions[1].manifest,
-        manifest(name, 2, 20),
-        "manifests round-trip"
+        summary(name, 2, 20),
+        "summaries round-trip"
     );
 
     c.set_verification(name, "passed: 10 rows").await.unwrap();

@@ -59,6 +59,98 @@ pub struct Manifest {
     pub published_at: Option<String>,
 }
 
+/// What the catalog keeps of a version: the manifest's summary and where the manifest
+/// itself is. Its size does not grow with the number of files, so a version stays one
+/// small catalog item however many files it has (a DynamoDB item is at most 400 KB:
+/// <https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ServiceQuotas.html#limits-items>;
+/// a file entry takes ~170 B, so a full manifest would not fit past ~2,400 files).
+/// Readers that need the file list read the manifest at [`ManifestSummary::location`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ManifestSummary {
+    /// Dataset name.
+    pub dataset: String,
+    /// Version number.
+    pub version: u64,
+    /// The run that produced it.
+    pub run_id: String,
+    /// Hash of the spec that produced it.
+    pub spec_hash: String,
+    /// Fingerprint of the source it was read from.
+    pub source_fingerprint: String,
+    /// Number of data files the manifest lists.
+    pub file_count: u64,
+    /// Total rows.
+    pub rows: u64,
+    /// Total bytes of data files.
+    pub bytes: u64,
+    /// Content checksum computed on the transformed source stream.
+    pub checksum: ContentChecksum,
+    /// Output schema, one `name: type` per column.
+    pub schema: Vec<String>,
+    /// RFC 3339 time the version was staged.
+    pub created_at: String,
+    /// RFC 3339 time it was published, if it was.
+    #[serde(default)]
+    pub published_at: Option<String>,
+    /// Where the manifest is: the `_manifest.json` next to the version's data (a local
+    /// path or an `s3://` URI). Empty for versions recorded before summaries were kept.
+    #[serde(default)]
+    pub location: String,
+    /// Hex sha256 of the manifest's bytes as stored (see [`Manifest::stored_bytes`]).
+    /// Empty for versions recorded before summaries were kept.
+    #[serde(default)]
+    pub sha256: String,
+}
+
+impl Manifest {
+    /// The bytes both target stores write as `_manifest.json` (pretty JSON).
+    pub fn stored_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(self).expect("a manifest serialises to JSON")
+    }
+
+    /// The summary the catalog keeps, with the manifest stored at `location`.
+    pub fn summary(&self, location: impl Into<String>) -> ManifestSummary {
+        use sha2::{Digest, Sha256};
+        let sha256 = Sha256::digest(self.stored_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        ManifestSummary {
+            dataset: self.dataset.clone(),
+            version: self.version,
+            run_id: self.run_id.clone(),
+            spec_hash: self.spec_hash.clone(),
+            source_fingerprint: self.source_fingerprint.clone(),
+            file_count: self.files.len() as u64,
+            rows: self.rows,
+            bytes: self.bytes,
+            checksum: self.checksum.clone(),
+            schema: self.schema.clone(),
+            created_at: self.created_at.clone(),
+            published_at: self.published_at.clone(),
+            location: location.into(),
+            sha256,
+        }
+    }
+}
+
+impl ManifestSummary {
+    /// Reads a summary as a catalog stored it: a summary, or (catalogs written before
+    /// summaries were kept) a whole manifest, summarised with no location.
+    pub fn from_stored_json(json: &str) -> serde_json::Result<ManifestSummary> {
+        let value: serde_json::Value = serde_json::from_str(json)?;
+        if value.get("files").is_some() {
+            let m: Manifest = serde_json::from_value(value)?;
+            let mut s = m.summary("");
+            s.sha256.clear();
+            Ok(s)
+        } else {
+            serde_json::from_value(value)
+        }
+    }
+}
+
 /// How an output schema differs from the published one.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

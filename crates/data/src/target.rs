@@ -249,6 +249,12 @@ impl Target {
         }
     }
 
+    /// Where version `n`'s manifest is: `_manifest.json` next to its data (a local path or
+    /// an `s3://` URI). The catalog records it with the version's summary.
+    pub fn manifest_location(&self, n: u64) -> String {
+        format!("{}{}", self.version_data(n).url(), crate::store::MANIFEST)
+    }
+
     /// The manifest of version `n`, if the version is complete.
     pub async fn version_manifest(&self, n: u64) -> Result<Option<Manifest>> {
         match self {

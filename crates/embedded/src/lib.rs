@@ -22,7 +22,7 @@ use skein_core::catalog::{
     Attempt, Catalog, Counter, DatasetRecord, Driver, HistoryEntry, RunRecord, VersionAction,
     VersionRecord,
 };
-use skein_core::manifest::Manifest;
+use skein_core::manifest::ManifestSummary;
 use skein_core::{DatasetSpec, Error, Result, Status};
 
 /// The embedded catalog: one SQLite database.
@@ -377,7 +377,7 @@ impl Catalog for SqliteCatalog {
         &self,
         name: &str,
         action: VersionAction,
-        manifest: &Manifest,
+        manifest: &ManifestSummary,
     ) -> Result<()> {
         let manifest_json = to_json(manifest)?;
         let action = match action {
@@ -433,7 +433,9 @@ impl Catalog for SqliteCatalog {
                 Ok(VersionRecord {
                     at,
                     action,
-                    manifest: json_of(&manifest, "manifest")?,
+                    manifest: ManifestSummary::from_stored_json(&manifest).map_err(|e| {
+                        Error::Internal(format!("unreadable version summary of `{name}`: {e}"))
+                    })?,
                 })
             })
             .collect()

@@ -175,7 +175,11 @@ pub(crate) async fn complete_publish<C: Catalog + ?Sized>(
         })?;
     if record.current_version != Some(n) {
         catalog
-            .record_version(name, VersionAction::Published, &manifest)
+            .record_version(
+                name,
+                VersionAction::Published,
+                &manifest.summary(store.manifest_location(n)),
+            )
             .await?;
     }
     crash::point("publish.recorded", name);

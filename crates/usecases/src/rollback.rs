@@ -289,7 +289,11 @@ pub(crate) async fn complete<C: Catalog + ?Sized>(
         let record = catalog.dataset(name).await?;
         if record.and_then(|r| r.current_version) != Some(n) {
             catalog
-                .record_version(name, VersionAction::Restored, &manifest)
+                .record_version(
+                    name,
+                    VersionAction::Restored,
+                    &manifest.summary(store.manifest_location(n)),
+                )
                 .await?;
         }
         crash::point(
