@@ -1050,3 +1050,60 @@ async fn a_chunked_dataset_runs_as_chunk_jobs_on_s3_and_dynamodb() {
         Status::RolledBack
     );
 }
+
+/// Plan of 5,000 generated specs (`SKEIN_BENCH_SPECS` to change) against moto: prints how
+/// long registering them takes, then re-planning them once they are all known.
+/// A measurement, not a check of speed (timing depends on the machine); run it with
+/// `cargo test --test integration -- --ignored aws::plan_of_5000_specs --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: registers 5,000 specs in moto (minutes on a busy machine); run on demand"]
+async fn plan_of_5000_specs() {
+    // SKEIN_BENCH_SPECS for fewer: moto's DynamoDB slows down as the table grows.
+    let specs: usize = std::env::var("SKEIN_BENCH_SPECS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(5_000);
+    let c = catalog().await;
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..specs {
+        let name = format!("bench-{i:05}");
+        std::fs::write(
+            dir.path().join(format!("{name}.yaml")),
+            format!(
+                "apiVersion: skein/v1\nkind: Dataset\nmetadata: {{name: {name}, owner: team-bench}}\n\
+                 spec:\n  source: {{uri: data/{name}.csv, format: csv}}\n  target: {{uri: lake/{name}}}\n\
+                 \x20 transform: {{sql: \"SELECT * FROM source\"}}\n"
+            ),
+        )
+        .unwrap();
+    }
+    // Before: one registration after another, as plan did (on its own table).
+    let before = catalog().await;
+    let loaded = skein_core::load::load(dir.path());
+    assert_eq!(loaded.files.len(), specs, "{:?}", loaded.problems);
+    let started = Instant::now();
+    for f in &loaded.files {
+        before.put_spec(&f.spec, &f.hash).await.unwrap();
+    }
+    let one_by_one = started.elapsed();
+    let started = Instant::now();
+    let plan = skein_usecases::steps::plan(&c, dir.path(), "run-bench")
+        .await
+        .unwrap()
+        .unwrap();
+    let first = started.elapsed();
+    let started = Instant::now();
+    skein_usecases::steps::plan(&c, dir.path(), "run-bench")
+        .await
+        .unwrap()
+        .unwrap();
+    let again = started.elapsed();
+    println!(
+        "plan of {specs} specs on moto: one by one {:.1}s; batched: first {:.1}s, again (all known) {:.1}s",
+        one_by_one.as_secs_f64(),
+        first.as_secs_f64(),
+        again.as_secs_f64()
+    );
+    assert_eq!(plan.total, specs);
+    assert_eq!(c.datasets().await.unwrap().len(), specs);
+}

@@ -34,7 +34,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
-    KeyType, Projection, ProjectionType, Put, ReturnValue, ScalarAttributeType,
+    KeyType, KeysAndAttributes, Projection, ProjectionType, Put, ReturnValue, ScalarAttributeType,
     TimeToLiveSpecification, TransactWriteItem, Update,
 };
 use skein_core::catalog::{
@@ -50,6 +50,9 @@ type Item = HashMap<String, AttributeValue>;
 
 /// The index that lists items of one kind.
 pub const BY_KIND: &str = "ByKind";
+
+/// Registrations a plan keeps in flight at once.
+const PUT_SPECS_IN_FLIGHT: usize = 16;
 
 /// Shards of each kind's key in the `ByKind` index.
 pub const KIND_SHARDS: u32 = 16;
@@ -342,6 +345,54 @@ impl DynamoCatalog {
                 _ => return Ok(items),
             }
         }
+    }
+
+    /// The registered spec hash of each of `names` that is registered (consistent reads,
+    /// unprocessed keys asked again).
+    async fn spec_hashes(&self, names: Vec<&str>) -> Result<HashMap<String, String>> {
+        // Keys of one request must differ.
+        let names: std::collections::BTreeSet<&str> = names.into_iter().collect();
+        let keys: Vec<Item> = names.into_iter().map(|n| key(ds_key(n), "META")).collect();
+        let mut request = Some(
+            KeysAndAttributes::builder()
+                .set_keys(Some(keys))
+                .projection_expression("#name, specHash")
+                .expression_attribute_names("#name", "name")
+                .consistent_read(true)
+                .build()
+                .map_err(backend)?,
+        );
+        let mut hashes = HashMap::new();
+        let mut round = 0u32;
+        while let Some(req) = request.take() {
+            if round > 0 {
+                // Unprocessed keys: ask again after a growing pause, as AWS advises.
+                tokio::time::sleep(std::time::Duration::from_millis(50 << round.min(5))).await;
+            }
+            round += 1;
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, req)
+                .send()
+                .await
+                .map_err(|e| sdk("BatchGetItem", &self.table, e))?;
+            for item in out
+                .responses
+                .unwrap_or_default()
+                .remove(&self.table)
+                .unwrap_or_default()
+            {
+                if let (Some(n), Some(h)) = (get_s(&item, "name"), get_s(&item, "specHash")) {
+                    hashes.insert(n.to_string(), h.to_string());
+                }
+            }
+            request = out
+                .unprocessed_keys
+                .and_then(|mut u| u.remove(&self.table))
+                .filter(|k| !k.keys.is_empty());
+        }
+        Ok(hashes)
     }
 
     fn record(item: &Item) -> Result<DatasetRecord> {
@@ -644,6 +695,44 @@ impl Catalog for DynamoCatalog {
         Err(backend(format!(
             "registering `{name}` lost 20 races in a row; is something rewriting it in a loop?"
         )))
+    }
+
+    /// One `BatchGetItem` per 100 datasets reads the registered spec hashes
+    /// (`BatchGetItem` takes at most 100 keys; `BatchWriteItem` 25 puts but no condition:
+    /// <https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ServiceQuotas.html#limits-api>);
+    /// specs already registered with the same hash need no write. The others are
+    /// registered by [`Catalog::put_spec`], whose writes are conditional (a new dataset must
+    /// not exist, a changed one must still have the hash read), [`PUT_SPECS_IN_FLIGHT`] at
+    /// a time.
+    async fn put_specs(&self, specs: &[(&DatasetSpec, &str)]) -> Result<()> {
+        use futures::future::BoxFuture;
+        use futures::{StreamExt, TryStreamExt};
+        // Futures built first, then run a bounded number at a time (a closure over the
+        // borrowed specs inside the stream would not be general enough for async_trait).
+        let reads: Vec<BoxFuture<'_, Result<HashMap<String, String>>>> = specs
+            .chunks(100)
+            .map(|chunk| {
+                let names: Vec<&str> = chunk.iter().map(|(s, _)| s.name()).collect();
+                Box::pin(self.spec_hashes(names)) as BoxFuture<'_, _>
+            })
+            .collect();
+        let known: Vec<HashMap<String, String>> = futures::stream::iter(reads)
+            .buffer_unordered(PUT_SPECS_IN_FLIGHT)
+            .try_collect()
+            .await?;
+        let known: HashMap<String, String> = known.into_iter().flatten().collect();
+        let writes: Vec<BoxFuture<'_, Result<()>>> = specs
+            .iter()
+            .filter(|(s, h)| known.get(s.name()).map(String::as_str) != Some(*h))
+            .map(|&(s, h)| {
+                Box::pin(async move { self.put_spec(s, h).await.map(|_| ()) }) as BoxFuture<'_, _>
+            })
+            .collect();
+        futures::stream::iter(writes)
+            .buffer_unordered(PUT_SPECS_IN_FLIGHT)
+            .try_collect::<Vec<()>>()
+            .await?;
+        Ok(())
     }
 
     async fn dataset(&self, name: &str) -> Result<Option<DatasetRecord>> {

@@ -180,6 +180,16 @@ pub trait Catalog: Send + Sync {
     /// a known dataset.
     async fn put_spec(&self, spec: &DatasetSpec, spec_hash: &str) -> Result<DatasetRecord>;
 
+    /// Registers many specs (a run's plan), each as [`Catalog::put_spec`] does. This
+    /// default registers them one after another; an adapter whose calls are round trips
+    /// batches them.
+    async fn put_specs(&self, specs: &[(&DatasetSpec, &str)]) -> Result<()> {
+        for (spec, hash) in specs {
+            self.put_spec(spec, hash).await?;
+        }
+        Ok(())
+    }
+
     /// The dataset, if registered.
     async fn dataset(&self, name: &str) -> Result<Option<DatasetRecord>>;
 

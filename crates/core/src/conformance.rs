@@ -68,6 +68,7 @@ pub async fn run_all(catalog: Arc<dyn Catalog>, prefix: &str) {
     racing_transitions(catalog.clone(), &format!("{prefix}race")).await;
     versions_and_attempts(catalog.as_ref(), &format!("{prefix}ver")).await;
     many_files(catalog.as_ref(), &format!("{prefix}files")).await;
+    batch_registration(catalog.as_ref(), &format!("{prefix}batch")).await;
     leases(catalog.as_ref(), &format!("{prefix}lease")).await;
     lease_takeover(catalog.as_ref(), &format!("{prefix}takeover")).await;
     drivers(catalog.as_ref(), &format!("{prefix}driver")).await;
@@ -222,6 +223,33 @@ pub async fn racing_transitions(c: Arc<dyn Catalog>, name: &str) {
     }
     assert_eq!(won, 1, "exactly one racer may win a conditional write");
     assert_eq!(c.history(name).await.unwrap().len(), 2);
+}
+
+/// `put_specs` registers 250 specs as `put_spec` would each: new ones `pending` at spec
+/// version 1, an unchanged one untouched, a changed one at spec version 2.
+pub async fn batch_registration(c: &dyn Catalog, prefix: &str) {
+    let names: Vec<String> = (0..250).map(|i| format!("{prefix}-{i:03}")).collect();
+    let (kept, kept_hash) = spec(&names[0], "");
+    c.put_spec(&kept, &kept_hash).await.unwrap();
+    c.transition(&names[0], Status::Pending, Status::InProgress, None, None)
+        .await
+        .unwrap();
+    let (old, old_hash) = spec(&names[1], "old");
+    c.put_spec(&old, &old_hash).await.unwrap();
+    let specs: Vec<(DatasetSpec, String)> = names.iter().map(|n| spec(n, "")).collect();
+    let refs: Vec<(&DatasetSpec, &str)> = specs.iter().map(|(s, h)| (s, h.as_str())).collect();
+    c.put_specs(&refs).await.unwrap();
+    c.put_specs(&refs).await.unwrap();
+    for (i, name) in names.iter().enumerate() {
+        let r = c.dataset(name).await.unwrap().unwrap();
+        let expected = match i {
+            0 => (Status::InProgress, 1),
+            1 => (Status::Pending, 2),
+            _ => (Status::Pending, 1),
+        };
+        assert_eq!((r.status, r.spec_version), expected, "{name}");
+        assert_eq!(r.spec_hash, specs[i].1, "{name}");
+    }
 }
 
 /// A version whose manifest lists 10,000 files (a chunked, partitioned dataset) is

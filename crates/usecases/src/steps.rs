@@ -89,9 +89,12 @@ pub async fn plan<C: Catalog + ?Sized>(
             .join("\n");
         return Ok(Err(StepError::new("Skein.InvalidSpec", cause)));
     }
-    for f in &loaded.files {
-        catalog.put_spec(&f.spec, &f.hash).await?;
-    }
+    let specs: Vec<(&skein_core::DatasetSpec, &str)> = loaded
+        .files
+        .iter()
+        .map(|f| (&f.spec, f.hash.as_str()))
+        .collect();
+    catalog.put_specs(&specs).await?;
     let specs: Vec<&skein_core::DatasetSpec> = loaded.files.iter().map(|f| &f.spec).collect();
     let plan = skein_core::fleet::plan(&specs, &fleet);
     if catalog.run(run_id).await?.is_none() {
