@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use skein_core::backstage::{
-    self, EntityStatus, from_entity, parse_entities, render_entities, to_entity,
+use skein_backstage::{
+    self as backstage, EntityStatus, from_entity, parse_entities, render_entities, to_entity,
 };
 use skein_core::load::{self, SpecFile};
 

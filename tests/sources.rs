@@ -208,10 +208,10 @@ fn infer_records_is_validated_and_survives_the_backstage_round_trip() {
         file.spec.spec.source.csv.as_ref().unwrap().infer_records,
         Some(500)
     );
-    let entity = skein_core::backstage::to_entity(&file.spec, None);
+    let entity = skein_backstage::to_entity(&file.spec, None);
     let json = &entity.metadata.annotations["skein.dev/source-csv"];
     assert!(json.contains("\"inferRecords\":500"), "{json}");
-    let back = skein_core::backstage::from_entity(&entity, Path::new("catalog-info.yaml")).unwrap();
+    let back = skein_backstage::from_entity(&entity, Path::new("catalog-info.yaml")).unwrap();
     assert_eq!(back, file.spec);
 }
 

@@ -3,14 +3,14 @@
 //! Import reads `catalog-info.yaml` files, turns every dataset Resource into a spec,
 //! registers it in the catalog and (with `--out`) writes it as a spec file; export writes
 //! one entity per dataset in the catalog, with its migration status, for Backstage to show.
-//! The conversion itself is [`skein_core::backstage`].
+//! The conversion itself is [`skein_backstage`].
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use serde_json::json;
+use skein_backstage::{self as backstage, EntityStatus};
 use skein_core::Problem;
-use skein_core::backstage::{self, EntityStatus};
 use skein_core::catalog::Catalog;
 use skein_core::load::SpecFile;
 use skein_core::validate;

@@ -18,7 +18,6 @@
 //!
 //! **Invariant:** this crate depends on neither DataFusion, nor rusqlite, nor aws-sdk-*.
 
-pub mod backstage;
 pub mod catalog;
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -32,6 +31,7 @@ pub mod plan;
 pub mod problem;
 pub mod queue;
 pub mod spec;
+pub mod spec_file;
 pub mod status;
 pub mod time;
 pub mod validate;

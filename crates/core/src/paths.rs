@@ -11,8 +11,8 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::load::{FLEET_FILE, SpecFile};
 use crate::problem::Problem;
+use crate::spec_file::{FLEET_FILE, SpecFile};
 
 /// Problems with the spec's local source and target paths.
 pub fn check(file: &SpecFile) -> Vec<Problem> {

@@ -9,9 +9,9 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use crate::load::SpecFile;
 use crate::problem::Problem;
 use crate::spec::{API_VERSION, KIND, Rule};
+use crate::spec_file::SpecFile;
 
 static NAME: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[a-z0-9][a-z0-9._-]*$").unwrap());
 

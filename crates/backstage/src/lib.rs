@@ -17,7 +17,7 @@
 //! the `resource` ones (with or without namespace) and ignores references to other kinds.
 //!
 //! [`from_entity`] builds the spec struct by struct, field by field, so a field added to
-//! [`crate::spec::Spec`] does not compile here until it has an annotation both ways.
+//! [`skein_core::spec::Spec`] does not compile here until it has an annotation both ways.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -25,13 +25,13 @@ use std::path::Path;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::load::{self, SpecFile};
-use crate::problem::Problem;
-use crate::spec::{
+use skein_core::load::{self, SpecFile};
+use skein_core::problem::Problem;
+use skein_core::spec::{
     API_VERSION, Approval, ByteSize, CsvOptions, DatasetSpec, KIND, Metadata, SchemaChange, Source,
     Spec, Target, Transform, Verify,
 };
-use crate::validate;
+use skein_core::validate;
 
 /// The `apiVersion` of the entities skein writes.
 pub const ENTITY_API_VERSION: &str = "backstage.io/v1alpha1";
@@ -678,7 +678,7 @@ impl<'a> Reader<'a> {
 pub fn parse_entities(text: &str, file: &Path) -> Result<Vec<Entity>, Vec<Problem>> {
     let mut entities = Vec::new();
     let mut problems = Vec::new();
-    for (i, doc) in crate::yaml::documents::<Entity>(text)
+    for (i, doc) in skein_core::yaml::documents::<Entity>(text)
         .into_iter()
         .enumerate()
     {
