@@ -1,8 +1,11 @@
 //! Task-token answers through Step Functions: the migrate worker's result, heartbeats
 //! while it works, and approvals.
 
+use async_trait::async_trait;
 use aws_sdk_sfn::Client;
+use aws_sdk_sfn::error::{ProvideErrorMetadata, SdkError};
 use serde_json::Value;
+use skein_core::callbacks::TaskCallbacks;
 use skein_core::{Error, Result};
 
 use crate::config::{AwsSettings, sdk_message};
@@ -20,6 +23,23 @@ pub struct SfnCallbacks {
 fn backend(what: &str, e: impl std::fmt::Display) -> Error {
     Error::Backend {
         message: format!("states: {what}: {e}"),
+    }
+}
+
+/// A refused answer: [`Error::TokenGone`] when the token no longer waits (the errors
+/// `SendTask*` documents for that:
+/// <https://docs.aws.amazon.com/step-functions/latest/apireference/API_SendTaskHeartbeat.html#API_SendTaskHeartbeat_Errors>),
+/// else a backend error.
+fn refused<E, R>(what: &str, e: SdkError<E, R>) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match e.code() {
+        Some(code @ ("TaskTimedOut" | "InvalidToken" | "TaskDoesNotExist")) => Error::TokenGone {
+            reason: format!("{what}: {code}: {}", e.message().unwrap_or("")),
+        },
+        _ => backend(what, sdk_message(&e)),
     }
 }
 
@@ -54,7 +74,7 @@ impl SfnCallbacks {
             .output(output.to_string())
             .send()
             .await
-            .map_err(|e| backend("SendTaskSuccess", sdk_message(&e)))?;
+            .map_err(|e| refused("SendTaskSuccess", e))?;
         Ok(())
     }
 
@@ -67,7 +87,7 @@ impl SfnCallbacks {
             .cause(clip(cause, MAX_CAUSE))
             .send()
             .await
-            .map_err(|e| backend("SendTaskFailure", sdk_message(&e)))?;
+            .map_err(|e| refused("SendTaskFailure", e))?;
         Ok(())
     }
 
@@ -78,7 +98,22 @@ impl SfnCallbacks {
             .task_token(token)
             .send()
             .await
-            .map_err(|e| backend("SendTaskHeartbeat", sdk_message(&e)))?;
+            .map_err(|e| refused("SendTaskHeartbeat", e))?;
         Ok(())
+    }
+}
+
+#[async_trait]
+impl TaskCallbacks for SfnCallbacks {
+    async fn succeed(&self, token: &str, output: &Value) -> Result<Option<String>> {
+        self.success(token, output).await.map(|()| None)
+    }
+
+    async fn fail(&self, token: &str, error: &str, cause: &str) -> Result<Option<String>> {
+        self.failure(token, error, cause).await.map(|()| None)
+    }
+
+    async fn heartbeat(&self, token: &str) -> Result<()> {
+        SfnCallbacks::heartbeat(self, token).await
     }
 }

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use serde_json::{Value, json};
-use skein_core::catalog::Catalog;
 use skein_core::queue::Job;
 use skein_usecases::steps::StepError;
-use skein_usecases::tasks::{self, JobAnswer, names};
+use skein_usecases::tasks::{self, names};
+use skein_usecases::worker::{Handled, InFlight};
 use tracing::Instrument;
 
 use crate::callbacks::SfnCallbacks;
@@ -250,108 +250,30 @@ impl Worker {
         self.job(&job, m).instrument(span).await
     }
 
+    /// One job through the shared worker use case, with the AWS adapters: the catalog's
+    /// reader slots, Step Functions' task tokens, the message's visibility.
     async fn job(&self, job: &Job, m: &SqsMessage) -> bool {
-        let holder = format!("{}/{}", job.run_id, job.dataset);
-        let system = match self.catalog.dataset(&job.dataset).await {
-            Ok(Some(r)) => r.spec.spec.source.system,
-            Ok(None) => {
-                let cause = format!(
-                    "dataset `{}` is not in the catalog; plan the run that registers it first",
-                    job.dataset
-                );
-                return self
-                    .answer(
-                        job,
-                        JobAnswer::Failure {
-                            error: names::UNKNOWN_DATASET.into(),
-                            cause,
-                        },
-                    )
-                    .await;
-            }
-            Err(e) => {
-                tracing::warn!("catalog: {e}");
-                return false;
-            }
+        let worker = skein_usecases::worker::Worker {
+            catalog: &self.catalog,
+            callbacks: Arc::new(self.callbacks.clone()),
+            slots: &self.catalog,
+            data: &self.data,
+            allow_schema_change: false,
+            heartbeat: self.heartbeat,
+            visibility: self.heartbeat * 3,
+            slot_wait: self.slot_wait,
         };
-        // The per-system reader cap: a conditional counter in the catalog.
-        if let Some(sys) = &system {
-            let cap = self.catalog.system_cap(sys).await.ok().flatten();
-            if let Some(cap) = cap {
-                match self
-                    .catalog
-                    .acquire_slot(sys, &holder, cap, skein_usecases::migrate::LEASE_SECS)
-                    .await
-                {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        tracing::info!(system = %sys, cap, "no free reader slot; the job waits");
-                        self.hide(m, self.slot_wait).await;
-                        return false;
-                    }
-                    Err(e) => {
-                        tracing::warn!("semaphore: {e}");
-                        return false;
-                    }
-                }
-            }
-        }
-        let beat = {
-            let me = self.clone();
-            let token = job.task_token.clone();
-            let m = m.clone();
-            tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(me.heartbeat).await;
-                    if let Err(e) = me.callbacks.heartbeat(&token).await {
-                        tracing::warn!("heartbeat: {e}");
-                    }
-                    me.hide(&m, me.heartbeat * 3).await;
-                }
-            })
-        };
-        // Boxed: the data plane's future is large and deep.
-        let answer = Box::pin(tasks::migrate_job(
-            &self.catalog,
-            &self.data,
-            job,
-            false,
-            Arc::new(skein_data::Progress::default()),
-        ))
-        .await;
-        beat.abort();
-        if let Some(sys) = &system
-            && let Err(e) = self.catalog.release_slot(sys, &holder).await
-        {
-            tracing::warn!("semaphore: {e}");
-        }
-        self.answer(job, answer).await
-    }
-
-    async fn answer(&self, job: &Job, answer: JobAnswer) -> bool {
-        let sent = match &answer {
-            JobAnswer::Success { output } => {
-                tracing::info!("migrated");
-                self.callbacks.success(&job.task_token, output).await
-            }
-            JobAnswer::Failure { error, cause } => {
-                tracing::warn!(error = %error, cause = %cause, "migration failed");
-                self.callbacks.failure(&job.task_token, error, cause).await
-            }
-        };
-        match sent {
-            Ok(()) => true,
-            // The execution has moved on (timed out, stopped, answered): nothing to tell.
-            Err(e)
-                if e.to_string().contains("TaskTimedOut")
-                    || e.to_string().contains("InvalidToken")
-                    || e.to_string().contains("TaskDoesNotExist") =>
-            {
-                tracing::warn!("the task token is no longer waiting: {e}");
-                true
-            }
-            Err(e) => {
-                tracing::warn!("answering the task token: {e}");
+        let message = Arc::new(Delivered {
+            worker: self.clone(),
+            message: m.clone(),
+        });
+        let worked = worker
+            .work(job, message, Arc::new(skein_data::Progress::default()))
+            .await;
+        match worked.handled {
+            Handled::Done => true,
+            Handled::Again { after } => {
+                self.hide(m, after).await;
                 false
             }
         }
@@ -385,6 +307,19 @@ impl Worker {
         {
             tracing::warn!("visibility: {}", crate::config::sdk_message(&e));
         }
+    }
+}
+
+/// An SQS message a job came in, kept hidden while the job works.
+struct Delivered {
+    worker: Worker,
+    message: SqsMessage,
+}
+
+#[async_trait::async_trait]
+impl InFlight for Delivered {
+    async fn keep_hidden(&self, d: Duration) {
+        self.worker.hide(&self.message, d).await;
     }
 }
 

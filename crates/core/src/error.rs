@@ -60,6 +60,10 @@ pub enum Error {
         host: String,
         expires: String,
     },
+    /// A task token no longer waits for an answer (answered, timed out, or its execution
+    /// stopped): whoever holds it must stop, another attempt may own the dataset now.
+    #[error("task token no longer waits ({reason}): the task was answered, timed out or stopped")]
+    TokenGone { reason: String },
     /// A catalog backend failed (SQLite, DynamoDB, …).
     #[error("catalog backend: {message}")]
     Backend { message: String },

@@ -13,11 +13,14 @@
 //! - [`manifest`]: what a staged or published version records.
 //! - [`catalog`]: the catalog port and its records.
 //! - [`plan`]: dependency waves.
+//! - [`callbacks`], [`slots`], [`queue`]: the ports of the migrate worker (task tokens,
+//!   source-system reader slots, the job queue).
 //! - [`yaml`]: YAML reading for every loader: errors with lines, never a panic.
 //! - [`crash`]: crash points for the durability tests (`SKEIN_CRASH_AT`).
 //!
 //! **Invariant:** this crate depends on neither DataFusion, nor rusqlite, nor aws-sdk-*.
 
+pub mod callbacks;
 pub mod catalog;
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -30,6 +33,7 @@ pub mod paths;
 pub mod plan;
 pub mod problem;
 pub mod queue;
+pub mod slots;
 pub mod spec;
 pub mod spec_file;
 pub mod status;

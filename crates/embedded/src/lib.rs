@@ -1,6 +1,7 @@
 //! skein-embedded: the catalog in one SQLite file, for runs on one machine.
 //!
-//! [`SqliteCatalog`] implements [`skein_core::catalog::Catalog`]. The database is opened in
+//! [`SqliteCatalog`] implements [`skein_core::catalog::Catalog`], [`SqliteQueue`] the job
+//! queue and [`EngineCallbacks`] the task tokens (on the embedded engine's store). The database is opened in
 //! WAL mode with a busy timeout, so several `skein` processes (a run and a `skein approve`
 //! beside it) can share it.
 //!
@@ -8,9 +9,11 @@
 //! the same transaction as its history row: a lost race changes nothing and is reported as
 //! [`Error::StatusConflict`]; an illegal change never reaches the database.
 
+mod callbacks;
 mod queue;
 mod schema;
 
+pub use callbacks::EngineCallbacks;
 pub use queue::SqliteQueue;
 
 use std::path::Path;

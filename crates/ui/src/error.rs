@@ -34,26 +34,10 @@ pub enum Error {
         "execution `{id}` is not in the engine store; `skein states list` shows the executions"
     )]
     UnknownExecution { id: String },
-    /// The dataset is not in the catalog.
-    #[error("dataset `{dataset}` is not in the catalog; `skein status` lists the known ones")]
-    UnknownDataset { dataset: String },
-    /// Approve / reject of a dataset nobody waits on.
-    #[error(
-        "dataset `{dataset}` is not waiting for approval (it is {status}); `skein status` shows who waits"
-    )]
-    NotWaiting { dataset: String, status: String },
-    /// Another run holds the dataset's lease: the action would race it.
-    #[error(
-        "dataset `{dataset}` is leased by run `{holder}` until {expires}; the action was refused and changed nothing; try again once that run is done with it"
-    )]
-    LeaseHeld {
-        dataset: String,
-        holder: String,
-        expires: String,
-    },
-    /// A rollback the target store refused (e.g. no earlier version).
-    #[error("dataset `{dataset}` was not rolled back: {reason}")]
-    RollbackRefused { dataset: String, reason: String },
+    /// An operator's action was refused (unknown dataset, not waiting, lease held, no
+    /// earlier version) or failed.
+    #[error(transparent)]
+    Action(#[from] skein_usecases::operator::Error),
     /// The catalog or queue.
     #[error(transparent)]
     Catalog(#[from] skein_core::Error),

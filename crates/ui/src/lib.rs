@@ -2,22 +2,20 @@
 //! Prometheus `/metrics` it serves, and the self-contained HTML report of `skein report`.
 //!
 //! Everything here reads the embedded catalog, queue and engine store that `skein run`
-//! writes ([`Sources`]); the only writes are the operator's actions ([`actions`]), which
-//! call the same use cases as `skein approve`, `skein reject` and `skein rollback`.
+//! writes ([`Sources`]); the only writes are the operator's actions
+//! (`skein_usecases::operator`), the same use cases as `skein approve` and `skein reject`.
 //!
 //! # Layout
 //! - [`view`]: read models (catalog rows, a run's progress and throughput, an execution
 //!   with its event history), serialised as the dashboard's JSON API.
 //! - [`graph`]: an ASL definition laid out as boxes and edges, coloured by the history.
-//! - [`actions`]: approve / reject a waiting dataset, roll back a completed one.
 //! - [`metrics`]: the Prometheus text exposition.
 //! - [`report`]: the HTML report of a run.
 //! - [`server`]: the axum app (static page, JSON API, server-sent events, token check).
 //!
 //! **Architecture Invariant:** the dashboard never changes a dataset by itself; every
-//! change goes through [`actions`], shared with the CLI.
+//! change goes through `skein_usecases::operator`, shared with the CLI.
 
-pub mod actions;
 pub mod error;
 pub mod graph;
 pub mod metrics;

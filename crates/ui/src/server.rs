@@ -26,9 +26,10 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::actions::{self, Decision};
 use crate::error::{Error, Result};
 use crate::{Sources, metrics, view};
+use skein_embedded::EngineCallbacks;
+use skein_usecases::operator::{self, Decision};
 
 const INDEX: &str = include_str!("../assets/index.html");
 const SCRIPT: &str = include_str!("../assets/app.js");
@@ -168,10 +169,12 @@ impl IntoResponse for Error {
         let status = match &self {
             Error::UnknownRun { .. }
             | Error::UnknownExecution { .. }
-            | Error::UnknownDataset { .. } => StatusCode::NOT_FOUND,
-            Error::NotWaiting { .. } | Error::RollbackRefused { .. } | Error::LeaseHeld { .. } => {
-                StatusCode::CONFLICT
-            }
+            | Error::Action(operator::Error::UnknownDataset { .. }) => StatusCode::NOT_FOUND,
+            Error::Action(
+                operator::Error::NotWaiting { .. }
+                | operator::Error::RollbackRefused { .. }
+                | operator::Error::LeaseHeld { .. },
+            ) => StatusCode::CONFLICT,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         if status == StatusCode::INTERNAL_SERVER_ERROR {
@@ -352,8 +355,8 @@ fn reason_of(body: Option<Json<Reason>>, default: &str) -> String {
 
 async fn approve(State(app): State<App>, UrlPath(name): UrlPath<String>) -> Result<Response> {
     let c = app.sources.catalog.as_ref();
-    let a = actions::answer_approval(c, &app.sources.store, &name, Decision::Approve, &app.user)
-        .await?;
+    let callbacks = EngineCallbacks::new(app.sources.store.clone());
+    let a = operator::answer_approval(c, &callbacks, &name, Decision::Approve, &app.user).await?;
     Ok(Json(a).into_response())
 }
 
@@ -365,7 +368,8 @@ async fn reject(
     let reason = reason_of(body, "rejected");
     let c = app.sources.catalog.as_ref();
     let decision = Decision::Reject { reason: &reason };
-    let a = actions::answer_approval(c, &app.sources.store, &name, decision, &app.user).await?;
+    let callbacks = EngineCallbacks::new(app.sources.store.clone());
+    let a = operator::answer_approval(c, &callbacks, &name, decision, &app.user).await?;
     Ok(Json(a).into_response())
 }
 
@@ -376,6 +380,6 @@ async fn rollback(
 ) -> Result<Response> {
     let reason = reason_of(body, &format!("requested by {} in skein ui", app.user));
     let run_id = skein_usecases::new_run_id();
-    let r = actions::rollback(app.sources.catalog.as_ref(), &name, &run_id, &reason).await?;
+    let r = operator::rollback(app.sources.catalog.as_ref(), &name, &run_id, &reason).await?;
     Ok(Json(r).into_response())
 }

@@ -14,6 +14,11 @@
 //!   from runs that are gone.
 //! - [`verify`]: re-verify the published version against the source.
 //! - [`outcome`]: what a use case reports, for people and for JSON.
+//! - [`worker`]: one migrate job from its queue to its answered task token (the local
+//!   pools and the SQS function).
+//! - [`operator`]: a person's actions: approve, reject, roll back by name (the CLI and
+//!   the dashboard).
+//! - [`tasks`], [`steps`]: the state machines' Task payloads decoded and answered.
 //!
 //! **Invariant:** a dataset's failure is an [`Outcome`](outcome::Outcome), not an `Err`;
 //! `Err` means the catalog or the machine failed, and nothing about the dataset is known.
@@ -21,12 +26,14 @@
 pub mod error;
 pub mod lease;
 pub mod migrate;
+pub mod operator;
 pub mod outcome;
 pub mod publish;
 pub mod rollback;
 pub mod steps;
 pub mod tasks;
 pub mod verify;
+pub mod worker;
 
 pub use error::{Error, Result};
 pub use migrate::{MigrateOptions, Part, migrate};

@@ -1,8 +1,9 @@
-//! The operator's actions, shared by the CLI (`skein approve`, `skein reject`,
-//! `skein rollback NAME`) and the dashboard's buttons.
+//! The operator's actions, shared by the CLI (`skein approve`, `skein reject`) and the
+//! dashboard's buttons (approve, reject, roll back).
 //!
-//! Approval answers the task token the waiting run stored in the catalog: the run (in its
-//! own process) sees the answer by polling the engine store and publishes or rolls back.
+//! Approval answers the task token the waiting run stored in the catalog, through the
+//! [`TaskCallbacks`] port: locally the run (in its own process) sees the answer by polling
+//! the engine store, on AWS Step Functions hears it; either publishes or rolls back.
 //!
 //! Both actions take the dataset's lease first: an answer in the name of the waiting run
 //! (which holds it while it waits), a rollback in its own. When another run holds it (a
@@ -12,13 +13,47 @@
 use serde::Serialize;
 use serde_json::json;
 use skein_core::Status;
+use skein_core::callbacks::TaskCallbacks;
 use skein_core::catalog::Catalog;
 use skein_core::load;
-use skein_states::store::{Store, TokenAnswer};
-use skein_usecases::steps;
-use skein_usecases::{DatasetResult, Outcome};
 
-use crate::error::{Error, Result};
+use crate::outcome::{DatasetResult, Outcome};
+use crate::steps;
+use crate::tasks::names;
+
+/// Why an action was refused or failed; the refusals changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The dataset is not in the catalog.
+    #[error("dataset `{dataset}` is not in the catalog; `skein status` lists the known ones")]
+    UnknownDataset { dataset: String },
+    /// Approve / reject of a dataset nobody waits on.
+    #[error(
+        "dataset `{dataset}` is not waiting for approval (it is {status}); `skein status` shows who waits"
+    )]
+    NotWaiting { dataset: String, status: String },
+    /// Another run holds the dataset's lease: the action would race it.
+    #[error(
+        "dataset `{dataset}` is leased by run `{holder}` until {expires}; the action was refused and changed nothing; try again once that run is done with it"
+    )]
+    LeaseHeld {
+        dataset: String,
+        holder: String,
+        expires: String,
+    },
+    /// A rollback the target store refused (e.g. no earlier version).
+    #[error("dataset `{dataset}` was not rolled back: {reason}")]
+    RollbackRefused { dataset: String, reason: String },
+    /// The catalog or the task-token backend.
+    #[error(transparent)]
+    Catalog(#[from] skein_core::Error),
+    /// A use case.
+    #[error(transparent)]
+    Usecase(#[from] crate::Error),
+}
+
+/// Result with the actions' [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// What the operator decided about a dataset waiting for approval.
 #[derive(Debug, Clone, Copy)]
@@ -36,14 +71,15 @@ pub struct Answered {
     pub dataset: String,
     /// `approved` or `rejected`.
     pub answer: &'static str,
-    /// The execution that waited (it continues when its run is running).
-    pub execution: String,
+    /// The execution that waited (it continues when its run is running), when the
+    /// backend says (the embedded engine does, Step Functions does not).
+    pub execution: Option<String>,
 }
 
 /// Answers the approval a dataset waits for, as `by` (a user name).
 pub async fn answer_approval<C: Catalog + ?Sized>(
     catalog: &C,
-    store: &Store,
+    callbacks: &dyn TaskCallbacks,
     dataset: &str,
     decision: Decision<'_>,
     by: &str,
@@ -56,14 +92,7 @@ pub async fn answer_approval<C: Catalog + ?Sized>(
         .find(|h| h.to == Status::AwaitingApproval)
         .and_then(|h| h.run_id.clone());
     if let Some(run) = &waiting_run {
-        match skein_usecases::lease::take_dataset(
-            catalog,
-            dataset,
-            run,
-            skein_usecases::migrate::LEASE_SECS,
-        )
-        .await
-        {
+        match crate::lease::take_dataset(catalog, dataset, run, crate::migrate::LEASE_SECS).await {
             Ok(()) => {}
             Err(skein_core::Error::LeaseHeld {
                 holder, expires, ..
@@ -91,23 +120,22 @@ pub async fn answer_approval<C: Catalog + ?Sized>(
             status,
         });
     };
-    let (answer, verb) = match decision {
-        Decision::Approve => (
-            TokenAnswer::Success(json!({ "approvedBy": by })),
-            "approved",
-        ),
-        Decision::Reject { reason } => (
-            TokenAnswer::Failure {
-                error: "Skein.Rejected".into(),
-                cause: format!("rejected by {by}: {reason}"),
-            },
-            "rejected",
-        ),
+    let (execution, verb) = match decision {
+        Decision::Approve => {
+            let output = json!({ "approvedBy": by });
+            (callbacks.succeed(&token, &output).await?, "approved")
+        }
+        Decision::Reject { reason } => {
+            let cause = format!("rejected by {by}: {reason}");
+            (
+                callbacks.fail(&token, names::REJECTED, &cause).await?,
+                "rejected",
+            )
+        }
     };
-    let record = store.answer_token(&token, answer)?;
     tracing::info!(
         dataset,
-        execution = %record.execution,
+        execution = execution.as_deref().unwrap_or("-"),
         answer = verb,
         by,
         "approval answered"
@@ -115,7 +143,7 @@ pub async fn answer_approval<C: Catalog + ?Sized>(
     Ok(Answered {
         dataset: dataset.to_string(),
         answer: verb,
-        execution: record.execution,
+        execution,
     })
 }
 
@@ -138,10 +166,9 @@ pub async fn rollback<C: Catalog + ?Sized>(
     let settings = skein_data::Settings::default();
     // This process drives the rollback's run while it lasts: if it dies mid-way, the next
     // command takes the dataset's lease over at once (the run is gone) and finishes it.
-    let key = skein_usecases::lease::run_key(run_id);
-    let driver = skein_usecases::lease::claim(catalog, &key, run_id, false).await?;
-    let result =
-        skein_usecases::rollback::rollback(catalog, &settings, &file, run_id, reason).await;
+    let key = crate::lease::run_key(run_id);
+    let driver = crate::lease::claim(catalog, &key, run_id, false).await?;
+    let result = crate::rollback::rollback(catalog, &settings, &file, run_id, reason).await;
     catalog.release_driver(&key, &driver).await?;
     let result = result?;
     if result.outcome != Outcome::RolledBack {
