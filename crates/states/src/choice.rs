@@ -10,6 +10,8 @@ use serde_json::{Map, Value};
 use crate::definition::{QueryLanguage, Reader};
 use crate::path;
 
+pub use crate::error::ChoiceError;
+
 /// One top-level entry of `Choices`.
 #[derive(Debug, Clone)]
 pub struct ChoiceRule {
@@ -283,10 +285,6 @@ fn parse_ts(s: &str) -> Option<chrono::DateTime<chrono::FixedOffset>> {
     chrono::DateTime::parse_from_rfc3339(s).ok()
 }
 
-/// Why a rule could not be decided (a `States.Runtime` error).
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
-pub struct ChoiceError(pub String);
 
 /// Decides a rule over `input` (and the context object for `$$` paths).
 pub fn decide(rule: &Rule, input: &Value, context: &Value) -> Result<bool, ChoiceError> {

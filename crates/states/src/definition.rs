@@ -11,25 +11,10 @@ use serde_json::{Map, Value};
 use crate::choice::{ChoiceRule, parse_choice_rule};
 use crate::limits;
 
-/// One structural problem of a definition.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct DefinitionError {
-    /// JSON pointer of the field at fault, e.g. `/States/Load/Next`.
-    pub pointer: String,
-    /// What is wrong and what to do.
-    pub message: String,
-}
+pub use crate::error::{DefinitionError, DefinitionErrors};
 
-impl std::fmt::Display for DefinitionError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.pointer, self.message)
-    }
-}
 
-/// Every problem of a definition.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{} problem(s) in the state machine definition:\n{}", .0.len(), .0.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
-pub struct DefinitionErrors(pub Vec<DefinitionError>);
+
 
 /// Query language of a state or machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

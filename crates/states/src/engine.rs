@@ -18,41 +18,16 @@ use futures::StreamExt;
 use serde_json::{Map, Value, json};
 
 use crate::choice;
+pub use crate::error::Error as EngineError;
+use crate::error::Error;
+pub use crate::failure::Failure;
 use crate::definition::{Definition, Kind, MapState, QueryLanguage, Retrier, State};
 use crate::jsonata;
 use crate::limits;
 use crate::mock::MockCase;
-use crate::store::{Event, Execution, Frame, FrameStatus, Op, Store, StoreError};
+use crate::error::StoreError;
+use crate::store::{Event, Execution, Frame, FrameStatus, Op, Store};
 use crate::template::{self, Scope};
-
-/// An error as Step Functions names it, with its cause.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure {
-    pub error: String,
-    pub cause: String,
-}
-
-impl Failure {
-    /// A `States.Runtime` failure: neither retried nor caught.
-    pub fn runtime(cause: impl Into<String>) -> Failure {
-        Failure {
-            error: "States.Runtime".into(),
-            cause: cause.into(),
-        }
-    }
-
-    /// A failure with an error name and a cause.
-    pub fn new(error: &str, cause: impl Into<String>) -> Failure {
-        Failure {
-            error: error.into(),
-            cause: cause.into(),
-        }
-    }
-
-    fn as_json(&self) -> Value {
-        json!({"Error": self.error, "Cause": self.cause})
-    }
-}
 
 /// A Task invocation, as a bound handler sees it.
 #[derive(Debug, Clone)]
@@ -142,26 +117,6 @@ pub struct Outcome {
     pub execution_arn: String,
 }
 
-/// Engine failures (not execution failures: those are an [`Outcome`]).
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    #[error(transparent)]
-    Definition(#[from] crate::definition::DefinitionErrors),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("execution `{0}` is not in the store; `skein states list` shows the known ones")]
-    UnknownExecution(String),
-    #[error("execution `{id}` already ended {status}; nothing to resume")]
-    Ended { id: String, status: String },
-    /// A name `StartExecution` would refuse (AWS's `InvalidName`).
-    #[error("{0}")]
-    InvalidName(String),
-    /// The execution input is over AWS's payload quota; nothing was started.
-    #[error(
-        "the execution input is {bytes} bytes, over the {limit} bytes (256 KiB of UTF-8) Step Functions accepts (https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html); pass large data by reference, e.g. as an S3 URI"
-    )]
-    InputTooLarge { bytes: usize, limit: usize },
-}
 
 /// The engine: a store, bound handlers and options.
 #[derive(Clone)]
@@ -265,7 +220,7 @@ impl Engine {
     }
 
     /// Parses a definition once per distinct text.
-    fn parse(&self, definition: &Value) -> Result<Arc<Definition>, EngineError> {
+    fn parse(&self, definition: &Value) -> Result<Arc<Definition>, Error> {
         let text = definition.to_string();
         if let Some(d) = self
             .parsed
@@ -297,7 +252,7 @@ impl Engine {
         input: Value,
         mock: Option<MockCase>,
         config: Value,
-    ) -> Result<Outcome, EngineError> {
+    ) -> Result<Outcome, Error> {
         let id = uuid::Uuid::now_v7().to_string();
         self.start_as(&id, machine, definition, input, mock, config)
             .await
@@ -313,7 +268,7 @@ impl Engine {
         definition: Value,
         input: Value,
         config: Value,
-    ) -> Result<Outcome, EngineError> {
+    ) -> Result<Outcome, Error> {
         match self.store.execution(id)? {
             None => {
                 self.start_as(id, machine, definition, input, None, config)
@@ -338,14 +293,14 @@ impl Engine {
         input: Value,
         mock: Option<MockCase>,
         config: Value,
-    ) -> Result<Outcome, EngineError> {
+    ) -> Result<Outcome, Error> {
         if let Some(problem) = crate::execution_name::problem(id) {
-            return Err(EngineError::InvalidName(problem));
+            return Err(Error::InvalidName(problem));
         }
         let def = self.parse(&definition)?;
         let bytes = input.to_string().len();
         if bytes > limits::MAX_PAYLOAD_BYTES {
-            return Err(EngineError::InputTooLarge {
+            return Err(Error::InputTooLarge {
                 bytes,
                 limit: limits::MAX_PAYLOAD_BYTES,
             });
@@ -410,13 +365,13 @@ impl Engine {
     }
 
     /// Continues an execution from its last committed transition.
-    pub async fn resume(&self, id: &str) -> Result<Outcome, EngineError> {
+    pub async fn resume(&self, id: &str) -> Result<Outcome, Error> {
         let exec = self
             .store
             .execution(id)?
-            .ok_or_else(|| EngineError::UnknownExecution(id.to_string()))?;
+            .ok_or_else(|| Error::UnknownExecution(id.to_string()))?;
         if exec.status != "RUNNING" {
-            return Err(EngineError::Ended {
+            return Err(Error::Ended {
                 id: exec.id,
                 status: exec.status,
             });
@@ -432,7 +387,7 @@ impl Engine {
         def: Arc<Definition>,
         mock: Option<MockCase>,
         resuming: bool,
-    ) -> Result<Outcome, EngineError> {
+    ) -> Result<Outcome, Error> {
         let counters = if resuming {
             self.store.counters(&exec.id)?
         } else {
@@ -531,7 +486,7 @@ impl Engine {
                 });
             }
             Err(f) if f.error == "skein.Store" => {
-                return Err(EngineError::Store(StoreError {
+                return Err(Error::Store(StoreError {
                     path: String::new(),
                     message: f.cause,
                 }));

@@ -15,7 +15,8 @@ use rand::{Rng as _, SeedableRng as _};
 use serde_json::{Map, Number, Value};
 use sha2::Digest as _;
 
-use crate::path::{self, PathError};
+pub use crate::error::IntrinsicError;
+use crate::path;
 
 /// How deeply invocations may nest (the AWS limit).
 pub const MAX_NESTING: usize = 10;
@@ -26,55 +27,6 @@ const MAX_STRING_CHARS: usize = 10_000;
 /// The longest array ArrayRange makes (the AWS limit).
 const MAX_RANGE_ITEMS: i128 = 1_000;
 
-/// Why an intrinsic invocation could not be parsed or evaluated. AWS reports these as
-/// `States.Runtime` (or `States.IntrinsicFailure`); each variant names the culprit.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum IntrinsicError {
-    /// The invocation is not well formed.
-    #[error("syntax error in intrinsic function `{expr}` at position {position}: {message}")]
-    Syntax {
-        /// The whole invocation as written.
-        expr: String,
-        /// Byte offset of the problem in `expr`.
-        position: usize,
-        /// What is wrong there.
-        message: String,
-    },
-    /// No intrinsic has this name.
-    #[error("unknown intrinsic function `{function}`")]
-    UnknownFunction {
-        /// The name as written, e.g. `States.Foo`.
-        function: String,
-    },
-    /// The function was given too few or too many arguments.
-    #[error("{function} expects {expected} argument(s), got {actual}")]
-    ArgumentCount {
-        /// The function, e.g. `States.ArrayGetItem`.
-        function: String,
-        /// How many it takes, e.g. `2`, `2 or 3` or `at least 1`.
-        expected: String,
-        /// How many it was given.
-        actual: usize,
-    },
-    /// An argument has the wrong type or value.
-    #[error("{function}: argument {argument} {message}")]
-    InvalidArgument {
-        /// The function, e.g. `States.ArrayPartition`.
-        function: String,
-        /// The argument's position, from 1.
-        argument: usize,
-        /// What is wrong with it.
-        message: String,
-    },
-    /// A JSONPath argument could not be read.
-    #[error("{function}: {source}")]
-    Path {
-        /// The function whose argument it is.
-        function: String,
-        /// Why the path failed.
-        source: PathError,
-    },
-}
 
 /// Whether a `.$` field's value is an intrinsic invocation rather than a path.
 pub fn is_intrinsic(s: &str) -> bool {

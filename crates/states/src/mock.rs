@@ -15,7 +15,8 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::engine::Failure;
+pub use crate::error::MockError;
+use crate::failure::Failure;
 
 /// One test case: which states are mocked, and their responses.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,13 +25,6 @@ pub struct MockCase {
     states: BTreeMap<String, Value>,
 }
 
-/// A problem with a mock config, naming what to fix.
-#[derive(Debug, thiserror::Error)]
-#[error("mock config {file}: {message}")]
-pub struct MockError {
-    pub file: String,
-    pub message: String,
-}
 
 impl MockCase {
     /// Reads `file` and picks `machine` → `case`.

@@ -14,31 +14,8 @@ use std::cmp::Ordering;
 
 use serde_json::{Map, Value};
 
-/// Why a JSONPath could not be parsed, read or written. Each variant names the path.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PathError {
-    /// The path is not valid JSONPath (or not a reference path where one is required).
-    #[error("invalid JSONPath `{path}`: {message}")]
-    Syntax {
-        /// The path as written.
-        path: String,
-        /// What is wrong with it.
-        message: String,
-    },
-    /// A definite path selects nothing.
-    #[error("the JSONPath `{path}` could not be found in the input")]
-    NotFound {
-        /// The path as written.
-        path: String,
-    },
-    /// A ResultPath goes through a value that is neither an object nor, for an index, an
-    /// array (AWS fails the state with `States.Runtime`).
-    #[error("cannot set the JSONPath `{path}`: a value on the way is not an object")]
-    NotAnObject {
-        /// The path as written.
-        path: String,
-    },
-}
+pub use crate::error::PathError;
+
 
 /// Whether `path` reads a workflow variable (`$name`, `$name.a[0]`) rather than the input
 /// (`$`, `$.a`) or the context object (`$$`); `Some((name, the rest as a path from `$`))`.

@@ -17,13 +17,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
-/// A store failure; fatal for the execution (it can be resumed).
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("state store {path}: {message}")]
-pub struct StoreError {
-    pub path: String,
-    pub message: String,
-}
+pub use crate::error::StoreError;
+
 
 type Result<T> = std::result::Result<T, StoreError>;
 
