@@ -25,6 +25,7 @@ use crate::definition::{Definition, Kind, MapState, QueryLanguage, Retrier, Stat
 use crate::jsonata;
 use crate::limits;
 use crate::mock::MockCase;
+use crate::status::{ExecutionStatus, TokenStatus};
 use crate::error::StoreError;
 use crate::store::{Event, Execution, Frame, FrameStatus, Op, Store};
 use crate::template::{self, Scope};
@@ -106,7 +107,7 @@ impl Default for Options {
 /// How an execution ended.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Outcome {
-    pub status: String,
+    pub status: ExecutionStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -274,7 +275,7 @@ impl Engine {
                 self.start_as(id, machine, definition, input, None, config)
                     .await
             }
-            Some(e) if e.status == "RUNNING" => self.resume(id).await,
+            Some(e) if e.status == ExecutionStatus::Running => self.resume(id).await,
             Some(e) => Ok(Outcome {
                 status: e.status,
                 output: e.output,
@@ -312,7 +313,7 @@ impl Engine {
             name: machine.to_string(),
             definition,
             input: input.clone(),
-            status: "RUNNING".into(),
+            status: ExecutionStatus::Running,
             output: None,
             error: None,
             cause: None,
@@ -370,7 +371,7 @@ impl Engine {
             .store
             .execution(id)?
             .ok_or_else(|| Error::UnknownExecution(id.to_string()))?;
-        if exec.status != "RUNNING" {
+        if exec.status != ExecutionStatus::Running {
             return Err(Error::Ended {
                 id: exec.id,
                 status: exec.status,
@@ -456,7 +457,7 @@ impl Engine {
         };
         let (status, output, error, cause, kind, details) = match result {
             Ok(output) => (
-                "SUCCEEDED",
+                ExecutionStatus::Succeeded,
                 Some(output.clone()),
                 None,
                 None,
@@ -467,7 +468,7 @@ impl Engine {
                 if f.error == "States.Timeout" && f.cause.contains("the execution ran longer") =>
             {
                 (
-                    "TIMED_OUT",
+                    ExecutionStatus::TimedOut,
                     None,
                     Some(f.error.clone()),
                     Some(f.cause.clone()),
@@ -478,7 +479,7 @@ impl Engine {
             Err(f) if f.error == ABORTED => {
                 let record = self.store.execution(&exec.id)?;
                 return Ok(Outcome {
-                    status: "ABORTED".into(),
+                    status: ExecutionStatus::Aborted,
                     output: None,
                     error: record.as_ref().and_then(|r| r.error.clone()),
                     cause: record.and_then(|r| r.cause),
@@ -492,7 +493,7 @@ impl Engine {
                 }));
             }
             Err(f) => (
-                "FAILED",
+                ExecutionStatus::Failed,
                 None,
                 Some(f.error.clone()),
                 Some(f.cause.clone()),
@@ -510,7 +511,7 @@ impl Engine {
                 },
                 Op::EndExecution {
                     id: exec.id.clone(),
-                    status: status.into(),
+                    status,
                     output: output.clone(),
                     error: error.clone(),
                     cause: cause.clone(),
@@ -518,7 +519,7 @@ impl Engine {
             ])
             .await?;
         Ok(Outcome {
-            status: status.into(),
+            status,
             output,
             error,
             cause,
@@ -533,7 +534,7 @@ async fn watch_abort(store: Store, id: String) -> Failure {
     loop {
         tokio::time::sleep(Duration::from_millis(200)).await;
         if let Ok(Some(status)) = store.execution_status(&id)
-            && status == "ABORTED"
+            && status == ExecutionStatus::Aborted
         {
             return Failure::new(ABORTED, "stopped");
         }
@@ -1590,7 +1591,7 @@ impl Run {
                 .store
                 .token(t)
                 .map_err(store_failure)?
-                .is_some_and(|r| r.status != "waiting"),
+                .is_some_and(|r| r.status != TokenStatus::Waiting),
             None => false,
         };
         let call = TaskCall {
@@ -1657,15 +1658,15 @@ impl Run {
                     "task token `{token}` vanished from the store"
                 )));
             };
-            match record.status.as_str() {
-                "succeeded" => return Ok(record.output.unwrap_or(Value::Null)),
-                "failed" => {
+            match record.status {
+                TokenStatus::Succeeded => return Ok(record.output.unwrap_or(Value::Null)),
+                TokenStatus::Failed => {
                     return Err(Failure {
                         error: record.error.unwrap_or_default(),
                         cause: record.cause.unwrap_or_default(),
                     });
                 }
-                _ => {}
+                TokenStatus::Waiting => {}
             }
             if let Some(hb) = heartbeat
                 && let Ok(last) = chrono::DateTime::parse_from_rfc3339(&record.heartbeat_at)

@@ -6,6 +6,16 @@
 //! reader each (definition, choice rule, path, intrinsic, mock config, store) and are
 //! re-exported by their modules.
 
+/// A spelling that is no status (a store written by something else).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} status `{text}`")]
+pub struct UnknownStatus {
+    /// `execution` or `task token`.
+    pub what: &'static str,
+    /// The text found.
+    pub text: String,
+}
+
 /// The engine's result.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -137,7 +147,10 @@ pub enum Error {
     #[error("execution `{0}` is not in the store; `skein states list` shows the known ones")]
     UnknownExecution(String),
     #[error("execution `{id}` already ended {status}; nothing to resume")]
-    Ended { id: String, status: String },
+    Ended {
+        id: String,
+        status: crate::status::ExecutionStatus,
+    },
     /// A name `StartExecution` would refuse (AWS's `InvalidName`).
     #[error("{0}")]
     InvalidName(String),

@@ -27,5 +27,6 @@ pub mod limits;
 pub mod mock;
 pub mod path;
 pub mod quotas;
+pub mod status;
 pub mod store;
 pub mod template;

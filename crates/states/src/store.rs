@@ -13,11 +13,13 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
+use rusqlite::{Connection, OptionalExtension, ToSql, params};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
 pub use crate::error::StoreError;
+use crate::status::{ExecutionStatus, TokenStatus};
 
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -80,7 +82,7 @@ pub struct Execution {
     pub arn: String,
     pub definition: Value,
     pub input: Value,
-    pub status: String,
+    pub status: ExecutionStatus,
     pub output: Option<Value>,
     pub error: Option<String>,
     pub cause: Option<String>,
@@ -106,7 +108,7 @@ pub struct TokenRecord {
     pub token: String,
     pub execution: String,
     pub frame: String,
-    pub status: String,
+    pub status: TokenStatus,
     pub output: Option<Value>,
     pub error: Option<String>,
     pub cause: Option<String>,
@@ -119,7 +121,7 @@ pub enum Op {
     PutExecution(Box<Execution>),
     EndExecution {
         id: String,
-        status: String,
+        status: ExecutionStatus,
         output: Option<Value>,
         error: Option<String>,
         cause: Option<String>,
@@ -303,7 +305,7 @@ impl Store {
     }
 
     /// Only the status of an execution (cheap: what a running engine polls).
-    pub fn execution_status(&self, id: &str) -> Result<Option<String>> {
+    pub fn execution_status(&self, id: &str) -> Result<Option<ExecutionStatus>> {
         self.read(|c| {
             c.query_row("SELECT status FROM executions WHERE id = ?1", [id], |r| {
                 r.get(0)
@@ -447,6 +449,28 @@ impl Store {
         }
     }
 }
+
+/// A status is kept as its spelling ([`ExecutionStatus::as_str`]).
+macro_rules! status_column {
+    ($($status:ty),*) => {$(
+        impl ToSql for $status {
+            fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+                Ok(ToSqlOutput::from(self.as_str()))
+            }
+        }
+
+        impl FromSql for $status {
+            fn column_result(value: ValueRef<'_>) -> FromSqlResult<$status> {
+                value
+                    .as_str()?
+                    .parse()
+                    .map_err(|e| FromSqlError::Other(Box::new(e)))
+            }
+        }
+    )*};
+}
+
+status_column!(ExecutionStatus, TokenStatus);
 
 /// What `send-task-*` says.
 #[derive(Debug, Clone)]
