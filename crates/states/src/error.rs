@@ -6,15 +6,7 @@
 //! reader each (definition, choice rule, path, intrinsic, mock config, store) and are
 //! re-exported by their modules.
 
-/// A spelling that is no status (a store written by something else).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown {what} status `{text}`")]
-pub struct UnknownStatus {
-    /// `execution` or `task token`.
-    pub what: &'static str,
-    /// The text found.
-    pub text: String,
-}
+pub use crate::status::UnknownStatus;
 
 /// The engine's result.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

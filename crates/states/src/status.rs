@@ -7,7 +7,16 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::error::UnknownStatus;
+
+/// A spelling that is no status (a store written by something else).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} status `{text}`")]
+pub struct UnknownStatus {
+    /// `execution` or `task token`.
+    pub what: &'static str,
+    /// The text found.
+    pub text: String,
+}
 
 /// Declares a status enum with its spellings: serde, `Display`, `FromStr`, `as_str` and
 /// comparison with text all use the same table.
