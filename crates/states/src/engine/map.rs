@@ -88,7 +88,7 @@ impl Run {
                             format!(
                                 "state `{}`: `{p}` must give {what}, got {}",
                                 state.name,
-                                crate::definition::shown(&v)
+                                crate::definition::text::shown(&v)
                             ),
                         )
                     })
@@ -99,7 +99,7 @@ impl Run {
                         Failure::runtime(format!(
                             "state `{}`: `{p}` must give {what}, got {}",
                             state.name,
-                            crate::definition::shown(&v)
+                            crate::definition::text::shown(&v)
                         ))
                     })
                 }

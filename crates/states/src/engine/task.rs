@@ -122,7 +122,7 @@ impl Run {
                             "state `{}`: `{p}` must give an integer number of seconds from 1 to {}, got {}",
                             state.name,
                             limits::MAX_TASK_SECONDS,
-                            crate::definition::shown(&v)
+                            crate::definition::text::shown(&v)
                         ))),
                     }
                 }

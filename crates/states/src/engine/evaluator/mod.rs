@@ -103,7 +103,7 @@ pub(super) fn wait_seconds(state: &State, v: &Value, what: &str) -> Result<f64, 
                 "state `{}`: {what} must give an integer from 0 to {} seconds, got {}",
                 state.name,
                 limits::MAX_WAIT_SECONDS,
-                crate::definition::shown(v)
+                crate::definition::text::shown(v)
             ))
         })
 }
@@ -120,7 +120,7 @@ pub(super) fn seconds_until(state: &State, v: &Value, what: &str) -> Result<f64,
         Failure::runtime(format!(
             "state `{}`: {what} must be a timestamp string, got {}",
             state.name,
-            crate::definition::shown(v)
+            crate::definition::text::shown(v)
         ))
     })?;
     let t = Some(s)
