@@ -79,7 +79,6 @@ pub(crate) fn parse_ts(s: &str) -> Option<chrono::DateTime<chrono::FixedOffset>>
     chrono::DateTime::parse_from_rfc3339(s).ok()
 }
 
-
 /// Decides a rule over `input` (and the context object for `$$` paths).
 pub fn decide(rule: &Rule, input: &Value, context: &Value) -> Result<bool, ChoiceError> {
     decide_scoped(rule, input, context, &Value::Null)

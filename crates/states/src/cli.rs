@@ -324,7 +324,11 @@ fn answer(store: Store, token: &str, answer: TokenAnswer) -> Result<i32, Usage> 
 fn print_outcome(outcome: &crate::engine::Outcome) -> i32 {
     let line = serde_json::to_string(outcome).unwrap_or_else(|_| "{}".into());
     println!("{line}");
-    if outcome.status == ExecutionStatus::Succeeded { 0 } else { 1 }
+    if outcome.status == ExecutionStatus::Succeeded {
+        0
+    } else {
+        1
+    }
 }
 
 /// Reads the execution input (a file, `-` for stdin, `{}` when absent). Input over the

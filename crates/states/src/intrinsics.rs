@@ -27,7 +27,6 @@ const MAX_STRING_CHARS: usize = 10_000;
 /// The longest array ArrayRange makes (the AWS limit).
 const MAX_RANGE_ITEMS: i128 = 1_000;
 
-
 /// Whether a `.$` field's value is an intrinsic invocation rather than a path.
 pub fn is_intrinsic(s: &str) -> bool {
     s.starts_with("States.") && s.contains('(')

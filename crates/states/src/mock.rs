@@ -25,7 +25,6 @@ pub struct MockCase {
     states: BTreeMap<String, Value>,
 }
 
-
 impl MockCase {
     /// Reads `file` and picks `machine` → `case`.
     pub fn load(file: &Path, machine: &str, case: &str) -> Result<MockCase, MockError> {

@@ -16,7 +16,6 @@ use serde_json::{Map, Value};
 
 pub use crate::error::PathError;
 
-
 /// Whether `path` reads a workflow variable (`$name`, `$name.a[0]`) rather than the input
 /// (`$`, `$.a`) or the context object (`$$`); `Some((name, the rest as a path from `$`))`.
 /// AWS accepts a variable wherever a path is accepted:

@@ -7,7 +7,6 @@
 use std::fmt;
 use std::str::FromStr;
 
-
 /// A spelling that is no status (a store written by something else).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown {what} status `{text}`")]

@@ -21,7 +21,6 @@ use tokio::sync::{mpsc, oneshot};
 pub use crate::error::StoreError;
 use crate::status::{ExecutionStatus, TokenStatus};
 
-
 type Result<T> = std::result::Result<T, StoreError>;
 
 /// Status of a frame.

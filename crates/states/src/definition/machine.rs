@@ -43,18 +43,7 @@ fn read_machine(
         );
         return None;
     };
-    let query_language = match obj.get("QueryLanguage") {
-        None => inherited,
-        Some(Value::String(s)) if s == "JSONPath" => QueryLanguage::JsonPath,
-        Some(Value::String(s)) if s == "JSONata" => QueryLanguage::Jsonata,
-        Some(_) => {
-            r.err(
-                &format!("{ptr}/QueryLanguage"),
-                "`QueryLanguage` must be \"JSONPath\" or \"JSONata\"",
-            );
-            inherited
-        }
-    };
+    let query_language = r.query_language(obj, ptr, inherited);
     for key in obj.keys() {
         if ![
             "StartAt",
@@ -207,18 +196,7 @@ fn read_state(
             );
         }
     }
-    let query_language = match obj.get("QueryLanguage") {
-        None => inherited,
-        Some(Value::String(s)) if s == "JSONPath" => QueryLanguage::JsonPath,
-        Some(Value::String(s)) if s == "JSONata" => QueryLanguage::Jsonata,
-        Some(_) => {
-            r.err(
-                &format!("{ptr}/QueryLanguage"),
-                "`QueryLanguage` must be \"JSONPath\" or \"JSONata\"",
-            );
-            inherited
-        }
-    };
+    let query_language = r.query_language(obj, ptr, inherited);
     if query_language == QueryLanguage::Jsonata {
         for key in [
             "InputPath",

@@ -172,4 +172,13 @@ impl Definition {
     pub fn state(&self, name: &str) -> Option<&State> {
         self.states.get(name)
     }
+
+    /// The type of the state named `name`, as history events name it (`Pass` for a name
+    /// that is not there, which a parsed definition never leads to).
+    pub fn type_name_of(&self, name: &str) -> &'static str {
+        self.states
+            .get(name)
+            .map(|s| s.kind.type_name())
+            .unwrap_or("Pass")
+    }
 }

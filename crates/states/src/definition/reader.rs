@@ -4,7 +4,7 @@
 use serde_json::{Map, Value};
 
 use super::text::{escape, shown};
-use super::{DefinitionError, PathField};
+use super::{DefinitionError, PathField, QueryLanguage};
 use crate::limits;
 
 /// Collects problems while reading.
@@ -20,7 +20,33 @@ impl Reader {
         });
     }
 
-    pub(crate) fn string(&mut self, obj: &Map<String, Value>, ptr: &str, key: &str) -> Option<String> {
+    /// `QueryLanguage`: the object's own, else `inherited` (the machine's, or JSONPath).
+    pub(crate) fn query_language(
+        &mut self,
+        obj: &Map<String, Value>,
+        ptr: &str,
+        inherited: QueryLanguage,
+    ) -> QueryLanguage {
+        match obj.get("QueryLanguage") {
+            None => inherited,
+            Some(Value::String(s)) if s == "JSONPath" => QueryLanguage::JsonPath,
+            Some(Value::String(s)) if s == "JSONata" => QueryLanguage::Jsonata,
+            Some(_) => {
+                self.err(
+                    &format!("{ptr}/QueryLanguage"),
+                    "`QueryLanguage` must be \"JSONPath\" or \"JSONata\"",
+                );
+                inherited
+            }
+        }
+    }
+
+    pub(crate) fn string(
+        &mut self,
+        obj: &Map<String, Value>,
+        ptr: &str,
+        key: &str,
+    ) -> Option<String> {
         match obj.get(key) {
             None => None,
             Some(Value::String(s)) => Some(s.clone()),

@@ -64,7 +64,10 @@ impl Handlers {
     ) -> Option<Arc<dyn TaskHandler>> {
         match function {
             Some(f) => self.functions.get(f),
-            None => self.resources.get(base).or_else(|| self.resources.get(resource)),
+            None => self
+                .resources
+                .get(base)
+                .or_else(|| self.resources.get(resource)),
         }
         .cloned()
     }

@@ -9,16 +9,16 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 
 use super::bindings::Handlers;
-use super::frame::{HistoryCount, Run, now};
+use super::frame::{HistoryCount, Run, first_state, now};
 use super::interrupt::Interrupt;
 use super::options::Options;
 use crate::definition::Definition;
-use crate::error::Error;
+use crate::error::{Error, Result};
 use crate::failure::Failure;
 use crate::limits;
 use crate::mock::MockCase;
 use crate::status::ExecutionStatus;
-use crate::store::{Execution, Frame, FrameStatus, Op, Store};
+use crate::store::{Execution, Op, Store};
 
 /// How an execution ended.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -33,7 +33,6 @@ pub struct Outcome {
     #[serde(rename = "executionArn")]
     pub execution_arn: String,
 }
-
 
 /// The engine: a store, bound handlers and options.
 #[derive(Clone)]
@@ -57,7 +56,7 @@ impl Engine {
     }
 
     /// Parses a definition once per distinct text.
-    fn parse(&self, definition: &Value) -> Result<Arc<Definition>, Error> {
+    fn parse(&self, definition: &Value) -> Result<Arc<Definition>> {
         let text = definition.to_string();
         if let Some(d) = self
             .parsed
@@ -89,7 +88,7 @@ impl Engine {
         input: Value,
         mock: Option<MockCase>,
         config: Value,
-    ) -> Result<Outcome, Error> {
+    ) -> Result<Outcome> {
         let id = uuid::Uuid::now_v7().to_string();
         self.start_as(&id, machine, definition, input, mock, config)
             .await
@@ -105,7 +104,7 @@ impl Engine {
         definition: Value,
         input: Value,
         config: Value,
-    ) -> Result<Outcome, Error> {
+    ) -> Result<Outcome> {
         match self.store.execution(id)? {
             None => {
                 self.start_as(id, machine, definition, input, None, config)
@@ -130,7 +129,7 @@ impl Engine {
         input: Value,
         mock: Option<MockCase>,
         config: Value,
-    ) -> Result<Outcome, Error> {
+    ) -> Result<Outcome> {
         if let Some(problem) = crate::execution_name::problem(id) {
             return Err(Error::InvalidName(problem));
         }
@@ -157,26 +156,13 @@ impl Engine {
             stopped_at: None,
             config: json!({"config": config, "mock": mock.as_ref().map(MockCase::to_json)}),
         };
-        let root = Frame {
-            id: "0".into(),
-            state: def.start_at.clone(),
-            input: input.clone(),
-            step: 0,
-            status: FrameStatus::Running,
-            output: None,
-            error: None,
-            cause: None,
-            retries: Vec::new(),
-            vars: Value::Object(Map::new()),
-            wake_at: None,
-            token: None,
-            entered_at: now(),
-        };
-        let first = def
-            .states
-            .get(&def.start_at)
-            .map(|s| s.kind.type_name())
-            .unwrap_or("Pass");
+        let (root, entered) = first_state(
+            &exec.id,
+            "0",
+            &def,
+            input.clone(),
+            Value::Object(Map::new()),
+        );
         self.store
             .commit(vec![
                 Op::PutExecution(Box::new(exec.clone())),
@@ -186,12 +172,7 @@ impl Engine {
                     kind: "ExecutionStarted".into(),
                     details: json!({"input": input}),
                 },
-                Op::Event {
-                    execution: exec.id.clone(),
-                    frame: "0".into(),
-                    kind: format!("{first}StateEntered"),
-                    details: json!({"name": def.start_at, "input": input}),
-                },
+                entered,
                 Op::PutFrame {
                     execution: exec.id.clone(),
                     frame: Box::new(root),
@@ -202,7 +183,7 @@ impl Engine {
     }
 
     /// Continues an execution from its last committed transition.
-    pub async fn resume(&self, id: &str) -> Result<Outcome, Error> {
+    pub async fn resume(&self, id: &str) -> Result<Outcome> {
         let exec = self
             .store
             .execution(id)?
@@ -224,7 +205,7 @@ impl Engine {
         def: Arc<Definition>,
         mock: Option<MockCase>,
         resuming: bool,
-    ) -> Result<Outcome, Error> {
+    ) -> Result<Outcome> {
         let counters = if resuming {
             self.store.counters(&exec.id)?
         } else {

@@ -1,7 +1,7 @@
 //! The states that only steer: Pass, Succeed, Fail and Choice.
 
 use super::evaluator::Evaluator;
-use super::frame::{Attempted, Run, Step, step_after};
+use super::frame::{Attempted, Run, Step};
 use super::interrupt::Interrupt;
 use crate::choice::ChoiceRule;
 use crate::definition::State;
@@ -18,11 +18,7 @@ impl Run {
         ev: &dyn Evaluator,
         result: Option<&serde_json::Value>,
     ) -> Result<Attempted, Interrupt> {
-        let (output, assign) = ev.finish(ev.pass_result(result)?)?;
-        Ok(Attempted {
-            step: step_after(state, output),
-            assign,
-        })
+        Ok(Attempted::after(state, ev.finish(ev.pass_result(result)?)?))
     }
 
     /// Succeed: ends the frame with its output.

@@ -116,7 +116,6 @@ pub(super) fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-
 impl Run {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
@@ -266,31 +265,8 @@ impl Run {
             let mut frame = match (existing, init) {
                 (Some(f), _) => f,
                 (None, Some((input, vars, mut ops))) => {
-                    let f = Frame {
-                        id: id.clone(),
-                        state: def.start_at.clone(),
-                        input: input.clone(),
-                        step: 0,
-                        status: FrameStatus::Running,
-                        output: None,
-                        error: None,
-                        cause: None,
-                        retries: Vec::new(),
-                        vars,
-                        wake_at: None,
-                        token: None,
-                        entered_at: now(),
-                    };
-                    let first = def
-                        .states
-                        .get(&def.start_at)
-                        .map(|s| s.kind.type_name())
-                        .unwrap_or("Pass");
-                    ops.push(self.event(
-                        &id,
-                        &format!("{first}StateEntered"),
-                        json!({"name": def.start_at, "input": input}),
-                    ));
+                    let (f, entered) = first_state(&self.exec.id, &id, def, input, vars);
+                    ops.push(entered);
                     ops.push(self.put(&f));
                     self.commit(ops).await?;
                     f
@@ -331,56 +307,35 @@ impl Run {
                         {
                             current.extend(vars);
                         }
-                        match step {
+                        let mut entered = None;
+                        let output = match step {
                             Step::Next { next, output } => {
-                                let next_type = def
-                                    .states
-                                    .get(&next)
-                                    .map(|s| s.kind.type_name())
-                                    .unwrap_or("Pass");
-                                frame.state = next.clone();
+                                entered = Some(self.event(
+                                    &id,
+                                    &format!("{}StateEntered", def.type_name_of(&next)),
+                                    json!({"name": next, "input": output}),
+                                ));
+                                frame.state = next;
                                 frame.input = output.clone();
-                                frame.step += 1;
                                 frame.retries.clear();
                                 frame.wake_at = None;
                                 frame.token = None;
                                 frame.entered_at = now();
-                                self.commit_for(
-                                    &id,
-                                    vec![
-                                        self.event(
-                                            &id,
-                                            &exited,
-                                            json!({"name": state.name, "output": output}),
-                                        ),
-                                        self.event(
-                                            &id,
-                                            &format!("{next_type}StateEntered"),
-                                            json!({"name": next, "input": output}),
-                                        ),
-                                        self.put(&frame),
-                                    ],
-                                )
-                                .await?;
+                                output
                             }
                             Step::End { output } => {
                                 frame.status = FrameStatus::Succeeded;
                                 frame.output = Some(output.clone());
-                                frame.step += 1;
-                                self.commit_for(
-                                    &id,
-                                    vec![
-                                        self.event(
-                                            &id,
-                                            &exited,
-                                            json!({"name": state.name, "output": output}),
-                                        ),
-                                        self.put(&frame),
-                                    ],
-                                )
-                                .await?;
+                                output
                             }
-                        }
+                        };
+                        frame.step += 1;
+                        let exited =
+                            self.event(&id, &exited, json!({"name": state.name, "output": output}));
+                        let mut ops = vec![exited];
+                        ops.extend(entered);
+                        ops.push(self.put(&frame));
+                        self.commit_for(&id, ops).await?;
                     }
                     Err(Interrupt::Failed(f)) => {
                         frame.status = FrameStatus::Failed;
@@ -393,7 +348,6 @@ impl Run {
             }
         })
     }
-
 
     /// One attempt of a state: the state's kind, over the evaluator of its query language.
     pub(super) async fn attempt(
@@ -411,7 +365,9 @@ impl Run {
                 cause,
                 error_path,
                 cause_path,
-            } => Err(self.fail(ev, (error, error_path), (cause, cause_path)).into()),
+            } => Err(self
+                .fail(ev, (error, error_path), (cause, cause_path))
+                .into()),
             Kind::Choice { choices, default } => self.choice(state, ev, choices, default.as_ref()),
             Kind::Wait { .. } => self.wait(state, frame, ev).await,
             Kind::Task { resource, .. } => self.task(state, frame, ev, resource).await,
@@ -440,6 +396,51 @@ impl Run {
             if left > 0 {
                 tokio::time::sleep(Duration::from_millis(left as u64)).await;
             }
+        }
+    }
+}
+
+/// A frame `id` of `execution` at `def`'s first state, and its `…StateEntered` event.
+pub(super) fn first_state(
+    execution: &str,
+    id: &str,
+    def: &Definition,
+    input: Value,
+    vars: Value,
+) -> (Frame, Op) {
+    let entered = Op::Event {
+        execution: execution.to_string(),
+        frame: id.to_string(),
+        kind: format!("{}StateEntered", def.type_name_of(&def.start_at)),
+        details: json!({"name": def.start_at, "input": input}),
+    };
+    let frame = Frame {
+        id: id.to_string(),
+        state: def.start_at.clone(),
+        input,
+        step: 0,
+        status: FrameStatus::Running,
+        output: None,
+        error: None,
+        cause: None,
+        retries: Vec::new(),
+        vars,
+        wake_at: None,
+        token: None,
+        entered_at: now(),
+    };
+    (frame, entered)
+}
+
+impl Attempted {
+    /// A state that produced `output` and `assign`, going where the state leads.
+    pub(super) fn after(
+        state: &State,
+        (output, assign): (Value, Option<Map<String, Value>>),
+    ) -> Attempted {
+        Attempted {
+            step: step_after(state, output),
+            assign,
         }
     }
 }

@@ -9,7 +9,7 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 
 use super::evaluator::Evaluator;
-use super::frame::{Attempted, Run, step_after};
+use super::frame::{Attempted, Run};
 use super::interrupt::Interrupt;
 use crate::definition::{MapState, State};
 use crate::failure::Failure;
@@ -29,11 +29,7 @@ impl Run {
     ) -> Result<Attempted, Interrupt> {
         let result = self.run_map(state, map, frame, ev).await?;
         let result = ev.select_result(result)?;
-        let (output, assign) = ev.finish(Some(result))?;
-        Ok(Attempted {
-            step: step_after(state, output),
-            assign,
-        })
+        Ok(Attempted::after(state, ev.finish(Some(result))?))
     }
 
     /// Runs one child frame per item, at most `MaxConcurrency` at a time, and returns the
@@ -143,12 +139,7 @@ impl Run {
         let step = frame.step;
         let parent = frame.id.clone();
         let first_child = format!("{parent}/{step}:0");
-        let fresh = !self.resuming
-            || self
-                .store
-                .frame(&self.exec.id, &first_child)
-?
-                .is_none();
+        let fresh = !self.resuming || self.store.frame(&self.exec.id, &first_child)?.is_none();
         if fresh && total == 0 {
             self.commit(vec![self.event(
                 &parent,

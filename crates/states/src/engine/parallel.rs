@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use super::evaluator::Evaluator;
-use super::frame::{Attempted, Run, step_after};
+use super::frame::{Attempted, Run};
 use super::interrupt::Interrupt;
 use crate::definition::{Definition, State};
 use crate::store::Frame;
@@ -26,11 +26,7 @@ impl Run {
         };
         let outputs = self.run_branches(state, branches, frame, &input).await?;
         let result = ev.select_result(Value::Array(outputs))?;
-        let (output, assign) = ev.finish(Some(result))?;
-        Ok(Attempted {
-            step: step_after(state, output),
-            assign,
-        })
+        Ok(Attempted::after(state, ev.finish(Some(result))?))
     }
 
     /// Runs a Parallel state's branches, each a child frame, and returns their outputs.

@@ -29,7 +29,7 @@ impl Run {
             let failure = match self
                 .attempt(state, frame)
                 .await
-                .and_then(|a| Ok(self.fits(state, a)?))
+                .and_then(|a| self.fits(state, a).map_err(Interrupt::from))
             {
                 Ok(a) => return Ok(a),
                 Err(i) => match i.handled() {

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::bindings::{TaskCall, function_name};
 use super::evaluator::Evaluator;
-use super::frame::{Attempted, Run, step_after};
+use super::frame::{Attempted, Run};
 use super::interrupt::Interrupt;
 use crate::definition::{Kind, State};
 use crate::failure::Failure;
@@ -38,11 +38,7 @@ impl Run {
         };
         let result = self.invoke(state, frame, payload, token).await?;
         let result = ev.select_result(self.result_fits(state, result)?)?;
-        let (output, assign) = ev.finish(Some(result))?;
-        Ok(Attempted {
-            step: step_after(state, output),
-            assign,
-        })
+        Ok(Attempted::after(state, ev.finish(Some(result))?))
     }
 
     /// A callback task's token (known to its input as `$$.Task.Token`): `Ok` if the frame
@@ -282,11 +278,7 @@ impl Run {
     }
 
     /// Waits for a callback task's token to be answered, or its heartbeat to lapse.
-    async fn await_token(
-        &self,
-        token: &str,
-        heartbeat: Option<f64>,
-    ) -> Result<Value, Interrupt> {
+    async fn await_token(&self, token: &str, heartbeat: Option<f64>) -> Result<Value, Interrupt> {
         loop {
             // Register for the wake-up before reading, so an answer in between is not missed.
             let woken = self.store.answered().notified();

@@ -132,11 +132,7 @@ impl Evaluator for Jsonata<'_> {
         }
     }
 
-    fn fail_text(
-        &self,
-        fixed: &Option<String>,
-        _path: &Option<String>,
-    ) -> Result<String, Failure> {
+    fn fail_text(&self, fixed: &Option<String>, _path: &Option<String>) -> Result<String, Failure> {
         match fixed {
             Some(s) => match self.render(&Value::String(s.clone()), &self.states)? {
                 Value::String(s) => Ok(s),

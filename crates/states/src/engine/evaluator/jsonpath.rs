@@ -112,7 +112,11 @@ impl Evaluator for JsonPath<'_> {
     }
 
     fn output(&self, _rule: Option<&Value>) -> Result<Value, Failure> {
-        template::apply_path(&self.state.output_path, &self.effective, &self.over(&self.raw))
+        template::apply_path(
+            &self.state.output_path,
+            &self.effective,
+            &self.over(&self.raw),
+        )
     }
 
     fn pass_on_assign(&self) -> Result<Option<Assigned>, Failure> {
@@ -128,11 +132,7 @@ impl Evaluator for JsonPath<'_> {
             .map_err(|e| Failure::runtime(e.0))
     }
 
-    fn fail_text(
-        &self,
-        fixed: &Option<String>,
-        path: &Option<String>,
-    ) -> Result<String, Failure> {
+    fn fail_text(&self, fixed: &Option<String>, path: &Option<String>) -> Result<String, Failure> {
         match (fixed, path) {
             (Some(s), _) => Ok(s.clone()),
             (None, Some(p)) => match template::eval(p, &self.over(&self.raw))? {

@@ -66,8 +66,7 @@ pub(crate) trait Evaluator: Send + Sync {
     fn condition(&self, rule: &ChoiceRule) -> Result<bool, Failure>;
 
     /// A Fail state's `Error` or `Cause`: written, or from its `…Path` (JSONPath).
-    fn fail_text(&self, fixed: &Option<String>, path: &Option<String>)
-    -> Result<String, Failure>;
+    fn fail_text(&self, fixed: &Option<String>, path: &Option<String>) -> Result<String, Failure>;
 
     /// How many seconds a Wait state waits, from now.
     fn wait_seconds(&self) -> Result<f64, Failure>;
