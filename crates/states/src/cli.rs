@@ -27,6 +27,7 @@ use serde_json::{Value, json};
 
 use crate::definition::Definition;
 use crate::engine::{Engine, Failure, Handlers, Options, TaskCall, TaskHandler, history_json};
+pub use crate::error::Usage;
 use crate::limits;
 use crate::mock::MockCase;
 use crate::status::ExecutionStatus;
@@ -116,11 +117,6 @@ pub struct RunArgs {
     #[arg(long)]
     pub no_quotas: bool,
 }
-
-/// A usage error: exit 2.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct Usage(pub String);
 
 /// Runs a `skein states` subcommand with the store under `store_dir`; returns the exit code
 /// (0 succeeded, 1 the execution failed / timed out / aborted, 2 bad usage or definition).

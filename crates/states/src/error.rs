@@ -3,8 +3,8 @@
 //! [`Outcome`](crate::engine::Outcome) or a [`Failure`](crate::failure::Failure).
 //!
 //! [`Error`] is what the engine's entry points return; the other types belong to one
-//! reader each (definition, choice rule, path, intrinsic, mock config, store) and are
-//! re-exported by their modules.
+//! reader each (definition, choice rule, path, intrinsic, mock config, store, status) or to
+//! the `skein states` CLI ([`Usage`]) and are re-exported by their modules.
 
 pub use crate::status::UnknownStatus;
 
@@ -127,6 +127,12 @@ pub struct MockError {
     pub file: String,
     pub message: String,
 }
+
+/// A usage error of `skein states` (a file that cannot be read, an unknown execution):
+/// exit 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Usage(pub String);
 
 /// What the engine cannot do: an execution's own failure is not one of these but an
 /// [`Outcome`](crate::engine::Outcome) with its ASL error and cause.

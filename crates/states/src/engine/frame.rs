@@ -257,27 +257,7 @@ impl Run {
         init: Option<(Value, Value, Vec<Op>)>,
     ) -> Boxed<'a, Result<Value, Interrupt>> {
         Box::pin(async move {
-            let existing = if self.resuming || init.is_none() {
-                self.store.frame(&self.exec.id, &id)?
-            } else {
-                None
-            };
-            let mut frame = match (existing, init) {
-                (Some(f), _) => f,
-                (None, Some((input, vars, mut ops))) => {
-                    let (f, entered) = first_state(&self.exec.id, &id, def, input, vars);
-                    ops.push(entered);
-                    ops.push(self.put(&f));
-                    self.commit(ops).await?;
-                    f
-                }
-                (None, None) => {
-                    return Err(Failure::runtime(format!(
-                        "frame `{id}` is missing from the store"
-                    ))
-                    .into());
-                }
-            };
+            let mut frame = self.open_frame(def, &id, init).await?;
             loop {
                 match frame.status {
                     FrameStatus::Succeeded => {
@@ -299,54 +279,92 @@ impl Run {
                     ))
                     .into());
                 };
-                let exited = format!("{}StateExited", state.kind.type_name());
                 match self.run_state(state, &mut frame).await {
-                    Ok(Attempted { step, assign }) => {
-                        if let Some(vars) = assign
-                            && let Value::Object(current) = &mut frame.vars
-                        {
-                            current.extend(vars);
-                        }
-                        let mut entered = None;
-                        let output = match step {
-                            Step::Next { next, output } => {
-                                entered = Some(self.event(
-                                    &id,
-                                    &format!("{}StateEntered", def.type_name_of(&next)),
-                                    json!({"name": next, "input": output}),
-                                ));
-                                frame.state = next;
-                                frame.input = output.clone();
-                                frame.retries.clear();
-                                frame.wake_at = None;
-                                frame.token = None;
-                                frame.entered_at = now();
-                                output
-                            }
-                            Step::End { output } => {
-                                frame.status = FrameStatus::Succeeded;
-                                frame.output = Some(output.clone());
-                                output
-                            }
-                        };
-                        frame.step += 1;
-                        let exited =
-                            self.event(&id, &exited, json!({"name": state.name, "output": output}));
-                        let mut ops = vec![exited];
-                        ops.extend(entered);
-                        ops.push(self.put(&frame));
-                        self.commit_for(&id, ops).await?;
-                    }
+                    Ok(attempted) => self.advance(def, state, &mut frame, attempted).await?,
                     Err(Interrupt::Failed(f)) => {
                         frame.status = FrameStatus::Failed;
-                        frame.error = Some(f.error.clone());
-                        frame.cause = Some(f.cause.clone());
-                        self.commit_for(&id, vec![self.put(&frame)]).await?;
+                        frame.error = Some(f.error);
+                        frame.cause = Some(f.cause);
+                        self.commit_for(&frame.id, vec![self.put(&frame)]).await?;
                     }
                     Err(other) => return Err(other),
                 }
             }
         })
+    }
+
+    /// The frame `id` as stored (a resumed or finished one), or created from `init`.
+    async fn open_frame(
+        &self,
+        def: &Definition,
+        id: &str,
+        init: Option<(Value, Value, Vec<Op>)>,
+    ) -> Result<Frame, Interrupt> {
+        let existing = if self.resuming || init.is_none() {
+            self.store.frame(&self.exec.id, id)?
+        } else {
+            None
+        };
+        match (existing, init) {
+            (Some(f), _) => Ok(f),
+            (None, Some((input, vars, mut ops))) => {
+                let (f, entered) = first_state(&self.exec.id, id, def, input, vars);
+                ops.push(entered);
+                ops.push(self.put(&f));
+                self.commit(ops).await?;
+                Ok(f)
+            }
+            (None, None) => {
+                Err(Failure::runtime(format!("frame `{id}` is missing from the store")).into())
+            }
+        }
+    }
+
+    /// Commits `state`'s exit and where it led: the next state entered, or the frame's end.
+    async fn advance(
+        &self,
+        def: &Definition,
+        state: &State,
+        frame: &mut Frame,
+        Attempted { step, assign }: Attempted,
+    ) -> Result<(), Interrupt> {
+        if let Some(vars) = assign
+            && let Value::Object(current) = &mut frame.vars
+        {
+            current.extend(vars);
+        }
+        let mut entered = None;
+        let output = match step {
+            Step::Next { next, output } => {
+                entered = Some(self.event(
+                    &frame.id,
+                    &format!("{}StateEntered", def.type_name_of(&next)),
+                    json!({"name": next, "input": output}),
+                ));
+                frame.state = next;
+                frame.input = output.clone();
+                frame.retries.clear();
+                frame.wake_at = None;
+                frame.token = None;
+                frame.entered_at = now();
+                output
+            }
+            Step::End { output } => {
+                frame.status = FrameStatus::Succeeded;
+                frame.output = Some(output.clone());
+                output
+            }
+        };
+        frame.step += 1;
+        let exited = self.event(
+            &frame.id,
+            &format!("{}StateExited", state.kind.type_name()),
+            json!({"name": state.name, "output": output}),
+        );
+        let mut ops = vec![exited];
+        ops.extend(entered);
+        ops.push(self.put(frame));
+        self.commit_for(&frame.id, ops).await
     }
 
     /// One attempt of a state: the state's kind, over the evaluator of its query language.

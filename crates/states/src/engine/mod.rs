@@ -1,5 +1,5 @@
-//! The interpreter: runs a [`Definition`] state by state, committing every transition to
-//! the [`Store`] before acting on it, so that [`Engine::resume`] continues a killed run.
+//! The interpreter: runs a [`Definition`](crate::definition::Definition) state by state,
+//! committing every transition to the [`Store`](crate::store::Store) before acting on it, so that [`Engine::resume`] continues a killed run.
 //!
 //! An execution is a tree of frames: the root runs the machine's states; each Parallel
 //! branch and Map iteration is a child frame (`<parent>/<step>:<index>`), resumed or
