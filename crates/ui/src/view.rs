@@ -85,7 +85,10 @@ pub struct RunRow {
 pub async fn runs(s: &Sources) -> Result<Vec<RunRow>> {
     let mut out = Vec::new();
     for run in s.catalog.runs().await? {
-        let execution_status = s.store.execution_status(&run.run_id)?.map(|s| s.to_string());
+        let execution_status = s
+            .store
+            .execution_status(&run.run_id)?
+            .map(|s| s.to_string());
         out.push(RunRow {
             run,
             execution_status,
