@@ -26,7 +26,7 @@ use sql::{SCHEMA, execution_of, json, now, open, retry_busy, text};
 use writer::{Batch, writer_loop};
 
 pub use crate::error::StoreError;
-use crate::status::ExecutionStatus;
+use crate::status::{ExecutionStatus, TokenStatus};
 
 type Result<T> = std::result::Result<T, StoreError>;
 
@@ -222,16 +222,16 @@ impl Store {
         let at = now();
         let changed = self.read(|c| match &answer {
             TokenAnswer::Success(output) => c.execute(
-                "UPDATE tokens SET status = 'succeeded', output = ?2, heartbeat_at = ?3 WHERE token = ?1 AND status = 'waiting'",
-                params![token, text(output), at],
+                "UPDATE tokens SET status = ?4, output = ?2, heartbeat_at = ?3 WHERE token = ?1 AND status = ?5",
+                params![token, text(output), at, TokenStatus::Succeeded, TokenStatus::Waiting],
             ),
             TokenAnswer::Failure { error, cause } => c.execute(
-                "UPDATE tokens SET status = 'failed', error = ?2, cause = ?3, heartbeat_at = ?4 WHERE token = ?1 AND status = 'waiting'",
-                params![token, error, cause, at],
+                "UPDATE tokens SET status = ?5, error = ?2, cause = ?3, heartbeat_at = ?4 WHERE token = ?1 AND status = ?6",
+                params![token, error, cause, at, TokenStatus::Failed, TokenStatus::Waiting],
             ),
             TokenAnswer::Heartbeat => c.execute(
-                "UPDATE tokens SET heartbeat_at = ?2 WHERE token = ?1 AND status = 'waiting'",
-                params![token, at],
+                "UPDATE tokens SET heartbeat_at = ?2 WHERE token = ?1 AND status = ?3",
+                params![token, at, TokenStatus::Waiting],
             ),
         })?;
         if changed == 1 {

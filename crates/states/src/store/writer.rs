@@ -8,6 +8,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::records::Op;
 use super::sql::{definition_hash, now, text};
 use crate::error::StoreError;
+use crate::status::{ExecutionStatus, TokenStatus};
 
 /// One caller's writes, and where to answer it.
 pub(super) struct Batch {
@@ -95,9 +96,17 @@ fn apply(conn: &mut Connection, batches: &[Batch]) -> rusqlite::Result<()> {
                 cause,
             } => {
                 tx.prepare_cached(
-                    "UPDATE executions SET status = ?2, output = ?3, error = ?4, cause = ?5, stopped_at = ?6 WHERE id = ?1 AND status = 'RUNNING'",
+                    "UPDATE executions SET status = ?2, output = ?3, error = ?4, cause = ?5, stopped_at = ?6 WHERE id = ?1 AND status = ?7",
                 )?
-                .execute(params![id, status, output.as_ref().map(text), error, cause, at])?;
+                .execute(params![
+                    id,
+                    status,
+                    output.as_ref().map(text),
+                    error,
+                    cause,
+                    at,
+                    ExecutionStatus::Running
+                ])?;
             }
             Op::PutFrame {
                 execution,
@@ -140,10 +149,17 @@ fn apply(conn: &mut Connection, batches: &[Batch]) -> rusqlite::Result<()> {
             }
             Op::Abort { id, error, cause } => {
                 tx.prepare_cached(
-                    "UPDATE executions SET status = 'ABORTED', error = ?2, cause = ?3, stopped_at = ?4 \
-                     WHERE id = ?1 AND status = 'RUNNING'",
+                    "UPDATE executions SET status = ?5, error = ?2, cause = ?3, stopped_at = ?4 \
+                     WHERE id = ?1 AND status = ?6",
                 )?
-                .execute(params![id, error, cause, at])?;
+                .execute(params![
+                    id,
+                    error,
+                    cause,
+                    at,
+                    ExecutionStatus::Aborted,
+                    ExecutionStatus::Running
+                ])?;
             }
             Op::PutToken {
                 token,
@@ -151,9 +167,9 @@ fn apply(conn: &mut Connection, batches: &[Batch]) -> rusqlite::Result<()> {
                 frame,
             } => {
                 tx.prepare_cached(
-                    "INSERT OR IGNORE INTO tokens (token, execution, frame, status, heartbeat_at) VALUES (?1, ?2, ?3, 'waiting', ?4)",
+                    "INSERT OR IGNORE INTO tokens (token, execution, frame, status, heartbeat_at) VALUES (?1, ?2, ?3, ?5, ?4)",
                 )?
-                .execute(params![token, execution, frame, at])?;
+                .execute(params![token, execution, frame, at, TokenStatus::Waiting])?;
             }
             Op::Counter {
                 execution,
