@@ -93,7 +93,7 @@ pub(crate) trait Evaluator: Send + Sync {
 
 /// A Wait's number of seconds: "an integer value from 0 to 99999999", whether written in
 /// the definition, read from `SecondsPath` or given by a JSONata `Seconds`
-/// (https://docs.aws.amazon.com/step-functions/latest/dg/state-wait.html).
+/// (<https://docs.aws.amazon.com/step-functions/latest/dg/state-wait.html>).
 pub(super) fn wait_seconds(state: &State, v: &Value, what: &str) -> Result<f64, Failure> {
     limits::integer_in(v, 0, limits::MAX_WAIT_SECONDS)
         .map(|n| n as f64)
