@@ -5,3 +5,4 @@ mod crash;
 pub mod engine;
 mod limits;
 mod paths;
+mod status;

@@ -27,8 +27,10 @@ use serde_json::{Value, json};
 
 use crate::definition::Definition;
 use crate::engine::{Engine, Failure, Handlers, Options, TaskCall, TaskHandler, history_json};
+pub use crate::error::Usage;
 use crate::limits;
 use crate::mock::MockCase;
+use crate::status::ExecutionStatus;
 use crate::store::{Op, Store, TokenAnswer};
 
 /// `skein states` subcommands.
@@ -115,11 +117,6 @@ pub struct RunArgs {
     #[arg(long)]
     pub no_quotas: bool,
 }
-
-/// A usage error: exit 2.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct Usage(pub String);
 
 /// Runs a `skein states` subcommand with the store under `store_dir`; returns the exit code
 /// (0 succeeded, 1 the execution failed / timed out / aborted, 2 bad usage or definition).
@@ -210,7 +207,7 @@ pub async fn run(cmd: StatesCommand, store_dir: &Path, json_out: bool) -> Result
         } => {
             let store = open()?;
             let exec = find(&store, &execution, store_dir)?;
-            if exec.status != "RUNNING" {
+            if exec.status != ExecutionStatus::Running {
                 return Err(Usage(format!(
                     "execution `{}` already ended {}",
                     exec.id, exec.status
@@ -323,7 +320,11 @@ fn answer(store: Store, token: &str, answer: TokenAnswer) -> Result<i32, Usage> 
 fn print_outcome(outcome: &crate::engine::Outcome) -> i32 {
     let line = serde_json::to_string(outcome).unwrap_or_else(|_| "{}".into());
     println!("{line}");
-    if outcome.status == "SUCCEEDED" { 0 } else { 1 }
+    if outcome.status == ExecutionStatus::Succeeded {
+        0
+    } else {
+        1
+    }
 }
 
 /// Reads the execution input (a file, `-` for stdin, `{}` when absent). Input over the

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value, json};
 
-use crate::engine::Failure;
+use crate::failure::Failure;
 use crate::store::Execution;
 use crate::template::{self, Scope};
 

@@ -10,7 +10,7 @@ use bumpalo::Bump;
 use jsonata_rs::JsonAta;
 use serde_json::{Map, Value};
 
-use crate::engine::Failure;
+use crate::failure::Failure;
 
 /// The expression inside `{% … %}`, if `s` is one. The string must start with `{%` and
 /// end with `%}`: with blanks around them it is a plain string, as on AWS.

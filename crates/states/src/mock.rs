@@ -15,21 +15,14 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::engine::Failure;
+pub use crate::error::MockError;
+use crate::failure::Failure;
 
 /// One test case: which states are mocked, and their responses.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MockCase {
     /// State name → response sequence (`"0"`, `"1-2"` → `Return` / `Throw`).
     states: BTreeMap<String, Value>,
-}
-
-/// A problem with a mock config, naming what to fix.
-#[derive(Debug, thiserror::Error)]
-#[error("mock config {file}: {message}")]
-pub struct MockError {
-    pub file: String,
-    pub message: String,
 }
 
 impl MockCase {

@@ -16,7 +16,7 @@
 
 use serde_json::Value;
 
-use crate::engine::Failure;
+use crate::failure::Failure;
 
 /// The largest state input, output or task result AWS accepts, in bytes (one constant
 /// with the execution input's bound in [`crate::limits`]).

@@ -4,7 +4,7 @@
 use serde_json::{Map, Value};
 
 use crate::definition::PathField;
-use crate::engine::Failure;
+use crate::failure::Failure;
 use crate::{intrinsics, path};
 
 /// What a template or path can read: the input (`$`), the context object (`$$`) and the

@@ -85,7 +85,10 @@ pub struct RunRow {
 pub async fn runs(s: &Sources) -> Result<Vec<RunRow>> {
     let mut out = Vec::new();
     for run in s.catalog.runs().await? {
-        let execution_status = s.store.execution_status(&run.run_id)?;
+        let execution_status = s
+            .store
+            .execution_status(&run.run_id)?
+            .map(|s| s.to_string());
         out.push(RunRow {
             run,
             execution_status,
@@ -325,7 +328,7 @@ pub async fn run(s: &Sources, run_id: &str) -> Result<RunView> {
             .rev()
             .find(|v| v.action == VersionAction::Published && v.manifest.run_id == run_id);
         let status = record.map(|r| r.status);
-        let state = match child_status.as_deref() {
+        let state = match child_status.map(|s| s.as_str()) {
             Some("SUCCEEDED") => RunState::Succeeded,
             Some("RUNNING") if status == Some(Status::AwaitingApproval) => RunState::Waiting,
             Some("RUNNING") => RunState::Running,
@@ -432,7 +435,7 @@ pub async fn run(s: &Sources, run_id: &str) -> Result<RunView> {
     let bytes: u64 = datasets.iter().filter_map(|d| d.bytes).sum();
     let per = |x: f64| if elapsed > 0.0 { x / elapsed } else { 0.0 };
     Ok(RunView {
-        execution_status: execution.as_ref().map(|e| e.status.clone()),
+        execution_status: execution.as_ref().map(|e| e.status.to_string()),
         execution_error: execution.as_ref().and_then(|e| e.error.clone()),
         execution_cause: execution.as_ref().and_then(|e| e.cause.clone()),
         total,
@@ -497,8 +500,8 @@ pub fn execution(s: &Sources, id: &str, limit: usize) -> Result<ExecutionView> {
         .execution(id)?
         .ok_or_else(|| Error::UnknownExecution { id: id.to_string() })?;
     let events = s.store.events(&e.id)?;
-    let status = graph::statuses(&events, &e.status);
-    let graph = graph::layout(&e.definition, &status, &e.status);
+    let status = graph::statuses(&events, e.status.as_str());
+    let graph = graph::layout(&e.definition, &status, e.status.as_str());
     let mut current: HashMap<String, String> = HashMap::new();
     let mut rows: Vec<EventRow> = Vec::with_capacity(events.len());
     for ev in &events {
@@ -536,7 +539,7 @@ pub fn execution(s: &Sources, id: &str, limit: usize) -> Result<ExecutionView> {
         parent,
         id: e.id,
         name: e.name,
-        status: e.status,
+        status: e.status.to_string(),
         error: e.error,
         cause: e.cause,
         started_at: e.started_at,

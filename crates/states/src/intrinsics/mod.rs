@@ -7,6 +7,9 @@
 //! [`MAX_NESTING`] deep. Behaviour and limits follow the AWS guide "Intrinsic functions
 //! for JSONPath states in Step Functions".
 
+mod parse;
+mod syntax;
+
 use std::collections::HashSet;
 
 use base64::Engine as _;
@@ -15,66 +18,18 @@ use rand::{Rng as _, SeedableRng as _};
 use serde_json::{Map, Number, Value};
 use sha2::Digest as _;
 
-use crate::path::{self, PathError};
+use parse::parse;
+pub use syntax::MAX_NESTING;
+use syntax::{Call, Expr, check_placeholders};
 
-/// How deeply invocations may nest (the AWS limit).
-pub const MAX_NESTING: usize = 10;
+pub use crate::error::IntrinsicError;
+use crate::path;
 
 /// The longest string Base64Encode, Base64Decode and Hash accept (the AWS limit).
 const MAX_STRING_CHARS: usize = 10_000;
 
 /// The longest array ArrayRange makes (the AWS limit).
 const MAX_RANGE_ITEMS: i128 = 1_000;
-
-/// Why an intrinsic invocation could not be parsed or evaluated. AWS reports these as
-/// `States.Runtime` (or `States.IntrinsicFailure`); each variant names the culprit.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum IntrinsicError {
-    /// The invocation is not well formed.
-    #[error("syntax error in intrinsic function `{expr}` at position {position}: {message}")]
-    Syntax {
-        /// The whole invocation as written.
-        expr: String,
-        /// Byte offset of the problem in `expr`.
-        position: usize,
-        /// What is wrong there.
-        message: String,
-    },
-    /// No intrinsic has this name.
-    #[error("unknown intrinsic function `{function}`")]
-    UnknownFunction {
-        /// The name as written, e.g. `States.Foo`.
-        function: String,
-    },
-    /// The function was given too few or too many arguments.
-    #[error("{function} expects {expected} argument(s), got {actual}")]
-    ArgumentCount {
-        /// The function, e.g. `States.ArrayGetItem`.
-        function: String,
-        /// How many it takes, e.g. `2`, `2 or 3` or `at least 1`.
-        expected: String,
-        /// How many it was given.
-        actual: usize,
-    },
-    /// An argument has the wrong type or value.
-    #[error("{function}: argument {argument} {message}")]
-    InvalidArgument {
-        /// The function, e.g. `States.ArrayPartition`.
-        function: String,
-        /// The argument's position, from 1.
-        argument: usize,
-        /// What is wrong with it.
-        message: String,
-    },
-    /// A JSONPath argument could not be read.
-    #[error("{function}: {source}")]
-    Path {
-        /// The function whose argument it is.
-        function: String,
-        /// Why the path failed.
-        source: PathError,
-    },
-}
 
 /// Whether a `.$` field's value is an intrinsic invocation rather than a path.
 pub fn is_intrinsic(s: &str) -> bool {
@@ -106,65 +61,11 @@ pub fn validate(expr: &str) -> Result<(), IntrinsicError> {
     parse(expr).map(drop)
 }
 
-fn parse(expr: &str) -> Result<Call, IntrinsicError> {
-    let mut parser = Parser { src: expr, pos: 0 };
-    parser.skip_ws();
-    let call = parser.call(1)?;
-    parser.skip_ws();
-    if parser.pos < expr.len() {
-        return Err(parser.error("unexpected text after the invocation"));
-    }
-    Ok(call)
-}
-
-/// An argument.
-#[derive(Debug)]
-enum Expr {
-    /// A number, boolean or null.
-    Literal(Value),
-    /// A quoted string; `placeholders` are the byte offsets of its unescaped `{}`.
-    Str {
-        value: String,
-        placeholders: Vec<usize>,
-    },
-    Path(String),
-    Call(Call),
-}
-
-/// An invocation: `States.Name(args)`.
-#[derive(Debug)]
-struct Call {
-    function: String,
-    args: Vec<Expr>,
-}
-
 struct Scope<'a> {
     input: &'a Value,
     context: &'a Value,
     vars: &'a Value,
 }
-
-/// Every intrinsic function with its fewest and most arguments.
-const FUNCTIONS: &[(&str, usize, usize)] = &[
-    ("States.Format", 1, usize::MAX),
-    ("States.StringToJson", 1, 1),
-    ("States.JsonToString", 1, 1),
-    ("States.Array", 0, usize::MAX),
-    ("States.ArrayPartition", 2, 2),
-    ("States.ArrayContains", 2, 2),
-    ("States.ArrayRange", 3, 3),
-    ("States.ArrayGetItem", 2, 2),
-    ("States.ArrayLength", 1, 1),
-    ("States.ArrayUnique", 1, 1),
-    ("States.Base64Encode", 1, 1),
-    ("States.Base64Decode", 1, 1),
-    ("States.Hash", 2, 2),
-    ("States.JsonMerge", 3, 3),
-    ("States.MathRandom", 2, 3),
-    ("States.MathAdd", 2, 2),
-    ("States.StringSplit", 2, 2),
-    ("States.UUID", 0, 0),
-];
 
 impl Call {
     fn eval(&self, scope: &Scope<'_>) -> Result<Value, IntrinsicError> {
@@ -373,18 +274,6 @@ fn format_value(value: &Value, out: &mut String) {
     }
 }
 
-/// Fails unless a States.Format template has as many `{}` as values follow it.
-fn check_placeholders(function: &str, wanted: usize, given: usize) -> Result<(), IntrinsicError> {
-    if wanted == given {
-        return Ok(());
-    }
-    Err(IntrinsicError::InvalidArgument {
-        function: function.to_owned(),
-        argument: 1,
-        message: format!("(the template) has {wanted} `{{}}` but {given} value(s) follow"),
-    })
-}
-
 /// The evaluated arguments of one invocation, with checks that name the function.
 struct Args<'a> {
     function: &'a str,
@@ -489,194 +378,5 @@ impl<'a> Args<'a> {
                 (f.abs() < 9.0e15).then_some(f as i64)
             })
             .ok_or_else(|| self.type_error(i, "a number"))
-    }
-}
-
-struct Parser<'a> {
-    src: &'a str,
-    pos: usize,
-}
-
-impl Parser<'_> {
-    fn rest(&self) -> &str {
-        &self.src[self.pos..]
-    }
-
-    fn peek(&self) -> Option<char> {
-        self.rest().chars().next()
-    }
-
-    fn skip_ws(&mut self) {
-        self.pos = self.src.len() - self.rest().trim_start().len();
-    }
-
-    fn error(&self, message: &str) -> IntrinsicError {
-        IntrinsicError::Syntax {
-            expr: self.src.to_owned(),
-            position: self.pos,
-            message: message.to_owned(),
-        }
-    }
-
-    /// `States.Name(arg, ...)` at nesting `depth` (the outermost is 1).
-    fn call(&mut self, depth: usize) -> Result<Call, IntrinsicError> {
-        if depth > MAX_NESTING {
-            return Err(self.error(&format!(
-                "intrinsic functions nest at most {MAX_NESTING} deep"
-            )));
-        }
-        let name_len = self
-            .rest()
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '_'))
-            .unwrap_or(self.rest().len());
-        let function = self.rest()[..name_len].to_owned();
-        if !function.starts_with("States.") {
-            return Err(self.error("expected an intrinsic function such as `States.Format(`"));
-        }
-        let Some(&(_, min, max)) = FUNCTIONS.iter().find(|(name, ..)| *name == function) else {
-            return Err(IntrinsicError::UnknownFunction { function });
-        };
-        self.pos += name_len;
-        self.skip_ws();
-        if self.peek() != Some('(') {
-            return Err(self.error(&format!("expected `(` after `{function}`")));
-        }
-        self.pos += 1;
-        let mut args = Vec::new();
-        self.skip_ws();
-        if self.peek() == Some(')') {
-            self.pos += 1;
-        } else {
-            loop {
-                self.skip_ws();
-                args.push(self.arg(depth)?);
-                self.skip_ws();
-                match self.peek() {
-                    Some(',') => self.pos += 1,
-                    Some(')') => {
-                        self.pos += 1;
-                        break;
-                    }
-                    _ => return Err(self.error("expected `,` or `)`")),
-                }
-            }
-        }
-        if !(min..=max).contains(&args.len()) {
-            let expected = match (min, max) {
-                (_, usize::MAX) => format!("at least {min}"),
-                _ if min == max => min.to_string(),
-                _ => format!("{min} or {max}"),
-            };
-            return Err(IntrinsicError::ArgumentCount {
-                function,
-                expected,
-                actual: args.len(),
-            });
-        }
-        if let Some(Expr::Str { placeholders, .. }) = args.first()
-            && function == "States.Format"
-        {
-            check_placeholders(&function, placeholders.len(), args.len() - 1)?;
-        }
-        Ok(Call { function, args })
-    }
-
-    fn arg(&mut self, depth: usize) -> Result<Expr, IntrinsicError> {
-        match self.peek() {
-            Some('\'') => self.string(),
-            Some('$') => Ok(self.path()),
-            Some(c) if c == '-' || c.is_ascii_digit() => self.number(),
-            Some(c) if c.is_ascii_alphabetic() => {
-                for (word, value) in [
-                    ("true", true.into()),
-                    ("false", false.into()),
-                    ("null", Value::Null),
-                ] {
-                    let after = self.rest().strip_prefix(word).map(|r| r.chars().next());
-                    if let Some(None | Some(',' | ')' | ' ' | '\t' | '\n' | '\r')) = after {
-                        self.pos += word.len();
-                        return Ok(Expr::Literal(value));
-                    }
-                }
-                self.call(depth + 1).map(Expr::Call)
-            }
-            _ => Err(self.error(
-                "expected an argument: 'string', number, true, false, null, path or function",
-            )),
-        }
-    }
-
-    /// A single-quoted string literal.
-    fn string(&mut self) -> Result<Expr, IntrinsicError> {
-        let start = self.pos;
-        self.pos += 1;
-        let (mut value, mut placeholders) = (String::new(), Vec::new());
-        while let Some(c) = self.peek() {
-            match c {
-                '\'' => {
-                    self.pos += 1;
-                    return Ok(Expr::Str {
-                        value,
-                        placeholders,
-                    });
-                }
-                '\\' => {
-                    match self.rest()[1..].chars().next() {
-                        Some(e @ ('\'' | '{' | '}' | '\\')) => value.push(e),
-                        _ => return Err(self.error("`\\` must be followed by ', {, } or \\")),
-                    }
-                    self.pos += 2;
-                }
-                '{' if self.rest().starts_with("{}") => {
-                    placeholders.push(value.len());
-                    value.push_str("{}");
-                    self.pos += 2;
-                }
-                c => {
-                    value.push(c);
-                    self.pos += c.len_utf8();
-                }
-            }
-        }
-        self.pos = start;
-        Err(self.error("unterminated string"))
-    }
-
-    /// A JSONPath: everything up to a `,` or `)` outside brackets and quotes.
-    fn path(&mut self) -> Expr {
-        let (mut depth, mut quote) = (0usize, None);
-        let mut end = self.rest().len();
-        let mut chars = self.rest().char_indices();
-        while let Some((i, c)) = chars.next() {
-            match (quote, c) {
-                (Some(_), '\\') => {
-                    chars.next();
-                }
-                (Some(q), c) if c == q => quote = None,
-                (Some(_), _) => {}
-                (None, '\'' | '"') if depth > 0 => quote = Some(c),
-                (None, '[') => depth += 1,
-                (None, ']') => depth = depth.saturating_sub(1),
-                (None, ',' | ')') if depth == 0 => {
-                    end = i;
-                    break;
-                }
-                _ => {}
-            }
-        }
-        let text = self.rest()[..end].trim_end().to_owned();
-        self.pos += end;
-        Expr::Path(text)
-    }
-
-    fn number(&mut self) -> Result<Expr, IntrinsicError> {
-        let len = self
-            .rest()
-            .find(|c: char| !(c.is_ascii_digit() || "+-.eE".contains(c)))
-            .unwrap_or(self.rest().len());
-        let number = serde_json::from_str::<Number>(&self.rest()[..len])
-            .map_err(|_| self.error("invalid number"))?;
-        self.pos += len;
-        Ok(Expr::Literal(Value::Number(number)))
     }
 }
