@@ -226,7 +226,7 @@ def check_functions(aws, cfn: dict) -> None:
 
 
 def check_queues(aws, cfn: dict) -> None:
-    """One queue and dead-letter queue per group, each queue an event source of migrate."""
+    """One queue and dead-letter queue per group, each an event source of migrate."""
     errors = []
     migrate = aws.lambda_.get_function_configuration(FunctionName=physical(aws, "MigrateFunction"))
     mappings = aws.lambda_.list_event_source_mappings(FunctionName=migrate["FunctionName"])["EventSourceMappings"]
@@ -254,6 +254,12 @@ def check_queues(aws, cfn: dict) -> None:
             errors.append(f"group {group}: queue {name} is no event source of the migrate function")
         if arn not in receivers:
             errors.append(f"group {group}: the migrate role may not sqs:ReceiveMessage from {name}")
+        # The dead-letter consumer: the group's DLQ is an event source of migrate too.
+        dlq_arn = redrive.get("deadLetterTargetArn", "")
+        if dlq_arn and dlq_arn not in sources:
+            errors.append(f"group {group}: its dead-letter queue {name}-dlq is no event source of migrate (nobody answers dead letters)")
+        if dlq_arn and dlq_arn not in receivers:
+            errors.append(f"group {group}: the migrate role may not sqs:ReceiveMessage from {name}-dlq")
         if int(attrs.get("VisibilityTimeout", 0)) < int(migrate.get("Timeout", 0)):
             errors.append(
                 f"group {group}: visibility timeout {attrs.get('VisibilityTimeout')}s is below the migrate timeout {migrate.get('Timeout')}s"

@@ -41,3 +41,5 @@ mod limits;
 mod aws;
 // `skein ui` in a real browser, `/metrics` as Prometheus text, `skein report`, JSON logs
 mod ui;
+// the job queue contract: no timeout while queued, staged once, dead letters answered
+mod queue;

@@ -17,6 +17,7 @@ use skein_core::Status;
 use skein_core::catalog::Catalog;
 use skein_core::load::SpecFile;
 use skein_data::Target;
+use skein_states::status::ExecutionStatus;
 
 use crate::datasets::{open_catalog, resolve};
 use crate::flags::{GcArgs, Global};
@@ -140,7 +141,7 @@ fn running_executions(g: &Global) -> anyhow::Result<BTreeSet<String>> {
     Ok(store
         .executions()?
         .into_iter()
-        .filter(|e| e.status == "RUNNING")
+        .filter(|e| e.status == ExecutionStatus::Running)
         .map(|e| e.id)
         .collect())
 }

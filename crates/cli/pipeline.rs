@@ -1,5 +1,6 @@
 //! `skein migrate`, `skein verify`, `skein rollback`: the use cases over many datasets.
 
+use skein_core::names;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -82,7 +83,7 @@ pub async fn migrate(g: &Global, args: &MigrateArgs) -> anyhow::Result<u8> {
                 Some(reason) => {
                     let mut r = DatasetResult::new(file.name(), &run_id, Outcome::Skipped);
                     r.error = Some(reason);
-                    r.error_name = Some("Skein.DependencyFailed".into());
+                    r.error_name = Some(names::DEPENDENCY_FAILED.into());
                     r
                 }
                 None => {
@@ -113,7 +114,7 @@ pub async fn migrate(g: &Global, args: &MigrateArgs) -> anyhow::Result<u8> {
                                 "dataset `{}`: the migration panicked (a bug in skein; please report it): {message}",
                                 file.name()
                             ));
-                            r.error_name = Some("Skein.Internal".into());
+                            r.error_name = Some(names::INTERNAL.into());
                             let _ = catalog
                                 .transition(
                                     file.name(),
@@ -169,7 +170,7 @@ async fn guarded<T>(fut: impl std::future::Future<Output = T>) -> Result<T, Stri
 /// Best effort: `skein gc` removes what this could not.
 async fn discard_failed(settings: &skein_data::Settings, file: &SpecFile, r: &DatasetResult) {
     let failed = matches!(r.outcome, Outcome::Failed | Outcome::VerificationFailed)
-        && r.error_name.as_deref() != Some("Skein.LeaseHeld");
+        && r.error_name.as_deref() != Some(names::LEASE_HELD);
     if !failed {
         return;
     }

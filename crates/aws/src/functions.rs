@@ -8,6 +8,7 @@ use std::time::Duration;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use serde_json::{Value, json};
 use skein_core::queue::Job;
+use skein_usecases::payloads::{self, PlanPayload};
 use skein_usecases::steps::StepError;
 use skein_usecases::tasks::{self, names};
 use skein_usecases::worker::{Handled, InFlight};
@@ -34,8 +35,8 @@ pub async fn plan(
     settings: &AwsSettings,
     p: &Value,
 ) -> Result<Value, StepError> {
-    let run_id = tasks::field(p, "runId")?;
-    let specs = tasks::field(p, "specs")?;
+    let PlanPayload { run_id, specs } = payloads::decode("plan", p)?;
+    let (run_id, specs) = (run_id.as_str(), specs.as_str());
     let scratch = std::env::temp_dir().join(format!("skein-plan-{run_id}"));
     let _ = std::fs::remove_dir_all(&scratch);
     std::fs::create_dir_all(&scratch).map_err(internal)?;
@@ -247,7 +248,29 @@ impl Worker {
             }
         };
         let span = tracing::info_span!("job", run_id = %job.run_id, dataset = %job.dataset);
+        if is_dead_letter_queue(m) {
+            return self.dead_letter(&job, m).instrument(span).await;
+        }
         self.job(&job, m).instrument(span).await
+    }
+
+    /// A job from a group's dead-letter queue: fails its token with `Skein.DeadLettered`
+    /// (the dead-letter consumer). Done with when answered or no longer waiting.
+    async fn dead_letter(&self, job: &Job, m: &SqsMessage) -> bool {
+        // The receive count the job had when SQS moved it: the DLQ keeps the attribute.
+        let receives = m
+            .attributes
+            .get("ApproximateReceiveCount")
+            .and_then(|n| n.parse().ok());
+        match skein_usecases::worker::dead_lettered(&self.catalog, &self.callbacks, job, receives)
+            .await
+        {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::warn!("answering a dead letter: {e}");
+                false
+            }
+        }
     }
 
     /// One job through the shared worker use case, with the AWS adapters: the catalog's
@@ -276,23 +299,61 @@ impl Worker {
                 self.hide(m, after).await;
                 false
             }
+            // Waiting for a reader slot: a delayed copy of the message, and the original
+            // deleted, so waiting never counts toward maxReceiveCount. If the copy cannot
+            // be sent, the delivery is retried as a failed one instead (never lost).
+            Handled::Wait { after } => match self.requeue(m, after).await {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!("re-queueing a waiting job: {e}");
+                    self.hide(m, after).await;
+                    false
+                }
+            },
         }
+    }
+
+    /// Sends a copy of `m` to its queue, delivered after `d` (SQS delays at most 900 s:
+    /// <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessage.html>).
+    async fn requeue(&self, m: &SqsMessage, d: Duration) -> Result<(), String> {
+        let url = self.queue_url(m).await?;
+        self.sqs
+            .send_message()
+            .queue_url(url)
+            .message_body(m.body.clone().unwrap_or_default())
+            .delay_seconds(d.as_secs().min(900) as i32)
+            .send()
+            .await
+            .map_err(|e| crate::config::sdk_message(&e))?;
+        Ok(())
+    }
+
+    /// The URL of the queue a message came from (its event source ARN names it).
+    async fn queue_url(&self, m: &SqsMessage) -> Result<String, String> {
+        let name = m
+            .event_source_arn
+            .as_deref()
+            .and_then(|arn| arn.rsplit(':').next())
+            .ok_or("the message names no queue")?;
+        let out = self
+            .sqs
+            .get_queue_url()
+            .queue_name(name)
+            .send()
+            .await
+            .map_err(|e| format!("queue {name}: {}", crate::config::sdk_message(&e)))?;
+        Ok(out.queue_url.unwrap_or_default())
     }
 
     /// Keeps a message hidden for `d` more (its queue URL from the event source ARN).
     async fn hide(&self, m: &SqsMessage, d: Duration) {
-        let (Some(arn), Some(handle)) =
-            (m.event_source_arn.as_deref(), m.receipt_handle.as_deref())
-        else {
+        let Some(handle) = m.receipt_handle.as_deref() else {
             return;
         };
-        let Some(name) = arn.rsplit(':').next() else {
-            return;
-        };
-        let url = match self.sqs.get_queue_url().queue_name(name).send().await {
-            Ok(o) => o.queue_url.unwrap_or_default(),
+        let url = match self.queue_url(m).await {
+            Ok(url) => url,
             Err(e) => {
-                tracing::warn!("queue {name}: {}", crate::config::sdk_message(&e));
+                tracing::warn!("{e}");
                 return;
             }
         };
@@ -308,6 +369,14 @@ impl Worker {
             tracing::warn!("visibility: {}", crate::config::sdk_message(&e));
         }
     }
+}
+
+/// Whether a message comes from a group's dead-letter queue (`<queue>-dlq`, as the
+/// template and `SqsQueue::create_group` name them).
+fn is_dead_letter_queue(m: &SqsMessage) -> bool {
+    m.event_source_arn
+        .as_deref()
+        .is_some_and(|arn| arn.ends_with("-dlq"))
 }
 
 /// An SQS message a job came in, kept hidden while the job works.
@@ -327,6 +396,19 @@ impl InFlight for Delivered {
 /// it has them (tests), else the standard AWS environment.
 pub fn data_settings(settings: &AwsSettings) -> skein_data::Settings {
     let mut data = skein_data::Settings::default();
+    // On Lambda: DataFusion's pool is a share of the function's memory, and its spill
+    // files go to SKEIN_SPILL_DIR, else /tmp (the function's ephemeral storage).
+    if let Some(mb) = std::env::var("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        data.memory_limit = lambda_memory_pool(mb);
+        data.spill_dir = Some(
+            std::env::var_os("SKEIN_SPILL_DIR")
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(|| std::path::PathBuf::from("/tmp")),
+        );
+    }
     if let Some(endpoint) = &settings.endpoint {
         let region = settings
             .region_in_effect()
@@ -335,6 +417,13 @@ pub fn data_settings(settings: &AwsSettings) -> skein_data::Settings {
         data.s3 = skein_data::S3Settings::with_endpoint(endpoint, &region, &id, &secret);
     }
     data
+}
+
+/// DataFusion's memory pool on a function of `mb` MiB: half of it, leaving the rest to
+/// the runtime, Parquet writers' buffers and the S3 client (the pool bounds only what
+/// operators hold before they spill), and never under 128 MiB.
+pub fn lambda_memory_pool(mb: usize) -> usize {
+    (mb / 2).max(128) * 1024 * 1024
 }
 
 /// A run request: where the specs are, and optionally the run id.

@@ -9,16 +9,20 @@ use std::time::Instant;
 
 use anyhow::Context;
 use async_trait::async_trait;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use skein_core::queue::{Job, JobQueue};
 use skein_embedded::{SqliteCatalog, SqliteQueue};
 use skein_states::engine::{Engine, Failure, Handlers, TaskCall, TaskHandler};
+use skein_states::status::ExecutionStatus;
 use skein_states::store::{Store, TokenAnswer};
+use skein_usecases::payloads::{self, CatalogAction, PlanPayload, RollbackPayload};
 use skein_usecases::steps::StepError;
 use skein_usecases::tasks::{self, names};
 
-use super::pool::LocalSlots;
 use super::progress::{Peaks, View};
+use super::slots::LocalSlots;
 use skein_embedded::EngineCallbacks;
 
 pub(super) const RUN_MACHINE: &str = include_str!("../../../state-machines/migration-run.asl.json");
@@ -91,8 +95,27 @@ fn step_failure(e: StepError) -> Failure {
     Failure::new(&e.error, e.cause)
 }
 
-fn field<'a>(payload: &'a Value, name: &str) -> Result<&'a str, Failure> {
-    tasks::field(payload, name).map_err(step_failure)
+/// A payload decoded as `T`, or `Skein.BadRequest` saying what is wrong.
+fn decode<T: DeserializeOwned>(what: &str, payload: &Value) -> Result<T, Failure> {
+    payloads::decode(what, payload).map_err(step_failure)
+}
+
+/// The parameters of `states:startExecution` the local binding reads.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct StartExecution {
+    name: String,
+    #[serde(default)]
+    input: Option<Value>,
+}
+
+/// The parameters of `sqs:sendMessage` the local binding reads.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SendMessage {
+    queue_url: String,
+    #[serde(default)]
+    message_body: Option<Value>,
 }
 
 impl Local {
@@ -107,8 +130,9 @@ impl Local {
 
     async fn plan(&self, payload: &Value) -> Result<Value, Failure> {
         let started = Instant::now();
-        let run_id = field(payload, "runId")?;
-        let dir = PathBuf::from(field(payload, "specs")?);
+        let PlanPayload { run_id, specs } = decode("plan", payload)?;
+        let run_id = run_id.as_str();
+        let dir = PathBuf::from(specs);
         let (plan, answer) = tasks::plan_task(self.catalog.as_ref(), &dir, run_id, RUNS_BUCKET)
             .await
             .map_err(step_failure)?;
@@ -164,23 +188,24 @@ impl Local {
         let answer = tasks::catalog_action(self.catalog.as_ref(), p)
             .await
             .map_err(step_failure)?;
-        match field(p, "action")? {
-            "awaitApproval" => {
-                let dataset = field(p, "dataset")?;
-                let token = field(p, "taskToken")?;
+        match decode::<CatalogAction>("catalog", p)? {
+            CatalogAction::AwaitApproval {
+                dataset,
+                task_token,
+                ..
+            } => {
                 if self.auto_approve {
                     let answer = TokenAnswer::Success(json!({"approvedBy": "--auto-approve"}));
-                    self.store.answer_token(token, answer).map_err(fail)?;
+                    self.store.answer_token(&task_token, answer).map_err(fail)?;
                 } else if let Some(v) = self.view() {
                     v.note(&format!(
                         "⏸ {dataset} is verified and waits for approval: run `skein approve {dataset}` or `skein reject {dataset} --reason …`"
                     ));
                 }
             }
-            "complete" => {
-                let dataset = field(p, "dataset")?;
+            CatalogAction::Complete { dataset, .. } => {
                 if let Some(v) = self.view() {
-                    v.finished(dataset, &self.group_of(dataset), None);
+                    v.finished(&dataset, &self.group_of(&dataset), None);
                 }
             }
             _ => {}
@@ -189,9 +214,9 @@ impl Local {
     }
 
     async fn child(&self, call: &TaskCall) -> Result<Value, Failure> {
-        let p = &call.payload;
-        let name = field(p, "Name")?;
-        let input = p.get("Input").cloned().unwrap_or(json!({}));
+        let StartExecution { name, input } = decode("startExecution", &call.payload)?;
+        let name = name.as_str();
+        let input = input.unwrap_or(json!({}));
         let engine = self
             .engine
             .get()
@@ -211,7 +236,7 @@ impl Local {
             )
             .await
             .map_err(fail)?;
-        if outcome.status == "SUCCEEDED" {
+        if outcome.status == ExecutionStatus::Succeeded {
             Ok(
                 json!({"ExecutionArn": outcome.execution_arn, "Status": "SUCCEEDED", "Output": outcome.output}),
             )
@@ -226,19 +251,21 @@ impl Local {
     }
 
     async fn enqueue(&self, call: &TaskCall) -> Result<Value, Failure> {
-        let p = &call.payload;
-        let url = field(p, "QueueUrl")?;
+        let SendMessage {
+            queue_url: url,
+            message_body,
+        } = decode("sendMessage", &call.payload)?;
         let group = url.strip_prefix(QUEUE_PREFIX).ok_or_else(|| {
             Failure::new(
-                "Skein.BadRequest",
+                names::BAD_REQUEST,
                 format!("queue `{url}` is not a local skein queue"),
             )
         })?;
-        let body = p.get("MessageBody").cloned().unwrap_or(json!({}));
+        let body = message_body.unwrap_or(json!({}));
         // The body is the job itself (`chunk` and `step` included), as SQS would carry it.
         let job: Job = serde_json::from_value(body.clone()).map_err(|e| {
             Failure::new(
-                "Skein.BadRequest",
+                names::BAD_REQUEST,
                 format!("a migrate job must be {{\"dataset\", \"runId\", \"taskToken\"}}: {e}; got {body}"),
             )
         })?;
@@ -309,7 +336,8 @@ impl Bound {
                     .await
                     .map_err(step_failure)?;
                 if let Some(v) = l.view() {
-                    let dataset = field(p, "dataset")?;
+                    let RollbackPayload { dataset, .. } = decode("rollback", p)?;
+                    let dataset = dataset.as_str();
                     let reason = undone.get("reason").and_then(Value::as_str);
                     v.finished(dataset, &l.group_of(dataset), reason);
                 }

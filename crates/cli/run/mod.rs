@@ -12,12 +12,14 @@
 //!   execution named `<run>-<dataset>` in the same engine (started, resumed or re-read).
 //!
 //! # Layout
-//! `progress` (the live view, the peaks) ← `bindings` (the Task resources) ← `pool` (the
-//! worker pools) ← `summary` (the end of a run) ← this module (the commands).
+//! `progress` (the live view, the peaks) ← `slots` (reader slots) ← `bindings` (the Task
+//! resources) ← `pool` (the worker pools) ← `summary` (the end of a run) ← this module
+//! (the commands).
 
 mod bindings;
 mod pool;
 mod progress;
+mod slots;
 mod summary;
 
 use std::collections::{BTreeMap, HashMap};
@@ -30,8 +32,10 @@ use anyhow::Context;
 use serde_json::{Value, json};
 use skein_core::catalog::Catalog;
 use skein_core::fleet::{Fleet, PlanItem, RunPlan};
+use skein_core::names;
 use skein_embedded::{EngineCallbacks, SqliteCatalog, SqliteQueue};
 use skein_states::engine::{Engine, Options};
+use skein_states::status::ExecutionStatus;
 use skein_states::store::Store;
 use skein_usecases::lease::{self, Renewal};
 use skein_usecases::operator::{self, Decision};
@@ -40,8 +44,9 @@ use crate::flags::{Global, PlanArgs, RunArgs};
 use crate::output;
 use crate::{EXIT_DATASET_FAILED, EXIT_OK, EXIT_USAGE};
 use bindings::{DATASET_MACHINE, Local, MAX_RECEIVES, RUN_MACHINE, definition, handlers};
-use pool::{LocalSlots, worker};
+use pool::worker;
 use progress::{Peaks, View};
+use slots::LocalSlots;
 use summary::report;
 
 fn open_all(g: &Global) -> anyhow::Result<(Arc<SqliteCatalog>, Arc<SqliteQueue>, Store)> {
@@ -167,7 +172,7 @@ pub async fn run(g: &Global, args: &RunArgs) -> anyhow::Result<u8> {
             // The engine's execution decides, not the run record: a run killed after its
             // Summarise step has a finished record but a running execution.
             if let Some(e) = store.execution(&r.run_id)?
-                && e.status == "RUNNING"
+                && e.status == ExecutionStatus::Running
                 && e.input.get("specs").and_then(Value::as_str) == Some(&dir.display().to_string())
             {
                 resume = Some(r.run_id.clone());
@@ -252,8 +257,8 @@ pub async fn run(g: &Global, args: &RunArgs) -> anyhow::Result<u8> {
     let _ = local.engine.set(engine.clone());
     let mut workers = Vec::new();
     for (group, cap) in &plan.groups {
-        for _ in 0..*cap {
-            workers.push(tokio::spawn(worker(local.clone(), group.clone())));
+        for i in 0..*cap {
+            workers.push(tokio::spawn(worker(local.clone(), group.clone(), i == 0)));
         }
     }
     let started = Instant::now();
@@ -266,7 +271,11 @@ pub async fn run(g: &Global, args: &RunArgs) -> anyhow::Result<u8> {
         None => None,
     };
     let outcome = match &resume {
-        Some(id) if store.execution(id)?.is_some_and(|e| e.status == "RUNNING") => {
+        Some(id)
+            if store
+                .execution(id)?
+                .is_some_and(|e| e.status == ExecutionStatus::Running) =>
+        {
             engine.resume(id).await?
         }
         Some(id) => anyhow::bail!("run `{id}` already ended; start a new one with `skein run DIR`"),
@@ -382,7 +391,7 @@ fn refused(
                 };
                 println!(
                     "{}",
-                    json!({"ok": false, "error": "Skein.DriverHeld", "message": e.to_string(),
+                    json!({"ok": false, "error": names::DRIVER_HELD, "message": e.to_string(),
                            "driver": driver})
                 );
             }

@@ -3,75 +3,21 @@
 //! the local adapters of its ports: the engine store answers task tokens, a semaphore
 //! per source system gives reader slots, the queue keeps a job hidden.
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use skein_core::queue::{Delivery, JobQueue};
-use skein_core::slots::ReaderSlots;
 use skein_embedded::SqliteQueue;
-use skein_usecases::worker::{Handled, InFlight, Worker};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use skein_usecases::worker::{Handled, InFlight, Worker, dead_lettered};
 
 use super::bindings::{Local, VISIBILITY_SECS};
-use super::progress::Peaks;
 
 /// Between heartbeats of a working job (task token and queue visibility).
 const HEARTBEAT: Duration = Duration::from_secs(30);
 /// How long a job waits before it is tried again when it could not start.
 const RETRY_AFTER: Duration = Duration::from_secs(5);
-
-/// Source-system reader slots in this process: a semaphore per capped system (the
-/// fleet's `maxReaders`); every taken slot counts toward the system's peak.
-pub(super) struct LocalSlots {
-    systems: HashMap<String, Arc<Semaphore>>,
-    held: Mutex<HashMap<String, Option<OwnedSemaphorePermit>>>,
-    peaks: Arc<Peaks>,
-}
-
-impl LocalSlots {
-    pub(super) fn new(caps: &std::collections::BTreeMap<String, u32>, peaks: Arc<Peaks>) -> Self {
-        let systems = caps
-            .iter()
-            .map(|(k, v)| (k.clone(), Arc::new(Semaphore::new(*v as usize))))
-            .collect();
-        LocalSlots {
-            systems,
-            held: Mutex::new(HashMap::new()),
-            peaks,
-        }
-    }
-}
-
-#[async_trait]
-impl ReaderSlots for LocalSlots {
-    /// Waits for a permit (a local worker has nothing else to do meanwhile): never `false`.
-    async fn acquire(
-        &self,
-        system: &str,
-        holder: &str,
-        _ttl_secs: u64,
-    ) -> skein_core::Result<bool> {
-        let permit = match self.systems.get(system) {
-            Some(sem) => sem.clone().acquire_owned().await.ok(),
-            None => None,
-        };
-        self.peaks.enter(&format!("system:{system}"));
-        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
-        held.insert(format!("{system}\n{holder}"), permit);
-        Ok(true)
-    }
-
-    async fn release(&self, system: &str, holder: &str) -> skein_core::Result<()> {
-        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
-        if held.remove(&format!("{system}\n{holder}")).is_some() {
-            self.peaks.leave(&format!("system:{system}"));
-        }
-        Ok(())
-    }
-}
 
 /// A job's delivery from the SQLite queue.
 struct Received {
@@ -88,9 +34,18 @@ impl InFlight for Received {
     }
 }
 
-/// A group's worker: takes jobs until the run stops.
-pub(super) async fn worker(local: Arc<Local>, group: String) {
+/// Between looks at a group's dead letters.
+const DEAD_LETTER_SWEEP: Duration = Duration::from_secs(2);
+
+/// A group's worker: takes jobs until the run stops. The group's first worker also
+/// answers its dead letters (the local dead-letter consumer).
+pub(super) async fn worker(local: Arc<Local>, group: String, sweeps: bool) {
+    let mut swept = Instant::now();
     while !local.stop.load(Ordering::Relaxed) {
+        if sweeps && swept.elapsed() >= DEAD_LETTER_SWEEP {
+            answer_dead_letters(&local, &group).await;
+            swept = Instant::now();
+        }
         match local.queue.receive(&group, VISIBILITY_SECS).await {
             Ok(Some(d)) => work(&local, &group, d).await,
             Ok(None) => local.queue.wait_for_job(Duration::from_millis(100)).await,
@@ -140,8 +95,32 @@ async fn work(local: &Arc<Local>, group: &str, d: Delivery) {
         Handled::Done => {
             let _ = local.queue.delete(&d).await;
         }
-        Handled::Again { after } => {
+        Handled::Again { after } | Handled::Wait { after } => {
             let _ = local.queue.extend(&d, after.as_secs().max(1)).await;
+        }
+    }
+}
+
+/// Fails the token of every job of `group` in the dead letters with `Skein.DeadLettered`
+/// (a token answered already is skipped), so its execution rolls back and ends.
+async fn answer_dead_letters(local: &Arc<Local>, group: &str) {
+    let jobs = match local.queue.dead_letters(group).await {
+        Ok(jobs) => jobs,
+        Err(e) => {
+            tracing::warn!("dead letters of {group}: {e}");
+            return;
+        }
+    };
+    for job in jobs {
+        let answered = dead_lettered(
+            local.catalog.as_ref(),
+            local.callbacks.as_ref(),
+            &job,
+            Some(super::bindings::MAX_RECEIVES),
+        )
+        .await;
+        if let Err(e) = answered {
+            tracing::warn!(dataset = %job.dataset, "dead letter: {e}");
         }
     }
 }

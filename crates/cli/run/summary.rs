@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use skein_core::catalog::Catalog;
 use skein_core::fleet::{PlanItem, RunPlan};
+use skein_states::status::ExecutionStatus;
 
 use super::bindings::Local;
 use crate::flags::Global;
@@ -83,8 +84,8 @@ pub(super) async fn report(
             })
             .collect()
     };
-    let summary = match outcome.status.as_str() {
-        "SUCCEEDED" => outcome.output.clone().unwrap_or(Value::Null),
+    let summary = match outcome.status {
+        ExecutionStatus::Succeeded => outcome.output.clone().unwrap_or(Value::Null),
         _ => match c.run(run_id).await? {
             Some(r) => {
                 json!({"runId": r.run_id, "status": r.status, "total": r.total, "completed": r.succeeded, "failed": r.failed})
@@ -92,7 +93,7 @@ pub(super) async fn report(
             None => Value::Null,
         },
     };
-    let ok = outcome.status == "SUCCEEDED"
+    let ok = outcome.status == ExecutionStatus::Succeeded
         && summary.get("status").and_then(Value::as_str) == Some("succeeded");
     // Engine overhead: wall time beyond the data plane's share (its time summed over the
     // jobs, divided by the workers that could run at once), per dataset.

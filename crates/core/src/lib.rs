@@ -29,6 +29,7 @@ pub mod error;
 pub mod fleet;
 pub mod load;
 pub mod manifest;
+pub mod names;
 pub mod paths;
 pub mod plan;
 pub mod problem;

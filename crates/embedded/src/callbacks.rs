@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 use skein_core::callbacks::TaskCallbacks;
 use skein_core::{Error, Result};
+use skein_states::status::TokenStatus;
 use skein_states::store::{Store, TokenAnswer, TokenRecord};
 
 /// Answers the embedded engine's task tokens.
@@ -27,11 +28,9 @@ impl EngineCallbacks {
                 Ok(None) => Err(Error::TokenGone {
                     reason: e.to_string(),
                 }),
-                Ok(Some(r)) if !matches!(r.status.to_string().as_str(), "waiting") => {
-                    Err(Error::TokenGone {
-                        reason: e.to_string(),
-                    })
-                }
+                Ok(Some(r)) if r.status != TokenStatus::Waiting => Err(Error::TokenGone {
+                    reason: e.to_string(),
+                }),
                 _ => Err(Error::Backend {
                     message: e.to_string(),
                 }),

@@ -26,6 +26,9 @@ use skein_core::catalog::{Catalog, Driver};
 
 use crate::error::Result;
 
+/// Lease time for one migration; a crashed holder's lease expires after it.
+pub const LEASE_SECS: u64 = 3600;
+
 /// A driver's lease; renewed every third of it.
 pub const DRIVER_TTL_SECS: u64 = 30;
 

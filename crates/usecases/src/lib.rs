@@ -10,6 +10,7 @@
 //! - [`publish`]: publish as a recoverable protocol (intent, idempotent steps), and
 //!   [`publish::finish_interrupted`], which completes any protocol a crash stopped.
 //! - [`rollback`]: restore the previous published version; undo a failed migration.
+//! - [`recover`]: the end of a publish, rollback or undo a crash interrupted (below both).
 //! - [`lease`]: one driver per run (pid, host, renewed lease), dataset leases taken over
 //!   from runs that are gone.
 //! - [`verify`]: re-verify the published version against the source.
@@ -18,7 +19,8 @@
 //!   pools and the SQS function).
 //! - [`operator`]: a person's actions: approve, reject, roll back by name (the CLI and
 //!   the dashboard).
-//! - [`tasks`], [`steps`]: the state machines' Task payloads decoded and answered.
+//! - [`tasks`], [`steps`], [`payloads`]: the state machines' Task payloads (typed)
+//!   decoded and answered.
 //!
 //! **Invariant:** a dataset's failure is an [`Outcome`](outcome::Outcome), not an `Err`;
 //! `Err` means the catalog or the machine failed, and nothing about the dataset is known.
@@ -28,7 +30,9 @@ pub mod lease;
 pub mod migrate;
 pub mod operator;
 pub mod outcome;
+pub mod payloads;
 pub mod publish;
+pub mod recover;
 pub mod rollback;
 pub mod steps;
 pub mod tasks;

@@ -22,6 +22,7 @@
 //! or undo a crash left on the target, so a dataset whose publish was cut short is
 //! completed (and then up to date) instead of failed.
 
+use skein_core::names;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -37,8 +38,7 @@ use skein_data::{Progress, Settings, Target};
 use crate::error::Result;
 use crate::outcome::{DatasetResult, Outcome};
 
-/// Lease time for one migration; a crashed holder's lease expires after it.
-pub const LEASE_SECS: u64 = 3600;
+pub use crate::lease::LEASE_SECS;
 
 /// How to migrate.
 #[derive(Debug, Clone)]
@@ -90,7 +90,7 @@ pub async fn migrate<C: Catalog + ?Sized>(
         Ok(()) => {}
         Err(e @ skein_core::Error::LeaseHeld { .. }) => {
             result.error = Some(e.to_string());
-            result.error_name = Some("Skein.LeaseHeld".into());
+            result.error_name = Some(names::LEASE_HELD.into());
             result.seconds = started.elapsed().as_secs_f64();
             return Ok(result);
         }
@@ -442,7 +442,7 @@ async fn after_staging<C: Catalog + ?Sized>(
         .await?;
         result.outcome = Outcome::VerificationFailed;
         result.error = Some(reason);
-        result.error_name = Some("Skein.VerificationFailed".into());
+        result.error_name = Some(names::VERIFICATION_FAILED.into());
         return Ok(());
     }
     catalog
@@ -477,7 +477,7 @@ async fn after_staging<C: Catalog + ?Sized>(
             )
             .await?;
             result.error = Some(reason);
-            result.error_name = Some("Skein.SchemaChanged".into());
+            result.error_name = Some(names::SCHEMA_CHANGED.into());
             result.schema_change = Some(diff);
             return Ok(());
         }

@@ -19,7 +19,7 @@ use skein_core::load;
 
 use crate::outcome::{DatasetResult, Outcome};
 use crate::steps;
-use crate::tasks::names;
+use skein_core::names;
 
 /// Why an action was refused or failed; the refusals changed nothing.
 #[derive(Debug, thiserror::Error)]

@@ -22,19 +22,20 @@
 //! Task) finds the dataset already `failed`/`rolled_back` by this run with this error and
 //! answers the same without changing anything.
 
+use skein_core::names;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use skein_core::Status;
-use skein_core::catalog::{Catalog, VersionAction};
+use skein_core::catalog::Catalog;
 use skein_core::crash;
 use skein_core::load::{self, SpecFile};
 use skein_data::{Intent, IntentOp, Settings, Target};
 
 use crate::error::{Error, Result};
-use crate::migrate::LEASE_SECS;
+use crate::lease::LEASE_SECS;
 use crate::outcome::{DatasetResult, Outcome};
-use crate::publish::finish_interrupted;
+use crate::recover::{complete_rollback, finish_interrupted};
 
 /// Points the target back at the version before the current one (its files untouched
 /// since it was published, so restored byte for byte), records it, and marks the dataset
@@ -67,7 +68,7 @@ pub async fn rollback<C: Catalog + ?Sized>(
         }
         Err(e @ skein_core::Error::LeaseHeld { .. }) => {
             result.error = Some(format!("rollback refused: {e}"));
-            result.error_name = Some(crate::tasks::names::LEASE_HELD.into());
+            result.error_name = Some(names::LEASE_HELD.into());
         }
         Err(e) => return Err(e.into()),
     }
@@ -115,7 +116,7 @@ async fn rollback_locked<C: Catalog + ?Sized>(
     );
     store.record_intent(&intent).await?;
     crash::point("rollback.intent", name);
-    complete(catalog, &store, &intent).await?;
+    complete_rollback(catalog, &store, &intent).await?;
     result.outcome = Outcome::RolledBack;
     result.version = Some(to.version);
     result.rows = to.rows;
@@ -236,7 +237,7 @@ pub async fn undo_run<C: Catalog + ?Sized>(
             let intent = Intent::undo(IntentOp::Undo, dataset, run_id, restore, from, to, &reason);
             store.record_intent(&intent).await?;
             crash::point("undo.intent", dataset);
-            complete(catalog, store, &intent).await?;
+            complete_rollback(catalog, store, &intent).await?;
         }
         None => {
             // No target to undo anything in (it cannot even be opened): record why.
@@ -248,75 +249,4 @@ pub async fn undo_run<C: Catalog + ?Sized>(
         }
     }
     Ok(Undone { status: to, reason })
-}
-
-/// Runs a recorded rollback or undo from wherever it stopped to its end; returns the
-/// version it restored, if any.
-pub(crate) async fn complete<C: Catalog + ?Sized>(
-    catalog: &C,
-    store: &Target,
-    intent: &Intent,
-) -> Result<Option<u64>> {
-    let name = intent.dataset.as_str();
-    let run = intent.run_id.as_str();
-    let undo = intent.op == IntentOp::Undo;
-    if undo {
-        store.discard(run).await?;
-        crash::point("undo.discarded", name);
-    }
-    if let Some(n) = intent.version {
-        let Some(manifest) = store.version_manifest(n).await? else {
-            store.clear_intent().await?;
-            return Err(skein_data::Error::Internal(format!(
-                "dataset `{name}`: the version to restore, v{n}, has no manifest"
-            ))
-            .into());
-        };
-        if let Err(e) = store.point_to(n, intent.from).await {
-            if matches!(e, skein_data::Error::PublishConflict { .. }) {
-                store.clear_intent().await?;
-            }
-            return Err(e.into());
-        }
-        crash::point(
-            if undo {
-                "undo.swapped"
-            } else {
-                "rollback.swapped"
-            },
-            name,
-        );
-        let record = catalog.dataset(name).await?;
-        if record.and_then(|r| r.current_version) != Some(n) {
-            catalog
-                .record_version(
-                    name,
-                    VersionAction::Restored,
-                    &manifest.summary(store.manifest_location(n)),
-                )
-                .await?;
-        }
-        crash::point(
-            if undo {
-                "undo.recorded"
-            } else {
-                "rollback.recorded"
-            },
-            name,
-        );
-    }
-    if undo {
-        catalog.set_approval_token(name, None).await?;
-    }
-    if let Some(record) = catalog.dataset(name).await? {
-        let to = intent.status.unwrap_or(Status::Failed);
-        if record.status != to || record.reason != intent.reason {
-            catalog
-                .transition(name, record.status, to, intent.reason.as_deref(), Some(run))
-                .await?;
-        }
-    }
-    catalog.release_lease(name, run).await?;
-    store.clear_intent().await?;
-    Ok(intent.version)
 }

@@ -5,6 +5,7 @@
 //! name (`Skein.*`) that the state machines catch; `Err` of the outer result is an
 //! infrastructure failure.
 
+use skein_core::names;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -45,7 +46,7 @@ pub async fn spec_file<C: Catalog + ?Sized>(
     Ok(match catalog.dataset(dataset).await? {
         Some(r) => Ok(load::from_catalog(r.spec, r.spec_hash)),
         None => Err(StepError::new(
-            "Skein.UnknownDataset",
+            names::UNKNOWN_DATASET,
             format!("dataset `{dataset}` is not in the catalog"),
         )),
     })
@@ -65,7 +66,7 @@ pub async fn plan<C: Catalog + ?Sized>(
         && r.status != "running"
     {
         return Ok(Err(StepError::new(
-            crate::tasks::names::RUN_ID_USED,
+            names::RUN_ID_USED,
             format!(
                 "run id `{run_id}` was already used by a run that ended {} (started {}); start the run with a new id",
                 r.status, r.started_at
@@ -87,7 +88,7 @@ pub async fn plan<C: Catalog + ?Sized>(
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join("\n");
-        return Ok(Err(StepError::new("Skein.InvalidSpec", cause)));
+        return Ok(Err(StepError::new(names::INVALID_SPEC, cause)));
     }
     let specs: Vec<(&skein_core::DatasetSpec, &str)> = loaded
         .files
@@ -126,13 +127,13 @@ pub async fn check_dependencies<C: Catalog + ?Sized>(catalog: &C, dataset: &str)
             Some(Status::Completed) => {}
             Some(s) => {
                 return Ok(Err(StepError::new(
-                    "Skein.DependencyFailed",
+                    names::DEPENDENCY_FAILED,
                     format!("dependency `{dep}` ended {s}"),
                 )));
             }
             None => {
                 return Ok(Err(StepError::new(
-                    "Skein.DependencyFailed",
+                    names::DEPENDENCY_FAILED,
                     format!("dependency `{dep}` is not in the catalog"),
                 )));
             }
@@ -147,13 +148,13 @@ pub async fn verify_gate<C: Catalog + ?Sized>(catalog: &C, dataset: &str) -> Ste
     Ok(match record {
         Some(r) if r.status == Status::Verified => Ok(r.last_verification.unwrap_or_default()),
         Some(r) => Err(StepError::new(
-            "Skein.VerificationFailed",
+            names::VERIFICATION_FAILED,
             r.last_verification
                 .or(r.reason)
                 .unwrap_or_else(|| format!("dataset is {}, not verified", r.status)),
         )),
         None => Err(StepError::new(
-            "Skein.UnknownDataset",
+            names::UNKNOWN_DATASET,
             format!("dataset `{dataset}` is not in the catalog"),
         )),
     })
@@ -218,7 +219,7 @@ pub async fn publish<C: Catalog + ?Sized>(
     }
     if !matches!(status, Status::Verified | Status::AwaitingApproval) {
         return Ok(Err(StepError::new(
-            "Skein.NotVerified",
+            names::NOT_VERIFIED,
             format!("dataset `{dataset}` is {status}; only a verified dataset is published"),
         )));
     }
@@ -227,10 +228,7 @@ pub async fn publish<C: Catalog + ?Sized>(
     match crate::lease::take_dataset(catalog, dataset, run_id, crate::migrate::LEASE_SECS).await {
         Ok(()) => {}
         Err(e @ skein_core::Error::LeaseHeld { .. }) => {
-            return Ok(Err(StepError::new(
-                crate::tasks::names::LEASE_HELD,
-                e.to_string(),
-            )));
+            return Ok(Err(StepError::new(names::LEASE_HELD, e.to_string())));
         }
         Err(e) => return Err(e.into()),
     }

@@ -16,54 +16,13 @@ use skein_core::queue::{Job, JobStep};
 
 use crate::migrate::{LEASE_SECS, MigrateOptions, Part};
 use crate::outcome::Outcome;
+use crate::payloads::{
+    CatalogAction, PublishPayload, RollbackPayload, VerifyPayload, decode, short,
+};
 use crate::steps::{self, StepError};
 
-/// The Step Functions error names skein raises, in one place.
-///
-/// | name | raised by | meaning | the state machine |
-/// | --- | --- | --- | --- |
-/// | `Skein.BadRequest` | every task | the payload lacks a field or names an unknown action | rollback |
-/// | `Skein.InvalidSpec` | Plan | a spec or `skein.yaml` is invalid (every problem listed) | run fails |
-/// | `Skein.RunIdUsed` | Plan | the run id belongs to a run that already ended | run fails |
-/// | `Skein.UnknownDataset` | every dataset task | the dataset is not in the catalog | rollback |
-/// | `Skein.DependencyFailed` | CheckDependencies | a dependency did not complete | skip |
-/// | `Skein.LeaseHeld` | AcquireLease, migrate worker, `skein rollback` | another live run holds the dataset's lease (a gone run's lease is taken over) | retry, then fail |
-/// | `Skein.SourceUnreadable` | migrate worker | the source is missing or unreadable | rollback |
-/// | `Skein.TransformFailed` | migrate worker | the transform SQL failed on the data | rollback |
-/// | `Skein.BadValue` | migrate worker | a value does not convert to the target type | rollback |
-/// | `Skein.StorageError` | migrate worker, publish | the target store refused a write | publish: retry (its intent resumes it), then rollback |
-/// | `Skein.SchemaChanged` | migrate worker | output schema differs from the published one | rollback |
-/// | `Skein.VerificationFailed` | migrate worker, Verify | a check failed (rows, checksum, rules, …) | rollback |
-/// | `Skein.NotVerified` / `Skein.NotStaged` | Publish | nothing verified or staged to publish | rollback |
-/// | `Skein.NotPublished` | verify, diff | the dataset has no published version yet | (CLI only) |
-/// | `Skein.Rejected` | approval | a person rejected the dataset | rollback |
-/// | `Skein.PublishConflict` | Publish, rollback | another publisher changed the target's current version first (S3 conditional put) | rollback |
-/// | `Skein.InvalidSettings` | any data step | the S3 settings are unusable (endpoint, credentials) | rollback |
-/// | `Skein.Transient` | migrate worker | the catalog or storage failed; worth a retry | retry, then rollback |
-/// | `Skein.Internal` | any | a bug in skein | rollback |
-pub mod names {
-    pub const BAD_REQUEST: &str = "Skein.BadRequest";
-    pub const INVALID_SPEC: &str = "Skein.InvalidSpec";
-    pub const RUN_ID_USED: &str = "Skein.RunIdUsed";
-    pub const UNKNOWN_DATASET: &str = "Skein.UnknownDataset";
-    pub const DEPENDENCY_FAILED: &str = "Skein.DependencyFailed";
-    pub const LEASE_HELD: &str = "Skein.LeaseHeld";
-    pub const SOURCE_UNREADABLE: &str = "Skein.SourceUnreadable";
-    pub const TRANSFORM_FAILED: &str = "Skein.TransformFailed";
-    pub const BAD_VALUE: &str = "Skein.BadValue";
-    pub const STORAGE_ERROR: &str = "Skein.StorageError";
-    pub const SCHEMA_CHANGED: &str = "Skein.SchemaChanged";
-    pub const VERIFICATION_FAILED: &str = "Skein.VerificationFailed";
-    pub const NOT_VERIFIED: &str = "Skein.NotVerified";
-    pub const NOT_STAGED: &str = "Skein.NotStaged";
-    pub const NOT_PUBLISHED: &str = "Skein.NotPublished";
-    pub const REJECTED: &str = "Skein.Rejected";
-    pub const TRANSIENT: &str = "Skein.Transient";
-    pub const INTERNAL: &str = "Skein.Internal";
-    pub const MIGRATION_FAILED: &str = "Skein.MigrationFailed";
-    pub const PUBLISH_CONFLICT: &str = "Skein.PublishConflict";
-    pub const INVALID_SETTINGS: &str = "Skein.InvalidSettings";
-}
+/// The Step Functions error names skein raises (the table is in [`skein_core::names`]).
+pub use skein_core::names;
 
 /// A task's answer.
 pub type TaskResult = std::result::Result<Value, StepError>;
@@ -98,23 +57,6 @@ pub fn field<'a>(payload: &'a Value, name: &str) -> std::result::Result<&'a str,
             ),
         )
     })
-}
-
-fn short(v: &Value) -> String {
-    let s = v.to_string();
-    if s.len() > 200 {
-        format!(
-            "{}…",
-            &s[..s
-                .char_indices()
-                .take(200)
-                .last()
-                .map(|(i, _)| i)
-                .unwrap_or(0)]
-        )
-    } else {
-        s
-    }
 }
 
 /// Where a run's item lists live in the run bucket: `runs/<runId>/`.
@@ -166,14 +108,15 @@ pub fn datasets_of_items(texts: &[String]) -> Vec<String> {
 /// For a `summarise` payload naming the run's item lists (`bucket`, `prefix`, `canary`,
 /// `waves` counts) and no `datasets`: the bucket and the keys to read.
 pub fn summarise_items(p: &Value) -> Option<(String, Vec<String>)> {
-    if p.get("action").and_then(Value::as_str) != Some("summarise") || p.get("datasets").is_some() {
+    let Ok(CatalogAction::Summarise(s)) = CatalogAction::deserialize(p) else {
+        return None;
+    };
+    if s.datasets.is_some() {
         return None;
     }
-    let bucket = p.get("bucket")?.as_str()?.to_string();
-    let prefix = p.get("prefix")?.as_str()?;
-    let waves = p.get("waves").and_then(Value::as_u64).unwrap_or(0) as usize;
+    let (bucket, prefix) = (s.bucket?, s.prefix?);
     let mut keys = vec![format!("{prefix}{CANARY_ITEMS}")];
-    keys.extend((0..waves).map(|i| format!("{prefix}{}", wave_items(i))));
+    keys.extend((0..s.waves.unwrap_or(0) as usize).map(|i| format!("{prefix}{}", wave_items(i))));
     Some((bucket, keys))
 }
 
@@ -193,18 +136,16 @@ pub fn plan_payload(plan: &RunPlan, run_id: &str, bucket: &str) -> Value {
 }
 
 /// The `catalog` function: `checkDependencies`, `acquireLease`, `awaitApproval`,
-/// `complete`, `summarise`, chosen by the payload's `action`.
+/// `complete`, `summarise`, chosen by the payload's `action` ([`CatalogAction`]).
 pub async fn catalog_action<C: Catalog + ?Sized>(catalog: &C, p: &Value) -> TaskResult {
-    match field(p, "action")? {
-        "checkDependencies" => {
-            flatten(steps::check_dependencies(catalog, field(p, "dataset")?).await)?;
+    match decode::<CatalogAction>("catalog", p)? {
+        CatalogAction::CheckDependencies { dataset } => {
+            flatten(steps::check_dependencies(catalog, &dataset).await)?;
             Ok(json!({}))
         }
-        "acquireLease" => {
-            let dataset = field(p, "dataset")?;
-            require_dataset(catalog, dataset).await?;
-            match crate::lease::take_dataset(catalog, dataset, field(p, "runId")?, LEASE_SECS).await
-            {
+        CatalogAction::AcquireLease { dataset, run_id } => {
+            require_dataset(catalog, &dataset).await?;
+            match crate::lease::take_dataset(catalog, &dataset, &run_id, LEASE_SECS).await {
                 Ok(()) => Ok(json!({})),
                 Err(e @ skein_core::Error::LeaseHeld { .. }) => {
                     Err(StepError::new(names::LEASE_HELD, e.to_string()))
@@ -212,43 +153,30 @@ pub async fn catalog_action<C: Catalog + ?Sized>(catalog: &C, p: &Value) -> Task
                 Err(e) => Err(internal(e)),
             }
         }
-        "awaitApproval" => {
-            let dataset = field(p, "dataset")?;
-            require_dataset(catalog, dataset).await?;
-            steps::await_approval(catalog, dataset, field(p, "runId")?, field(p, "taskToken")?)
+        CatalogAction::AwaitApproval {
+            dataset,
+            run_id,
+            task_token,
+        } => {
+            require_dataset(catalog, &dataset).await?;
+            steps::await_approval(catalog, &dataset, &run_id, &task_token)
                 .await
                 .map_err(internal)?;
             Ok(json!({}))
         }
-        "complete" => {
-            steps::complete(catalog, field(p, "dataset")?, field(p, "runId")?)
+        CatalogAction::Complete { dataset, run_id } => {
+            steps::complete(catalog, &dataset, &run_id)
                 .await
                 .map_err(internal)?;
             Ok(json!({}))
         }
-        "summarise" => {
-            let datasets: Vec<String> = p
-                .get("datasets")
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|v| v.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default();
-            let stopped = p.get("stopped").and_then(Value::as_str);
-            let s = steps::summarise(catalog, field(p, "runId")?, &datasets, stopped)
+        CatalogAction::Summarise(s) => {
+            let datasets = s.datasets.unwrap_or_default();
+            let summary = steps::summarise(catalog, &s.run_id, &datasets, s.stopped.as_deref())
                 .await
                 .map_err(internal)?;
-            serde_json::to_value(s).map_err(internal)
+            serde_json::to_value(summary).map_err(internal)
         }
-        other => Err(StepError::new(
-            names::BAD_REQUEST,
-            format!(
-                "unknown catalog action `{other}`; expected checkDependencies, acquireLease, \
-                 awaitApproval, complete or summarise"
-            ),
-        )),
     }
 }
 
@@ -269,7 +197,8 @@ async fn require_dataset<C: Catalog + ?Sized>(
 
 /// The `verify` function: the gate, `{dataset}` → `{summary}`.
 pub async fn verify_task<C: Catalog + ?Sized>(catalog: &C, p: &Value) -> TaskResult {
-    let summary = flatten(steps::verify_gate(catalog, field(p, "dataset")?).await)?;
+    let p: VerifyPayload = decode("verify", p)?;
+    let summary = flatten(steps::verify_gate(catalog, &p.dataset).await)?;
     Ok(json!({ "summary": summary }))
 }
 
@@ -279,8 +208,8 @@ pub async fn publish_task<C: Catalog + ?Sized>(
     settings: &skein_data::Settings,
     p: &Value,
 ) -> TaskResult {
-    let version =
-        flatten(steps::publish(catalog, settings, field(p, "dataset")?, field(p, "runId")?).await)?;
+    let p: PublishPayload = decode("publish", p)?;
+    let version = flatten(steps::publish(catalog, settings, &p.dataset, &p.run_id).await)?;
     Ok(json!({ "version": version }))
 }
 
@@ -290,17 +219,14 @@ pub async fn rollback_task<C: Catalog + ?Sized>(
     settings: &skein_data::Settings,
     p: &Value,
 ) -> TaskResult {
-    let dataset = field(p, "dataset")?;
-    let error = p
-        .get("error")
-        .and_then(Value::as_str)
-        .unwrap_or("Skein.Failed");
-    let cause = p.get("cause").and_then(Value::as_str).unwrap_or("");
+    let p: RollbackPayload = decode("rollback", p)?;
+    let error = p.error.as_deref().unwrap_or(names::FAILED);
+    let cause = p.cause.as_deref().unwrap_or("");
     let undone = steps::rollback_run(
         catalog,
         settings,
-        dataset,
-        field(p, "runId")?,
+        &p.dataset,
+        &p.run_id,
         error,
         &readable_cause(cause),
     )

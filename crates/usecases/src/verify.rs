@@ -1,5 +1,6 @@
 //! Re-verifying a published version against its source.
 
+use skein_core::names;
 use std::time::Instant;
 
 use skein_core::catalog::Catalog;
@@ -74,7 +75,7 @@ pub async fn verify_published<C: Catalog + ?Sized>(
             result.bytes = current.bytes;
             if !report.passed {
                 result.error = Some(format!("verification {}", report.summary()));
-                result.error_name = Some("Skein.VerificationFailed".into());
+                result.error_name = Some(names::VERIFICATION_FAILED.into());
             }
             result.verification = Some(report);
         }

@@ -25,8 +25,9 @@ use skein_core::catalog::Catalog;
 use skein_core::queue::Job;
 use skein_core::slots::ReaderSlots;
 
-use crate::migrate::LEASE_SECS;
-use crate::tasks::{self, JobAnswer, names};
+use crate::lease::LEASE_SECS;
+use crate::tasks::{self, JobAnswer};
+use skein_core::names;
 
 /// The message a job came in: kept hidden from other workers while the job works.
 #[async_trait]
@@ -40,9 +41,13 @@ pub trait InFlight: Send + Sync {
 pub enum Handled {
     /// Done with: delete it (answered, or nothing left to answer).
     Done,
-    /// Deliver it again after `after` (no reader slot free, or the catalog or the
-    /// callback failed before the token was answered).
+    /// Deliver it again after `after`: the catalog or the callback failed before the
+    /// token was answered (a failed delivery, counted toward the dead letters).
     Again { after: Duration },
+    /// Not started yet (every reader slot of its source system is taken): deliver it
+    /// again after `after` without counting a failed delivery, since waiting for a slot
+    /// must never send a job to the dead letters.
+    Wait { after: Duration },
 }
 
 /// What one job came to.
@@ -119,7 +124,7 @@ impl<C: Catalog + ?Sized> Worker<'_, C> {
                 Ok(true) => {}
                 Ok(false) => {
                     tracing::info!(dataset = %job.dataset, system = %sys, "no free reader slot; the job waits");
-                    return not_answered(Handled::Again {
+                    return not_answered(Handled::Wait {
                         after: self.slot_wait,
                     });
                 }
@@ -229,5 +234,44 @@ impl<C: Catalog + ?Sized> Worker<'_, C> {
             busy,
             succeeded: Some(ok),
         }
+    }
+}
+
+/// A job that reached its group's dead-letter queue: its deliveries failed or its workers
+/// died `receives` times. Fails its task token with `Skein.DeadLettered`, naming the
+/// dataset, the receive count and the last error the catalog recorded for it, so the
+/// execution rolls the dataset back and ends instead of waiting out the task's timeout.
+/// `Ok(false)`: the token no longer waits (answered already); nothing to do.
+pub async fn dead_lettered<C: Catalog + ?Sized>(
+    catalog: &C,
+    callbacks: &dyn TaskCallbacks,
+    job: &Job,
+    receives: Option<u32>,
+) -> skein_core::Result<bool> {
+    let last_error = catalog
+        .attempts(&job.dataset)
+        .await
+        .ok()
+        .and_then(|a| a.into_iter().rev().find_map(|a| a.error));
+    let cause = format!(
+        "dataset `{}` (run `{}`{}): its migrate job reached the dead-letter queue after {} delivery(ies){}; see the worker's logs, fix the cause and run again",
+        job.dataset,
+        job.run_id,
+        job.chunk
+            .map(|c| format!(", chunk {c}"))
+            .unwrap_or_default(),
+        receives.map_or_else(|| "repeated".to_string(), |n| n.to_string()),
+        last_error
+            .map(|e| format!("; the last error recorded: {e}"))
+            .unwrap_or_default(),
+    );
+    tracing::warn!(dataset = %job.dataset, "dead-lettered: {cause}");
+    match callbacks
+        .fail(&job.task_token, names::DEAD_LETTERED, &cause)
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(skein_core::Error::TokenGone { .. }) => Ok(false),
+        Err(e) => Err(e),
     }
 }

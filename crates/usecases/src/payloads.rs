@@ -1,0 +1,118 @@
+//! The Task payloads the state machines send (`Payload` of a `lambda:invoke`), as types.
+//! Fields are camelCase as the definitions write them; fields a task does not read are
+//! ignored (the definitions may pass more).
+//!
+//! A payload is decoded with [`decode`], which turns a missing or mistyped field into
+//! `Skein.BadRequest` naming it, so the state machine catches it by name. (The Lambda
+//! handlers receive JSON and decode here, not with `LambdaEvent<T>`, whose decoding error
+//! would reach Step Functions as the runtime's own error type instead.)
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::steps::StepError;
+use skein_core::names;
+
+/// Decodes a payload, or `Skein.BadRequest` saying what is wrong and showing (the start
+/// of) what came.
+pub fn decode<T: DeserializeOwned>(what: &str, p: &Value) -> Result<T, StepError> {
+    T::deserialize(p).map_err(|e| {
+        StepError::new(
+            names::BAD_REQUEST,
+            format!(
+                "the {what} task payload is not usable: {e}; got {}",
+                short(p)
+            ),
+        )
+    })
+}
+
+/// The start of a payload (up to 200 characters), for error messages.
+pub fn short(v: &Value) -> String {
+    let text = v.to_string();
+    match text.char_indices().nth(200) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text,
+    }
+}
+
+/// Plan: `{runId, specs}` (a directory locally, `s3://bucket/prefix/` on AWS).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanPayload {
+    pub run_id: String,
+    pub specs: String,
+}
+
+/// Verify: `{dataset}`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct VerifyPayload {
+    pub dataset: String,
+}
+
+/// Publish: `{dataset, runId}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PublishPayload {
+    pub dataset: String,
+    pub run_id: String,
+}
+
+/// Rollback: `{dataset, runId, error, cause}`, the error and cause of the failure caught.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RollbackPayload {
+    pub dataset: String,
+    pub run_id: String,
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub cause: Option<String>,
+}
+
+/// The catalog function's actions, by `action`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(
+    tag = "action",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
+pub enum CatalogAction {
+    /// Every dependency completed, or `Skein.DependencyFailed`.
+    CheckDependencies { dataset: String },
+    /// The dataset's lease for the run, or `Skein.LeaseHeld`.
+    AcquireLease { dataset: String, run_id: String },
+    /// Records the approval token; the dataset waits.
+    AwaitApproval {
+        dataset: String,
+        run_id: String,
+        task_token: String,
+    },
+    /// The dataset is done in this run.
+    Complete { dataset: String, run_id: String },
+    /// The run's summary: over `datasets`, or the datasets of the item lists Plan wrote.
+    Summarise(SummarisePayload),
+}
+
+/// Summarise: the run, and its datasets (given, or read from the item lists).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SummarisePayload {
+    pub run_id: String,
+    /// The datasets; absent when they are read from the item lists.
+    #[serde(default)]
+    pub datasets: Option<Vec<String>>,
+    /// Why the run stopped early, when it did.
+    #[serde(default)]
+    pub stopped: Option<String>,
+    /// The run bucket of the item lists.
+    #[serde(default)]
+    pub bucket: Option<String>,
+    /// The run's prefix in it (`runs/<runId>/`).
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// How many wave lists follow the canary's.
+    #[serde(default)]
+    pub waves: Option<u64>,
+}
