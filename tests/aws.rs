@@ -1107,3 +1107,61 @@ async fn plan_of_5000_specs() {
     assert_eq!(plan.total, specs);
     assert_eq!(c.datasets().await.unwrap().len(), specs);
 }
+
+// Issue 16 (b): a job waiting for a reader slot is sent again with a delay, the original
+// deleted, so however long it waits it is never a failed delivery: more rounds than the
+// queue's maxReceiveCount, and the job is still queued, never dead-lettered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_waiting_for_a_reader_slot_never_reaches_the_dead_letters() {
+    let c = catalog().await;
+    let (mut spec, hash) = conformance::spec("waits", "");
+    spec.spec.source.system = Some("crm".into());
+    c.put_spec(&spec, &hash).await.unwrap();
+    let mut caps = std::collections::BTreeMap::new();
+    caps.insert("crm".to_string(), 1u32);
+    c.put_system_caps(&caps).await.unwrap();
+    assert!(
+        c.acquire_slot("crm", "another-run/reader", 1, 3600)
+            .await
+            .unwrap()
+    );
+    let (q, g) = queue_with_group(2).await;
+    let job = Job::new("waits", "run-w", "token-w");
+    q.send(&g, &job).await.unwrap();
+    let mut worker =
+        skein_aws::functions::Worker::new(&settings(), c.table(), Duration::from_secs(60)).await;
+    worker.slot_wait = Duration::ZERO;
+    let queue_name = q.url(&g).rsplit('/').next().unwrap().to_string();
+    let arn = format!("arn:aws:sqs:{REGION}:123456789012:{queue_name}");
+    for round in 1..=5 {
+        let d = q.receive(&g, 30).await.unwrap().expect("the job is queued");
+        assert_eq!(
+            d.receives, 1,
+            "round {round}: a fresh copy, no receive counted"
+        );
+        let m = serde_json::from_value(json!({
+            "messageId": format!("m{round}"), "receiptHandle": d.receipt,
+            "body": serde_json::to_string(&d.job).unwrap(),
+            "attributes": {"ApproximateReceiveCount": d.receives.to_string()},
+            "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
+            "eventSourceARN": arn, "awsRegion": REGION}))
+        .unwrap();
+        assert!(
+            worker.message(&m).await,
+            "round {round}: done with this copy"
+        );
+        // Lambda deletes a message its handler did not report as failed.
+        q.delete(&d).await.unwrap();
+    }
+    assert!(q.dead_letters(&g).await.unwrap().is_empty());
+    assert_eq!(
+        q.depth(&g).await.unwrap(),
+        1,
+        "the job still waits in the queue"
+    );
+    assert_eq!(
+        c.dataset("waits").await.unwrap().unwrap().status,
+        Status::Pending,
+        "waiting changed nothing"
+    );
+}
