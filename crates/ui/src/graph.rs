@@ -5,6 +5,7 @@
 //! Layout: ranks by longest path from `StartAt` (edges that close a loop ignored), each
 //! rank a row centred on the widest; a loop's edge goes back up along the right side.
 
+use skein_states::status::ExecutionStatus;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Serialize;
@@ -78,7 +79,10 @@ pub struct Graph {
 }
 
 /// Status and entry count per state name, from an execution's history.
-pub fn statuses(events: &[Event], execution_status: &str) -> HashMap<String, (StateStatus, u64)> {
+pub fn statuses(
+    events: &[Event],
+    execution_status: ExecutionStatus,
+) -> HashMap<String, (StateStatus, u64)> {
     let mut out: HashMap<String, (StateStatus, u64)> = HashMap::new();
     // The state each frame is in, and whether it failed there.
     let mut current: HashMap<&str, (String, bool)> = HashMap::new();
@@ -116,7 +120,7 @@ pub fn statuses(events: &[Event], execution_status: &str) -> HashMap<String, (St
         }
     }
     // A state still running when the execution ended is where it failed.
-    if execution_status != "RUNNING" {
+    if execution_status != ExecutionStatus::Running {
         for (name, _) in current.values() {
             if let Some(s) = out.get_mut(name)
                 && s.0 == StateStatus::Running
@@ -134,7 +138,7 @@ pub fn statuses(events: &[Event], execution_status: &str) -> HashMap<String, (St
 pub fn layout(
     definition: &Value,
     status: &HashMap<String, (StateStatus, u64)>,
-    execution: &str,
+    execution: ExecutionStatus,
 ) -> Graph {
     let block = Block::of(definition, status, Some(execution));
     let mut nodes = Vec::new();
@@ -205,7 +209,7 @@ impl Block {
     fn of(
         machine: &Value,
         status: &HashMap<String, (StateStatus, u64)>,
-        execution: Option<&str>,
+        execution: Option<ExecutionStatus>,
     ) -> Block {
         let empty = serde_json::Map::new();
         let states = machine
@@ -276,8 +280,8 @@ impl Block {
                 edges.push((e, END.to_string(), "next"));
             }
             let end = match exec {
-                "SUCCEEDED" => StateStatus::Succeeded,
-                "RUNNING" => StateStatus::NotRun,
+                ExecutionStatus::Succeeded => StateStatus::Succeeded,
+                ExecutionStatus::Running => StateStatus::NotRun,
                 _ => StateStatus::Failed,
             };
             markers.push((START.to_string(), StateStatus::Succeeded));

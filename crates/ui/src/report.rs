@@ -102,7 +102,7 @@ fn summary(h: &mut String, v: &RunView) {
         escape(&format!(
             "{}{}",
             v.execution_status
-                .as_deref()
+                .map(|s| s.as_str())
                 .unwrap_or("not run by the engine"),
             v.execution_error
                 .as_deref()

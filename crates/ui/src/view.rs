@@ -4,6 +4,7 @@
 //! history), so a dataset not started yet is shown as queued; where each one stands comes
 //! from its child execution (`<run>-<dataset>`) and the catalog.
 
+use skein_states::status::ExecutionStatus;
 use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
@@ -78,17 +79,14 @@ pub struct RunRow {
     #[serde(flatten)]
     pub run: RunRecord,
     /// The run execution's status (`RUNNING`, `SUCCEEDED`, …), when the engine ran it.
-    pub execution_status: Option<String>,
+    pub execution_status: Option<ExecutionStatus>,
 }
 
 /// Runs, newest first.
 pub async fn runs(s: &Sources) -> Result<Vec<RunRow>> {
     let mut out = Vec::new();
     for run in s.catalog.runs().await? {
-        let execution_status = s
-            .store
-            .execution_status(&run.run_id)?
-            .map(|s| s.to_string());
+        let execution_status = s.store.execution_status(&run.run_id)?;
         out.push(RunRow {
             run,
             execution_status,
@@ -205,7 +203,7 @@ pub struct Throughput {
 pub struct RunView {
     pub run: RunRecord,
     /// The run execution's status, error and cause, when the engine ran it.
-    pub execution_status: Option<String>,
+    pub execution_status: Option<ExecutionStatus>,
     pub execution_error: Option<String>,
     pub execution_cause: Option<String>,
     pub total: u64,
@@ -328,10 +326,12 @@ pub async fn run(s: &Sources, run_id: &str) -> Result<RunView> {
             .rev()
             .find(|v| v.action == VersionAction::Published && v.manifest.run_id == run_id);
         let status = record.map(|r| r.status);
-        let state = match child_status.map(|s| s.as_str()) {
-            Some("SUCCEEDED") => RunState::Succeeded,
-            Some("RUNNING") if status == Some(Status::AwaitingApproval) => RunState::Waiting,
-            Some("RUNNING") => RunState::Running,
+        let state = match child_status {
+            Some(ExecutionStatus::Succeeded) => RunState::Succeeded,
+            Some(ExecutionStatus::Running) if status == Some(Status::AwaitingApproval) => {
+                RunState::Waiting
+            }
+            Some(ExecutionStatus::Running) => RunState::Running,
             Some(_) => RunState::Failed,
             // Not run by the engine (`skein migrate`): the attempt tells.
             None => match last.and_then(|a| a.outcome.as_deref()) {
@@ -402,7 +402,7 @@ pub async fn run(s: &Sources, run_id: &str) -> Result<RunView> {
     let end = run
         .finished_at
         .clone()
-        .filter(|_| execution.as_ref().is_none_or(|e| e.status != "RUNNING"))
+        .filter(|_| execution.as_ref().is_none_or(|e| e.status != ExecutionStatus::Running))
         .unwrap_or(now);
     let elapsed = seconds_between(&run.started_at, &end)
         .unwrap_or(0.0)
@@ -435,7 +435,7 @@ pub async fn run(s: &Sources, run_id: &str) -> Result<RunView> {
     let bytes: u64 = datasets.iter().filter_map(|d| d.bytes).sum();
     let per = |x: f64| if elapsed > 0.0 { x / elapsed } else { 0.0 };
     Ok(RunView {
-        execution_status: execution.as_ref().map(|e| e.status.to_string()),
+        execution_status: execution.as_ref().map(|e| e.status),
         execution_error: execution.as_ref().and_then(|e| e.error.clone()),
         execution_cause: execution.as_ref().and_then(|e| e.cause.clone()),
         total,
@@ -477,7 +477,7 @@ pub struct EventRow {
 pub struct ExecutionView {
     pub id: String,
     pub name: String,
-    pub status: String,
+    pub status: ExecutionStatus,
     pub error: Option<String>,
     pub cause: Option<String>,
     pub started_at: String,
@@ -500,8 +500,8 @@ pub fn execution(s: &Sources, id: &str, limit: usize) -> Result<ExecutionView> {
         .execution(id)?
         .ok_or_else(|| Error::UnknownExecution { id: id.to_string() })?;
     let events = s.store.events(&e.id)?;
-    let status = graph::statuses(&events, e.status.as_str());
-    let graph = graph::layout(&e.definition, &status, e.status.as_str());
+    let status = graph::statuses(&events, e.status);
+    let graph = graph::layout(&e.definition, &status, e.status);
     let mut current: HashMap<String, String> = HashMap::new();
     let mut rows: Vec<EventRow> = Vec::with_capacity(events.len());
     for ev in &events {
@@ -539,7 +539,7 @@ pub fn execution(s: &Sources, id: &str, limit: usize) -> Result<ExecutionView> {
         parent,
         id: e.id,
         name: e.name,
-        status: e.status.to_string(),
+        status: e.status,
         error: e.error,
         cause: e.cause,
         started_at: e.started_at,
