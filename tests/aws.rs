@@ -1165,3 +1165,95 @@ async fn a_job_waiting_for_a_reader_slot_never_reaches_the_dead_letters() {
         "waiting changed nothing"
     );
 }
+
+// Issue 19: the operator commands against a deployed stack (`--stack`): the stack's
+// outputs name its catalog table; `status`, `runs`, `history`, `approve` and `reject`
+// work on that DynamoDB catalog, and the waiting task token is answered through Step
+// Functions (moto's here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_commands_work_against_a_deployed_stack() {
+    let c = catalog().await;
+    let run = "run-stack-1";
+    for (name, token) in [("ledger", "token-ledger"), ("payroll", "token-payroll")] {
+        let (spec, hash) = conformance::spec(name, "");
+        c.put_spec(&spec, &hash).await.unwrap();
+        c.acquire_lease(name, run, 300).await.unwrap();
+        c.transition(name, Status::Pending, Status::InProgress, None, Some(run))
+            .await
+            .unwrap();
+        for (from, to) in [
+            (Status::InProgress, Status::Migrated),
+            (Status::Migrated, Status::Verified),
+        ] {
+            c.transition(name, from, to, None, Some(run)).await.unwrap();
+        }
+        skein_usecases::steps::await_approval(&c, name, run, token)
+            .await
+            .unwrap();
+    }
+    c.put_run(&crate::util::running_run(run)).await.unwrap();
+    // A stack whose outputs name the table, as infra/template.yaml's do.
+    let stack = unique("skein-ops");
+    let cfn = aws_sdk_cloudformation::Client::new(&settings().sdk_config().await);
+    let template = json!({
+        "Resources": {"Marker": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": format!("{stack}-marker")}}},
+        "Outputs": {"CatalogTableName": {"Value": c.table()}}});
+    cfn.create_stack()
+        .stack_name(&stack)
+        .template_body(template.to_string())
+        .send()
+        .await
+        .unwrap();
+    let skein = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_skein"))
+            .args(args)
+            .args(["--stack", &stack, "--json"])
+            .envs(moto::env())
+            .env("SKEIN_CATALOG", "/nonexistent/never-used")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        let json: Value =
+            serde_json::from_str(stdout.lines().last().unwrap_or("null")).unwrap_or(Value::Null);
+        (
+            out.status.code(),
+            json,
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, status, err) = skein(&["status"]);
+    assert_eq!(code, Some(0), "{err}");
+    let waiting: Vec<&str> = status["datasets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["status"] == "awaiting_approval")
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(waiting, ["ledger", "payroll"], "{status:#}");
+    let (code, runs, err) = skein(&["runs"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(runs["runs"][0]["runId"], run, "{runs:#}");
+    let (code, answered, err) = skein(&["approve", "ledger"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(answered["answer"], "approved", "{answered:#}");
+    let (code, answered, err) = skein(&["reject", "payroll", "--reason", "not this quarter"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(answered["answer"], "rejected", "{answered:#}");
+    // An unknown dataset is a usage error naming it, as locally.
+    let (code, _, err) = skein(&["approve", "ghost"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("`ghost`"), "{err}");
+    // A stack that does not exist is a clear error, not a panic.
+    let out = Command::new(env!("CARGO_BIN_EXE_skein"))
+        .args(["status", "--stack", "no-such-stack"])
+        .envs(moto::env())
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no-such-stack"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

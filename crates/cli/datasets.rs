@@ -11,6 +11,15 @@ use skein_embedded::SqliteCatalog;
 use crate::flags::Global;
 
 /// Opens (creating if needed) the embedded catalog under `--catalog`.
+/// The catalog the operator's read commands use: the deployed stack's with `--stack`,
+/// else the embedded one.
+pub async fn operator_catalog(g: &Global) -> anyhow::Result<Box<dyn skein_core::catalog::Catalog>> {
+    Ok(match &g.stack {
+        Some(name) => Box::new(crate::stack::connect(name).await?.catalog),
+        None => Box::new(open_catalog(g)?),
+    })
+}
+
 pub fn open_catalog(g: &Global) -> anyhow::Result<SqliteCatalog> {
     let path = g.catalog_dir().join("catalog.db");
     SqliteCatalog::open(&path).with_context(|| format!("open the catalog {}", path.display()))

@@ -26,6 +26,10 @@ pub struct Global {
         value_name = "PATH"
     )]
     pub catalog: PathBuf,
+    /// Work against a deployed stack (its catalog table and task tokens, from the stack's
+    /// outputs) instead of the embedded catalog: status, history, runs, approve, reject.
+    #[arg(long, global = true, env = "SKEIN_STACK", value_name = "NAME")]
+    pub stack: Option<String>,
     /// Print machine-readable JSON on stdout instead of tables.
     #[arg(long, global = true)]
     pub json: bool,

@@ -1,10 +1,9 @@
 //! `skein validate`, `skein status`, `skein history`: reading specs and the catalog.
 
 use serde_json::json;
-use skein_core::catalog::Catalog;
 use skein_core::load;
 
-use crate::datasets::open_catalog;
+use crate::datasets::operator_catalog;
 use crate::flags::{Global, HistoryArgs, StatusArgs, ValidateArgs};
 use crate::output;
 use crate::{EXIT_OK, EXIT_USAGE};
@@ -41,7 +40,7 @@ pub async fn validate(g: &Global, args: &ValidateArgs) -> anyhow::Result<u8> {
 
 /// `skein status`.
 pub async fn status(g: &Global, args: &StatusArgs) -> anyhow::Result<u8> {
-    let catalog = open_catalog(g)?;
+    let catalog = operator_catalog(g).await?;
     let mut datasets = catalog.datasets().await?;
     if !args.names.is_empty() {
         for n in &args.names {
@@ -118,7 +117,7 @@ pub async fn status(g: &Global, args: &StatusArgs) -> anyhow::Result<u8> {
 
 /// `skein history`.
 pub async fn history(g: &Global, args: &HistoryArgs) -> anyhow::Result<u8> {
-    let catalog = open_catalog(g)?;
+    let catalog = operator_catalog(g).await?;
     if catalog.dataset(&args.name).await?.is_none() {
         eprintln!(
             "error: dataset `{}` is not in the catalog; `skein status` lists the known ones",

@@ -22,6 +22,7 @@ mod output;
 mod pipeline;
 mod report;
 mod run;
+mod stack;
 mod ui;
 
 use flags::{Cli, Command};

@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use serde_json::{Value, json};
+use skein_core::callbacks::TaskCallbacks;
 use skein_core::catalog::Catalog;
 use skein_core::fleet::{Fleet, PlanItem, RunPlan};
 use skein_core::names;
@@ -404,30 +405,43 @@ fn refused(
 
 /// `skein approve` / `skein reject`: the same action as the dashboard's buttons.
 pub async fn answer(g: &Global, dataset: &str, reject: Option<&str>) -> anyhow::Result<u8> {
-    let (catalog, _, store) = open_all(g)?;
     let decision = match reject {
         None => Decision::Approve,
         Some(reason) => Decision::Reject { reason },
     };
-    let callbacks = EngineCallbacks::new(store);
-    let answered =
-        match operator::answer_approval(catalog.as_ref(), &callbacks, dataset, decision, &whoami())
-            .await
-        {
-            Ok(a) => a,
-            Err(
-                e @ (operator::Error::NotWaiting { .. } | operator::Error::UnknownDataset { .. }),
-            ) => {
-                eprintln!("error: {e}");
-                return Ok(EXIT_USAGE);
-            }
-            // Another run holds the dataset: refused, nothing changed, but not a usage error.
-            Err(e @ operator::Error::LeaseHeld { .. }) => {
-                eprintln!("error: {e}");
-                return Ok(EXIT_DATASET_FAILED);
-            }
-            Err(e) => return Err(e.into()),
-        };
+    // On a deployed stack: its catalog, and the token answered through Step Functions.
+    let (catalog, callbacks): (Box<dyn Catalog>, Box<dyn TaskCallbacks>) = match &g.stack {
+        Some(name) => {
+            let deployed = crate::stack::connect(name).await?;
+            (Box::new(deployed.catalog), Box::new(deployed.callbacks))
+        }
+        None => {
+            let (_, _, store) = open_all(g)?;
+            let catalog = crate::datasets::open_catalog(g)?;
+            (Box::new(catalog), Box::new(EngineCallbacks::new(store)))
+        }
+    };
+    let answered = match operator::answer_approval(
+        catalog.as_ref(),
+        callbacks.as_ref(),
+        dataset,
+        decision,
+        &whoami(),
+    )
+    .await
+    {
+        Ok(a) => a,
+        Err(e @ (operator::Error::NotWaiting { .. } | operator::Error::UnknownDataset { .. })) => {
+            eprintln!("error: {e}");
+            return Ok(EXIT_USAGE);
+        }
+        // Another run holds the dataset: refused, nothing changed, but not a usage error.
+        Err(e @ operator::Error::LeaseHeld { .. }) => {
+            eprintln!("error: {e}");
+            return Ok(EXIT_DATASET_FAILED);
+        }
+        Err(e) => return Err(e.into()),
+    };
     if g.json {
         println!(
             "{}",
@@ -448,7 +462,7 @@ fn whoami() -> String {
 
 /// `skein runs`.
 pub async fn runs(g: &Global) -> anyhow::Result<u8> {
-    let catalog = crate::datasets::open_catalog(g)?;
+    let catalog = crate::datasets::operator_catalog(g).await?;
     let runs = catalog.runs().await?;
     if g.json {
         println!("{}", json!({ "runs": runs }));

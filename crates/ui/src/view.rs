@@ -402,7 +402,11 @@ pub async fn run(s: &Sources, run_id: &str) -> Result<RunView> {
     let end = run
         .finished_at
         .clone()
-        .filter(|_| execution.as_ref().is_none_or(|e| e.status != ExecutionStatus::Running))
+        .filter(|_| {
+            execution
+                .as_ref()
+                .is_none_or(|e| e.status != ExecutionStatus::Running)
+        })
         .unwrap_or(now);
     let elapsed = seconds_between(&run.started_at, &end)
         .unwrap_or(0.0)
