@@ -1192,35 +1192,8 @@ async fn operator_commands_work_against_a_deployed_stack() {
             .unwrap();
     }
     c.put_run(&crate::util::running_run(run)).await.unwrap();
-    // A stack whose outputs name the table, as infra/template.yaml's do.
-    let stack = unique("skein-ops");
-    let cfn = aws_sdk_cloudformation::Client::new(&settings().sdk_config().await);
-    let template = json!({
-        "Resources": {"Marker": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": format!("{stack}-marker")}}},
-        "Outputs": {"CatalogTableName": {"Value": c.table()}}});
-    cfn.create_stack()
-        .stack_name(&stack)
-        .template_body(template.to_string())
-        .send()
-        .await
-        .unwrap();
-    let skein = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_skein"))
-            .args(args)
-            .args(["--stack", &stack, "--json"])
-            .envs(moto::env())
-            .env("SKEIN_CATALOG", "/nonexistent/never-used")
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-        let json: Value =
-            serde_json::from_str(stdout.lines().last().unwrap_or("null")).unwrap_or(Value::Null);
-        (
-            out.status.code(),
-            json,
-            String::from_utf8_lossy(&out.stderr).to_string(),
-        )
-    };
+    let stack = stack_over(&c).await;
+    let skein = |args: &[&str]| skein_on_stack(&stack, args);
     let (code, status, err) = skein(&["status"]);
     assert_eq!(code, Some(0), "{err}");
     let waiting: Vec<&str> = status["datasets"]
@@ -1255,5 +1228,94 @@ async fn operator_commands_work_against_a_deployed_stack() {
         String::from_utf8_lossy(&out.stderr).contains("no-such-stack"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CloudFormation stack in moto whose outputs name `c`'s table, as a deployed skein
+/// stack's do (infra/template.yaml); returns its name.
+async fn stack_over(c: &DynamoCatalog) -> String {
+    let stack = unique("skein-ops");
+    let cfn = aws_sdk_cloudformation::Client::new(&settings().sdk_config().await);
+    let template = json!({
+        "Resources": {"Marker": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": format!("{stack}-marker")}}},
+        "Outputs": {"CatalogTableName": {"Value": c.table()}}});
+    cfn.create_stack()
+        .stack_name(&stack)
+        .template_body(template.to_string())
+        .send()
+        .await
+        .unwrap();
+    stack
+}
+
+/// `skein ARGS --stack STACK --json` with moto's environment: exit code, the last stdout
+/// line as JSON, stderr.
+fn skein_on_stack(stack: &str, args: &[&str]) -> (Option<i32>, Value, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_skein"))
+        .args(args)
+        .args(["--stack", stack, "--json"])
+        .envs(moto::env())
+        .env("SKEIN_CATALOG", "/nonexistent/never-used")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let json: Value =
+        serde_json::from_str(stdout.lines().last().unwrap_or("null")).unwrap_or(Value::Null);
+    (
+        out.status.code(),
+        json,
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+// Issue 19: `skein rollback` and `skein verify` of an S3 target through `--stack`: the same
+// use cases as locally, over the stack's catalog and the target on S3.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_and_verify_work_against_a_deployed_stack() {
+    let c = catalog().await;
+    let data = data_settings();
+    let bucket = unique("skein-ops");
+    create_bucket(&bucket).await;
+    let spec = std::fs::read_to_string(repo_root().join("samples/customers.yaml")).unwrap();
+    put_object(&bucket, "specs/customers.yaml", spec).await;
+    let csv = std::fs::read(repo_root().join("samples/data/customers.csv")).unwrap();
+    let mut more = csv.clone();
+    more.extend_from_slice(b"999,New Person,new@example.com,SE,2024-01-01 00:00:00,\n");
+    for (run, source) in [("run-ops-1", csv), ("run-ops-2", more)] {
+        put_object(&bucket, "specs/data/customers.csv", source).await;
+        let p = json!({"runId": run, "specs": format!("s3://{bucket}/specs/")});
+        skein_aws::functions::plan(&c, &settings(), &p)
+            .await
+            .expect("plan");
+        run_steps(&c, &data, "customers", run).await;
+    }
+    assert_eq!(
+        current_version(&bucket, "specs/lake/customers").await["version"],
+        2
+    );
+    let stack = stack_over(&c).await;
+    let (code, verified, err) = skein_on_stack(&stack, &["verify", "customers"]);
+    assert_eq!(code, Some(0), "{err}");
+    // The published version read back from S3 and checked against the source.
+    assert_eq!(verified["ok"], true, "{verified:#}");
+    assert_eq!(
+        verified["datasets"][0]["outcome"], "completed",
+        "{verified:#}"
+    );
+    let (code, back, err) = skein_on_stack(
+        &stack,
+        &["rollback", "customers", "--reason", "bad numbers"],
+    );
+    assert_eq!(code, Some(0), "{err}\n{back:#}");
+    assert_eq!(back["datasets"][0]["outcome"], "rolled_back", "{back:#}");
+    assert_eq!(back["datasets"][0]["version"], 1, "{back:#}");
+    assert_eq!(
+        current_version(&bucket, "specs/lake/customers").await["version"],
+        1
+    );
+    let record = c.dataset("customers").await.unwrap().unwrap();
+    assert_eq!(
+        (record.status, record.current_version),
+        (Status::RolledBack, Some(1))
     );
 }

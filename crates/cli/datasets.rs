@@ -4,6 +4,8 @@ use std::path::Path;
 
 use anyhow::Context;
 use skein_core::Problem;
+use std::sync::Arc;
+
 use skein_core::catalog::Catalog;
 use skein_core::load::{self, SpecFile};
 use skein_embedded::SqliteCatalog;
@@ -13,10 +15,10 @@ use crate::flags::Global;
 /// Opens (creating if needed) the embedded catalog under `--catalog`.
 /// The catalog the operator's read commands use: the deployed stack's with `--stack`,
 /// else the embedded one.
-pub async fn operator_catalog(g: &Global) -> anyhow::Result<Box<dyn skein_core::catalog::Catalog>> {
+pub async fn operator_catalog(g: &Global) -> anyhow::Result<Arc<dyn Catalog>> {
     Ok(match &g.stack {
-        Some(name) => Box::new(crate::stack::connect(name).await?.catalog),
-        None => Box::new(open_catalog(g)?),
+        Some(name) => Arc::new(crate::stack::connect(name).await?.catalog),
+        None => Arc::new(open_catalog(g)?),
     })
 }
 
@@ -36,7 +38,7 @@ pub struct Resolved {
 
 /// Resolves each target: an existing path is read as a spec file or directory; anything
 /// else must be a dataset already in the catalog.
-pub async fn resolve(catalog: &SqliteCatalog, targets: &[String]) -> anyhow::Result<Resolved> {
+pub async fn resolve(catalog: &dyn Catalog, targets: &[String]) -> anyhow::Result<Resolved> {
     let mut out = Resolved::default();
     for t in targets {
         let path = Path::new(t);

@@ -3,7 +3,6 @@
 use skein_data::Target;
 use skein_data::diff::{DiffOptions, DiffReport};
 
-use crate::datasets::open_catalog;
 use crate::flags::{DiffArgs, Global};
 use crate::output;
 use crate::pipeline::specs_or_problems;
@@ -11,8 +10,8 @@ use crate::{EXIT_DATASET_FAILED, EXIT_OK, EXIT_USAGE};
 
 /// `skein diff DATASET…`.
 pub async fn run(g: &Global, args: &DiffArgs) -> anyhow::Result<u8> {
-    let catalog = open_catalog(g)?;
-    let Some(files) = specs_or_problems(g, &catalog, &args.target.targets).await? else {
+    let catalog = crate::datasets::operator_catalog(g).await?;
+    let Some(files) = specs_or_problems(g, catalog.as_ref(), &args.target.targets).await? else {
         return Ok(EXIT_USAGE);
     };
     let opts = DiffOptions {

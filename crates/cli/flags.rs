@@ -27,7 +27,8 @@ pub struct Global {
     )]
     pub catalog: PathBuf,
     /// Work against a deployed stack (its catalog table and task tokens, from the stack's
-    /// outputs) instead of the embedded catalog: status, history, runs, approve, reject.
+    /// outputs) instead of the embedded catalog: status, history, runs, approve, reject,
+    /// verify, diff, rollback.
     #[arg(long, global = true, env = "SKEIN_STACK", value_name = "NAME")]
     pub stack: Option<String>,
     /// Print machine-readable JSON on stdout instead of tables.

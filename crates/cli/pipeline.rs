@@ -21,7 +21,7 @@ use crate::{EXIT_DATASET_FAILED, EXIT_OK, EXIT_USAGE};
 /// Resolves targets and runs the spec checks that need no data; prints problems.
 pub async fn specs_or_problems(
     g: &Global,
-    catalog: &SqliteCatalog,
+    catalog: &dyn Catalog,
     targets: &[String],
 ) -> anyhow::Result<Option<Vec<SpecFile>>> {
     let resolved = resolve(catalog, targets).await?;
@@ -43,20 +43,20 @@ pub async fn specs_or_problems(
 
 /// This process as the driver of `run_id` (its lease renewed while it lives), so that
 /// when it is killed the next command takes over its datasets' leases at once.
-async fn drive(catalog: &Arc<SqliteCatalog>, run_id: &str) -> anyhow::Result<Renewal> {
+async fn drive(catalog: Arc<dyn Catalog>, run_id: &str) -> anyhow::Result<Renewal> {
     let key = lease::run_key(run_id);
     lease::claim(catalog.as_ref(), &key, run_id, false).await?;
-    Ok(Renewal::start(catalog.clone(), vec![key], run_id))
+    Ok(Renewal::start(catalog, vec![key], run_id))
 }
 
 /// `skein migrate`.
 pub async fn migrate(g: &Global, args: &MigrateArgs) -> anyhow::Result<u8> {
     let catalog = Arc::new(open_catalog(g)?);
-    let Some(files) = specs_or_problems(g, &catalog, &args.target.targets).await? else {
+    let Some(files) = specs_or_problems(g, catalog.as_ref(), &args.target.targets).await? else {
         return Ok(EXIT_USAGE);
     };
     let run_id = new_run_id();
-    let renewal = drive(&catalog, &run_id).await?;
+    let renewal = drive(catalog.clone(), &run_id).await?;
     let mut run = RunRecord {
         run_id: run_id.clone(),
         started_at: skein_core::time::now(),
@@ -222,8 +222,8 @@ async fn blocked_by(
 
 /// `skein verify`.
 pub async fn verify(g: &Global, args: &TargetArgs) -> anyhow::Result<u8> {
-    let catalog = open_catalog(g)?;
-    let Some(files) = specs_or_problems(g, &catalog, &args.targets).await? else {
+    let catalog = crate::datasets::operator_catalog(g).await?;
+    let Some(files) = specs_or_problems(g, catalog.as_ref(), &args.targets).await? else {
         return Ok(EXIT_USAGE);
     };
     let run_id = new_run_id();
@@ -231,7 +231,8 @@ pub async fn verify(g: &Global, args: &TargetArgs) -> anyhow::Result<u8> {
     let mut results = Vec::new();
     for file in &files {
         let r =
-            skein_usecases::verify::verify_published(&catalog, &settings, file, &run_id).await?;
+            skein_usecases::verify::verify_published(catalog.as_ref(), &settings, file, &run_id)
+                .await?;
         if !g.json {
             print_result(&r);
         }
@@ -243,13 +244,14 @@ pub async fn verify(g: &Global, args: &TargetArgs) -> anyhow::Result<u8> {
 
 /// `skein rollback`: each dataset under its lease (refused, exit 1, while a run holds it).
 pub async fn rollback(g: &Global, args: &RollbackArgs) -> anyhow::Result<u8> {
-    let catalog = Arc::new(open_catalog(g)?);
-    let Some(files) = specs_or_problems(g, &catalog, &args.target.targets).await? else {
+    // On a deployed stack (`--stack`): its catalog; the targets are on S3.
+    let catalog = crate::datasets::operator_catalog(g).await?;
+    let Some(files) = specs_or_problems(g, catalog.as_ref(), &args.target.targets).await? else {
         return Ok(EXIT_USAGE);
     };
     let settings = g.settings();
     let run_id = new_run_id();
-    let renewal = drive(&catalog, &run_id).await?;
+    let renewal = drive(catalog.clone(), &run_id).await?;
     let mut results = Vec::new();
     for file in &files {
         // Something may have changed before a failure: exit 1, never 2 ("nothing ran").
