@@ -410,3 +410,41 @@ fn content(ws: &Workspace) -> BTreeMap<String, Value> {
     }
     out
 }
+
+// Issue 19, counts that do not lie: while a dataset waits for a person, the run's
+// counters count it as neither succeeded nor failed; it counts once it completes.
+#[test]
+fn a_dataset_waiting_for_approval_is_not_counted_as_succeeded() {
+    let ws = Workspace::new();
+    for (name, criticality) in [("plain", "low"), ("gated", "critical")] {
+        ws.write(&format!("fleet/data/{name}.csv"), "id,v\n1,a\n2,b\n");
+        ws.write(
+            &format!("fleet/{name}.yaml"),
+            &format!(
+                "apiVersion: skein/v1\nkind: Dataset\nmetadata: {{name: {name}, owner: team}}\nspec:\n  criticality: {criticality}\n  \
+                 source: {{uri: data/{name}.csv, format: csv}}\n  target: {{uri: lake/{name}}}\n"
+            ),
+        );
+    }
+    let mut child = skein_cmd(&ws, &["run", "fleet", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(&ws, "gated", "awaiting_approval", &mut child);
+    wait_for(&ws, "plain", "completed", &mut child);
+    let (code, runs) = ws.skein_json(&["runs"]);
+    assert_eq!(code, 0, "{runs:#}");
+    let run = &runs["runs"][0];
+    assert_eq!(
+        (run["succeeded"].as_u64(), run["failed"].as_u64()),
+        (Some(1), Some(0)),
+        "the waiting dataset is not a success yet: {run:#}"
+    );
+    let out = ws.skein(&["approve", "gated"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let (_, runs) = ws.skein_json(&["runs"]);
+    assert_eq!(runs["runs"][0]["succeeded"], 2, "{runs:#}");
+}

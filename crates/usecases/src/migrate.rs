@@ -490,7 +490,12 @@ async fn after_staging<C: Catalog + ?Sized>(
         catalog
             .finish_attempt(name, attempt, "verified", None)
             .await?;
-        catalog.add_to_run(run, Counter::Succeeded, 1).await?;
+        // `skein migrate --no-publish` ends here, a success. Under the state machine the
+        // dataset may still wait for a person, be rejected or fail to publish: it counts
+        // when it completes (`steps::complete`), not when it is verified.
+        if opts.part == Part::All {
+            catalog.add_to_run(run, Counter::Succeeded, 1).await?;
+        }
         result.outcome = Outcome::Verified;
         return Ok(());
     }

@@ -257,9 +257,15 @@ pub async fn rollback_run<C: Catalog + ?Sized>(
     crate::rollback::undo_run(catalog, settings, dataset, run_id, error, cause).await
 }
 
-/// Ends a dataset's migration: releases the lease.
+/// Ends a dataset's migration: releases the lease and counts the dataset as succeeded in
+/// the run (published, or up to date): a dataset that waits for a person or fails after
+/// its verification never counted. (Summarise recounts every dataset from its status when
+/// the run ends, so a Complete retried after its count is off by one only until then.)
 pub async fn complete<C: Catalog + ?Sized>(catalog: &C, dataset: &str, run_id: &str) -> Result<()> {
     catalog.release_lease(dataset, run_id).await?;
+    catalog
+        .add_to_run(run_id, skein_core::catalog::Counter::Succeeded, 1)
+        .await?;
     Ok(())
 }
 
