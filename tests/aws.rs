@@ -1234,11 +1234,20 @@ async fn operator_commands_work_against_a_deployed_stack() {
 /// A CloudFormation stack in moto whose outputs name `c`'s table, as a deployed skein
 /// stack's do (infra/template.yaml); returns its name.
 async fn stack_over(c: &DynamoCatalog) -> String {
+    stack_with(c, &[]).await
+}
+
+/// [`stack_over`] with more outputs.
+async fn stack_with(c: &DynamoCatalog, more: &[(&str, String)]) -> String {
     let stack = unique("skein-ops");
     let cfn = aws_sdk_cloudformation::Client::new(&settings().sdk_config().await);
+    let mut outputs = json!({"CatalogTableName": {"Value": c.table()}});
+    for (k, v) in more {
+        outputs[*k] = json!({ "Value": v });
+    }
     let template = json!({
         "Resources": {"Marker": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": format!("{stack}-marker")}}},
-        "Outputs": {"CatalogTableName": {"Value": c.table()}}});
+        "Outputs": outputs});
     cfn.create_stack()
         .stack_name(&stack)
         .template_body(template.to_string())
@@ -1318,4 +1327,34 @@ async fn rollback_and_verify_work_against_a_deployed_stack() {
         (record.status, record.current_version),
         (Status::RolledBack, Some(1))
     );
+}
+
+// Issue 19: `skein run s3://…/specs/ --stack` starts migration-run in Step Functions with
+// the run id as the execution's name; a path that is not on S3 is a usage error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_starts_the_stacks_state_machine() {
+    let c = catalog().await;
+    let sfn = aws_sdk_sfn::Client::new(&settings().sdk_config().await);
+    let run_arn = create_state_machines(&sfn, &unique("ops-run")).await;
+    let stack = stack_with(&c, &[("MigrationRunStateMachineArn", run_arn.clone())]).await;
+    let specs = "s3://some-bucket/specs/";
+    let (code, started, err) = skein_on_stack(
+        &stack,
+        &["run", specs, "--resume", "run-from-cli", "--detach"],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(started["runId"], "run-from-cli", "{started:#}");
+    let arn = started["executionArn"].as_str().unwrap().to_string();
+    let described = sfn
+        .describe_execution()
+        .execution_arn(&arn)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(described.name(), Some("run-from-cli"));
+    let input: Value = serde_json::from_str(described.input().unwrap()).unwrap();
+    assert_eq!(input, json!({"runId": "run-from-cli", "specs": specs}));
+    let (code, _, err) = skein_on_stack(&stack, &["run", "specs-here", "--detach"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("s3://"), "{err}");
 }

@@ -194,7 +194,8 @@ pub struct BenchArgs {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Directory of dataset specs (with an optional skein.yaml fleet file).
+    /// Directory of dataset specs (with an optional skein.yaml fleet file); with --stack,
+    /// their S3 prefix (`s3://bucket/specs/`).
     #[arg(value_name = "DIR", required_unless_present = "resume")]
     pub dir: Option<PathBuf>,
     /// Continue this run (the default when DIR has a run that did not finish).
@@ -217,6 +218,9 @@ pub struct RunArgs {
     /// refused; report how its run ended, or resume it if its driver died first.
     #[arg(long, conflicts_with = "new")]
     pub wait: bool,
+    /// With --stack: start the run and return, without following it.
+    #[arg(long)]
+    pub detach: bool,
 }
 
 #[derive(Debug, Args)]

@@ -15,6 +15,8 @@ const TABLE_OUTPUT: &str = "CatalogTableName";
 
 /// A deployed stack, as its outputs describe it.
 pub struct Deployed {
+    pub name: String,
+    pub outputs: BTreeMap<String, String>,
     pub catalog: DynamoCatalog,
     pub callbacks: SfnCallbacks,
 }
@@ -54,7 +56,126 @@ pub async fn connect(name: &str) -> anyhow::Result<Deployed> {
         )
     })?;
     Ok(Deployed {
+        name: name.to_string(),
         catalog: DynamoCatalog::connect(&settings, table).await,
         callbacks: SfnCallbacks::connect(&settings).await,
+        outputs,
     })
+}
+
+impl Deployed {
+    /// The output `key`, or an error naming the stack and the output.
+    pub fn output(&self, key: &str) -> anyhow::Result<&str> {
+        self.outputs.get(key).map(String::as_str).with_context(|| {
+            format!(
+                "the stack `{}` has no output {key}: is it a skein stack (infra/template.yaml)?",
+                self.name
+            )
+        })
+    }
+}
+
+/// `skein run s3://…/specs/ --stack NAME`: starts `migration-run` (StartExecution, named
+/// after the run id, so a repeated command with `--resume RUN` starts nothing new) and
+/// follows it, from the execution's status and the run's counters in the catalog, until
+/// it ends. Ctrl-C stops following, not the run. `--detach` returns once it started.
+pub async fn run(g: &crate::flags::Global, args: &crate::flags::RunArgs) -> anyhow::Result<u8> {
+    use skein_core::catalog::Catalog;
+    let name = g.stack.as_deref().unwrap_or_default();
+    let deployed = connect(name).await?;
+    let specs = match &args.dir {
+        Some(d) => d.to_string_lossy().to_string(),
+        None => anyhow::bail!(
+            "give the specs' S3 prefix, e.g. `skein run s3://bucket/specs/ --stack {name}`"
+        ),
+    };
+    if !specs.starts_with("s3://") {
+        eprintln!(
+            "error: on a stack the specs are read from S3: give their prefix (s3://bucket/specs/), not `{specs}`"
+        );
+        return Ok(crate::EXIT_USAGE);
+    }
+    let machine = deployed.output("MigrationRunStateMachineArn")?.to_string();
+    let run_id = args
+        .resume
+        .clone()
+        .unwrap_or_else(skein_usecases::new_run_id);
+    let input = serde_json::json!({"runId": run_id, "specs": specs});
+    let sfn = deployed.callbacks.client();
+    let started = sfn
+        .start_execution()
+        .state_machine_arn(&machine)
+        .name(&run_id)
+        .input(input.to_string())
+        .send()
+        .await
+        .map_err(|e| {
+            use aws_sdk_cloudformation::error::ProvideErrorMetadata;
+            anyhow::anyhow!(
+                "cannot start {machine}: {}",
+                e.message().unwrap_or(&e.to_string())
+            )
+        })?;
+    let arn = started.execution_arn().to_string();
+    if !g.json && !g.quiet {
+        eprintln!("started run {run_id} on stack {name}: {arn}");
+    }
+    let report = |status: &str, run: Option<&skein_core::catalog::RunRecord>| {
+        serde_json::json!({"runId": run_id, "executionArn": arn, "status": status,
+            "run": run})
+    };
+    if args.detach {
+        if g.json {
+            println!("{}", report("RUNNING", None));
+        } else {
+            println!(
+                "run {run_id} started; follow it with `skein runs --stack {name}` or in the Step Functions console"
+            );
+        }
+        return Ok(crate::EXIT_OK);
+    }
+    let mut last = String::new();
+    loop {
+        let described = sfn.describe_execution().execution_arn(&arn).send().await;
+        let status = match &described {
+            Ok(d) => d.status().as_str().to_string(),
+            Err(e) => {
+                tracing::warn!("describe {arn}: {e}");
+                "RUNNING".to_string()
+            }
+        };
+        let record = deployed.catalog.run(&run_id).await.ok().flatten();
+        let line = match &record {
+            Some(r) => format!(
+                "{status}: {} of {} dataset(s) completed, {} failed",
+                r.succeeded, r.total, r.failed
+            ),
+            None => format!("{status}: planning"),
+        };
+        if line != last && !g.json && !g.quiet {
+            eprintln!("{line}");
+            last = line;
+        }
+        if status != "RUNNING" {
+            let ok =
+                status == "SUCCEEDED" && record.as_ref().is_some_and(|r| r.status == "succeeded");
+            if g.json {
+                println!("{}", report(&status, record.as_ref()));
+            } else {
+                println!("run {run_id} {}", status.to_lowercase());
+            }
+            return Ok(if ok {
+                crate::EXIT_OK
+            } else {
+                crate::EXIT_DATASET_FAILED
+            });
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
+            _ = tokio::signal::ctrl_c() => {
+                eprintln!("stopped following; run {run_id} goes on: `skein runs --stack {name}`");
+                return Ok(crate::EXIT_OK);
+            }
+        }
+    }
 }

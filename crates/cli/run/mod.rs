@@ -136,6 +136,9 @@ pub async fn plan(g: &Global, args: &PlanArgs) -> anyhow::Result<u8> {
 
 /// `skein run DIR`.
 pub async fn run(g: &Global, args: &RunArgs) -> anyhow::Result<u8> {
+    if g.stack.is_some() {
+        return crate::stack::run(g, args).await;
+    }
     let (catalog, queue, store) = open_all(g)?;
     // Which run: explicit, an unfinished one of the same directory, or a new one.
     let mut resume: Option<String> = args.resume.clone();
