@@ -192,6 +192,10 @@ fn the_browser_sees_the_sample_run_and_approves_the_waiting_dataset() {
         "every sample dataset in the table: {got:#}"
     );
     assert_eq!(got["statusBefore"], "awaiting_approval", "{got:#}");
+    assert_eq!(
+        got["rollbackButtons"], 0,
+        "no version to go back to: {got:#}"
+    );
     assert_eq!(got["filteredRows"], 1, "the status filter: {got:#}");
     assert_eq!(got["waveRows"], 5, "canary and four waves: {got:#}");
     assert_eq!(got["groupRows"], 2, "bulk-eu and finance: {got:#}");
@@ -203,6 +207,13 @@ fn the_browser_sees_the_sample_run_and_approves_the_waiting_dataset() {
     assert!(got["graphEdges"].as_u64().unwrap() >= 10, "{got:#}");
     assert_eq!(got["waitingState"], "running", "{got:#}");
     assert_eq!(got["statusAfter"], "completed", "{got:#}");
+    assert_eq!(got["datasetVersions"], 1, "v1 published: {got:#}");
+    assert_eq!(got["datasetAttempts"], 1, "{got:#}");
+    assert_eq!(
+        got["datasetUpstream"], "orders",
+        "invoices depends on orders: {got:#}"
+    );
+    assert_eq!(got["datasetExecutions"], 1, "{got:#}");
     assert_eq!(got["waitingStateAfter"], "succeeded", "{got:#}");
     assert_eq!(got["publishState"], "succeeded", "{got:#}");
     assert_eq!(got["consoleErrors"], serde_json::json!([]), "{got:#}");

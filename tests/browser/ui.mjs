@@ -2,8 +2,9 @@
 // Usage: node tests/browser/ui.mjs URL SCREENSHOT.png
 // Expects a catalog where the sample run waits for `invoices` to be approved. Loads the
 // catalog table, the run page and the execution graph, approves `invoices` through the
-// confirmation dialog, waits for the live update that shows it completed, and saves
-// screenshots (SCREENSHOT and SCREENSHOT with -catalog / -run before .png).
+// confirmation dialog, waits for the live update that shows it completed, opens its
+// dataset page and from there its execution, and saves screenshots (SCREENSHOT and
+// SCREENSHOT with -catalog / -run / -dataset before .png).
 // The last stdout line is a JSON summary the Rust test (tests/ui.rs) checks.
 import { chromium } from "playwright-core";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -35,6 +36,8 @@ try {
   await page.locator("#live.on").waitFor(); // the server-sent event stream is open
   out.tableRows = await page.locator("#datasets tbody tr[data-dataset]").count();
   out.statusBefore = await invoices.locator("td.status").getAttribute("data-status");
+  // Every sample is at v1: no "Roll back" anywhere (there is nothing to go back to).
+  out.rollbackButtons = await page.locator('#datasets button[data-action="rollback"]').count();
   // The filters narrow the table.
   await page.selectOption("#f-status", "awaiting_approval");
   out.filteredRows = await page.locator("#datasets tbody tr[data-dataset]").count();
@@ -69,8 +72,17 @@ try {
   await page.locator('#datasets tr[data-dataset="invoices"] td.status[data-status="completed"]').waitFor({ timeout: 60000 });
   out.statusAfter = await invoices.locator("td.status").getAttribute("data-status");
 
-  // The graph now shows the approval and the publish done.
+  // The dataset's page (its name in the table links there): facts, versions, attempts,
+  // its dependencies as a small graph, its executions.
   await invoices.locator("a").click();
+  await page.locator('#versions tbody tr[data-version="1"]').waitFor();
+  out.datasetVersions = await page.locator("#versions tbody tr[data-version]").count();
+  out.datasetAttempts = await page.locator("#attempts tbody tr").count();
+  out.datasetUpstream = await page.locator("#deps g.dep.upstream").getAttribute("data-dataset");
+  out.datasetExecutions = await page.locator("#dataset-executions a").count();
+  await page.screenshot({ path: shot.replace(/\.png$/, "-dataset.png"), fullPage: true });
+  // Its execution: the graph now shows the approval and the publish done.
+  await page.locator("#dataset-executions a").first().click();
   await page.locator('#graph g.node[data-state="Publish"][data-status="succeeded"]').waitFor({ timeout: 30000 });
   out.waitingStateAfter = await page.locator('#graph g.node[data-state="WaitForApproval"]').getAttribute("data-status");
   out.publishState = await page.locator('#graph g.node[data-state="Publish"]').getAttribute("data-status");

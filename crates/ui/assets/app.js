@@ -1,5 +1,5 @@
 // skein dashboard: a hash-routed page over the JSON API; no build step, no dependencies.
-// Routes: #/ (catalog), #/runs, #/runs/RUN, #/executions/ID.
+// Routes: #/ (catalog), #/datasets/NAME, #/runs, #/runs/RUN, #/executions/ID.
 "use strict";
 
 const $ = (sel, root = document) => root.querySelector(sel);
@@ -60,10 +60,12 @@ async function act(action, name) {
   refresh();
 }
 
-function buttons(name, status) {
+// The actions a dataset offers now: approve / reject while it waits; roll back only when
+// a previous version exists (the current one is not the first).
+function buttons(name, status, version) {
   if (status === "awaiting_approval")
     return `<button class="primary" data-action="approve" data-name="${esc(name)}">Approve</button> <button class="danger" data-action="reject" data-name="${esc(name)}">Reject</button>`;
-  if (status === "completed") return `<button data-action="rollback" data-name="${esc(name)}">Roll back</button>`;
+  if (status === "completed" && (version || 0) > 1) return `<button data-action="rollback" data-name="${esc(name)}">Roll back</button>`;
   return "";
 }
 
@@ -106,12 +108,12 @@ function rows(main) {
     (!filters.criticality || d.criticality === filters.criticality));
   $("#count", main).textContent = `${shown.length} of ${datasets.length} dataset(s)`;
   $("#datasets tbody", main).innerHTML = shown.map((d) => `<tr data-dataset="${esc(d.name)}">
-      <td>${d.execution ? `<a href="#/executions/${encodeURIComponent(d.execution)}">${esc(d.name)}</a>` : esc(d.name)}</td>
+      <td><a href="#/datasets/${encodeURIComponent(d.name)}">${esc(d.name)}</a></td>
       <td>${esc(d.owner || "–")}</td><td>${esc(d.group)}</td><td>${esc(d.criticality)}</td>
       <td class="status" data-status="${esc(d.status)}">${badge(d.status)}</td>
       <td class="n">${d.version ? "v" + d.version : "–"}</td><td class="n">${num(d.rows)}</td>
       <td>${esc(d.lastVerification || "–")}</td><td class="reason">${esc(d.reason || "")}</td>
-      <td>${buttons(d.name, d.status)}</td></tr>`).join("") ||
+      <td>${buttons(d.name, d.status, d.version)}</td></tr>`).join("") ||
     `<tr><td colspan="10" class="muted">No dataset matches. ${datasets.length ? "" : "The catalog is empty: run <code>skein run DIR</code>."}</td></tr>`;
 }
 
@@ -162,7 +164,49 @@ async function run(main, id) {
       <td>${d.execution ? `<a href="#/executions/${encodeURIComponent(d.execution)}">${esc(d.dataset)}</a>` : esc(d.dataset)}</td>
       <td>${esc(d.wave)}</td><td>${esc(d.group)}</td><td class="state">${badge(d.state)}</td><td class="status">${badge(d.status)}</td>
       <td class="n">${d.version ? "v" + d.version : "–"}</td><td class="n">${num(d.rows)}</td><td class="n">${d.seconds == null ? "–" : d.seconds.toFixed(2)}</td>
-      <td class="reason">${esc(d.state === "failed" ? d.error || d.reason : "")}</td><td>${buttons(d.dataset, d.status)}</td></tr>`).join("") + `</tbody></table>`;
+      <td class="reason">${esc(d.state === "failed" ? d.error || d.reason : "")}</td><td>${buttons(d.dataset, d.status, d.version)}</td></tr>`).join("") + `</tbody></table>`;
+}
+
+// ---- one dataset ----
+async function dataset(main, name) {
+  const v = await api(`/api/datasets/${encodeURIComponent(name)}`);
+  const r = v.record, spec = r.spec.spec;
+  const fact = (k, val) => `<div class="card"><div class="k">${k}</div><div class="v">${val}</div></div>`;
+  main.innerHTML = `<h1>${esc(r.name)} ${badge(r.status)} <span id="dataset-actions">${buttons(r.name, r.status, r.currentVersion)}</span></h1>
+    ${r.reason ? `<p class="reason">${esc(r.reason)}</p>` : ""}
+    <div class="cards" id="dataset-facts">
+      ${fact("Owner", esc(r.spec.metadata.owner || "–"))}${fact("Group", esc(spec.group))}${fact("Criticality", esc(spec.criticality))}
+      ${fact("Version", r.currentVersion ? "v" + r.currentVersion : "–")}${fact("Rows", num(r.rows))}${fact("Last verification", esc(r.lastVerification || "–"))}
+    </div>
+    <h2>Dependencies</h2>${depGraph(v)}
+    <h2>Versions</h2>
+    <table id="versions"><thead><tr><th>Version</th><th>Action</th><th>When</th><th>Run</th><th>Rows</th><th>Files</th><th>Bytes</th><th>Checksum</th></tr></thead><tbody>` +
+    (v.versions.slice().reverse().map((x) => `<tr data-version="${x.manifest.version}"><td class="n">v${x.manifest.version}</td><td>${esc(x.action)}</td><td>${esc(x.at)}</td><td><a href="#/runs/${encodeURIComponent(x.manifest.runId)}">${esc(x.manifest.runId)}</a></td>
+      <td class="n">${num(x.manifest.rows)}</td><td class="n">${num(x.manifest.fileCount)}</td><td class="n">${num(x.manifest.bytes)}</td><td><code>${esc(x.manifest.checksum.sum.slice(0, 12))}</code></td></tr>`).join("") ||
+      `<tr><td colspan="8" class="muted">Nothing published yet.</td></tr>`) + `</tbody></table>
+    <h2>Attempts</h2>
+    <table id="attempts"><thead><tr><th>#</th><th>Run</th><th>Started</th><th>Finished</th><th>Outcome</th><th>Error</th></tr></thead><tbody>` +
+    (v.attempts.slice().reverse().map((a) => `<tr><td class="n">${a.attempt}</td><td><a href="#/runs/${encodeURIComponent(a.runId)}">${esc(a.runId)}</a></td><td>${esc(a.startedAt)}</td><td>${esc(a.finishedAt || "–")}</td><td>${badge(a.outcome || "running")}</td><td class="reason">${esc(a.error || "")}</td></tr>`).join("") ||
+      `<tr><td colspan="6" class="muted">No attempt yet.</td></tr>`) + `</tbody></table>
+    <h2>Executions</h2>
+    <ul id="dataset-executions">${v.executions.map((id) => `<li><a href="#/executions/${encodeURIComponent(id)}">${esc(id)}</a></li>`).join("") || `<li class="muted">None in the engine (migrated with <code>skein migrate</code>).</li>`}</ul>
+    <details><summary>Spec</summary><pre>${esc(JSON.stringify(r.spec, null, 2))}</pre></details>
+    <details><summary>Status history</summary><table><tbody>${v.history.slice().reverse().map((h) => `<tr><td>${esc(h.at)}</td><td>${badge(h.from || "–")} → ${badge(h.to)}</td><td>${esc(h.runId || "")}</td><td class="reason">${esc(h.reason || "")}</td></tr>`).join("")}</tbody></table></details>`;
+}
+
+// What this dataset depends on (left) and what depends on it (right), as a small graph.
+function depGraph(v) {
+  const left = v.dependsOn, right = v.dependents, H = 26, G = 8, W = 170;
+  const rows = Math.max(left.length, right.length, 1);
+  const height = rows * (H + G) + G, cy = height / 2, mid = 260;
+  const box = (n, x, y, cls) => `<g class="dep ${cls}" data-dataset="${esc(n)}"><a href="#/datasets/${encodeURIComponent(n)}"><rect x="${x}" y="${y}" width="${W}" height="${H}" rx="4"/><text x="${x + W / 2}" y="${y + 17}" text-anchor="middle">${esc(n)}</text></a></g>`;
+  const ys = (n) => Array.from({ length: n }, (_, i) => G + i * (H + G) + (rows - n) * (H + G) / 2);
+  const parts = [];
+  ys(left.length).forEach((y, i) => { parts.push(`<line x1="${10 + W}" y1="${y + H / 2}" x2="${mid}" y2="${cy}" stroke="#7d8998"/>`); parts.push(box(left[i], 10, y, "upstream")); });
+  ys(right.length).forEach((y, i) => { parts.push(`<line x1="${mid + W}" y1="${cy}" x2="${mid + W + 80}" y2="${y + H / 2}" stroke="#7d8998"/>`); parts.push(box(right[i], mid + W + 80, y, "downstream")); });
+  parts.push(`<g class="dep self"><rect x="${mid}" y="${cy - H / 2}" width="${W}" height="${H}" rx="4" fill="#e8f2fd" stroke="#0972d3"/><text x="${mid + W / 2}" y="${cy + 4}" text-anchor="middle" font-weight="600">${esc(v.record.name)}</text></g>`);
+  return `<svg id="deps" width="${mid + 2 * W + 100}" height="${height}">${parts.join("")}</svg>
+    <p class="muted">${left.length ? `Depends on ${left.length}` : "Depends on nothing"}; ${right.length ? `${right.length} depend on it` : "nothing depends on it"}.</p>`;
 }
 
 // Datasets finished (line) and rows published (area) over the run's time, as steps.
@@ -240,10 +284,11 @@ async function refresh() {
   const fresh = route !== lastRoute;
   lastRoute = route;
   const [, page, id] = route.split("/").map(decodeURIComponent);
-  document.querySelectorAll("header nav a").forEach((a) => a.classList.toggle("on", a.dataset.nav === (page === "" ? "catalog" : "runs")));
+  document.querySelectorAll("header nav a").forEach((a) => a.classList.toggle("on", a.dataset.nav === (page === "" || page === "datasets" ? "catalog" : "runs")));
   const open = new Set([...main.querySelectorAll("details[open] summary")].map((s) => s.textContent));
   try {
-    if (page === "runs" && id) await run(main, id);
+    if (page === "datasets" && id) await dataset(main, id);
+    else if (page === "runs" && id) await run(main, id);
     else if (page === "runs") await runs(main);
     else if (page === "executions" && id) await execution(main, id);
     else await catalog(main, fresh);

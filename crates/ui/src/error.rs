@@ -34,6 +34,9 @@ pub enum Error {
         "execution `{id}` is not in the engine store; `skein states list` shows the executions"
     )]
     UnknownExecution { id: String },
+    /// The dataset is not in the catalog.
+    #[error("dataset `{dataset}` is not in the catalog; `skein status` lists the known ones")]
+    UnknownDataset { dataset: String },
     /// An operator's action was refused (unknown dataset, not waiting, lease held, no
     /// earlier version) or failed.
     #[error(transparent)]

@@ -110,6 +110,7 @@ pub async fn serve(
         .route("/runs/{id}/report.html", get(run_report))
         .route("/api/executions/{id}", get(execution))
         .route("/api/live", get(live))
+        .route("/api/datasets/{name}", get(dataset))
         .route("/api/datasets/{name}/approve", post(approve))
         .route("/api/datasets/{name}/reject", post(reject))
         .route("/api/datasets/{name}/rollback", post(rollback))
@@ -169,6 +170,7 @@ impl IntoResponse for Error {
         let status = match &self {
             Error::UnknownRun { .. }
             | Error::UnknownExecution { .. }
+            | Error::UnknownDataset { .. }
             | Error::Action(operator::Error::UnknownDataset { .. }) => StatusCode::NOT_FOUND,
             Error::Action(
                 operator::Error::NotWaiting { .. }
@@ -351,6 +353,10 @@ fn reason_of(body: Option<Json<Reason>>, default: &str) -> String {
         .map(|r| r.trim().to_string())
         .filter(|r| !r.is_empty())
         .unwrap_or_else(|| default.to_string())
+}
+
+async fn dataset(State(app): State<App>, UrlPath(name): UrlPath<String>) -> Result<Response> {
+    Ok(Json(view::dataset(&app.sources, &name).await?).into_response())
 }
 
 async fn approve(State(app): State<App>, UrlPath(name): UrlPath<String>) -> Result<Response> {

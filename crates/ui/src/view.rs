@@ -10,7 +10,9 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 use serde_json::Value;
 use skein_core::Status;
-use skein_core::catalog::{Catalog, DatasetRecord, RunRecord, VersionAction};
+use skein_core::catalog::{
+    Attempt, Catalog, DatasetRecord, HistoryEntry, RunRecord, VersionAction, VersionRecord,
+};
 
 use crate::Sources;
 use crate::error::{Error, Result};
@@ -34,6 +36,8 @@ pub struct DatasetRow {
     pub last_run: Option<String>,
     /// That run's execution of this dataset, when the engine ran it.
     pub execution: Option<String>,
+    /// Whether a rollback has a version to go back to (the current one is not the first).
+    pub can_roll_back: bool,
 }
 
 /// The catalog table, by name.
@@ -56,6 +60,7 @@ pub async fn datasets(s: &Sources) -> Result<Vec<DatasetRow>> {
         };
         out.push(DatasetRow {
             execution,
+            can_roll_back: d.current_version.is_some_and(|v| v > 1),
             owner: d.spec.metadata.owner.clone(),
             group: d.spec.spec.group.clone(),
             criticality: d.spec.spec.criticality.to_string(),
@@ -70,6 +75,60 @@ pub async fn datasets(s: &Sources) -> Result<Vec<DatasetRow>> {
         });
     }
     Ok(out)
+}
+
+/// One dataset's page: what the catalog knows of it, every version and attempt, its
+/// dependencies both ways and its executions in the engine.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DatasetView {
+    pub record: DatasetRecord,
+    pub history: Vec<HistoryEntry>,
+    pub versions: Vec<VersionRecord>,
+    pub attempts: Vec<Attempt>,
+    pub depends_on: Vec<String>,
+    /// The datasets that name this one in `dependsOn`.
+    pub dependents: Vec<String>,
+    /// Its executions in the engine store (`<run>-<dataset>`), newest first.
+    pub executions: Vec<String>,
+    pub can_roll_back: bool,
+}
+
+/// The page of `name`.
+pub async fn dataset(s: &Sources, name: &str) -> Result<DatasetView> {
+    let record = s
+        .catalog
+        .dataset(name)
+        .await?
+        .ok_or_else(|| Error::UnknownDataset {
+            dataset: name.to_string(),
+        })?;
+    let history = s.catalog.history(name).await?;
+    let mut executions = Vec::new();
+    for run in history.iter().rev().filter_map(|h| h.run_id.as_deref()) {
+        let id = format!("{run}-{name}");
+        if !executions.contains(&id) && s.store.execution_status(&id)?.is_some() {
+            executions.push(id);
+        }
+    }
+    let dependents = s
+        .catalog
+        .datasets()
+        .await?
+        .into_iter()
+        .filter(|d| d.spec.spec.depends_on.iter().any(|n| n == name))
+        .map(|d| d.name)
+        .collect();
+    Ok(DatasetView {
+        versions: s.catalog.versions(name).await?,
+        attempts: s.catalog.attempts(name).await?,
+        depends_on: record.spec.spec.depends_on.clone(),
+        dependents,
+        executions,
+        can_roll_back: record.current_version.is_some_and(|v| v > 1),
+        history,
+        record,
+    })
 }
 
 /// A run in the list of runs.
