@@ -216,6 +216,18 @@ fn the_browser_sees_the_sample_run_and_approves_the_waiting_dataset() {
     assert_eq!(got["datasetExecutions"], 1, "{got:#}");
     assert_eq!(got["waitingStateAfter"], "succeeded", "{got:#}");
     assert_eq!(got["publishState"], "succeeded", "{got:#}");
+    assert!(
+        got["publishInput"]
+            .as_str()
+            .is_some_and(|t| t.contains("\"dataset\": \"invoices\"")),
+        "the Publish state's input: {got:#}"
+    );
+    assert!(
+        got["publishOutput"]
+            .as_str()
+            .is_some_and(|t| t.contains("\"version\"")),
+        "the Publish state's output: {got:#}"
+    );
     assert_eq!(got["consoleErrors"], serde_json::json!([]), "{got:#}");
     let png = std::fs::read(&shot).unwrap();
     assert!(

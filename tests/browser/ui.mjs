@@ -86,6 +86,11 @@ try {
   await page.locator('#graph g.node[data-state="Publish"][data-status="succeeded"]').waitFor({ timeout: 30000 });
   out.waitingStateAfter = await page.locator('#graph g.node[data-state="WaitForApproval"]').getAttribute("data-status");
   out.publishState = await page.locator('#graph g.node[data-state="Publish"]').getAttribute("data-status");
+  // Clicking a state shows its input and output from the history, as the console does.
+  await page.locator('#graph g.node[data-state="Publish"]').click();
+  await page.locator("#state-detail pre.output").waitFor();
+  out.publishInput = await page.locator("#state-detail pre.input").textContent();
+  out.publishOutput = await page.locator("#state-detail pre.output").textContent();
   await page.screenshot({ path: shot, fullPage: true });
   out.screenshot = shot;
 } catch (e) {

@@ -266,12 +266,41 @@ async function execution(main, id) {
     ${v.dataset ? ` · dataset <b>${esc(v.dataset)}</b>` : ""}</p>
     ${v.error ? `<p class="reason"><b>${esc(v.error)}</b>: ${esc(v.cause || "")}</p>` : ""}
     <div class="split">
-      <section><h2>Graph</h2><div class="legend">${legend}</div><div class="graph" id="graph">${svgGraph(v.graph)}</div></section>
+      <section><h2>Graph</h2><div class="legend">${legend}</div><div class="graph" id="graph">${svgGraph(v.graph)}</div>
+        <div id="state-detail" class="muted">Click a state to see its input and output.</div></section>
       <section><h2>Event history <span class="muted">(${v.events.length} of ${v.totalEvents})</span></h2>
         <table id="events"><thead><tr><th>#</th><th>Type</th><th>State</th><th>Frame</th><th>Time (UTC)</th></tr></thead><tbody>` +
     v.events.slice().reverse().map((e) => `<tr><td class="n">${e.id}</td><td><details><summary>${esc(e.kind)}</summary><pre>${esc(JSON.stringify(e.details, null, 2))}</pre></details></td><td>${esc(e.state || "")}</td><td>${esc(e.frame)}</td><td title="${esc(e.at)}">${esc(e.at.slice(11, 23))}</td></tr>`).join("") +
     `</tbody></table></section></div>`;
+  execution.current = v;
+  if (execution.selected && execution.selected.id === id) showState(execution.selected.name);
 }
+
+// A state's input, output and error, from the latest of its events in the history (as the
+// console's step details): the last `…StateEntered` gives the input, the last
+// `…StateExited` the output, a failure event the error and cause.
+function showState(name) {
+  const v = execution.current;
+  if (!v) return;
+  execution.selected = { id: v.id, name };
+  const of = (e) => e.state === name || (e.details && e.details.name === name);
+  const evs = v.events.filter(of);
+  const last = (re) => evs.filter((e) => re.test(e.kind)).pop();
+  const entered = last(/StateEntered$/), exited = last(/StateExited$/);
+  const failed = evs.filter((e) => e.details && (e.details.error || e.details.cause)).pop();
+  const pre = (cls, title, value) => `<h3>${title}</h3><pre class="${cls}">${esc(JSON.stringify(value, null, 2))}</pre>`;
+  $("#state-detail").className = "";
+  $("#state-detail").innerHTML = `<h2>${esc(name)}</h2>` +
+    (entered ? pre("input", "Input", entered.details.input) : `<p class="muted">Not entered in the events shown.</p>`) +
+    (exited ? pre("output", "Output", exited.details.output) : "") +
+    (failed ? `<h3>Error</h3><p class="reason error"><b>${esc(failed.details.error || "")}</b>: ${esc(failed.details.cause || "")}</p>` : "");
+  document.querySelectorAll("#graph g.node").forEach((g) => g.classList.toggle("selected", g.dataset.state === name));
+}
+
+document.addEventListener("click", (e) => {
+  const g = e.target.closest("#graph g.node");
+  if (g && !g.classList.contains("marker")) showState(g.dataset.state);
+});
 
 // ---- routing and live updates ----
 let rendering = false, again = false, lastRoute = "";
