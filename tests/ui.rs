@@ -636,3 +636,43 @@ fn json_logs_carry_the_run_and_dataset_ids() {
         "{stderr}"
     );
 }
+
+// Issue 19: the execution graph draws no edge through a box. Every segment of every edge
+// of both state machines is sampled; no sample may fall inside a state's box other than
+// the edge's own two ends (containers, drawn around their states, are left out).
+#[test]
+fn no_edge_of_the_state_machines_crosses_a_box() {
+    for file in ["dataset-migration.asl.json", "migration-run.asl.json"] {
+        let text = std::fs::read_to_string(repo_root().join("state-machines").join(file)).unwrap();
+        let definition: Value = serde_json::from_str(&text).unwrap();
+        let graph = skein_ui::graph::layout(
+            &definition,
+            &std::collections::HashMap::new(),
+            skein_states::status::ExecutionStatus::Running,
+        );
+        assert!(graph.edges.len() > 5, "{file}: edges laid out");
+        for e in &graph.edges {
+            for w in e.points.windows(2) {
+                let ((x0, y0), (x1, y1)) = (w[0], w[1]);
+                for i in 0..=40 {
+                    let t = f64::from(i) / 40.0;
+                    let (x, y) = (x0 + (x1 - x0) * t, y0 + (y1 - y0) * t);
+                    for n in graph.nodes.iter().filter(|n| !n.container) {
+                        if n.name == e.from || n.name == e.to {
+                            continue;
+                        }
+                        let inside = x > n.x + 1.0
+                            && x < n.x + n.w - 1.0
+                            && y > n.y + 1.0
+                            && y < n.y + n.h - 1.0;
+                        assert!(
+                            !inside,
+                            "{file}: edge {} → {} ({}) crosses the box of {} at ({x:.0}, {y:.0})",
+                            e.from, e.to, e.kind, n.name
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

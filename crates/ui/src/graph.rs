@@ -144,8 +144,13 @@ pub fn layout(
     let mut nodes = Vec::new();
     let mut edges = Vec::new();
     block.place(0.0, 0.0, &mut nodes, &mut edges);
+    // The lanes of long edges lie right of the block: the drawing includes them.
+    let lanes = edges
+        .iter()
+        .flat_map(|e| e.points.iter().map(|p| p.0))
+        .fold(0.0, f64::max);
     Graph {
-        width: block.w + 40.0,
+        width: (block.w + 40.0).max(lanes + 10.0),
         height: block.h,
         nodes,
         edges,
@@ -420,13 +425,42 @@ impl Block {
                 b.place(x + ix, y + iy, nodes, edges);
             }
         }
+        // Each row's top and bottom (its tallest item), so a horizontal run in the gap
+        // between two rows never crosses a box, whatever the heights in a row.
+        let mut bands: BTreeMap<usize, (f64, f64)> = BTreeMap::new();
+        for it in &self.items {
+            let b = bands
+                .entry(self.rank[&it.name])
+                .or_insert((f64::MAX, f64::MIN));
+            b.0 = b.0.min(oy + it.y);
+            b.1 = b.1.max(oy + it.y + it.h);
+        }
         let mut loops = 0.0;
         for (from, to, kind) in &self.edges {
             let (Some(f), Some(t)) = (at.get(from.as_str()), at.get(to.as_str())) else {
                 continue;
             };
-            let points = if self.rank[to] > self.rank[from] {
+            let (rf, rt) = (self.rank[from], self.rank[to]);
+            let points = if rt == rf + 1 {
+                // Adjacent rows: a straight line through the gap between them.
                 vec![(f.0 + f.2 / 2.0, f.1 + f.3), (t.0 + t.2 / 2.0, t.1)]
+            } else if rt > rf {
+                // Down past other rows (a Catch to Rollback, a Choice to a later state):
+                // into the gap below the source's row, out to a lane right of the block,
+                // down, and into the target through the gap above its row; no box crossed.
+                loops += 8.0;
+                let side = ox + self.w + 6.0 + loops;
+                let below = bands[&rf].1 + GAP_Y / 2.0 - loops / 8.0;
+                let above = bands[&rt].0 - GAP_Y / 2.0 + loops / 8.0;
+                let (fx, tx) = (f.0 + f.2 - 14.0, t.0 + t.2 - 14.0);
+                vec![
+                    (fx, f.1 + f.3),
+                    (fx, below),
+                    (side, below),
+                    (side, above),
+                    (tx, above),
+                    (tx, t.1),
+                ]
             } else {
                 // Back up (a loop) or sideways: down into the gap below the source's row,
                 // out to the right of the block, up, and into the target from above
