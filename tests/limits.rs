@@ -108,7 +108,7 @@ fn a_run_id_already_used_is_refused_before_anything_starts() {
                 .is_ok()
         );
         let mut run = catalog.run("run-reused").await.unwrap().unwrap();
-        run.status = "succeeded".into();
+        run.status = skein_core::catalog::RunStatus::Succeeded;
         catalog.put_run(&run).await.unwrap();
         let e = skein_usecases::tasks::plan_task(&catalog, &dir, "run-reused", "runs-bucket")
             .await

@@ -141,7 +141,7 @@ pub fn running_run(run: &str) -> skein_core::catalog::RunRecord {
         run_id: run.to_string(),
         started_at: chrono::Utc::now().to_rfc3339(),
         finished_at: None,
-        status: "running".into(),
+        status: skein_core::catalog::RunStatus::Running,
         total: 1,
         succeeded: 0,
         failed: 0,

@@ -61,7 +61,7 @@ pub async fn migrate(g: &Global, args: &MigrateArgs) -> anyhow::Result<u8> {
         run_id: run_id.clone(),
         started_at: skein_core::time::now(),
         finished_at: None,
-        status: "running".into(),
+        status: skein_core::catalog::RunStatus::Running,
         total: files.len() as u64,
         succeeded: 0,
         failed: 0,
@@ -141,7 +141,11 @@ pub async fn migrate(g: &Global, args: &MigrateArgs) -> anyhow::Result<u8> {
     }
     let ok = results.iter().all(|r| r.outcome.is_success());
     run.finished_at = Some(skein_core::time::now());
-    run.status = if ok { "succeeded" } else { "failed" }.into();
+    run.status = if ok {
+        skein_core::catalog::RunStatus::Succeeded
+    } else {
+        skein_core::catalog::RunStatus::Failed
+    };
     run.succeeded = results.iter().filter(|r| r.outcome.is_success()).count() as u64;
     run.failed = results.len() as u64 - run.succeeded;
     run.rows = results.iter().map(|r| r.rows).sum();

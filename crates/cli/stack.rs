@@ -157,8 +157,10 @@ pub async fn run(g: &crate::flags::Global, args: &crate::flags::RunArgs) -> anyh
             last = line;
         }
         if status != "RUNNING" {
-            let ok =
-                status == "SUCCEEDED" && record.as_ref().is_some_and(|r| r.status == "succeeded");
+            let ok = status == "SUCCEEDED"
+                && record
+                    .as_ref()
+                    .is_some_and(|r| r.status == skein_core::catalog::RunStatus::Succeeded);
             if g.json {
                 println!("{}", report(&status, record.as_ref()));
             } else {

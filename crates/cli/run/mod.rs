@@ -360,7 +360,7 @@ async fn attach(g: &Global, catalog: &SqliteCatalog, key: &str) -> anyhow::Resul
     else {
         return Ok(None);
     };
-    let ok = run.status == "succeeded";
+    let ok = run.status == skein_core::catalog::RunStatus::Succeeded;
     if g.json {
         println!(
             "{}",
@@ -476,7 +476,7 @@ pub async fn runs(g: &Global) -> anyhow::Result<u8> {
         .map(|r| {
             vec![
                 r.run_id.clone(),
-                r.status.clone(),
+                r.status.to_string(),
                 r.started_at.clone(),
                 r.finished_at.clone().unwrap_or_else(|| "-".into()),
                 r.total.to_string(),

@@ -111,6 +111,50 @@ pub struct Attempt {
     pub error: Option<String>,
 }
 
+/// Where a run stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Its datasets are being migrated (or it was killed and may be resumed).
+    Running,
+    /// It ended with every dataset completed (or up to date).
+    Succeeded,
+    /// It ended with a failed, rolled back or not run dataset, or was stopped.
+    Failed,
+}
+
+impl RunStatus {
+    /// The status as stored and printed.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+        }
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for RunStatus {
+    type Err = crate::Error;
+
+    fn from_str(text: &str) -> crate::Result<RunStatus> {
+        match text {
+            "running" => Ok(RunStatus::Running),
+            "succeeded" => Ok(RunStatus::Succeeded),
+            "failed" => Ok(RunStatus::Failed),
+            other => Err(crate::Error::Internal(format!(
+                "the catalog holds an unknown run status `{other}`"
+            ))),
+        }
+    }
+}
+
 /// A run: one invocation that migrates a set of datasets.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -123,7 +167,7 @@ pub struct RunRecord {
     #[serde(default)]
     pub finished_at: Option<String>,
     /// `running`, `succeeded`, `failed`.
-    pub status: String,
+    pub status: RunStatus,
     /// Datasets in the run.
     pub total: u64,
     /// Datasets that ended completed (or up to date).

@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::catalog::{Catalog, Counter, RunRecord, VersionAction};
+use crate::catalog::{Catalog, Counter, RunRecord, RunStatus, VersionAction};
 use crate::error::Error;
 use crate::manifest::{ContentChecksum, FileEntry, Manifest, ManifestSummary};
 use crate::spec::DatasetSpec;
@@ -475,7 +475,7 @@ pub async fn runs(c: Arc<dyn Catalog>, prefix: &str) {
         run_id: format!("{prefix}-1"),
         started_at: "2026-01-01T00:00:00Z".into(),
         finished_at: None,
-        status: "running".into(),
+        status: RunStatus::Running,
         total: 3,
         succeeded: 0,
         failed: 0,
@@ -528,7 +528,7 @@ pub async fn runs(c: Arc<dyn Catalog>, prefix: &str) {
     );
     let finished = RunRecord {
         finished_at: Some("2026-01-01T01:00:00Z".into()),
-        status: "succeeded".into(),
+        status: RunStatus::Succeeded,
         ..got
     };
     c.put_run(&finished).await.unwrap();

@@ -207,7 +207,16 @@ fn run_of(row: &Row<'_>) -> rusqlite::Result<RunRecord> {
         run_id: row.get(0)?,
         started_at: row.get(1)?,
         finished_at: row.get(2)?,
-        status: row.get(3)?,
+        status: row
+            .get::<_, String>(3)?
+            .parse()
+            .map_err(|e: skein_core::Error| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    3,
+                    rusqlite::types::Type::Text,
+                    Box::new(e),
+                )
+            })?,
         total: row.get::<_, i64>(4)? as u64,
         succeeded: row.get::<_, i64>(5)? as u64,
         failed: row.get::<_, i64>(6)? as u64,
@@ -556,7 +565,7 @@ impl Catalog for SqliteCatalog {
                 run.run_id,
                 run.started_at,
                 run.finished_at,
-                run.status,
+                run.status.as_str(),
                 run.total as i64,
                 run.succeeded as i64,
                 run.failed as i64,

@@ -138,7 +138,7 @@ pub async fn render(s: &Sources) -> Result<String> {
         .map(|s| (s.to_string(), 0))
         .collect();
     for r in s.catalog.runs().await? {
-        *runs.entry(r.status).or_default() += 1;
+        *runs.entry(r.status.to_string()).or_default() += 1;
     }
     for (status, n) in runs {
         let _ = writeln!(out, "skein_runs{{status=\"{}\"}} {n}", label(&status));

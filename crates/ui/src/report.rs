@@ -98,7 +98,7 @@ fn summary(h: &mut String, v: &RunView) {
 <dt>Datasets</dt><dd>{} in the plan, {} finished ({}%): {} succeeded, {} failed</dd>\
 <dt>Rows published</dt><dd>{} ({} bytes)</dd>\
 <dt>Throughput</dt><dd>{:.1} rows/s, {:.2} datasets/min over {:.1} s</dd></dl>",
-        escape(&v.run.status),
+        escape(v.run.status.as_str()),
         escape(&format!(
             "{}{}",
             v.execution_status

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use skein_core::Status;
-use skein_core::catalog::{Catalog, RunRecord};
+use skein_core::catalog::{Catalog, RunRecord, RunStatus};
 use skein_core::fleet::{Fleet, RunPlan};
 use skein_core::load::{self, SpecFile};
 use skein_data::{Settings, Target};
@@ -63,7 +63,7 @@ pub async fn plan<C: Catalog + ?Sized>(
     // for 90 days: a finished run's id would fail every dataset with ExecutionAlreadyExists.
     // Refuse it before anything starts (a running run's Plan may be a retry: go on).
     if let Some(r) = catalog.run(run_id).await?
-        && r.status != "running"
+        && r.status != RunStatus::Running
     {
         return Ok(Err(StepError::new(
             names::RUN_ID_USED,
@@ -104,7 +104,7 @@ pub async fn plan<C: Catalog + ?Sized>(
                 run_id: run_id.to_string(),
                 started_at: skein_core::time::now(),
                 finished_at: None,
-                status: "running".into(),
+                status: RunStatus::Running,
                 total: plan.total as u64,
                 succeeded: 0,
                 failed: 0,
@@ -309,15 +309,15 @@ pub async fn summarise<C: Catalog + ?Sized>(
             _ => s.not_run += 1,
         }
     }
-    s.status = if stopped.is_some() || s.failed + s.rolled_back + s.not_run > 0 {
-        "failed"
+    let status = if stopped.is_some() || s.failed + s.rolled_back + s.not_run > 0 {
+        RunStatus::Failed
     } else {
-        "succeeded"
-    }
-    .into();
+        RunStatus::Succeeded
+    };
+    s.status = status.to_string();
     if let Some(mut run) = catalog.run(run_id).await? {
         run.finished_at = Some(skein_core::time::now());
-        run.status = s.status.clone();
+        run.status = status;
         run.succeeded = s.completed as u64;
         run.failed = (s.failed + s.rolled_back) as u64;
         catalog.put_run(&run).await?;

@@ -203,7 +203,7 @@ impl DynamoCatalog {
             run_id: req_s(item, "runId", "run")?,
             started_at: req_s(item, "startedAt", "run")?,
             finished_at: get_s(item, "finishedAt").map(str::to_string),
-            status: req_s(item, "status", "run")?,
+            status: req_s(item, "status", "run")?.parse()?,
             total: get_n(item, "total").unwrap_or(0) as u64,
             succeeded: get_n(item, "succeeded").unwrap_or(0) as u64,
             failed: get_n(item, "failed").unwrap_or(0) as u64,

@@ -499,7 +499,7 @@ impl Catalog for DynamoCatalog {
         if let Some(f) = &run.finished_at {
             item.insert("finishedAt".into(), s(f));
         }
-        item.insert("status".into(), s(&run.status));
+        item.insert("status".into(), s(run.status.as_str()));
         item.insert("total".into(), n(run.total));
         item.insert("succeeded".into(), n(run.succeeded));
         item.insert("failed".into(), n(run.failed));
