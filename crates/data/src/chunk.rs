@@ -59,19 +59,12 @@ use skein_core::spec::SourceFormat;
 
 use crate::checksum::combine as add_checksums;
 use crate::error::{Error, Result};
+use crate::layout::{PLAN, chunk_manifest};
 use crate::session::{Settings, SourceFiles, register_source, register_text_files};
 use crate::sqlguard::SOURCE_TABLE;
-use crate::stage::{Progress, Sink, chunk_prefix, staged_manifest, write_all};
 use crate::target::Target;
 use crate::transform::plan_transform;
-
-/// Where the plan lives in a run's staging area.
-pub const PLAN: &str = "_chunks/plan.json";
-
-/// Where chunk `index`'s manifest lives in a run's staging area.
-pub fn manifest_name(index: u32) -> String {
-    format!("_chunks/chunk-{index:05}.json")
-}
+use crate::writer::{Progress, Sink, chunk_prefix, staged_manifest, write_all};
 
 /// How a dataset's source is cut into chunks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -391,7 +384,7 @@ pub async fn stage_chunk(
     let chunk = plan.chunk(index)?;
     let key = plan.key();
     if let Some(m) = store
-        .staging_json::<Manifest>(run_id, &manifest_name(index))
+        .staging_json::<Manifest>(run_id, &chunk_manifest(index))
         .await?
         && m.source_fingerprint == key
     {
@@ -408,7 +401,7 @@ pub async fn stage_chunk(
     match result {
         Ok(manifest) => {
             store
-                .put_staging_json(run_id, &manifest_name(index), &manifest)
+                .put_staging_json(run_id, &chunk_manifest(index), &manifest)
                 .await?;
             Ok(ChunkStaged {
                 manifest,
@@ -601,7 +594,7 @@ pub async fn combine(
     let mut missing = Vec::new();
     for c in &plan.chunks {
         match store
-            .staging_json::<Manifest>(run_id, &manifest_name(c.index))
+            .staging_json::<Manifest>(run_id, &chunk_manifest(c.index))
             .await?
         {
             Some(m) if m.source_fingerprint == key => manifests.push(m),

@@ -43,9 +43,8 @@ use skein_core::manifest::Manifest;
 
 use crate::error::{Error, Result};
 use crate::intent::Intent;
+use crate::layout::{DataDir, MANIFEST, STAGED_MANIFEST};
 use crate::s3::{S3Settings, explain, join_key};
-use crate::store::{MANIFEST, STAGED_MANIFEST};
-use crate::target::DataDir;
 
 /// The directory of skein's state under a target prefix.
 pub const STATE_DIR: &str = "_skein";

@@ -36,12 +36,9 @@ use skein_core::manifest::Manifest;
 
 use crate::error::{Error, Result};
 use crate::intent::Intent;
+use crate::layout::{MANIFEST, STAGED_MANIFEST};
 use crate::location::Location;
 
-/// Name of the staged manifest inside a staging directory (written last).
-pub const STAGED_MANIFEST: &str = "_staged.json";
-/// Name of the manifest inside a version directory.
-pub const MANIFEST: &str = "_manifest.json";
 /// Name of the intent of a publish or rollback under way, in the store's directory.
 pub const INTENT: &str = "_intent.json";
 

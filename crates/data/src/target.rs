@@ -4,60 +4,16 @@
 
 use std::path::{Path, PathBuf};
 
-use datafusion::prelude::SessionContext;
 use skein_core::load::SpecFile;
 use skein_core::manifest::Manifest;
 
 use crate::error::{Error, Result};
 use crate::intent::Intent;
+use crate::layout::{DataDir, MANIFEST, PLAN};
 use crate::location::Location;
-use crate::s3::S3Settings;
 use crate::s3_store::S3TargetStore;
 use crate::session::Settings;
 use crate::store::TargetStore;
-
-/// A directory of Parquet files DataFusion can read: local, or a prefix in a bucket.
-#[derive(Debug, Clone)]
-pub enum DataDir {
-    /// A local directory.
-    Local(PathBuf),
-    /// `s3://bucket/prefix/`.
-    S3 {
-        s3: S3Settings,
-        bucket: String,
-        prefix: String,
-    },
-}
-
-impl DataDir {
-    /// The table path for DataFusion (ends with `/`: a directory).
-    pub fn url(&self) -> String {
-        match self {
-            DataDir::Local(p) => format!("{}/", p.display()),
-            DataDir::S3 { bucket, prefix, .. } => format!("s3://{bucket}/{prefix}/"),
-        }
-    }
-
-    /// Makes the directory readable in `ctx` (registers the bucket's client).
-    pub fn register(&self, ctx: &SessionContext) -> Result<()> {
-        if let DataDir::S3 { s3, bucket, .. } = self {
-            s3.register(ctx, bucket)?;
-        }
-        Ok(())
-    }
-}
-
-impl std::fmt::Display for DataDir {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.url())
-    }
-}
-
-impl From<&Path> for DataDir {
-    fn from(p: &Path) -> DataDir {
-        DataDir::Local(p.to_path_buf())
-    }
-}
 
 /// A dataset's target store, local or on S3.
 #[derive(Debug, Clone)]
@@ -137,7 +93,7 @@ impl Target {
     pub async fn has_staging(&self, run_id: &str) -> Result<bool> {
         Ok(self.staged(run_id).await?.is_some()
             || self
-                .staging_json::<serde_json::Value>(run_id, crate::chunk::PLAN)
+                .staging_json::<serde_json::Value>(run_id, PLAN)
                 .await?
                 .is_some())
     }
@@ -252,7 +208,7 @@ impl Target {
     /// Where version `n`'s manifest is: `_manifest.json` next to its data (a local path or
     /// an `s3://` URI). The catalog records it with the version's summary.
     pub fn manifest_location(&self, n: u64) -> String {
-        format!("{}{}", self.version_data(n).url(), crate::store::MANIFEST)
+        format!("{}{}", self.version_data(n).url(), MANIFEST)
     }
 
     /// The manifest of version `n`, if the version is complete.
