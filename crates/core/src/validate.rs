@@ -126,11 +126,11 @@ pub fn check_file(file: &SpecFile) -> Vec<Problem> {
             "write to a different location than you read from",
         );
     }
-    if spec.target.format != "parquet" {
+    if spec.target.target_format().is_none() {
         push(
             "spec.target.format",
             format!("`{}` is not a target format", spec.target.format),
-            "write `format: parquet` (the only target format)",
+            "write `format: parquet` (the default: Parquet files) or `format: delta` (a Delta Lake table)",
         );
     }
     if spec.target.max_rows_per_file == Some(0) {

@@ -35,16 +35,10 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::streaming::StreamingTable;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
-use datafusion::datasource::listing::PartitionedFile;
-use datafusion::datasource::physical_plan::parquet::{
-    DefaultParquetFileReaderFactory, ParquetFileReaderFactory,
-};
 use datafusion::error::DataFusionError;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::parquet::arrow::ParquetRecordBatchStreamBuilder;
-use datafusion::parquet::arrow::async_reader::AsyncFileReader;
-use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::PartitionStream;
 use datafusion::prelude::SessionContext;
@@ -59,6 +53,7 @@ use skein_core::spec::SourceFormat;
 
 use crate::checksum::combine as add_checksums;
 use crate::error::{Error, Result};
+use crate::footer::parquet_reader;
 use crate::layout::{PLAN, chunk_manifest};
 use crate::session::{Settings, SourceFiles, register_source, register_text_files};
 use crate::sqlguard::SOURCE_TABLE;
@@ -228,22 +223,6 @@ fn pack(pieces: Vec<Piece>, size: u64) -> Vec<Chunk> {
         c.index = i as u32;
     }
     chunks
-}
-
-/// A reader of one Parquet object, through DataFusion's own reader factory.
-fn parquet_reader(
-    store: Arc<dyn ObjectStore>,
-    path: &ObjectPath,
-    file_size: u64,
-) -> datafusion::error::Result<Box<dyn AsyncFileReader>> {
-    let file = PartitionedFile::new(path.to_string(), file_size);
-    let reader = DefaultParquetFileReaderFactory::new(store).create_reader(
-        0,
-        file,
-        None,
-        &ExecutionPlanMetricsSet::new(),
-    )?;
-    Ok(reader)
 }
 
 /// Compressed bytes of each row group of a Parquet source file (read from its footer).

@@ -7,6 +7,12 @@
 
 use std::sync::Arc;
 
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::parquet::{
+    DefaultParquetFileReaderFactory, ParquetFileReaderFactory,
+};
+use datafusion::parquet::arrow::async_reader::AsyncFileReader;
+use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
 use futures::{StreamExt, TryStreamExt};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
@@ -166,6 +172,22 @@ fn relative(path: &ObjectPath, prefix: &ObjectPath) -> Option<String> {
         .iter()
         .any(|p| p.starts_with('.') || p.starts_with('_'));
     (!hidden).then(|| parts.join("/"))
+}
+
+/// A reader of one Parquet object, through DataFusion's own reader factory.
+pub(crate) fn parquet_reader(
+    store: Arc<dyn ObjectStore>,
+    path: &ObjectPath,
+    file_size: u64,
+) -> datafusion::error::Result<Box<dyn AsyncFileReader>> {
+    let file = PartitionedFile::new(path.to_string(), file_size);
+    let reader = DefaultParquetFileReaderFactory::new(store).create_reader(
+        0,
+        file,
+        None,
+        &ExecutionPlanMetricsSet::new(),
+    )?;
+    Ok(reader)
 }
 
 /// Defined here rather than in [`crate::listing`], so that listing a source needs no

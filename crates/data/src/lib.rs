@@ -14,6 +14,7 @@
 //! - [`csv_source`]: CSV column types inferred by a real CSV parser over whole files
 //!   (quoted newlines anywhere), and quoted fields cut off by the end of a file.
 //! - [`chunk`]: large sources in chunks: planning, staging one chunk, combining them.
+//! - [`delta`]: Delta Lake targets: a version published or restored as one Delta commit.
 //! - [`checksum`]: the order-independent content checksum (algorithm documented there).
 //! - [`verify`]: the checks of a staged or published version against the source.
 //! - [`intent`]: the intent a publish or rollback records before its first side effect.
@@ -36,6 +37,7 @@
 pub mod checksum;
 pub mod chunk;
 pub mod csv_source;
+pub mod delta;
 pub mod diff;
 pub mod diff_buckets;
 pub mod error;

@@ -41,6 +41,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
 use serde::{Deserialize, Serialize};
 use skein_core::manifest::Manifest;
 
+use crate::delta::DeltaLog;
 use crate::error::{Error, Result};
 use crate::intent::Intent;
 use crate::layout::{DataDir, MANIFEST, STAGED_MANIFEST};
@@ -90,6 +91,8 @@ pub struct S3TargetStore {
     root: String,
     store: Arc<dyn ObjectStore>,
     s3: S3Settings,
+    /// A Delta Lake target: the table's log (the table is the target prefix).
+    pub(crate) delta: Option<DeltaLog>,
 }
 
 impl S3TargetStore {
@@ -101,7 +104,24 @@ impl S3TargetStore {
             root: prefix.trim_matches('/').to_string(),
             store: s3.store(bucket)?,
             s3: s3.clone(),
+            delta: None,
         })
+    }
+
+    /// The same store, whose target prefix is a Delta Lake table (`format: delta`).
+    pub fn with_delta(mut self) -> Result<Self> {
+        self.delta = Some(DeltaLog::s3(
+            &self.dataset,
+            self.store.clone(),
+            &self.bucket,
+            &self.root,
+        )?);
+        Ok(self)
+    }
+
+    /// The bucket's client (its `/` is the bucket's root).
+    pub(crate) fn object_store(&self) -> Arc<dyn ObjectStore> {
+        self.store.clone()
     }
 
     /// `s3://bucket/prefix/`.

@@ -3,10 +3,12 @@
 //! cases work on [`Target`] and behave the same on both.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use skein_core::load::SpecFile;
 use skein_core::manifest::Manifest;
 
+use crate::delta::DeltaLog;
 use crate::error::{Error, Result};
 use crate::intent::Intent;
 use crate::layout::{DataDir, MANIFEST, PLAN};
@@ -37,12 +39,14 @@ impl Target {
     pub fn open(settings: &Settings, file: &SpecFile) -> Result<Target> {
         let location = Location::resolve(&file.spec.spec.target.uri, file.base_dir());
         match location.s3() {
-            Some((bucket, prefix)) => Ok(Target::S3(S3TargetStore::open(
-                &settings.s3,
-                file.name(),
-                bucket,
-                prefix,
-            )?)),
+            Some((bucket, prefix)) => {
+                let store = S3TargetStore::open(&settings.s3, file.name(), bucket, prefix)?;
+                Ok(Target::S3(if file.spec.spec.target.is_delta() {
+                    store.with_delta()?
+                } else {
+                    store
+                }))
+            }
             None => Ok(Target::Local(TargetStore::open(file)?)),
         }
     }
@@ -132,6 +136,12 @@ impl Target {
 
     /// Publishes a run's staged version: it becomes version N+1 and current, atomically.
     pub async fn publish(&self, run_id: &str) -> Result<Manifest> {
+        if self.delta().is_some() {
+            let from = self.current().await?.map(|m| m.version);
+            let manifest = self.move_staged(run_id, self.next_version().await?).await?;
+            self.point_to(manifest.version, from).await?;
+            return Ok(manifest);
+        }
         match self {
             Target::Local(t) => t.publish(run_id),
             Target::S3(t) => t.publish(run_id).await,
@@ -140,6 +150,10 @@ impl Target {
 
     /// Makes an existing version current again.
     pub async fn point_at(&self, version: u64) -> Result<()> {
+        if self.delta().is_some() {
+            let from = self.current().await?.map(|m| m.version);
+            return self.point_to(version, from).await;
+        }
         match self {
             Target::Local(t) => t.point_at(version),
             Target::S3(t) => t.point_at(version).await,
@@ -149,10 +163,66 @@ impl Target {
     /// Points the dataset back at the version before the current one. Returns the
     /// manifests (rolled back from, restored).
     pub async fn rollback(&self) -> Result<(Manifest, Manifest)> {
+        if self.delta().is_some() {
+            let (current, previous) = self.rollback_plan().await?;
+            self.point_to(previous.version, Some(current.version))
+                .await?;
+            return Ok((current, previous));
+        }
         match self {
             Target::Local(t) => t.rollback(),
             Target::S3(t) => t.rollback().await,
         }
+    }
+
+    /// The Delta log of a Delta Lake target (`format: delta`).
+    pub fn delta(&self) -> Option<&DeltaLog> {
+        match self {
+            Target::Local(t) => t.delta.as_ref().map(|(_, log)| log),
+            Target::S3(t) => t.delta.as_ref(),
+        }
+    }
+
+    /// A Delta target: makes version `n` the table's content in one commit, unless the
+    /// table holds it already (see [`crate::delta`]).
+    async fn commit_delta(&self, n: u64, from: Option<u64>) -> Result<()> {
+        let Some(log) = self.delta() else {
+            return Ok(());
+        };
+        let manifest = self.version_manifest(n).await?.ok_or_else(|| {
+            Error::Internal(format!(
+                "v{n} of a Delta target has no manifest to commit; it is a bug to commit a version before its files"
+            ))
+        })?;
+        let first = manifest.files.first().ok_or_else(|| {
+            Error::Internal(format!(
+                "v{n} of dataset `{}` lists no file",
+                manifest.dataset
+            ))
+        })?;
+        let (store, path) = match self {
+            Target::Local(t) => {
+                let path = t.version_dir(n).join(&first.name);
+                let key = object_store::path::Path::from_absolute_path(&path)
+                    .map_err(|e| Error::Internal(format!("{}: {e}", path.display())))?;
+                let store: Arc<dyn object_store::ObjectStore> =
+                    Arc::new(object_store::local::LocalFileSystem::new());
+                (store, key)
+            }
+            Target::S3(t) => (
+                t.object_store(),
+                object_store::path::Path::from(format!("{}/{}", t.version_key(n), first.name)),
+            ),
+        };
+        let schema = crate::delta::parquet_schema(store, path, first.size)
+            .await
+            .map_err(|message| Error::Storage {
+                dataset: manifest.dataset.clone(),
+                op: "read the schema of",
+                uri: self.version_data(n).url(),
+                message,
+            })?;
+        log.commit(&manifest, &schema, from).await
     }
 
     /// The current version and the one a rollback restores (the newest before it), or
@@ -232,6 +302,7 @@ impl Target {
     /// since it was `from` (S3's conditional put; locally the dataset's lease is the only
     /// guard). Idempotent.
     pub async fn point_to(&self, n: u64, from: Option<u64>) -> Result<()> {
+        self.commit_delta(n, from).await?;
         match self {
             Target::Local(t) => {
                 if t.current_version()? == Some(n) {
