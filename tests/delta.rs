@@ -235,3 +235,75 @@ fn a_delta_target_is_read_by_deltalake_polars_and_duckdb_through_v1_v2_and_rollb
         "{history:#}"
     );
 }
+
+#[test]
+fn a_delta_target_on_s3_is_read_by_deltalake_polars_and_duckdb_through_v1_v2_and_rollback() {
+    let b = crate::s3::bucket();
+    let ws = Workspace::new();
+    spec(&ws, "in/orders.csv", &format!("s3://{b}/lake/orders/"));
+    let uri = format!("s3://{b}/lake/orders");
+    let [_, _, history] = <[Value; 3]>::try_from(v1_v2_rollback(&ws, &uri, true, &|csv| {
+        ws.write("in/orders.csv", csv);
+    }))
+    .unwrap();
+    let operations: Vec<&str> = history["delta"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{history:#}"))
+        .iter()
+        .map(|c| c["operation"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        operations,
+        ["CREATE TABLE", "WRITE", "RESTORE"],
+        "{history:#}"
+    );
+}
+
+#[test]
+fn a_publish_killed_after_the_delta_commit_is_finished_without_a_second_commit() {
+    let ws = Workspace::new();
+    spec(&ws, "in/orders.csv", "lake/orders");
+    let table = ws.path().join("lake/orders");
+    let uri = table.display().to_string();
+    ws.write("in/orders.csv", &csv(1..=5, None));
+    let (code, json) = skein_json(&ws, &["migrate", "orders.yaml"], false);
+    assert_eq!(code, 0, "{json:#}");
+    ws.write("in/orders.csv", &csv(1..=7, Some(2)));
+    let out = Command::new(env!("CARGO_BIN_EXE_skein"))
+        .args(["migrate", "orders.yaml"])
+        .current_dir(ws.path())
+        .env("SKEIN_CATALOG", ws.path().join(".skein"))
+        .env("SKEIN_CRASH_AT", "delta.committed")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        None,
+        "never reached the point: {}",
+        text(&out)
+    );
+    // Killed: readers see v2 (the commit is the publish), skein's pointer is still v1.
+    assert_readers(
+        &uri,
+        false,
+        1,
+        &rows(1..=7, Some(2)),
+        "killed after the commit",
+    );
+    let current = std::fs::read_link(table.join("_skein/current")).unwrap();
+    assert_eq!(current, Path::new("versions/v1"));
+    // The next attempt finishes the publish: no second commit, skein at v2.
+    let (code, json) = skein_json(&ws, &["migrate", "orders.yaml"], false);
+    assert_eq!(code, 0, "{json:#}");
+    assert_eq!(json["datasets"][0]["version"], 2, "{json:#}");
+    assert_eq!(commits(&table).len(), 2, "{:?}", commits(&table));
+    let current = std::fs::read_link(table.join("_skein/current")).unwrap();
+    assert_eq!(current, Path::new("versions/v2"));
+    assert_readers(
+        &uri,
+        false,
+        1,
+        &rows(1..=7, Some(2)),
+        "after the next attempt",
+    );
+}

@@ -222,7 +222,11 @@ impl Target {
                 uri: self.version_data(n).url(),
                 message,
             })?;
-        log.commit(&manifest, &schema, from).await
+        log.commit(&manifest, &schema, from).await?;
+        // A crash here leaves the table at `n` and skein's pointer behind it: the next
+        // attempt's commit finds `n` committed and only moves the pointer.
+        skein_core::crash::point("delta.committed", &manifest.dataset);
+        Ok(())
     }
 
     /// The current version and the one a rollback restores (the newest before it), or
