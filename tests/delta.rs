@@ -307,3 +307,85 @@ fn a_publish_killed_after_the_delta_commit_is_finished_without_a_second_commit()
         "after the next attempt",
     );
 }
+
+/// The Glue table `database.table` in moto's Glue, as boto3 reads it.
+fn glue_table(database: &str, table: &str) -> Value {
+    let script = r#"
+import json, os, sys, boto3
+g = boto3.client("glue", endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name=os.environ["AWS_REGION"])
+t = g.get_table(DatabaseName=sys.argv[1], Name=sys.argv[2])["Table"]
+print(json.dumps({"location": t["StorageDescriptor"]["Location"], "parameters": t.get("Parameters", {}),
+                  "columns": [[c["Name"], c["Type"]] for c in t["StorageDescriptor"].get("Columns", [])]}))
+"#;
+    let out = Command::new(repo_root().join(".venv/bin/python"))
+        .args(["-c", script, database, table])
+        .envs(crate::moto::env())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "glue get_table: {}", text(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn publish_and_rollback_create_and_update_the_glue_table_for_both_formats() {
+    let b = crate::s3::bucket();
+    let db = crate::moto::unique("skein_glue").replace('-', "_");
+    let ws = Workspace::new();
+    for (name, format) in [("deltaorders", "delta"), ("plainorders", "parquet")] {
+        ws.write(
+            &format!("{name}.yaml"),
+            &format!(
+                "apiVersion: skein/v1\nkind: Dataset\nmetadata: {{name: {name}}}\nspec:\n  source: {{uri: in/orders.csv, format: csv}}\n  target: {{uri: 's3://{b}/lake/{name}/', format: {format}, glue: {{database: {db}, table: {name}}}}}\n  transform:\n    sql: \"{SQL}\"\n"
+            ),
+        );
+    }
+    let migrate = |what: &str| {
+        for name in ["deltaorders", "plainorders"] {
+            let (code, json) = skein_json(&ws, &[what, &format!("{name}.yaml")], true);
+            assert_eq!(code, 0, "{what} {name}: {json:#}");
+        }
+    };
+    let check = |version: u64| {
+        let delta = glue_table(&db, "deltaorders");
+        assert_eq!(
+            delta["location"],
+            format!("s3://{b}/lake/deltaorders/"),
+            "{delta:#}"
+        );
+        assert_eq!(delta["parameters"]["table_type"], "DELTA", "{delta:#}");
+        assert_eq!(
+            delta["parameters"]["skein.version"],
+            version.to_string(),
+            "{delta:#}"
+        );
+        let plain = glue_table(&db, "plainorders");
+        assert_eq!(
+            plain["location"],
+            format!("s3://{b}/lake/plainorders/_skein/versions/v{version}/"),
+            "{plain:#}"
+        );
+        assert_eq!(
+            plain["parameters"]["skein.version"],
+            version.to_string(),
+            "{plain:#}"
+        );
+        assert_eq!(
+            plain["columns"],
+            serde_json::json!([
+                ["id", "bigint"],
+                ["name", "string"],
+                ["amount", "decimal(12,2)"],
+                ["ts", "timestamp"]
+            ]),
+            "{plain:#}"
+        );
+    };
+    ws.write("in/orders.csv", &csv(1..=5, None));
+    migrate("migrate");
+    check(1);
+    ws.write("in/orders.csv", &csv(1..=7, Some(2)));
+    migrate("migrate");
+    check(2);
+    migrate("rollback");
+    check(1);
+}

@@ -348,6 +348,21 @@ pub struct Target {
     /// Rows per output file before a new file is started (default 10,000,000).
     #[serde(default)]
     pub max_rows_per_file: Option<u64>,
+    /// A table in the Glue Data Catalog created or updated on publish and rollback, so
+    /// that Athena (and any engine on the Glue catalog) reads the current version (S3
+    /// targets only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub glue: Option<GlueTable>,
+}
+
+/// `spec.target.glue`: where the target is registered in the Glue Data Catalog.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GlueTable {
+    /// The Glue database (created when missing).
+    pub database: String,
+    /// The table's name.
+    pub table: String,
 }
 
 fn default_target_format() -> String {

@@ -25,6 +25,8 @@
 //! - [`layout`]: below both stores: the names of staged and published documents, and
 //!   [`DataDir`], a directory of Parquet files (local or S3) for DataFusion.
 //! - [`s3`]: S3 settings (the AWS environment, overridable in-process) and clients.
+//! - [`glue`]: the Glue Data Catalog table of an S3 target, created or updated on publish
+//!   and rollback.
 //! - [`footer`]: Parquet files checked at both ends before a footer parser sees them.
 //! - [`inspect`]: checks of a spec against its source's schema (columns exist).
 //! - [`ndjson`]: after a failed NDJSON read, the file and line that made it fail.
@@ -42,6 +44,7 @@ pub mod diff;
 pub mod diff_buckets;
 pub mod error;
 pub mod footer;
+pub mod glue;
 pub mod inspect;
 pub mod intent;
 pub mod layout;

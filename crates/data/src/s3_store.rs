@@ -93,6 +93,8 @@ pub struct S3TargetStore {
     s3: S3Settings,
     /// A Delta Lake target: the table's log (the table is the target prefix).
     pub(crate) delta: Option<DeltaLog>,
+    /// The Glue table registered on publish and rollback (`target.glue`).
+    pub(crate) glue: Option<skein_core::spec::GlueTable>,
 }
 
 impl S3TargetStore {
@@ -105,6 +107,7 @@ impl S3TargetStore {
             store: s3.store(bucket)?,
             s3: s3.clone(),
             delta: None,
+            glue: None,
         })
     }
 
@@ -117,6 +120,17 @@ impl S3TargetStore {
             &self.root,
         )?);
         Ok(self)
+    }
+
+    /// The same store, registered in the Glue Data Catalog on publish and rollback.
+    pub fn with_glue(mut self, glue: Option<skein_core::spec::GlueTable>) -> Self {
+        self.glue = glue;
+        self
+    }
+
+    /// The S3 settings the store was opened with.
+    pub(crate) fn settings(&self) -> &S3Settings {
+        &self.s3
     }
 
     /// The bucket's client (its `/` is the bucket's root).

@@ -40,7 +40,8 @@ impl Target {
         let location = Location::resolve(&file.spec.spec.target.uri, file.base_dir());
         match location.s3() {
             Some((bucket, prefix)) => {
-                let store = S3TargetStore::open(&settings.s3, file.name(), bucket, prefix)?;
+                let store = S3TargetStore::open(&settings.s3, file.name(), bucket, prefix)?
+                    .with_glue(file.spec.spec.target.glue.clone());
                 Ok(Target::S3(if file.spec.spec.target.is_delta() {
                     store.with_delta()?
                 } else {
@@ -194,6 +195,20 @@ impl Target {
                 "v{n} of a Delta target has no manifest to commit; it is a bug to commit a version before its files"
             ))
         })?;
+        let schema = self.version_schema(n, &manifest).await?;
+        log.commit(&manifest, &schema, from).await?;
+        // A crash here leaves the table at `n` and skein's pointer behind it: the next
+        // attempt's commit finds `n` committed and only moves the pointer.
+        skein_core::crash::point("delta.committed", &manifest.dataset);
+        Ok(())
+    }
+
+    /// The Arrow schema of version `n` (from its first file's footer).
+    async fn version_schema(
+        &self,
+        n: u64,
+        manifest: &Manifest,
+    ) -> Result<datafusion::arrow::datatypes::SchemaRef> {
         let first = manifest.files.first().ok_or_else(|| {
             Error::Internal(format!(
                 "v{n} of dataset `{}` lists no file",
@@ -214,19 +229,49 @@ impl Target {
                 object_store::path::Path::from(format!("{}/{}", t.version_key(n), first.name)),
             ),
         };
-        let schema = crate::delta::parquet_schema(store, path, first.size)
+        crate::delta::parquet_schema(store, path, first.size)
             .await
             .map_err(|message| Error::Storage {
                 dataset: manifest.dataset.clone(),
                 op: "read the schema of",
                 uri: self.version_data(n).url(),
                 message,
-            })?;
-        log.commit(&manifest, &schema, from).await?;
-        // A crash here leaves the table at `n` and skein's pointer behind it: the next
-        // attempt's commit finds `n` committed and only moves the pointer.
-        skein_core::crash::point("delta.committed", &manifest.dataset);
-        Ok(())
+            })
+    }
+
+    /// An S3 target with `target.glue`: creates or updates its Glue table for version `n`,
+    /// now current (see [`crate::glue`]).
+    async fn register_glue(&self, n: u64) -> Result<()> {
+        let Target::S3(t) = self else {
+            return Ok(());
+        };
+        let Some(glue) = &t.glue else {
+            return Ok(());
+        };
+        let manifest = self.version_manifest(n).await?.ok_or_else(|| {
+            Error::Internal(format!(
+                "v{n} has no manifest to register in Glue; it is a bug to register a version before its files"
+            ))
+        })?;
+        let schema = self.version_schema(n, &manifest).await?;
+        let delta = t.delta.is_some();
+        let location = if delta {
+            t.uri()
+        } else {
+            t.version_data(n).url()
+        };
+        crate::glue::register(
+            t.settings(),
+            &crate::glue::Registration {
+                dataset: &manifest.dataset,
+                glue,
+                delta,
+                location,
+                version: n,
+                schema,
+            },
+        )
+        .await
     }
 
     /// The current version and the one a rollback restores (the newest before it), or
@@ -314,7 +359,10 @@ impl Target {
                 }
                 t.point_at(n)
             }
-            Target::S3(t) => t.point_to(n, from).await,
+            Target::S3(t) => {
+                t.point_to(n, from).await?;
+                self.register_glue(n).await
+            }
         }
     }
 
