@@ -3,7 +3,11 @@
 //! from `.venv/` (`scripts/setup`). For a dataset migrated to v1, then v2, then rolled
 //! back, each reader sees exactly the rows skein verified for that version, locally and on
 //! moto's S3; time travel reaches every published version; a re-run commits nothing; the
-//! rollback is a RESTORE whose files are v1's, byte for byte.
+//! rollback is a RESTORE whose files are v1's, byte for byte. Also: a reader polling during
+//! a publish sees v1 or v2, never a mix; a publish killed after its Delta commit is
+//! finished without a second one; an allowed schema change evolves the table's schema and
+//! a refused one commits nothing; Glue tables in moto follow publish and rollback for
+//! both formats.
 
 use std::path::Path;
 use std::process::Command;
@@ -388,4 +392,124 @@ fn publish_and_rollback_create_and_update_the_glue_table_for_both_formats() {
     check(2);
     migrate("rollback");
     check(1);
+}
+
+#[test]
+fn a_reader_during_a_publish_sees_the_old_or_the_new_version_never_a_mix() {
+    let ws = Workspace::new();
+    spec(&ws, "in/orders.csv", "lake/orders");
+    let uri = ws.path().join("lake/orders").display().to_string();
+    ws.write("in/orders.csv", &csv(1..=300, None));
+    let (code, json) = skein_json(&ws, &["migrate", "orders.yaml"], false);
+    assert_eq!(code, 0, "{json:#}");
+    let (ready, stop) = (ws.path().join("ready"), ws.path().join("stop"));
+    let reader = Command::new(repo_root().join(".venv/bin/python"))
+        .arg(repo_root().join("tests/python/watch_delta.py"))
+        .args([
+            &uri,
+            &ready.display().to_string(),
+            &stop.display().to_string(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !ready.exists() && started.elapsed() < std::time::Duration::from_secs(60) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(ready.exists(), "the reader never read the table");
+    // v2 rewrites every name and adds rows: any mix of the two would show.
+    ws.write(
+        "in/orders.csv",
+        &csv(1..=400, Some(7)).replace("name-", "new-"),
+    );
+    let (code, json) = skein_json(&ws, &["migrate", "orders.yaml"], false);
+    assert_eq!(code, 0, "{json:#}");
+    std::fs::write(&stop, "").unwrap();
+    let out = reader.wait_with_output().unwrap();
+    assert!(out.status.success(), "watch_delta.py: {}", text(&out));
+    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let pairs = |rows: Value| -> Value {
+        Value::Array(
+            rows.as_array()
+                .unwrap()
+                .iter()
+                .map(|r| serde_json::json!([r[0], r[1]]))
+                .collect(),
+        )
+    };
+    let v1 = pairs(rows(1..=300, None));
+    let mut v2 = pairs(rows(1..=400, Some(7)));
+    for r in v2.as_array_mut().unwrap() {
+        r[1] = Value::String(r[1].as_str().unwrap().replace("name-", "new-"));
+    }
+    let results = seen["seen"].as_array().unwrap();
+    assert!(seen["reads"].as_u64().unwrap() >= 2, "{}", seen["reads"]);
+    assert_eq!(results.first(), Some(&v1), "the first read is v1");
+    assert_eq!(
+        results.last(),
+        Some(&v2),
+        "the last read (after the publish) is v2"
+    );
+    assert!(
+        results.len() <= 2,
+        "a reader saw {} different tables",
+        results.len()
+    );
+}
+
+/// The column names delta-rs sees at table version `version` (the newest when `None`).
+fn columns(uri: &str, version: Option<u64>) -> Value {
+    let script = "import json, sys, deltalake\nv = None if sys.argv[2] == 'latest' else int(sys.argv[2])\nt = deltalake.DeltaTable(sys.argv[1], version=v).to_pyarrow_table()\nprint(json.dumps({'columns': t.column_names, 'rows': t.num_rows}), flush=True)\nimport os; os._exit(0)  # delta-rs' runtime can abort at interpreter exit";
+    let out = Command::new(repo_root().join(".venv/bin/python"))
+        .args(["-c", script, uri])
+        .arg(version.map_or("latest".to_string(), |v| v.to_string()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn an_allowed_schema_change_evolves_the_delta_schema_and_a_refused_one_commits_nothing() {
+    let ws = Workspace::new();
+    let uri = ws.path().join("lake/orders").display().to_string();
+    let write = |sql: &str, change: &str| {
+        ws.write(
+            "orders.yaml",
+            &format!(
+                "apiVersion: skein/v1\nkind: Dataset\nmetadata: {{name: orders}}\nspec:\n  source: {{uri: in/orders.csv, format: csv}}\n  target: {{uri: lake/orders, format: delta}}\n  transform:\n    sql: \"{sql}\"\n  schemaChange: {change}\n"
+            ),
+        );
+    };
+    ws.write("in/orders.csv", &csv(1..=5, None));
+    write(
+        "SELECT CAST(id AS BIGINT) AS id, name FROM source",
+        "refuse",
+    );
+    let (code, json) = skein_json(&ws, &["migrate", "orders.yaml"], false);
+    assert_eq!(code, 0, "{json:#}");
+    // A new column, refused: nothing is committed.
+    write(SQL, "refuse");
+    let (code, json) = skein_json(&ws, &["migrate", "orders.yaml"], false);
+    assert_eq!(code, 1, "{json:#}");
+    assert_eq!(
+        columns(&uri, None)["columns"],
+        serde_json::json!(["id", "name"])
+    );
+    assert_eq!(
+        commits(&ws.path().join("lake/orders")).len(),
+        1,
+        "a refused change committed"
+    );
+    // Allowed: the table's schema evolves in the same commit; version 0 keeps the old one.
+    write(SQL, "allow");
+    let (code, json) = skein_json(&ws, &["migrate", "orders.yaml"], false);
+    assert_eq!(code, 0, "{json:#}");
+    assert_readers(&uri, false, 1, &rows(1..=5, None), "evolved");
+    assert_eq!(
+        columns(&uri, Some(0))["columns"],
+        serde_json::json!(["id", "name"])
+    );
 }

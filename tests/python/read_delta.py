@@ -66,4 +66,5 @@ if version is None:
     cur = con.execute("SELECT id, name, amount, ts FROM delta_scan(?)", [uri])
     cols = [d[0] for d in cur.description]
     result["duckdb"] = canon([dict(zip(cols, row)) for row in cur.fetchall()])
-print(json.dumps(result))
+print(json.dumps(result), flush=True)
+os._exit(0)  # delta-rs' runtime threads can abort a normal interpreter exit
