@@ -55,8 +55,13 @@ fn snapshot(ws: &Workspace, lake: &str) -> Snapshot {
     for d in status["datasets"].as_array().unwrap() {
         let name = d["name"].as_str().unwrap().to_string();
         let version = d["currentVersion"].as_u64();
-        let link = ws.path().join(lake).join(&name);
-        let store = ws.path().join(lake).join(format!(".{name}.skein"));
+        let mut link = ws.path().join(lake).join(&name);
+        let mut store = ws.path().join(lake).join(format!(".{name}.skein"));
+        if link.join("_skein").is_dir() {
+            // a Delta target (`format: delta`): skein's store is inside the table
+            store = link.join("_skein");
+            link = store.join("current");
+        }
         assert!(
             !store.join("_intent.json").exists(),
             "{name}: an intent was left behind"

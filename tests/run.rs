@@ -404,8 +404,14 @@ fn content(ws: &Workspace) -> BTreeMap<String, Value> {
         if name.starts_with('.') {
             continue;
         }
+        // A Delta target (`format: delta`) keeps its current version inside the table.
+        let current = match path.join("_skein/current") {
+            delta if delta.exists() => delta,
+            _ => path,
+        };
         let manifest: Value =
-            serde_json::from_slice(&std::fs::read(path.join("_manifest.json")).unwrap()).unwrap();
+            serde_json::from_slice(&std::fs::read(current.join("_manifest.json")).unwrap())
+                .unwrap();
         out.insert(name, manifest["checksum"].clone());
     }
     out

@@ -27,7 +27,7 @@ fn settings() -> Settings {
 }
 
 /// Creates a fresh bucket in moto (a plain, unsigned `PUT /<bucket>`, which moto accepts).
-fn bucket() -> String {
+pub(crate) fn bucket() -> String {
     use std::io::{Read, Write};
     let name = unique("skein-s3");
     let m = moto();

@@ -165,6 +165,45 @@ fn each_kind_of_spec_error_names_field_and_line() {
 }
 
 #[test]
+fn target_formats_and_glue_tables_are_checked_with_their_field() {
+    let target = |t: &str| GOOD.replace("target: {uri: lake/good}", t);
+    assert_eq!(
+        problems_of(&target("target: {uri: lake/good, format: delta}")),
+        vec![]
+    );
+    assert_eq!(
+        problems_of(&target("target: {uri: lake/good, format: parquet}")),
+        vec![]
+    );
+    check(
+        &target("target: {uri: lake/good, format: iceberg}"),
+        Some(6),
+        "spec.target.format",
+        "`iceberg` is not a target format",
+    );
+    let s3 = "target: {uri: 's3://lake/good/', format: delta, glue: {database: lake, table: good}}";
+    assert_eq!(problems_of(&target(s3)), vec![]);
+    check(
+        &target("target: {uri: lake/good, glue: {database: lake, table: good}}"),
+        Some(6),
+        "spec.target.glue",
+        "is not on S3",
+    );
+    check(
+        &target(&s3.replace("table: good", "table: Good-Table")),
+        Some(6),
+        "spec.target.glue.table",
+        "`Good-Table` is not a Glue name",
+    );
+    check(
+        &target(&s3.replace("database: lake", "databse: lake")),
+        Some(6),
+        "spec.target.glue",
+        "unknown field `databse`",
+    );
+}
+
+#[test]
 fn cycles_and_duplicates_across_files_are_found() {
     let ws = Workspace::new();
     let spec = |name: &str, dep: &str| {

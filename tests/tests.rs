@@ -31,6 +31,8 @@ mod durability;
 mod chunks;
 // the data plane on S3 (moto): s3:// sources, current.json publish, rollback, stale publishers
 mod s3;
+// Delta Lake targets read by delta-rs, Polars and DuckDB: v1, v2, rollback, locally and on S3
+mod delta;
 // YAML in every loader: aliases, and errors with lines instead of panics
 mod yaml;
 // Backstage catalog entities: the spec round trip, `skein catalog import` and `export`

@@ -118,20 +118,44 @@ pub async fn status(g: &Global, args: &StatusArgs) -> anyhow::Result<u8> {
 /// `skein history`.
 pub async fn history(g: &Global, args: &HistoryArgs) -> anyhow::Result<u8> {
     let catalog = operator_catalog(g).await?;
-    if catalog.dataset(&args.name).await?.is_none() {
+    let Some(record) = catalog.dataset(&args.name).await? else {
         eprintln!(
             "error: dataset `{}` is not in the catalog; `skein status` lists the known ones",
             args.name
         );
         return Ok(EXIT_USAGE);
-    }
+    };
     let history = catalog.history(&args.name).await?;
     let versions = catalog.versions(&args.name).await?;
     let attempts = catalog.attempts(&args.name).await?;
+    let file = load::from_catalog(record.spec, record.spec_hash);
+    let commits = delta_commits(g, &file).await;
+    let tables = table_versions(&versions, &commits);
     if g.json {
+        let versions: Vec<serde_json::Value> = versions
+            .iter()
+            .zip(&tables)
+            .map(|(v, t)| {
+                let mut v = json!(v);
+                v["tableVersion"] = json!(t);
+                v
+            })
+            .collect();
+        let delta: Vec<serde_json::Value> = commits
+            .iter()
+            .map(|c| {
+                json!({
+                    "tableVersion": c.table_version,
+                    "operation": c.operation,
+                    "timestamp": c.timestamp,
+                    "version": c.skein.as_ref().map(|s| s.version),
+                    "action": c.skein.as_ref().map(|s| s.action.clone()),
+                })
+            })
+            .collect();
         println!(
             "{}",
-            json!({ "dataset": args.name, "history": history, "versions": versions, "attempts": attempts })
+            json!({ "dataset": args.name, "history": history, "versions": versions, "attempts": attempts, "delta": delta })
         );
         return Ok(EXIT_OK);
     }
@@ -152,21 +176,37 @@ pub async fn history(g: &Global, args: &HistoryArgs) -> anyhow::Result<u8> {
     println!("\nversions:");
     let rows: Vec<Vec<String>> = versions
         .iter()
-        .map(|v| {
-            vec![
+        .zip(&tables)
+        .map(|(v, t)| {
+            let mut row = vec![
                 v.at.clone(),
                 format!("{:?}", v.action).to_lowercase(),
                 format!("v{}", v.manifest.version),
+            ];
+            if !commits.is_empty() {
+                row.push(t.map(|t| t.to_string()).unwrap_or_else(|| "-".into()));
+            }
+            row.extend([
                 output::count(v.manifest.rows),
                 v.manifest.file_count.to_string(),
                 v.manifest.checksum.sum.clone(),
-            ]
+            ]);
+            row
         })
         .collect();
-    output::table(
-        &["AT", "ACTION", "VERSION", "ROWS", "FILES", "CHECKSUM"],
-        &rows,
-    );
+    if commits.is_empty() {
+        output::table(
+            &["AT", "ACTION", "VERSION", "ROWS", "FILES", "CHECKSUM"],
+            &rows,
+        );
+    } else {
+        output::table(
+            &[
+                "AT", "ACTION", "VERSION", "DELTA", "ROWS", "FILES", "CHECKSUM",
+            ],
+            &rows,
+        );
+    }
     println!("\nattempts:");
     let rows: Vec<Vec<String>> = attempts
         .iter()
@@ -182,4 +222,50 @@ pub async fn history(g: &Global, args: &HistoryArgs) -> anyhow::Result<u8> {
         .collect();
     output::table(&["#", "RUN", "STARTED", "OUTCOME", "ERROR"], &rows);
     Ok(EXIT_OK)
+}
+
+/// The Delta commits of a Delta Lake target, oldest first (none for other targets, or
+/// when the log cannot be read: then a warning says why).
+async fn delta_commits(g: &Global, file: &load::SpecFile) -> Vec<skein_data::delta::DeltaCommit> {
+    if !file.spec.spec.target.is_delta() {
+        return Vec::new();
+    }
+    let log = skein_data::Target::open(&g.settings(), file)
+        .ok()
+        .and_then(|t| t.delta().cloned());
+    let Some(log) = log else {
+        return Vec::new();
+    };
+    match log.history().await {
+        Ok(mut commits) => {
+            commits.reverse();
+            commits
+        }
+        Err(e) => {
+            eprintln!("warning: the Delta log is not readable: {e}");
+            Vec::new()
+        }
+    }
+}
+
+/// The table version each version record made: the first commit not yet matched that
+/// carries the same skein version (records and commits are both in time order).
+fn table_versions(
+    versions: &[skein_core::catalog::VersionRecord],
+    commits: &[skein_data::delta::DeltaCommit],
+) -> Vec<Option<u64>> {
+    let mut used = vec![false; commits.len()];
+    versions
+        .iter()
+        .map(|v| {
+            let i = commits.iter().enumerate().position(|(i, c)| {
+                !used[i]
+                    && c.skein
+                        .as_ref()
+                        .is_some_and(|s| s.version == v.manifest.version)
+            })?;
+            used[i] = true;
+            Some(commits[i].table_version)
+        })
+        .collect()
 }

@@ -31,6 +31,8 @@ pub const POINTS: &[&str] = &[
     "publish.intent",
     "publish.claimed",
     "publish.moved",
+    // a Delta target's commit, before skein's own pointer follows (skein_data::delta)
+    "delta.committed",
     "publish.swapped",
     "publish.recorded",
     "publish.completed",

@@ -338,7 +338,8 @@ fn default_quote() -> String {
 pub struct Target {
     /// Where the published dataset lives (a directory or prefix).
     pub uri: String,
-    /// Output format; only `parquet` is written.
+    /// Output format: `parquet` (the default: a directory of Parquet files per version)
+    /// or `delta` (a Delta Lake table whose commit is the publish); see [`TargetFormat`].
     #[serde(default = "default_target_format")]
     pub format: String,
     /// Parquet compression (default `zstd`).
@@ -347,10 +348,55 @@ pub struct Target {
     /// Rows per output file before a new file is started (default 10,000,000).
     #[serde(default)]
     pub max_rows_per_file: Option<u64>,
+    /// A table in the Glue Data Catalog created or updated on publish and rollback, so
+    /// that Athena (and any engine on the Glue catalog) reads the current version (S3
+    /// targets only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub glue: Option<GlueTable>,
+}
+
+/// `spec.target.glue`: where the target is registered in the Glue Data Catalog.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GlueTable {
+    /// The Glue database (created when missing).
+    pub database: String,
+    /// The table's name.
+    pub table: String,
 }
 
 fn default_target_format() -> String {
     "parquet".to_string()
+}
+
+/// The formats a target is written in (`spec.target.format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetFormat {
+    /// Parquet files, one directory per version; readers see the current one.
+    Parquet,
+    /// A Delta Lake table: Parquet files and a log whose commit is the publish.
+    Delta,
+}
+
+impl TargetFormat {
+    /// Every format, as written in a spec.
+    pub const NAMES: [&str; 2] = ["parquet", "delta"];
+}
+
+impl Target {
+    /// The target's format, `None` for a name that is not one (the validation says so).
+    pub fn target_format(&self) -> Option<TargetFormat> {
+        match self.format.as_str() {
+            "parquet" => Some(TargetFormat::Parquet),
+            "delta" => Some(TargetFormat::Delta),
+            _ => None,
+        }
+    }
+
+    /// True for a Delta Lake target.
+    pub fn is_delta(&self) -> bool {
+        self.target_format() == Some(TargetFormat::Delta)
+    }
 }
 
 /// Parquet compression codecs.

@@ -126,12 +126,39 @@ pub fn check_file(file: &SpecFile) -> Vec<Problem> {
             "write to a different location than you read from",
         );
     }
-    if spec.target.format != "parquet" {
+    if spec.target.target_format().is_none() {
         push(
             "spec.target.format",
             format!("`{}` is not a target format", spec.target.format),
-            "write `format: parquet` (the only target format)",
+            "write `format: parquet` (the default: Parquet files) or `format: delta` (a Delta Lake table)",
         );
+    }
+    if let Some(glue) = &spec.target.glue {
+        let ok = |n: &str| {
+            !n.is_empty()
+                && n.len() <= 255
+                && n.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        };
+        for (field, name) in [
+            ("spec.target.glue.database", &glue.database),
+            ("spec.target.glue.table", &glue.table),
+        ] {
+            if !ok(name) {
+                push(
+                    field,
+                    format!("`{name}` is not a Glue name Athena can query"),
+                    "use lower-case letters, digits and `_` only",
+                );
+            }
+        }
+        if !spec.target.uri.starts_with("s3://") {
+            push(
+                "spec.target.glue",
+                format!("the target `{}` is not on S3", spec.target.uri),
+                "register only S3 targets in Glue (an s3:// spec.target.uri), or remove `glue:`",
+            );
+        }
     }
     if spec.target.max_rows_per_file == Some(0) {
         push(

@@ -35,16 +35,10 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::streaming::StreamingTable;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
-use datafusion::datasource::listing::PartitionedFile;
-use datafusion::datasource::physical_plan::parquet::{
-    DefaultParquetFileReaderFactory, ParquetFileReaderFactory,
-};
 use datafusion::error::DataFusionError;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::parquet::arrow::ParquetRecordBatchStreamBuilder;
-use datafusion::parquet::arrow::async_reader::AsyncFileReader;
-use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::PartitionStream;
 use datafusion::prelude::SessionContext;
@@ -59,19 +53,13 @@ use skein_core::spec::SourceFormat;
 
 use crate::checksum::combine as add_checksums;
 use crate::error::{Error, Result};
+use crate::footer::parquet_reader;
+use crate::layout::{PLAN, chunk_manifest};
 use crate::session::{Settings, SourceFiles, register_source, register_text_files};
 use crate::sqlguard::SOURCE_TABLE;
-use crate::stage::{Progress, Sink, chunk_prefix, staged_manifest, write_all};
 use crate::target::Target;
 use crate::transform::plan_transform;
-
-/// Where the plan lives in a run's staging area.
-pub const PLAN: &str = "_chunks/plan.json";
-
-/// Where chunk `index`'s manifest lives in a run's staging area.
-pub fn manifest_name(index: u32) -> String {
-    format!("_chunks/chunk-{index:05}.json")
-}
+use crate::writer::{Progress, Sink, chunk_prefix, staged_manifest, write_all};
 
 /// How a dataset's source is cut into chunks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -237,22 +225,6 @@ fn pack(pieces: Vec<Piece>, size: u64) -> Vec<Chunk> {
     chunks
 }
 
-/// A reader of one Parquet object, through DataFusion's own reader factory.
-fn parquet_reader(
-    store: Arc<dyn ObjectStore>,
-    path: &ObjectPath,
-    file_size: u64,
-) -> datafusion::error::Result<Box<dyn AsyncFileReader>> {
-    let file = PartitionedFile::new(path.to_string(), file_size);
-    let reader = DefaultParquetFileReaderFactory::new(store).create_reader(
-        0,
-        file,
-        None,
-        &ExecutionPlanMetricsSet::new(),
-    )?;
-    Ok(reader)
-}
-
 /// Compressed bytes of each row group of a Parquet source file (read from its footer).
 async fn row_group_sizes(
     file: &SpecFile,
@@ -391,7 +363,7 @@ pub async fn stage_chunk(
     let chunk = plan.chunk(index)?;
     let key = plan.key();
     if let Some(m) = store
-        .staging_json::<Manifest>(run_id, &manifest_name(index))
+        .staging_json::<Manifest>(run_id, &chunk_manifest(index))
         .await?
         && m.source_fingerprint == key
     {
@@ -408,7 +380,7 @@ pub async fn stage_chunk(
     match result {
         Ok(manifest) => {
             store
-                .put_staging_json(run_id, &manifest_name(index), &manifest)
+                .put_staging_json(run_id, &chunk_manifest(index), &manifest)
                 .await?;
             Ok(ChunkStaged {
                 manifest,
@@ -601,7 +573,7 @@ pub async fn combine(
     let mut missing = Vec::new();
     for c in &plan.chunks {
         match store
-            .staging_json::<Manifest>(run_id, &manifest_name(c.index))
+            .staging_json::<Manifest>(run_id, &chunk_manifest(c.index))
             .await?
         {
             Some(m) if m.source_fingerprint == key => manifests.push(m),

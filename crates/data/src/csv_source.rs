@@ -29,7 +29,7 @@ use skein_core::load::SpecFile;
 use skein_core::spec::CsvOptions;
 
 use crate::error::{Error, Result};
-use crate::session::SourceFiles;
+use crate::listing::SourceFiles;
 
 /// The UTF-8 byte order mark, which the CSV parser skips at the start of a file.
 const BOM: &[u8] = b"\xef\xbb\xbf";
@@ -369,4 +369,17 @@ pub(crate) async fn record_line(
         }
     }
     None
+}
+
+/// Defined here rather than in [`crate::listing`], so that listing a source needs no CSV
+/// parser and this module can take a listing.
+impl SourceFiles {
+    /// The schema of a CSV source, inferred once per listing (see [`crate::csv_source`]).
+    pub(crate) async fn csv_schema(&self, file: &SpecFile) -> Result<SchemaRef> {
+        if let Some(schema) = self.csv_schema.get() {
+            return Ok(schema.clone());
+        }
+        let schema = infer_schema(file, self).await?;
+        Ok(self.csv_schema.get_or_init(|| schema).clone())
+    }
 }

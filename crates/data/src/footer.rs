@@ -7,13 +7,21 @@
 
 use std::sync::Arc;
 
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::parquet::{
+    DefaultParquetFileReaderFactory, ParquetFileReaderFactory,
+};
+use datafusion::parquet::arrow::async_reader::AsyncFileReader;
+use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
 use futures::{StreamExt, TryStreamExt};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectMeta, ObjectStore};
+use skein_core::load::SpecFile;
 
 use crate::error::{Error, Result};
-use crate::target::DataDir;
+use crate::layout::DataDir;
+use crate::listing::SourceFiles;
 
 /// The magic at both ends of a Parquet file.
 const MAGIC: &[u8; 4] = b"PAR1";
@@ -164,4 +172,65 @@ fn relative(path: &ObjectPath, prefix: &ObjectPath) -> Option<String> {
         .iter()
         .any(|p| p.starts_with('.') || p.starts_with('_'));
     (!hidden).then(|| parts.join("/"))
+}
+
+/// A reader of one Parquet object, through DataFusion's own reader factory.
+pub(crate) fn parquet_reader(
+    store: Arc<dyn ObjectStore>,
+    path: &ObjectPath,
+    file_size: u64,
+) -> datafusion::error::Result<Box<dyn AsyncFileReader>> {
+    let file = PartitionedFile::new(path.to_string(), file_size);
+    let reader = DefaultParquetFileReaderFactory::new(store).create_reader(
+        0,
+        file,
+        None,
+        &ExecutionPlanMetricsSet::new(),
+    )?;
+    Ok(reader)
+}
+
+/// Defined here rather than in [`crate::listing`], so that listing a source needs no
+/// footer check and this module can take a listing.
+impl SourceFiles {
+    /// Checks the ends of every Parquet file once per listing, so that a corrupt file is
+    /// refused with its name before a footer parser sees it.
+    pub(crate) async fn check_parquet(&self, file: &SpecFile) -> Result<()> {
+        if self.parquet_checked.get().is_some() {
+            return Ok(());
+        }
+        let mut objects = Vec::with_capacity(self.files.len());
+        for (name, &size) in self.files.iter().zip(&self.sizes) {
+            let (store, path) = self.object(name)?;
+            objects.push((store, path, name.clone(), size));
+        }
+        let store = match objects.first() {
+            Some((store, ..)) => store.clone(),
+            None => return Ok(()),
+        };
+        let names: std::collections::HashMap<String, String> = objects
+            .iter()
+            .map(|(_, path, name, _)| (path.to_string(), name.clone()))
+            .collect();
+        let files: Vec<(ObjectPath, u64)> = objects
+            .into_iter()
+            .map(|(_, path, _, size)| (path, size))
+            .collect();
+        if let Err((path, message)) = check_all(store.as_ref(), files).await {
+            let name = names
+                .get(path.as_ref())
+                .cloned()
+                .unwrap_or_else(|| path.to_string());
+            let url = self.url(&name);
+            return Err(Error::SourceUnreadable {
+                dataset: file.name().to_string(),
+                uri: url.clone(),
+                message: format!(
+                    "the Parquet file `{url}` {message}; replace it with a good copy or remove it from the source"
+                ),
+            });
+        }
+        let _ = self.parquet_checked.set(());
+        Ok(())
+    }
 }

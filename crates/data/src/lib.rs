@@ -7,19 +7,26 @@
 //!   the source registered as table `source`; source listing and fingerprint.
 //! - [`sqlguard`]: the transform is one query over `source`, nothing else.
 //! - [`transform`]: planning the transform; failures that name the column and value.
-//! - [`stage`]: writing the transformed stream to staging, with the source-side checksum.
+//! - [`listing`]: a source's files listed and fingerprinted.
+//! - [`stage`]: staging orchestrated: reused, chunked, or written in one go.
+//! - [`writer`]: the writer primitives: Parquet files written per partition, hashed as
+//!   they are written, with the source-side checksum on the same stream.
 //! - [`csv_source`]: CSV column types inferred by a real CSV parser over whole files
 //!   (quoted newlines anywhere), and quoted fields cut off by the end of a file.
 //! - [`chunk`]: large sources in chunks: planning, staging one chunk, combining them.
+//! - [`delta`]: Delta Lake targets: a version published or restored as one Delta commit.
 //! - [`checksum`]: the order-independent content checksum (algorithm documented there).
 //! - [`verify`]: the checks of a staged or published version against the source.
 //! - [`intent`]: the intent a publish or rollback records before its first side effect.
 //! - [`store`]: the local target store: staging, versions, atomic publish, rollback.
 //! - [`s3_store`]: the S3 target store: the same, with `current.json` swapped by a
 //!   conditional put as the commit point.
-//! - [`target`]: [`Target`], either store behind one API, and [`DataDir`], a directory of
-//!   Parquet files (local or S3) for DataFusion.
+//! - [`target`]: [`Target`], either store behind one API.
+//! - [`layout`]: below both stores: the names of staged and published documents, and
+//!   [`DataDir`], a directory of Parquet files (local or S3) for DataFusion.
 //! - [`s3`]: S3 settings (the AWS environment, overridable in-process) and clients.
+//! - [`glue`]: the Glue Data Catalog table of an S3 target, created or updated on publish
+//!   and rollback.
 //! - [`footer`]: Parquet files checked at both ends before a footer parser sees them.
 //! - [`inspect`]: checks of a spec against its source's schema (columns exist).
 //! - [`ndjson`]: after a failed NDJSON read, the file and line that made it fail.
@@ -32,11 +39,16 @@
 pub mod checksum;
 pub mod chunk;
 pub mod csv_source;
+pub mod delta;
 pub mod diff;
+pub mod diff_buckets;
 pub mod error;
 pub mod footer;
+pub mod glue;
 pub mod inspect;
 pub mod intent;
+pub mod layout;
+pub mod listing;
 pub mod location;
 pub mod ndjson;
 pub mod s3;
@@ -48,13 +60,15 @@ pub mod store;
 pub mod target;
 pub mod transform;
 pub mod verify;
+pub mod writer;
 
 pub use error::{Error, Result};
 pub use intent::{Intent, IntentOp};
+pub use layout::DataDir;
 pub use s3::S3Settings;
 pub use s3_store::S3TargetStore;
 pub use session::Settings;
 pub use stage::{ChunkCount, Progress, Staged, stage};
 pub use store::TargetStore;
-pub use target::{DataDir, Target};
+pub use target::Target;
 pub use verify::{Check, VerifyReport, verify_dir};

@@ -7,7 +7,7 @@
 use futures::StreamExt;
 use object_store::ObjectStoreExt;
 
-use crate::session::SourceFiles;
+use crate::listing::SourceFiles;
 
 /// The first line of the source that is not one JSON object: file (as DataFusion reads
 /// it), 1-based line number, and what is wrong with it.

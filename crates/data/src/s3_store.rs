@@ -41,11 +41,11 @@ use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
 use serde::{Deserialize, Serialize};
 use skein_core::manifest::Manifest;
 
+use crate::delta::DeltaLog;
 use crate::error::{Error, Result};
 use crate::intent::Intent;
+use crate::layout::{DataDir, MANIFEST, STAGED_MANIFEST};
 use crate::s3::{S3Settings, explain, join_key};
-use crate::store::{MANIFEST, STAGED_MANIFEST};
-use crate::target::DataDir;
 
 /// The directory of skein's state under a target prefix.
 pub const STATE_DIR: &str = "_skein";
@@ -91,6 +91,10 @@ pub struct S3TargetStore {
     root: String,
     store: Arc<dyn ObjectStore>,
     s3: S3Settings,
+    /// A Delta Lake target: the table's log (the table is the target prefix).
+    pub(crate) delta: Option<DeltaLog>,
+    /// The Glue table registered on publish and rollback (`target.glue`).
+    pub(crate) glue: Option<skein_core::spec::GlueTable>,
 }
 
 impl S3TargetStore {
@@ -102,7 +106,36 @@ impl S3TargetStore {
             root: prefix.trim_matches('/').to_string(),
             store: s3.store(bucket)?,
             s3: s3.clone(),
+            delta: None,
+            glue: None,
         })
+    }
+
+    /// The same store, whose target prefix is a Delta Lake table (`format: delta`).
+    pub fn with_delta(mut self) -> Result<Self> {
+        self.delta = Some(DeltaLog::s3(
+            &self.dataset,
+            self.store.clone(),
+            &self.bucket,
+            &self.root,
+        )?);
+        Ok(self)
+    }
+
+    /// The same store, registered in the Glue Data Catalog on publish and rollback.
+    pub fn with_glue(mut self, glue: Option<skein_core::spec::GlueTable>) -> Self {
+        self.glue = glue;
+        self
+    }
+
+    /// The S3 settings the store was opened with.
+    pub(crate) fn settings(&self) -> &S3Settings {
+        &self.s3
+    }
+
+    /// The bucket's client (its `/` is the bucket's root).
+    pub(crate) fn object_store(&self) -> Arc<dyn ObjectStore> {
+        self.store.clone()
     }
 
     /// `s3://bucket/prefix/`.

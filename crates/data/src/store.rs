@@ -28,20 +28,28 @@
 //!
 //! On S3 there is no atomic rename; there a conditional put of `_skein/current.json` is
 //! the commit point (see [`crate::s3_store`]). [`crate::target::Target`] covers both.
+//!
+//! A Delta Lake target (`format: delta`) is a real directory, the table, and the store
+//! lives inside it: the link is `_skein/current`, the versions are `_skein/versions/v<N>`
+//! (the paths the table's commits name), staging is `_skein/staging/<run>/`; the Delta
+//! commit ([`crate::delta`]) is what readers follow, the link what skein follows:
+//! ```text
+//! /lake/orders/_delta_log/00000000000000000003.json the table's commits
+//! /lake/orders/_skein/current -> versions/v3        skein's current version
+//! /lake/orders/_skein/versions/v<N>/part-*.parquet  every published version, kept
+//! ```
 
 use std::path::{Path, PathBuf};
 
 use skein_core::load::SpecFile;
 use skein_core::manifest::Manifest;
 
+use crate::delta::DeltaLog;
 use crate::error::{Error, Result};
 use crate::intent::Intent;
+use crate::layout::{MANIFEST, STAGED_MANIFEST};
 use crate::location::Location;
 
-/// Name of the staged manifest inside a staging directory (written last).
-pub const STAGED_MANIFEST: &str = "_staged.json";
-/// Name of the manifest inside a version directory.
-pub const MANIFEST: &str = "_manifest.json";
 /// Name of the intent of a publish or rollback under way, in the store's directory.
 pub const INTENT: &str = "_intent.json";
 
@@ -52,6 +60,8 @@ pub struct TargetStore {
     link: PathBuf,
     root: PathBuf,
     link_value_prefix: PathBuf,
+    /// A Delta Lake target: the table's directory and log.
+    pub(crate) delta: Option<(PathBuf, DeltaLog)>,
 }
 
 impl TargetStore {
@@ -72,6 +82,9 @@ impl TargetStore {
             })?
             .to_string_lossy()
             .to_string();
+        if file.spec.spec.target.is_delta() {
+            return TargetStore::open_delta(file.name(), link);
+        }
         let parent = link.parent().unwrap_or(Path::new("/")).to_path_buf();
         let store_name = format!(".{base}.skein");
         let store = TargetStore {
@@ -79,14 +92,48 @@ impl TargetStore {
             root: parent.join(&store_name),
             link_value_prefix: PathBuf::from(store_name).join("versions"),
             link,
+            delta: None,
         };
         store.check_managed()?;
         Ok(store)
     }
 
-    /// The published path readers use.
+    /// The store inside the Delta table at `table`. Fails if `table` holds anything but a
+    /// Delta log and skein's store.
+    fn open_delta(dataset: &str, table: PathBuf) -> Result<TargetStore> {
+        let root = table.join(crate::delta::STATE_DIR);
+        let store = TargetStore {
+            dataset: dataset.to_string(),
+            link: root.join("current"),
+            link_value_prefix: PathBuf::from("versions"),
+            root,
+            delta: Some((table.clone(), DeltaLog::local(dataset, &table)?)),
+        };
+        match std::fs::read_dir(&table) {
+            Ok(entries) => {
+                for entry in entries.flatten() {
+                    let name = entry.file_name();
+                    if name != "_delta_log" && name != crate::delta::STATE_DIR {
+                        return Err(Error::TargetNotManaged {
+                            dataset: dataset.to_string(),
+                            path: table,
+                        });
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("list", &table)(e)),
+        }
+        store.check_managed()?;
+        Ok(store)
+    }
+
+    /// The published path readers use: the link, or a Delta table's directory.
     pub fn path(&self) -> &Path {
-        &self.link
+        match &self.delta {
+            Some((table, _)) => table,
+            None => &self.link,
+        }
     }
 
     /// The store's own directory (staging and versions).

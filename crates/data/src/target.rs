@@ -3,61 +3,19 @@
 //! cases work on [`Target`] and behave the same on both.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use datafusion::prelude::SessionContext;
 use skein_core::load::SpecFile;
 use skein_core::manifest::Manifest;
 
+use crate::delta::DeltaLog;
 use crate::error::{Error, Result};
 use crate::intent::Intent;
+use crate::layout::{DataDir, MANIFEST, PLAN};
 use crate::location::Location;
-use crate::s3::S3Settings;
 use crate::s3_store::S3TargetStore;
 use crate::session::Settings;
 use crate::store::TargetStore;
-
-/// A directory of Parquet files DataFusion can read: local, or a prefix in a bucket.
-#[derive(Debug, Clone)]
-pub enum DataDir {
-    /// A local directory.
-    Local(PathBuf),
-    /// `s3://bucket/prefix/`.
-    S3 {
-        s3: S3Settings,
-        bucket: String,
-        prefix: String,
-    },
-}
-
-impl DataDir {
-    /// The table path for DataFusion (ends with `/`: a directory).
-    pub fn url(&self) -> String {
-        match self {
-            DataDir::Local(p) => format!("{}/", p.display()),
-            DataDir::S3 { bucket, prefix, .. } => format!("s3://{bucket}/{prefix}/"),
-        }
-    }
-
-    /// Makes the directory readable in `ctx` (registers the bucket's client).
-    pub fn register(&self, ctx: &SessionContext) -> Result<()> {
-        if let DataDir::S3 { s3, bucket, .. } = self {
-            s3.register(ctx, bucket)?;
-        }
-        Ok(())
-    }
-}
-
-impl std::fmt::Display for DataDir {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.url())
-    }
-}
-
-impl From<&Path> for DataDir {
-    fn from(p: &Path) -> DataDir {
-        DataDir::Local(p.to_path_buf())
-    }
-}
 
 /// A dataset's target store, local or on S3.
 #[derive(Debug, Clone)]
@@ -81,12 +39,15 @@ impl Target {
     pub fn open(settings: &Settings, file: &SpecFile) -> Result<Target> {
         let location = Location::resolve(&file.spec.spec.target.uri, file.base_dir());
         match location.s3() {
-            Some((bucket, prefix)) => Ok(Target::S3(S3TargetStore::open(
-                &settings.s3,
-                file.name(),
-                bucket,
-                prefix,
-            )?)),
+            Some((bucket, prefix)) => {
+                let store = S3TargetStore::open(&settings.s3, file.name(), bucket, prefix)?
+                    .with_glue(file.spec.spec.target.glue.clone());
+                Ok(Target::S3(if file.spec.spec.target.is_delta() {
+                    store.with_delta()?
+                } else {
+                    store
+                }))
+            }
             None => Ok(Target::Local(TargetStore::open(file)?)),
         }
     }
@@ -137,7 +98,7 @@ impl Target {
     pub async fn has_staging(&self, run_id: &str) -> Result<bool> {
         Ok(self.staged(run_id).await?.is_some()
             || self
-                .staging_json::<serde_json::Value>(run_id, crate::chunk::PLAN)
+                .staging_json::<serde_json::Value>(run_id, PLAN)
                 .await?
                 .is_some())
     }
@@ -176,6 +137,12 @@ impl Target {
 
     /// Publishes a run's staged version: it becomes version N+1 and current, atomically.
     pub async fn publish(&self, run_id: &str) -> Result<Manifest> {
+        if self.delta().is_some() {
+            let from = self.current().await?.map(|m| m.version);
+            let manifest = self.move_staged(run_id, self.next_version().await?).await?;
+            self.point_to(manifest.version, from).await?;
+            return Ok(manifest);
+        }
         match self {
             Target::Local(t) => t.publish(run_id),
             Target::S3(t) => t.publish(run_id).await,
@@ -184,6 +151,10 @@ impl Target {
 
     /// Makes an existing version current again.
     pub async fn point_at(&self, version: u64) -> Result<()> {
+        if self.delta().is_some() {
+            let from = self.current().await?.map(|m| m.version);
+            return self.point_to(version, from).await;
+        }
         match self {
             Target::Local(t) => t.point_at(version),
             Target::S3(t) => t.point_at(version).await,
@@ -193,10 +164,114 @@ impl Target {
     /// Points the dataset back at the version before the current one. Returns the
     /// manifests (rolled back from, restored).
     pub async fn rollback(&self) -> Result<(Manifest, Manifest)> {
+        if self.delta().is_some() {
+            let (current, previous) = self.rollback_plan().await?;
+            self.point_to(previous.version, Some(current.version))
+                .await?;
+            return Ok((current, previous));
+        }
         match self {
             Target::Local(t) => t.rollback(),
             Target::S3(t) => t.rollback().await,
         }
+    }
+
+    /// The Delta log of a Delta Lake target (`format: delta`).
+    pub fn delta(&self) -> Option<&DeltaLog> {
+        match self {
+            Target::Local(t) => t.delta.as_ref().map(|(_, log)| log),
+            Target::S3(t) => t.delta.as_ref(),
+        }
+    }
+
+    /// A Delta target: makes version `n` the table's content in one commit, unless the
+    /// table holds it already (see [`crate::delta`]).
+    async fn commit_delta(&self, n: u64, from: Option<u64>) -> Result<()> {
+        let Some(log) = self.delta() else {
+            return Ok(());
+        };
+        let manifest = self.version_manifest(n).await?.ok_or_else(|| {
+            Error::Internal(format!(
+                "v{n} of a Delta target has no manifest to commit; it is a bug to commit a version before its files"
+            ))
+        })?;
+        let schema = self.version_schema(n, &manifest).await?;
+        log.commit(&manifest, &schema, from).await?;
+        // A crash here leaves the table at `n` and skein's pointer behind it: the next
+        // attempt's commit finds `n` committed and only moves the pointer.
+        skein_core::crash::point("delta.committed", &manifest.dataset);
+        Ok(())
+    }
+
+    /// The Arrow schema of version `n` (from its first file's footer).
+    async fn version_schema(
+        &self,
+        n: u64,
+        manifest: &Manifest,
+    ) -> Result<datafusion::arrow::datatypes::SchemaRef> {
+        let first = manifest.files.first().ok_or_else(|| {
+            Error::Internal(format!(
+                "v{n} of dataset `{}` lists no file",
+                manifest.dataset
+            ))
+        })?;
+        let (store, path) = match self {
+            Target::Local(t) => {
+                let path = t.version_dir(n).join(&first.name);
+                let key = object_store::path::Path::from_absolute_path(&path)
+                    .map_err(|e| Error::Internal(format!("{}: {e}", path.display())))?;
+                let store: Arc<dyn object_store::ObjectStore> =
+                    Arc::new(object_store::local::LocalFileSystem::new());
+                (store, key)
+            }
+            Target::S3(t) => (
+                t.object_store(),
+                object_store::path::Path::from(format!("{}/{}", t.version_key(n), first.name)),
+            ),
+        };
+        crate::delta::parquet_schema(store, path, first.size)
+            .await
+            .map_err(|message| Error::Storage {
+                dataset: manifest.dataset.clone(),
+                op: "read the schema of",
+                uri: self.version_data(n).url(),
+                message,
+            })
+    }
+
+    /// An S3 target with `target.glue`: creates or updates its Glue table for version `n`,
+    /// now current (see [`crate::glue`]).
+    async fn register_glue(&self, n: u64) -> Result<()> {
+        let Target::S3(t) = self else {
+            return Ok(());
+        };
+        let Some(glue) = &t.glue else {
+            return Ok(());
+        };
+        let manifest = self.version_manifest(n).await?.ok_or_else(|| {
+            Error::Internal(format!(
+                "v{n} has no manifest to register in Glue; it is a bug to register a version before its files"
+            ))
+        })?;
+        let schema = self.version_schema(n, &manifest).await?;
+        let delta = t.delta.is_some();
+        let location = if delta {
+            t.uri()
+        } else {
+            t.version_data(n).url()
+        };
+        crate::glue::register(
+            t.settings(),
+            &crate::glue::Registration {
+                dataset: &manifest.dataset,
+                glue,
+                delta,
+                location,
+                version: n,
+                schema,
+            },
+        )
+        .await
     }
 
     /// The current version and the one a rollback restores (the newest before it), or
@@ -252,7 +327,7 @@ impl Target {
     /// Where version `n`'s manifest is: `_manifest.json` next to its data (a local path or
     /// an `s3://` URI). The catalog records it with the version's summary.
     pub fn manifest_location(&self, n: u64) -> String {
-        format!("{}{}", self.version_data(n).url(), crate::store::MANIFEST)
+        format!("{}{}", self.version_data(n).url(), MANIFEST)
     }
 
     /// The manifest of version `n`, if the version is complete.
@@ -276,6 +351,7 @@ impl Target {
     /// since it was `from` (S3's conditional put; locally the dataset's lease is the only
     /// guard). Idempotent.
     pub async fn point_to(&self, n: u64, from: Option<u64>) -> Result<()> {
+        self.commit_delta(n, from).await?;
         match self {
             Target::Local(t) => {
                 if t.current_version()? == Some(n) {
@@ -283,7 +359,10 @@ impl Target {
                 }
                 t.point_at(n)
             }
-            Target::S3(t) => t.point_to(n, from).await,
+            Target::S3(t) => {
+                t.point_to(n, from).await?;
+                self.register_glue(n).await
+            }
         }
     }
 

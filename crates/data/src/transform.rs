@@ -13,7 +13,7 @@ use skein_core::load::SpecFile;
 use skein_core::spec::CsvOptions;
 
 use crate::error::Error;
-use crate::session::SourceFiles;
+use crate::listing::SourceFiles;
 use crate::sqlguard::{SOURCE_TABLE, check_transform};
 
 /// SQL options for user queries: no DDL, no DML, no statements.

@@ -19,9 +19,9 @@ use skein_core::spec::Rule;
 
 use crate::checksum::{Checksum, canonical_schema, combine};
 use crate::error::{Error, Result};
+use crate::layout::DataDir;
 use crate::session::{Settings, list_source, register_source};
 use crate::sqlguard::sample_query;
-use crate::target::DataDir;
 use crate::transform::{plan_transform, query_only};
 
 /// Table name of the target inside verification sessions.

@@ -111,7 +111,7 @@ function rows(main) {
       <td><a href="#/datasets/${encodeURIComponent(d.name)}">${esc(d.name)}</a></td>
       <td>${esc(d.owner || "–")}</td><td>${esc(d.group)}</td><td>${esc(d.criticality)}</td>
       <td class="status" data-status="${esc(d.status)}">${badge(d.status)}</td>
-      <td class="n">${d.version ? "v" + d.version : "–"}</td><td class="n">${num(d.rows)}</td>
+      <td class="n">${d.version ? "v" + d.version : "–"}${d.format === "delta" ? ` <span class="muted" title="a Delta Lake table">delta</span>` : ""}${d.glue ? ` <span class="muted" title="Glue table">${esc(d.glue)}</span>` : ""}</td><td class="n">${num(d.rows)}</td>
       <td>${esc(d.lastVerification || "–")}</td><td class="reason">${esc(d.reason || "")}</td>
       <td>${buttons(d.name, d.status, d.version)}</td></tr>`).join("") ||
     `<tr><td colspan="10" class="muted">No dataset matches. ${datasets.length ? "" : "The catalog is empty: run <code>skein run DIR</code>."}</td></tr>`;

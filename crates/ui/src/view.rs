@@ -26,6 +26,10 @@ pub struct DatasetRow {
     pub owner: Option<String>,
     pub group: String,
     pub criticality: String,
+    /// `spec.target.format`: `parquet` or `delta`.
+    pub format: String,
+    /// `spec.target.glue` as `database.table`, when the target is registered in Glue.
+    pub glue: Option<String>,
     pub status: Status,
     pub reason: Option<String>,
     pub version: Option<u64>,
@@ -64,6 +68,14 @@ pub async fn datasets(s: &Sources) -> Result<Vec<DatasetRow>> {
             owner: d.spec.metadata.owner.clone(),
             group: d.spec.spec.group.clone(),
             criticality: d.spec.spec.criticality.to_string(),
+            format: d.spec.spec.target.format.clone(),
+            glue: d
+                .spec
+                .spec
+                .target
+                .glue
+                .as_ref()
+                .map(|g| format!("{}.{}", g.database, g.table)),
             status: d.status,
             reason: d.reason,
             version: d.current_version,

@@ -10,6 +10,7 @@
 //! | choose the number `N` (or an existing version of the same spec and source), record the intent `{publish, run, N, from}` in the target | `publish.intent` | finds the intent, the files still staged: continues from the claim |
 //! | S3: claim `v<N>` (`_claim.json`, create-if-absent; the same run's claim is kept) | `publish.claimed` | claims again (its own claim: the same `N`) and copies |
 //! | move the staged files into `v<N>` with the manifest last (locally one `rename(2)`; on S3 copies, then the manifest) | `publish.moved` | finds `v<N>` complete: swaps the link / pointer |
+//! | Delta targets: one Delta commit making `v<N>`'s files the table's (skipped when the table's newest skein commit is `v<N>` already) | `delta.committed` | finds the table at `v<N>`: commits nothing, swaps the link / pointer |
 //! | swap the link (`rename(2)`) / put `current.json` conditional on the e-tag of `from` | `publish.swapped` | finds the target at `v<N>`: updates the catalog |
 //! | catalog: record version `N` (`current_version = N`) | `publish.recorded` | sees the catalog at `N`: only the status is left |
 //! | catalog: `verified`/`awaiting_approval` → `completed` | `publish.completed` | sees both done: deletes staging, clears the intent |

@@ -14,6 +14,7 @@
 //! | --- | --- | --- |
 //! | record the intent `{rollback\|undo, run, restore, from, status, reason}` | `rollback.intent`, `undo.intent` | redoes every step below (each is idempotent) |
 //! | undo only: delete the run's staging area | `undo.discarded` | deletes nothing more, goes on |
+//! | Delta targets: one Delta commit restoring the version's files (`RESTORE`; skipped when the table holds it already) | `delta.committed` | commits nothing more, swaps the pointer |
 //! | point the link / `current.json` at the restored version (on S3 conditional on `from`) | `rollback.swapped`, `undo.swapped` | finds the target restored: updates the catalog |
 //! | catalog: record the restored version | `rollback.recorded`, `undo.recorded` | sees the catalog at it: only the status is left |
 //! | catalog: the status (`rolled_back`, or `failed` when nothing was undone) with the reason; release the lease; clear the intent | – | sees the status and reason recorded: nothing to do |

@@ -1,0 +1,262 @@
+//! The source of a dataset: its files listed (locally or under an S3 prefix) and
+//! fingerprinted, so a rerun over the same source is recognised. Reading it is elsewhere:
+//! [`crate::session`] registers it, [`crate::csv_source`] infers a CSV source's schema
+//! and [`crate::footer`] checks a Parquet source's files.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use datafusion::arrow::datatypes::SchemaRef;
+use futures::TryStreamExt;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
+use sha2::{Digest, Sha256};
+use skein_core::load::{SpecFile, hex};
+use skein_core::spec::SourceFormat;
+
+use crate::error::{Error, Result};
+use crate::location::Location;
+use crate::s3::{S3Settings, explain};
+
+/// The source of a dataset: where it is and which files it has.
+#[derive(Debug, Clone)]
+pub struct SourceFiles {
+    /// What DataFusion reads: a local path (a file or a directory), `s3://bucket/key` (one
+    /// object) or `s3://bucket/prefix/`.
+    pub table_path: String,
+    /// The data files (local paths or S3 keys), sorted.
+    pub files: Vec<String>,
+    /// The size in bytes of each file of `files`.
+    pub sizes: Vec<u64>,
+    /// Their total size in bytes.
+    pub bytes: u64,
+    /// Common file extension (with the dot) used to list a directory.
+    pub extension: String,
+    /// sha256 over the files' relative paths, sizes and modification times (local) or
+    /// e-tags (S3), and the format options: equal fingerprints mean the same source as far
+    /// as skein can tell without reading every byte.
+    pub fingerprint: String,
+    /// The bucket to register with a session, when the source is on S3.
+    pub(crate) s3: Option<(S3Settings, String)>,
+    /// The CSV schema once inferred (shared by clones: every registration of this
+    /// listing, e.g. each chunk's, reads with the same types).
+    pub(crate) csv_schema: Arc<OnceLock<SchemaRef>>,
+    /// Set once the Parquet files' ends were checked (see [`crate::footer`]).
+    pub(crate) parquet_checked: Arc<OnceLock<()>>,
+}
+
+impl SourceFiles {
+    /// A source file as DataFusion reads it: the local path, or `s3://bucket/key`.
+    pub(crate) fn url(&self, name: &str) -> String {
+        match &self.s3 {
+            Some((_, bucket)) => format!("s3://{bucket}/{name}"),
+            None => name.to_string(),
+        }
+    }
+
+    /// The object store and path of a source file (`name` from [`SourceFiles::files`]).
+    pub(crate) fn object(&self, name: &str) -> Result<(Arc<dyn ObjectStore>, ObjectPath)> {
+        match &self.s3 {
+            Some((s3, bucket)) => Ok((s3.store(bucket)?, ObjectPath::from(name))),
+            None => {
+                let path = ObjectPath::from_filesystem_path(name)
+                    .map_err(|e| Error::Internal(format!("source path {name}: {e}")))?;
+                Ok((Arc::new(object_store::local::LocalFileSystem::new()), path))
+            }
+        }
+    }
+}
+
+/// One listed source file: its path relative to the source, size, and version stamp.
+struct Listed {
+    name: String,
+    relative: String,
+    size: u64,
+    stamp: String,
+}
+
+/// Lists a spec's source files and fingerprints them (S3 sources through `s3`).
+pub async fn list(s3_settings: &S3Settings, file: &SpecFile) -> Result<SourceFiles> {
+    let spec = &file.spec.spec;
+    let dataset = file.name().to_string();
+    let uri = spec.source.uri.clone();
+    let unreadable = |message: String| Error::SourceUnreadable {
+        dataset: dataset.clone(),
+        uri: uri.clone(),
+        message,
+    };
+    let location = Location::resolve(&spec.source.uri, file.base_dir());
+    let (table_path, mut listed, s3) = match location.s3() {
+        Some((bucket, key)) => {
+            let (table_path, listed) = list_s3(s3_settings, bucket, key, &unreadable).await?;
+            (
+                table_path,
+                listed,
+                Some((s3_settings.clone(), bucket.to_string())),
+            )
+        }
+        None => {
+            let path = location
+                .local(file.name(), "spec.source.uri")?
+                .to_path_buf();
+            let listed = list_local(&path, &unreadable)?;
+            (path.to_string_lossy().to_string(), listed, None)
+        }
+    };
+    listed.sort_by(|a, b| a.name.cmp(&b.name));
+    let names: Vec<String> = listed.iter().map(|l| l.name.clone()).collect();
+    let extension = common_extension(&names, spec.source.format)
+        .map_err(|m| unreadable(format!("{table_path}: {m}")))?;
+    let mut hasher = Sha256::new();
+    hasher.update(format!("{:?}|{:?}\n", spec.source.format, spec.source.csv).as_bytes());
+    for l in &listed {
+        hasher.update(format!("{}|{}|{}\n", l.relative, l.size, l.stamp).as_bytes());
+    }
+    Ok(SourceFiles {
+        table_path,
+        bytes: listed.iter().map(|l| l.size).sum(),
+        sizes: listed.iter().map(|l| l.size).collect(),
+        files: names,
+        extension,
+        fingerprint: hex(&hasher.finalize()),
+        s3,
+        csv_schema: Arc::default(),
+        parquet_checked: Arc::default(),
+    })
+}
+
+fn list_local(path: &Path, unreadable: &(dyn Fn(String) -> Error + Sync)) -> Result<Vec<Listed>> {
+    let meta =
+        std::fs::metadata(path).map_err(|e| unreadable(format!("{}: {e}", path.display())))?;
+    let mut files = Vec::new();
+    if meta.is_dir() {
+        collect_files(path, &mut files)
+            .map_err(|e| unreadable(format!("cannot list {}: {e}", path.display())))?;
+    } else {
+        files.push(path.to_path_buf());
+    }
+    if files.is_empty() {
+        return Err(unreadable(format!(
+            "{} holds no data files",
+            path.display()
+        )));
+    }
+    let mut out = Vec::new();
+    for f in files {
+        let m = std::fs::metadata(&f).map_err(|e| unreadable(format!("{}: {e}", f.display())))?;
+        let mtime = m
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        out.push(Listed {
+            relative: f.strip_prefix(path).unwrap_or(&f).display().to_string(),
+            name: f.to_string_lossy().to_string(),
+            size: m.len(),
+            stamp: mtime.to_string(),
+        });
+    }
+    Ok(out)
+}
+
+/// Lists `s3://bucket/key`: one object if `key` names one, else every object under the
+/// prefix (hidden `.`/`_` names skipped, as locally).
+async fn list_s3(
+    s3: &S3Settings,
+    bucket: &str,
+    key: &str,
+    unreadable: &(dyn Fn(String) -> Error + Sync),
+) -> Result<(String, Vec<Listed>)> {
+    let store = s3.store(bucket)?;
+    let listed = |m: &ObjectMeta, relative: String| Listed {
+        name: m.location.to_string(),
+        relative,
+        size: m.size,
+        stamp: m.e_tag.clone().unwrap_or_default(),
+    };
+    if !key.is_empty() {
+        match store.head(&ObjectPath::from(key)).await {
+            Ok(m) => {
+                let name = m.location.filename().unwrap_or_default().to_string();
+                return Ok((format!("s3://{bucket}/{key}"), vec![listed(&m, name)]));
+            }
+            Err(object_store::Error::NotFound { .. }) => {} // a prefix (or no bucket: listing says)
+            Err(e) => return Err(unreadable(explain(bucket, &e))),
+        }
+    }
+    let prefix = if key.is_empty() {
+        None
+    } else {
+        Some(ObjectPath::from(key))
+    };
+    let metas: Vec<ObjectMeta> = store
+        .list(prefix.as_ref())
+        .try_collect()
+        .await
+        .map_err(|e| unreadable(explain(bucket, &e)))?;
+    let mut out = Vec::new();
+    for m in &metas {
+        let full = m.location.to_string();
+        let relative = full
+            .strip_prefix(key)
+            .unwrap_or(&full)
+            .trim_start_matches('/')
+            .to_string();
+        if relative
+            .split('/')
+            .any(|part| part.starts_with('.') || part.starts_with('_'))
+        {
+            continue; // hidden files, _SUCCESS markers, _skein state
+        }
+        out.push(listed(m, relative));
+    }
+    let table_path = if key.is_empty() {
+        format!("s3://{bucket}/")
+    } else {
+        format!("s3://{bucket}/{key}/")
+    };
+    if out.is_empty() {
+        return Err(unreadable(format!(
+            "no data files under {table_path}; upload the source files there or fix spec.source.uri"
+        )));
+    }
+    Ok((table_path, out))
+}
+
+fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().to_string();
+        if name.starts_with('.') || name.starts_with('_') {
+            continue; // hidden files, _SUCCESS markers, _skein state
+        }
+        if entry.file_type()?.is_dir() {
+            collect_files(&entry.path(), out)?;
+        } else {
+            out.push(entry.path());
+        }
+    }
+    Ok(())
+}
+
+fn common_extension(files: &[String], format: SourceFormat) -> Result<String, String> {
+    let mut exts: Vec<String> = files
+        .iter()
+        .map(|f| {
+            Path::new(f)
+                .extension()
+                .map(|e| format!(".{}", e.to_string_lossy()))
+                .unwrap_or_default()
+        })
+        .collect();
+    exts.sort();
+    exts.dedup();
+    match exts.as_slice() {
+        [one] => Ok(one.clone()),
+        _ => Err(format!(
+            "the files have different extensions ({}); a {format} source must hold one kind of file",
+            exts.join(", ")
+        )),
+    }
+}
