@@ -1,4 +1,5 @@
-//! The Task payloads the state machines send (`Payload` of a `lambda:invoke`), as types.
+//! The Task payloads the state machines send (`Payload` of a `lambda:invoke`), and what
+//! each Task answers, as types.
 //! Fields are camelCase as the definitions write them; fields a task does not read are
 //! ignored (the definitions may pass more).
 //!
@@ -7,8 +8,8 @@
 //! handlers receive JSON and decode here, not with `LambdaEvent<T>`, whose decoding error
 //! would reach Step Functions as the runtime's own error type instead.)
 
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::steps::StepError;
@@ -116,3 +117,45 @@ pub struct SummarisePayload {
     #[serde(default)]
     pub waves: Option<u64>,
 }
+
+// ---- what the Tasks answer (the state machines read these fields) ----
+
+/// Serialises an answer for the state machine (a struct of this module, always an
+/// object).
+pub fn answer<T: Serialize>(value: &T) -> Result<Value, StepError> {
+    serde_json::to_value(value)
+        .map_err(|e| StepError::new(names::INTERNAL, format!("a task answer: {e}")))
+}
+
+/// Plan's answer: where the run's item lists are and how many, never the datasets, so the
+/// state is the same size for ten datasets or fifty thousand.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanAnswer {
+    pub bucket: String,
+    /// `runs/<runId>/`.
+    pub prefix: String,
+    /// Datasets in the canary.
+    pub canary: usize,
+    /// Wave lists after the canary's.
+    pub waves: usize,
+    pub total: usize,
+    pub max_concurrency: u32,
+    pub tolerated_failure_percentage: f64,
+}
+
+/// Verify's answer: the passed verification's summary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyAnswer {
+    pub summary: String,
+}
+
+/// Publish's answer: the version made current.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishAnswer {
+    pub version: u64,
+}
+
+/// The answer of a catalog action that only changes the catalog: `{}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Done {}

@@ -17,7 +17,8 @@ use skein_core::queue::{Job, JobStep};
 use crate::migrate::{LEASE_SECS, MigrateOptions, Part};
 use crate::outcome::Outcome;
 use crate::payloads::{
-    CatalogAction, PublishPayload, RollbackPayload, VerifyPayload, decode, short,
+    CatalogAction, Done, PlanAnswer, PublishAnswer, PublishPayload, RollbackPayload, VerifyAnswer,
+    VerifyPayload, answer, decode, short,
 };
 use crate::steps::{self, StepError};
 
@@ -124,15 +125,16 @@ pub fn summarise_items(p: &Value) -> Option<(String, Vec<String>)> {
 /// many there are, never the datasets themselves, so the state stays the same size for
 /// ten datasets or fifty thousand.
 pub fn plan_payload(plan: &RunPlan, run_id: &str, bucket: &str) -> Value {
-    json!({
-        "bucket": bucket,
-        "prefix": run_items_prefix(run_id),
-        "canary": plan.canary.len(),
-        "waves": plan.waves.len(),
-        "total": plan.total,
-        "maxConcurrency": plan.max_concurrency,
-        "toleratedFailurePercentage": plan.tolerated_failure_percentage,
-    })
+    let a = PlanAnswer {
+        bucket: bucket.to_string(),
+        prefix: run_items_prefix(run_id),
+        canary: plan.canary.len(),
+        waves: plan.waves.len(),
+        total: plan.total,
+        max_concurrency: plan.max_concurrency,
+        tolerated_failure_percentage: plan.tolerated_failure_percentage,
+    };
+    serde_json::to_value(a).unwrap_or_default()
 }
 
 /// The `catalog` function: `checkDependencies`, `acquireLease`, `awaitApproval`,
@@ -141,12 +143,12 @@ pub async fn catalog_action<C: Catalog + ?Sized>(catalog: &C, p: &Value) -> Task
     match decode::<CatalogAction>("catalog", p)? {
         CatalogAction::CheckDependencies { dataset } => {
             flatten(steps::check_dependencies(catalog, &dataset).await)?;
-            Ok(json!({}))
+            answer(&Done {})
         }
         CatalogAction::AcquireLease { dataset, run_id } => {
             require_dataset(catalog, &dataset).await?;
             match crate::lease::take_dataset(catalog, &dataset, &run_id, LEASE_SECS).await {
-                Ok(()) => Ok(json!({})),
+                Ok(()) => answer(&Done {}),
                 Err(e @ skein_core::Error::LeaseHeld { .. }) => {
                     Err(StepError::new(names::LEASE_HELD, e.to_string()))
                 }
@@ -162,20 +164,20 @@ pub async fn catalog_action<C: Catalog + ?Sized>(catalog: &C, p: &Value) -> Task
             steps::await_approval(catalog, &dataset, &run_id, &task_token)
                 .await
                 .map_err(internal)?;
-            Ok(json!({}))
+            answer(&Done {})
         }
         CatalogAction::Complete { dataset, run_id } => {
             steps::complete(catalog, &dataset, &run_id)
                 .await
                 .map_err(internal)?;
-            Ok(json!({}))
+            answer(&Done {})
         }
         CatalogAction::Summarise(s) => {
             let datasets = s.datasets.unwrap_or_default();
             let summary = steps::summarise(catalog, &s.run_id, &datasets, s.stopped.as_deref())
                 .await
                 .map_err(internal)?;
-            serde_json::to_value(summary).map_err(internal)
+            answer(&summary)
         }
     }
 }
@@ -199,7 +201,7 @@ async fn require_dataset<C: Catalog + ?Sized>(
 pub async fn verify_task<C: Catalog + ?Sized>(catalog: &C, p: &Value) -> TaskResult {
     let p: VerifyPayload = decode("verify", p)?;
     let summary = flatten(steps::verify_gate(catalog, &p.dataset).await)?;
-    Ok(json!({ "summary": summary }))
+    answer(&VerifyAnswer { summary })
 }
 
 /// The `publish` function: `{dataset, runId}` → `{version}`.
@@ -210,7 +212,7 @@ pub async fn publish_task<C: Catalog + ?Sized>(
 ) -> TaskResult {
     let p: PublishPayload = decode("publish", p)?;
     let version = flatten(steps::publish(catalog, settings, &p.dataset, &p.run_id).await)?;
-    Ok(json!({ "version": version }))
+    answer(&PublishAnswer { version })
 }
 
 /// The `rollback` function: `{dataset, runId, error, cause}` → what was undone.
@@ -232,7 +234,7 @@ pub async fn rollback_task<C: Catalog + ?Sized>(
     )
     .await
     .map_err(infra)?;
-    serde_json::to_value(undone).map_err(internal)
+    answer(&undone)
 }
 
 /// A child execution's failure cause is JSON (`{"Error":…,"Cause":…}`); keep its inner cause.
