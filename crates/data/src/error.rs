@@ -1,5 +1,6 @@
 //! Errors of the data plane.
 
+use skein_core::names;
 use std::path::PathBuf;
 
 use datafusion::error::DataFusionError;
@@ -138,21 +139,21 @@ impl Error {
     /// The Step Functions error name this error crosses process boundaries as.
     pub fn error_name(&self) -> &'static str {
         match self {
-            Error::SourceUnreadable { .. } => "Skein.SourceUnreadable",
-            Error::BadValue { .. } => "Skein.BadValue",
-            Error::Transform { .. } | Error::TransformRefused { .. } => "Skein.TransformFailed",
+            Error::SourceUnreadable { .. } => names::SOURCE_UNREADABLE,
+            Error::BadValue { .. } => names::BAD_VALUE,
+            Error::Transform { .. } | Error::TransformRefused { .. } => names::TRANSFORM_FAILED,
             Error::UnsupportedUri { .. }
             | Error::TargetNotManaged { .. }
-            | Error::NotChunkable { .. } => "Skein.InvalidSpec",
-            Error::ChunkMismatch { .. } => "Skein.VerificationFailed",
-            Error::ChunksMissing { .. } => "Skein.NotStaged",
-            Error::NothingToRollBack { .. } => "Skein.NothingToRollBack",
-            Error::NotStaged { .. } => "Skein.NotStaged",
-            Error::NotPublished { .. } => "Skein.NotPublished",
-            Error::Io { .. } | Error::Engine { .. } | Error::Storage { .. } => "Skein.StorageError",
-            Error::S3Config { .. } => "Skein.InvalidSettings",
-            Error::PublishConflict { .. } => "Skein.PublishConflict",
-            Error::Internal(_) => "Skein.Internal",
+            | Error::NotChunkable { .. } => names::INVALID_SPEC,
+            Error::ChunkMismatch { .. } => names::VERIFICATION_FAILED,
+            Error::ChunksMissing { .. } => names::NOT_STAGED,
+            Error::NothingToRollBack { .. } => names::NOTHING_TO_ROLL_BACK,
+            Error::NotStaged { .. } => names::NOT_STAGED,
+            Error::NotPublished { .. } => names::NOT_PUBLISHED,
+            Error::Io { .. } | Error::Engine { .. } | Error::Storage { .. } => names::STORAGE_ERROR,
+            Error::S3Config { .. } => names::INVALID_SETTINGS,
+            Error::PublishConflict { .. } => names::PUBLISH_CONFLICT,
+            Error::Internal(_) => names::INTERNAL,
         }
     }
 }
