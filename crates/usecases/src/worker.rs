@@ -207,7 +207,8 @@ impl<C: Catalog + ?Sized> Worker<'_, C> {
         let (sent, ok) = match &answer {
             JobAnswer::Success { output } => (self.callbacks.succeed(token, output).await, true),
             JobAnswer::Failure { error, cause } => {
-                tracing::warn!(dataset = %job.dataset, error = %error, cause = %cause, "migration failed");
+                // A dataset's failure, not the worker's: info, as the run summary reports it.
+                tracing::info!(dataset = %job.dataset, error = %error, cause = %cause, "migration failed");
                 (self.callbacks.fail(token, error, cause).await, false)
             }
         };
