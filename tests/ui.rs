@@ -676,3 +676,42 @@ fn no_edge_of_the_state_machines_crosses_a_box() {
         }
     }
 }
+
+// Issue 19: rows per second leave out the time the run only waited for a person. While
+// `invoices` waits for approval (and every other sample has ended), the run page's
+// throughput counts that time as waiting, and the rates are over the rest.
+#[test]
+fn rates_leave_out_the_time_spent_waiting_for_approval() {
+    let ws = Workspace::new();
+    samples(&ws);
+    let mut run = skein(&ws, &["run", "samples", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_status(&ws, "invoices", "awaiting_approval", &mut run);
+    let run = Running(run);
+    // Every other dataset of the samples ends quickly: then only the approval is left.
+    std::thread::sleep(Duration::from_secs(3));
+    let (_ui, url) = serve(&ws, &[]);
+    let (_, runs) = http(&url, "GET", "/api/runs", &[]);
+    let runs: Value = serde_json::from_str(&runs).unwrap();
+    let id = runs["runs"][0]["runId"].as_str().unwrap().to_string();
+    let (code, body) = http(&url, "GET", &format!("/api/runs/{id}"), &[]);
+    assert_eq!(code, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    let t = &v["throughput"];
+    let (elapsed, waiting) = (
+        t["elapsedSeconds"].as_f64().unwrap(),
+        t["waitingSeconds"].as_f64().unwrap(),
+    );
+    assert!(waiting >= 2.0, "three seconds of only waiting: {t:#}");
+    assert!(waiting < elapsed, "{t:#}");
+    let rows = t["rows"].as_f64().unwrap();
+    let rate = t["rowsPerSecond"].as_f64().unwrap();
+    assert!(
+        (rate - rows / (elapsed - waiting)).abs() < 0.01 * rate.max(1.0),
+        "rows per second over the active time: {t:#}"
+    );
+    drop(run);
+}

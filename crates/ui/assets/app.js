@@ -153,6 +153,7 @@ async function run(main, id) {
       ${card("Rows / s", num(Math.round(t.rowsPerSecond)))}
       ${card("Datasets / min", t.datasetsPerMinute.toFixed(1))}
       ${card("Elapsed", `${t.elapsedSeconds.toFixed(1)} s`)}
+      ${t.waitingSeconds > 0 ? card("Waiting for approval", `<span id="waiting">${t.waitingSeconds.toFixed(1)} s</span>`) : ""}
     </div>
     ${bar({ total: v.total, succeeded: v.datasets.filter((d) => d.state === "succeeded").length, failed: v.datasets.filter((d) => d.state === "failed").length, running: v.datasets.filter((d) => d.state === "running").length, waiting: v.datasets.filter((d) => d.state === "waiting").length })}
     <h2>Throughput</h2>${chart(t)}

@@ -260,6 +260,9 @@ pub struct Point {
 #[serde(rename_all = "camelCase")]
 pub struct Throughput {
     pub elapsed_seconds: f64,
+    /// Seconds in which every dataset still open only waited for a person (approval);
+    /// the rates leave them out.
+    pub waiting_seconds: f64,
     pub rows: u64,
     pub bytes: u64,
     pub rows_per_second: f64,
@@ -290,6 +293,44 @@ fn seconds_between(from: &str, to: &str) -> Option<f64> {
     let a = chrono::DateTime::parse_from_rfc3339(from).ok()?;
     let b = chrono::DateTime::parse_from_rfc3339(to).ok()?;
     Some((b - a).num_milliseconds() as f64 / 1000.0)
+}
+
+/// When a dataset worked in a run (from its first attempt to its end, or now), and the
+/// intervals in which it waited for approval (RFC 3339 times).
+struct Span {
+    work: (String, String),
+    waits: Vec<(String, String)>,
+}
+
+/// Seconds of the run in which at least one dataset waited for a person and none worked:
+/// a sweep over the datasets' intervals (a waiting dataset does not count as working).
+fn waiting_seconds(origin: &str, spans: &[Span]) -> f64 {
+    let at = |t: &str| seconds_between(origin, t).unwrap_or(0.0);
+    // (time, change in working, change in waiting)
+    let mut events: Vec<(f64, i64, i64)> = Vec::new();
+    for s in spans {
+        events.push((at(&s.work.0), 1, 0));
+        events.push((at(&s.work.1), -1, 0));
+        for (from, to) in &s.waits {
+            events.push((at(from), -1, 1));
+            events.push((at(to), 1, -1));
+        }
+    }
+    events.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (mut working, mut waiting, mut total) = (0i64, 0i64, 0.0);
+    let mut last = None;
+    for (t, dw, dq) in events {
+        if let Some(prev) = last
+            && waiting > 0
+            && working <= 0
+        {
+            total += t - prev;
+        }
+        working += dw;
+        waiting += dq;
+        last = Some(t);
+    }
+    total
 }
 
 /// (dataset, group, wave) of a run: from its plan, else every dataset with an attempt in it.
@@ -377,6 +418,8 @@ pub async fn run(s: &Sources, run_id: &str) -> Result<RunView> {
         .collect();
     let now = skein_core::time::now();
     let mut datasets = Vec::new();
+    // Per dataset: when it worked in this run, and when it waited for a person in it.
+    let mut spans: Vec<Span> = Vec::new();
     for (name, group, wave) in members(s, run_id).await? {
         let record = records.get(&name);
         let child = format!("{run_id}-{name}");
@@ -421,6 +464,26 @@ pub async fn run(s: &Sources, run_id: &str) -> Result<RunView> {
             .as_deref()
             .and_then(|a| seconds_between(a, finished_at.as_deref().unwrap_or(&now)));
         let reason = record.and_then(|r| r.reason.clone());
+        if let Some(start) = &started_at {
+            let history = s.catalog.history(&name).await?;
+            let mine: Vec<_> = history
+                .iter()
+                .filter(|h| h.run_id.as_deref() == Some(run_id))
+                .collect();
+            let waits = mine
+                .iter()
+                .enumerate()
+                .filter(|(_, h)| h.to == Status::AwaitingApproval)
+                .map(|(i, h)| {
+                    let until = mine.get(i + 1).map_or(now.clone(), |n| n.at.clone());
+                    (h.at.clone(), until)
+                })
+                .collect();
+            spans.push(Span {
+                work: (start.clone(), finished_at.clone().unwrap_or(now.clone())),
+                waits,
+            });
+        }
         datasets.push(RunDataset {
             criticality: record.map(|r| r.spec.spec.criticality.to_string()),
             state,
@@ -508,7 +571,11 @@ pub async fn run(s: &Sources, run_id: &str) -> Result<RunView> {
     }
     let rows: u64 = datasets.iter().filter_map(|d| d.rows).sum();
     let bytes: u64 = datasets.iter().filter_map(|d| d.bytes).sum();
-    let per = |x: f64| if elapsed > 0.0 { x / elapsed } else { 0.0 };
+    // Rates over the time the run worked: time in which datasets only waited for a
+    // person is not the migration's speed.
+    let waiting = waiting_seconds(&run.started_at, &spans);
+    let active = (elapsed - waiting).max(0.0);
+    let per = |x: f64| if active > 0.0 { x / active } else { 0.0 };
     Ok(RunView {
         execution_status: execution.as_ref().map(|e| e.status),
         execution_error: execution.as_ref().and_then(|e| e.error.clone()),
@@ -520,6 +587,7 @@ pub async fn run(s: &Sources, run_id: &str) -> Result<RunView> {
         groups: groups.into_values().collect(),
         throughput: Throughput {
             elapsed_seconds: elapsed,
+            waiting_seconds: waiting,
             rows,
             bytes,
             rows_per_second: per(rows as f64),
