@@ -1358,3 +1358,33 @@ async fn run_starts_the_stacks_state_machine() {
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("s3://"), "{err}");
 }
+
+// Issue 16 (c) on the AWS path: a record from a group's dead-letter queue (`…-dlq`) is
+// answered, not migrated: the migrate function fails its token (`Skein.DeadLettered`,
+// moto's Step Functions accepts any token) and is done with the message; the dataset is
+// not touched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_lettered_message_is_answered_not_migrated() {
+    let c = catalog().await;
+    let (spec, hash) = conformance::spec("stuck", "");
+    c.put_spec(&spec, &hash).await.unwrap();
+    let before = c.history("stuck").await.unwrap();
+    let worker =
+        skein_aws::functions::Worker::new(&settings(), c.table(), Duration::from_secs(60)).await;
+    let job = Job::new("stuck", "run-dl", "token-dl");
+    let m = serde_json::from_value(json!({
+        "messageId": "dl-1", "receiptHandle": "rh-dl-1",
+        "body": serde_json::to_string(&job).unwrap(),
+        "attributes": {"ApproximateReceiveCount": "5"},
+        "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
+        "eventSourceARN": format!("arn:aws:sqs:{REGION}:123456789012:skein-migrate-default-dlq"),
+        "awsRegion": REGION}))
+    .unwrap();
+    assert!(worker.message(&m).await, "answered and done with");
+    assert_eq!(
+        c.history("stuck").await.unwrap(),
+        before,
+        "a dead letter is not migrated again"
+    );
+    assert!(c.attempts("stuck").await.unwrap().is_empty());
+}
