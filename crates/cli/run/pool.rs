@@ -41,9 +41,11 @@ const DEAD_LETTER_SWEEP: Duration = Duration::from_secs(2);
 /// answers its dead letters (the local dead-letter consumer).
 pub(super) async fn worker(local: Arc<Local>, group: String, sweeps: bool) {
     let mut swept = Instant::now();
+    // Dead letters stay in the queue for people to see: answer each token once.
+    let mut answered = std::collections::HashSet::new();
     while !local.stop.load(Ordering::Relaxed) {
         if sweeps && swept.elapsed() >= DEAD_LETTER_SWEEP {
-            answer_dead_letters(&local, &group).await;
+            answer_dead_letters(&local, &group, &mut answered).await;
             swept = Instant::now();
         }
         match local.queue.receive(&group, VISIBILITY_SECS).await {
@@ -103,7 +105,11 @@ async fn work(local: &Arc<Local>, group: &str, d: Delivery) {
 
 /// Fails the token of every job of `group` in the dead letters with `Skein.DeadLettered`
 /// (a token answered already is skipped), so its execution rolls back and ends.
-async fn answer_dead_letters(local: &Arc<Local>, group: &str) {
+async fn answer_dead_letters(
+    local: &Arc<Local>,
+    group: &str,
+    answered: &mut std::collections::HashSet<String>,
+) {
     let jobs = match local.queue.dead_letters(group).await {
         Ok(jobs) => jobs,
         Err(e) => {
@@ -112,15 +118,22 @@ async fn answer_dead_letters(local: &Arc<Local>, group: &str) {
         }
     };
     for job in jobs {
-        let answered = dead_lettered(
+        if answered.contains(&job.task_token) {
+            continue;
+        }
+        let done = dead_lettered(
             local.catalog.as_ref(),
             local.callbacks.as_ref(),
             &job,
             Some(super::bindings::MAX_RECEIVES),
         )
         .await;
-        if let Err(e) = answered {
-            tracing::warn!(dataset = %job.dataset, "dead letter: {e}");
+        match done {
+            // Answered now, or no longer waiting: either way nothing more to do.
+            Ok(_) => {
+                answered.insert(job.task_token);
+            }
+            Err(e) => tracing::warn!(dataset = %job.dataset, "dead letter: {e}"),
         }
     }
 }

@@ -464,8 +464,15 @@ pub async fn run(s: &Sources, run_id: &str) -> Result<RunView> {
             .as_deref()
             .and_then(|a| seconds_between(a, finished_at.as_deref().unwrap_or(&now)));
         let reason = record.and_then(|r| r.reason.clone());
+        // Only a dataset that needs approval can wait for a person: the others' history
+        // is not read (the run page is redrawn live).
+        let can_wait = record.is_some_and(|r| r.spec.needs_approval());
         if let Some(start) = &started_at {
-            let history = s.catalog.history(&name).await?;
+            let history = if can_wait {
+                s.catalog.history(&name).await?
+            } else {
+                Vec::new()
+            };
             let mine: Vec<_> = history
                 .iter()
                 .filter(|h| h.run_id.as_deref() == Some(run_id))

@@ -228,15 +228,23 @@ impl DynamoCatalog {
         if let Some(r) = &entry.run_id {
             item.insert("runId".into(), s(r));
         }
-        Ok(TransactWriteItem::builder()
-            .put(
-                Put::builder()
-                    .table_name(&self.table)
-                    .set_item(Some(item))
-                    .build()
-                    .map_err(backend)?,
-            )
-            .build())
+        self.put_item(item, None)
+    }
+
+    /// `item` as one put of a transaction, conditional on `condition` when given (e.g.
+    /// `attribute_not_exists(PK)`: create only).
+    pub(super) fn put_item(
+        &self,
+        item: Item,
+        condition: Option<&str>,
+    ) -> Result<TransactWriteItem> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .set_condition_expression(condition.map(str::to_string))
+            .build()
+            .map_err(backend)?;
+        Ok(TransactWriteItem::builder().put(put).build())
     }
 
     /// An update of a known dataset's item (`updatedAt` is bound as `:at`).

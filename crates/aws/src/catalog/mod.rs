@@ -42,7 +42,7 @@ mod table;
 use async_trait::async_trait;
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{Put, ReturnValue, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{ReturnValue, TransactWriteItem, Update};
 use skein_core::catalog::{
     Attempt, Catalog, Counter, DatasetRecord, Driver, HistoryEntry, RunRecord, VersionAction,
     VersionRecord,
@@ -85,18 +85,7 @@ impl Catalog for DynamoCatalog {
                     let result = self
                         .client
                         .transact_write_items()
-                        .transact_items(
-                            TransactWriteItem::builder()
-                                .put(
-                                    Put::builder()
-                                        .table_name(&self.table)
-                                        .set_item(Some(item))
-                                        .condition_expression("attribute_not_exists(PK)")
-                                        .build()
-                                        .map_err(backend)?,
-                                )
-                                .build(),
-                        )
+                        .transact_items(self.put_item(item, Some("attribute_not_exists(PK)"))?)
                         .transact_items(history)
                         .send()
                         .await;
@@ -308,17 +297,7 @@ impl Catalog for DynamoCatalog {
         let result = self
             .client
             .transact_write_items()
-            .transact_items(
-                TransactWriteItem::builder()
-                    .put(
-                        Put::builder()
-                            .table_name(&self.table)
-                            .set_item(Some(item))
-                            .build()
-                            .map_err(backend)?,
-                    )
-                    .build(),
-            )
+            .transact_items(self.put_item(item, None)?)
             .transact_items(
                 TransactWriteItem::builder()
                     .update(

@@ -2,7 +2,7 @@
 //! each a conditional write; a holder's slot expires so a crashed reader frees it.
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
 use skein_core::Result;
 use skein_core::slots::ReaderSlots;
 
@@ -60,18 +60,7 @@ impl DynamoCatalog {
                     )
                     .build(),
             )
-            .transact_items(
-                TransactWriteItem::builder()
-                    .put(
-                        Put::builder()
-                            .table_name(&self.table)
-                            .set_item(Some(holder_item))
-                            .condition_expression("attribute_not_exists(PK)")
-                            .build()
-                            .map_err(backend)?,
-                    )
-                    .build(),
-            )
+            .transact_items(self.put_item(holder_item, Some("attribute_not_exists(PK)"))?)
             .send()
             .await;
         Ok(self.written("TransactWriteItems", result)?.is_some())
