@@ -38,7 +38,7 @@ fn python() -> std::path::PathBuf {
     p
 }
 
-fn run_python(script: &str, args: &[&Path]) -> std::process::Output {
+pub(crate) fn run_python(script: &str, args: &[&Path]) -> std::process::Output {
     Command::new(python())
         .arg(repo_root().join("tests/python").join(script))
         .args(args)

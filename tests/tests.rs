@@ -27,6 +27,8 @@ mod diff;
 mod sources;
 // durable at every instant: kills at each crash point, two runs at once, rollback in a run
 mod durability;
+// fencing: a superseded worker's attempt neither moves the dataset nor mixes its files in
+mod fencing;
 // chunked migrations: file groups and Parquet row groups, one job per chunk, retries
 mod chunks;
 // the data plane on S3 (moto): s3:// sources, current.json publish, rollback, stale publishers

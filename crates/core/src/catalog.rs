@@ -250,6 +250,20 @@ pub trait Catalog: Send + Sync {
         run_id: Option<&str>,
     ) -> Result<()>;
 
+    /// [`Catalog::transition`], fenced by an attempt: it happens only while `attempt` is the
+    /// dataset's newest attempt (the number [`Catalog::start_attempt`] handed out last), in
+    /// the same conditional write. A worker whose attempt was superseded (its token timed
+    /// out and a new attempt started) gets [`Error::Superseded`] and changes nothing.
+    async fn transition_in_attempt(
+        &self,
+        name: &str,
+        attempt: u32,
+        from: Status,
+        to: Status,
+        reason: Option<&str>,
+        run_id: Option<&str>,
+    ) -> Result<()>;
+
     /// Status history, oldest first.
     async fn history(&self, name: &str) -> Result<Vec<HistoryEntry>>;
 

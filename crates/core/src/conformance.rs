@@ -69,6 +69,7 @@ pub async fn run_all(catalog: Arc<dyn Catalog>, prefix: &str) {
     versions_and_attempts(catalog.as_ref(), &format!("{prefix}ver")).await;
     many_files(catalog.as_ref(), &format!("{prefix}files")).await;
     batch_registration(catalog.as_ref(), &format!("{prefix}batch")).await;
+    fenced_attempts(catalog.as_ref(), &format!("{prefix}fence")).await;
     leases(catalog.as_ref(), &format!("{prefix}lease")).await;
     lease_takeover(catalog.as_ref(), &format!("{prefix}takeover")).await;
     drivers(catalog.as_ref(), &format!("{prefix}driver")).await;
@@ -358,6 +359,52 @@ pub async fn versions_and_attempts(c: &dyn Catalog, name: &str) {
             .is_err(),
         "attempts need a registered dataset"
     );
+}
+
+/// A status change fenced by an attempt happens only while that attempt is the newest: a
+/// stale worker (attempt 1) cannot move the dataset once attempt 2 started, and its refused
+/// write changes neither the status nor the history.
+pub async fn fenced_attempts(c: &dyn Catalog, name: &str) {
+    let (s, h) = spec(name, "");
+    c.put_spec(&s, &h).await.unwrap();
+    let run = Some("run-fence");
+    let a1 = c.start_attempt(name, "run-fence").await.unwrap();
+    c.transition_in_attempt(name, a1, Status::Pending, Status::InProgress, None, run)
+        .await
+        .expect("the newest attempt moves the dataset");
+    let a2 = c.start_attempt(name, "run-fence").await.unwrap();
+    let history = c.history(name).await.unwrap().len();
+    match c
+        .transition_in_attempt(name, a1, Status::InProgress, Status::Migrated, None, run)
+        .await
+    {
+        Err(Error::Superseded {
+            attempt, current, ..
+        }) => assert_eq!((attempt, current), (a1, a2)),
+        other => panic!("a superseded attempt must be refused, got {other:?}"),
+    }
+    let record = c.dataset(name).await.unwrap().unwrap();
+    assert_eq!(
+        record.status,
+        Status::InProgress,
+        "the refused write changed the status"
+    );
+    assert_eq!(
+        c.history(name).await.unwrap().len(),
+        history,
+        "the refused write left a history entry"
+    );
+    c.transition_in_attempt(name, a2, Status::InProgress, Status::Migrated, None, run)
+        .await
+        .expect("the newest attempt goes on");
+    // The fence does not hide a status conflict of the newest attempt.
+    match c
+        .transition_in_attempt(name, a2, Status::InProgress, Status::Failed, None, run)
+        .await
+    {
+        Err(Error::StatusConflict { actual, .. }) => assert_eq!(actual, Status::Migrated),
+        other => panic!("a wrong `from` must be a conflict, got {other:?}"),
+    }
 }
 
 /// One holder at a time; the holder may renew; an expired lease is free; release frees.

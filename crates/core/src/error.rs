@@ -64,6 +64,17 @@ pub enum Error {
     /// stopped): whoever holds it must stop, another attempt may own the dataset now.
     #[error("task token no longer waits ({reason}): the task was answered, timed out or stopped")]
     TokenGone { reason: String },
+    /// A worker's attempt is no longer the dataset's newest: a later attempt owns the
+    /// dataset (and its own staging), so this one must stop and change nothing.
+    #[error(
+        "dataset `{dataset}`: attempt {attempt} of run `{run_id}` was superseded by attempt {current}; it stops without changing anything"
+    )]
+    Superseded {
+        dataset: String,
+        run_id: String,
+        attempt: u32,
+        current: u32,
+    },
     /// A catalog backend failed (SQLite, DynamoDB, …).
     #[error("catalog backend: {message}")]
     Backend { message: String },

@@ -24,6 +24,7 @@
 //! | `Skein.Internal` | any | a bug in skein | rollback |
 //! | `Skein.MigrationFailed` | migrate worker | the migration failed for a reason without a name of its own | rollback |
 //! | `Skein.DeadLettered` | dead-letter consumer | a migrate job reached its group's dead-letter queue (its workers failed or died `maxReceiveCount` times) | rollback |
+//! | `Skein.Superseded` | migrate worker | a newer attempt of the dataset started (this worker's token timed out); this one stopped and changed nothing | (its token is gone: nobody hears it) |
 //! | `Skein.Failed` | rollback | the failure a Rollback payload names when it names none | (recorded) |
 //! | `Skein.DriverHeld` | `skein run`, `skein rollback` | another process drives the run or directory | (CLI only, exit 2) |
 //! | `Skein.NothingToRollBack` | rollback | the dataset has no earlier version to restore | (CLI, dashboard) |
@@ -53,3 +54,4 @@ pub const FAILED: &str = "Skein.Failed";
 pub const DRIVER_HELD: &str = "Skein.DriverHeld";
 pub const NOTHING_TO_ROLL_BACK: &str = "Skein.NothingToRollBack";
 pub const DEAD_LETTERED: &str = "Skein.DeadLettered";
+pub const SUPERSEDED: &str = "Skein.Superseded";

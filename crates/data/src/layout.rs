@@ -3,6 +3,11 @@
 //! files on either store. It sits below [`crate::store`], [`crate::s3_store`],
 //! [`crate::target`], [`crate::stage`] and [`crate::chunk`], and depends on none of them.
 //!
+//! A run's staging area is `staging/<run>/`; each attempt of the run stages under its own
+//! `staging/<run>/a<N>/` (N from the catalog's attempt counter, the fencing token), so a
+//! stale worker of attempt 1 and its successor, attempt 2, never write, read or delete
+//! each other's files, and publish takes only the current attempt's.
+//!
 //! ```text
 //! <staging>/_staged.json               a finished staging's manifest (written last)
 //! <staging>/_chunks/plan.json          a chunked staging's plan
@@ -26,6 +31,11 @@ pub const PLAN: &str = "_chunks/plan.json";
 /// Where chunk `index`'s manifest lives in a run's staging area.
 pub fn chunk_manifest(index: u32) -> String {
     format!("_chunks/chunk-{index:05}.json")
+}
+
+/// The directory of attempt `n` inside a run's staging area.
+pub fn attempt_dir(n: u32) -> String {
+    format!("a{n}")
 }
 
 /// A directory of Parquet files DataFusion can read: local, or a prefix in a bucket.

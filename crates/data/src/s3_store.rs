@@ -5,8 +5,8 @@
 //! ```text
 //! lake/orders/_skein/current.json                          the commit point: names the current version
 //! lake/orders/_skein/intent.json                           a publish or rollback under way
-//! lake/orders/_skein/staging/<run>/part-*.parquet          a migration's output, not yet public
-//! lake/orders/_skein/staging/<run>/_staged.json            written last: the staged manifest
+//! lake/orders/_skein/staging/<run>/a<N>/part-*.parquet     attempt N's output, not yet public
+//! lake/orders/_skein/staging/<run>/a<N>/_staged.json       written last: the staged manifest
 //! lake/orders/_skein/versions/v<N>/_claim.json             who took number N (created first)
 //! lake/orders/_skein/versions/v<N>/part-*.parquet          every published version, kept
 //! lake/orders/_skein/versions/v<N>/_manifest.json          its manifest, written after its files
@@ -95,6 +95,9 @@ pub struct S3TargetStore {
     pub(crate) delta: Option<DeltaLog>,
     /// The Glue table registered on publish and rollback (`target.glue`).
     pub(crate) glue: Option<skein_core::spec::GlueTable>,
+    /// The attempt whose staging this handle reads and writes (`staging/<run>/a<N>/`); with
+    /// none, the run's whole staging area.
+    attempt: Option<u32>,
 }
 
 impl S3TargetStore {
@@ -108,6 +111,7 @@ impl S3TargetStore {
             s3: s3.clone(),
             delta: None,
             glue: None,
+            attempt: None,
         })
     }
 
@@ -161,9 +165,24 @@ impl S3TargetStore {
         join_key(&[&self.root, STATE_DIR, CURRENT])
     }
 
-    /// Key prefix of a run's staging objects.
+    /// The same store, fenced to one attempt (see [`crate::store::TargetStore::with_attempt`]).
+    pub fn with_attempt(mut self, attempt: u32) -> Self {
+        self.attempt = Some(attempt);
+        self
+    }
+
+    /// Key prefix of a run's staging objects: the attempt's own when fenced to one.
     pub fn staging_key(&self, run_id: &str) -> String {
-        join_key(&[&self.root, STATE_DIR, "staging", run_id])
+        match self.attempt {
+            Some(n) => join_key(&[
+                &self.root,
+                STATE_DIR,
+                "staging",
+                run_id,
+                &crate::layout::attempt_dir(n),
+            ]),
+            None => join_key(&[&self.root, STATE_DIR, "staging", run_id]),
+        }
     }
 
     /// Key prefix of published version `n`.

@@ -62,6 +62,9 @@ pub struct TargetStore {
     link_value_prefix: PathBuf,
     /// A Delta Lake target: the table's directory and log.
     pub(crate) delta: Option<(PathBuf, DeltaLog)>,
+    /// The attempt whose staging this handle reads and writes (`staging/<run>/a<N>/`); with
+    /// none, the run's whole staging area (`staging/<run>/`).
+    attempt: Option<u32>,
 }
 
 impl TargetStore {
@@ -93,6 +96,7 @@ impl TargetStore {
             link_value_prefix: PathBuf::from(store_name).join("versions"),
             link,
             delta: None,
+            attempt: None,
         };
         store.check_managed()?;
         Ok(store)
@@ -108,6 +112,7 @@ impl TargetStore {
             link_value_prefix: PathBuf::from("versions"),
             root,
             delta: Some((table.clone(), DeltaLog::local(dataset, &table)?)),
+            attempt: None,
         };
         match std::fs::read_dir(&table) {
             Ok(entries) => {
@@ -175,9 +180,21 @@ impl TargetStore {
         }
     }
 
-    /// The staging directory of a run.
+    /// The same store, fenced to one attempt: its staging is `staging/<run>/a<attempt>/`, so
+    /// two attempts of a run (a stale worker and its successor) never share or delete each
+    /// other's files.
+    pub fn with_attempt(mut self, attempt: u32) -> TargetStore {
+        self.attempt = Some(attempt);
+        self
+    }
+
+    /// The staging directory of a run: the attempt's own when the store is fenced to one.
     pub fn staging_dir(&self, run_id: &str) -> PathBuf {
-        self.root.join("staging").join(run_id)
+        let run = self.root.join("staging").join(run_id);
+        match self.attempt {
+            Some(n) => run.join(crate::layout::attempt_dir(n)),
+            None => run,
+        }
     }
 
     /// The directory of published version `n`.
@@ -316,6 +333,10 @@ impl TargetStore {
         std::fs::create_dir_all(&versions).map_err(Error::io("create", &versions))?;
         std::fs::rename(&staging, &version_dir)
             .map_err(Error::io("move staged version into place at", &version_dir))?;
+        if self.attempt.is_some() {
+            // the run's directory, empty unless a superseded attempt left files behind
+            let _ = std::fs::remove_dir(self.root.join("staging").join(run_id));
+        }
         sync_dir(&versions);
         sync_dir(&self.root.join("staging"));
         Ok(manifest)

@@ -52,6 +52,16 @@ impl Target {
         }
     }
 
+    /// The same target, fenced to one attempt of a run: staging reads and writes only
+    /// `staging/<run>/a<attempt>/`, and publish takes only that attempt's staged files.
+    /// Without it, the run's whole staging area (what rollback and gc discard).
+    pub fn with_attempt(self, attempt: u32) -> Target {
+        match self {
+            Target::Local(t) => Target::Local(t.with_attempt(attempt)),
+            Target::S3(t) => Target::S3(t.with_attempt(attempt)),
+        }
+    }
+
     /// Where readers find the dataset: the local path, or the `s3://` prefix whose
     /// `_skein/current.json` names the current version.
     pub fn uri(&self) -> String {

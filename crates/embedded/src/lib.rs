@@ -224,6 +224,76 @@ fn run_of(row: &Row<'_>) -> rusqlite::Result<RunRecord> {
     })
 }
 
+impl SqliteCatalog {
+    /// A status change, fenced by an attempt when one is given: the check of the newest
+    /// attempt and the change are one immediate transaction.
+    fn transition_fenced(
+        &self,
+        name: &str,
+        fence: Option<u32>,
+        from: Status,
+        to: Status,
+        reason: Option<&str>,
+        run_id: Option<&str>,
+    ) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        let Some(actual) = SqliteCatalog::status_now(&tx, name)? else {
+            return Err(Error::UnknownDataset {
+                dataset: name.to_string(),
+            });
+        };
+        if let Some(attempt) = fence {
+            let current: u32 = tx
+                .query_row(
+                    "SELECT COALESCE(MAX(attempt), 0) FROM attempts WHERE name = ?1",
+                    [name],
+                    |r| r.get(0),
+                )
+                .map_err(backend)?;
+            if current != attempt {
+                return Err(Error::Superseded {
+                    dataset: name.to_string(),
+                    run_id: run_id.unwrap_or_default().to_string(),
+                    attempt,
+                    current,
+                });
+            }
+        }
+        if !from.can_become(to) {
+            return Err(Error::IllegalTransition {
+                dataset: name.to_string(),
+                from,
+                to,
+            });
+        }
+        let at = now();
+        let changed = tx
+            .execute(
+                "UPDATE datasets SET status = ?3, reason = ?4, updated_at = ?5 \
+                 WHERE name = ?1 AND status = ?2",
+                params![name, from.as_str(), to.as_str(), reason, at],
+            )
+            .map_err(backend)?;
+        if changed == 0 {
+            return Err(Error::StatusConflict {
+                dataset: name.to_string(),
+                expected: from,
+                actual,
+            });
+        }
+        tx.execute(
+            "INSERT INTO history (name, at, from_status, to_status, reason, run_id) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![name, at, from.as_str(), to.as_str(), reason, run_id],
+        )
+        .map_err(backend)?;
+        tx.commit().map_err(backend)
+    }
+}
+
 #[async_trait]
 impl Catalog for SqliteCatalog {
     async fn put_spec(&self, spec: &DatasetSpec, spec_hash: &str) -> Result<DatasetRecord> {
@@ -311,44 +381,19 @@ impl Catalog for SqliteCatalog {
         reason: Option<&str>,
         run_id: Option<&str>,
     ) -> Result<()> {
-        let mut conn = self.conn();
-        let tx = conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(backend)?;
-        let Some(actual) = SqliteCatalog::status_now(&tx, name)? else {
-            return Err(Error::UnknownDataset {
-                dataset: name.to_string(),
-            });
-        };
-        if !from.can_become(to) {
-            return Err(Error::IllegalTransition {
-                dataset: name.to_string(),
-                from,
-                to,
-            });
-        }
-        let at = now();
-        let changed = tx
-            .execute(
-                "UPDATE datasets SET status = ?3, reason = ?4, updated_at = ?5 \
-                 WHERE name = ?1 AND status = ?2",
-                params![name, from.as_str(), to.as_str(), reason, at],
-            )
-            .map_err(backend)?;
-        if changed == 0 {
-            return Err(Error::StatusConflict {
-                dataset: name.to_string(),
-                expected: from,
-                actual,
-            });
-        }
-        tx.execute(
-            "INSERT INTO history (name, at, from_status, to_status, reason, run_id) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![name, at, from.as_str(), to.as_str(), reason, run_id],
-        )
-        .map_err(backend)?;
-        tx.commit().map_err(backend)
+        self.transition_fenced(name, None, from, to, reason, run_id)
+    }
+
+    async fn transition_in_attempt(
+        &self,
+        name: &str,
+        attempt: u32,
+        from: Status,
+        to: Status,
+        reason: Option<&str>,
+        run_id: Option<&str>,
+    ) -> Result<()> {
+        self.transition_fenced(name, Some(attempt), from, to, reason, run_id)
     }
 
     async fn history(&self, name: &str) -> Result<Vec<HistoryEntry>> {

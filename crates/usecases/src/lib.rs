@@ -11,6 +11,8 @@
 //!   [`publish::finish_interrupted`], which completes any protocol a crash stopped.
 //! - [`rollback`]: restore the previous published version; undo a failed migration.
 //! - [`recover`]: the end of a publish, rollback or undo a crash interrupted (below both).
+//! - `fence`: attempt numbers as fencing tokens: each attempt's own staging, status
+//!   changes refused to a superseded attempt.
 //! - [`lease`]: one driver per run (pid, host, renewed lease), dataset leases taken over
 //!   from runs that are gone.
 //! - [`verify`]: re-verify the published version against the source.
@@ -26,6 +28,7 @@
 //! `Err` means the catalog or the machine failed, and nothing about the dataset is known.
 
 pub mod error;
+mod fence;
 pub mod lease;
 pub mod migrate;
 pub mod operator;

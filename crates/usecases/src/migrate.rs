@@ -295,6 +295,8 @@ async fn run_locked<C: Catalog + ?Sized>(
     let run = opts.run_id.as_str();
     start(catalog, name, status, run).await?;
     let attempt = catalog.start_attempt(name, run).await?;
+    // This attempt's own staging (see `fence`); chunk plans stay at the run's level.
+    let fenced = store.clone().with_attempt(attempt);
 
     if opts.part == Part::FirstJob {
         match plan_chunks(settings, file, store, run).await {
@@ -311,7 +313,7 @@ async fn run_locked<C: Catalog + ?Sized>(
         }
     }
 
-    let staged = match skein_data::stage(settings, file, store, run, &opts.progress).await {
+    let staged = match skein_data::stage(settings, file, &fenced, run, &opts.progress).await {
         Ok(s) => {
             crash::point("stage.staged", name);
             s
@@ -320,10 +322,28 @@ async fn run_locked<C: Catalog + ?Sized>(
             return fail_data(catalog, name, Status::InProgress, attempt, run, &e, result).await;
         }
     };
-    after_staging(
-        catalog, settings, file, store, opts, attempt, staged, result,
+    let outcome = after_staging(
+        catalog, settings, file, &fenced, opts, attempt, staged, result,
     )
-    .await
+    .await;
+    superseded(catalog, name, attempt, outcome).await
+}
+
+/// A worker whose attempt a newer one superseded stops (see `fence`); its attempt is closed
+/// as `superseded` so the attempt list says what happened to it. The error goes on.
+async fn superseded<C: Catalog + ?Sized>(
+    catalog: &C,
+    name: &str,
+    attempt: u32,
+    outcome: Result<()>,
+) -> Result<()> {
+    if let Err(crate::Error::Catalog(e @ skein_core::Error::Superseded { .. })) = &outcome {
+        tracing::warn!(dataset = name, "{e}");
+        let _ = catalog
+            .finish_attempt(name, attempt, "superseded", Some(&e.to_string()))
+            .await;
+    }
+    outcome
 }
 
 /// Plans the chunks of a dataset and saves the plan in staging: the number of chunks, or
@@ -394,8 +414,9 @@ async fn after_staging<C: Catalog + ?Sized>(
         if staged.reused { " (reused)" } else { "" }
     );
     catalog
-        .transition(
+        .transition_in_attempt(
             name,
+            attempt,
             Status::InProgress,
             Status::Migrated,
             Some(&note),
@@ -446,8 +467,9 @@ async fn after_staging<C: Catalog + ?Sized>(
         return Ok(());
     }
     catalog
-        .transition(
+        .transition_in_attempt(
             name,
+            attempt,
             Status::Migrated,
             Status::Verified,
             Some(&summary),
@@ -501,8 +523,9 @@ async fn after_staging<C: Catalog + ?Sized>(
     }
     if file.spec.needs_approval() && !opts.approved {
         catalog
-            .transition(
+            .transition_in_attempt(
                 name,
+                attempt,
                 Status::Verified,
                 Status::AwaitingApproval,
                 Some("approval required"),
@@ -539,7 +562,7 @@ async fn fail_attempt<C: Catalog + ?Sized>(
     reason: &str,
 ) -> Result<()> {
     catalog
-        .transition(name, from, Status::Failed, Some(reason), Some(run))
+        .transition_in_attempt(name, attempt, from, Status::Failed, Some(reason), Some(run))
         .await?;
     catalog
         .finish_attempt(name, attempt, outcome, Some(reason))

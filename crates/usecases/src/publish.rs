@@ -60,7 +60,12 @@ pub async fn publish_staged<C: Catalog + ?Sized>(
         dataset: name.to_string(),
         run_id: run.to_string(),
     };
-    let staged = store.staged(run).await?.ok_or_else(not_staged)?;
+    // Only the run's newest attempt's staging is published (see `fence`).
+    let staged = crate::fence::staged_target(catalog, store, name, run)
+        .await?
+        .staged(run)
+        .await?
+        .ok_or_else(not_staged)?;
     let from = store.current().await?.map(|m| m.version);
     let version = match store
         .find_version(&staged.spec_hash, &staged.source_fingerprint)

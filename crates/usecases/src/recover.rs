@@ -60,7 +60,9 @@ pub(crate) async fn complete_publish<C: Catalog + ?Sized>(
         store.clear_intent().await?;
         return Ok(None);
     };
-    let staged = store.staged(run).await?;
+    // The run's newest attempt's staging (see `fence`); the store itself for the rest.
+    let staging = crate::fence::staged_target(catalog, store, name, run).await?;
+    let staged = staging.staged(run).await?;
     // `v<N>` complete already: moved by this publish, or the identical version re-pointed.
     let moved = store.version_manifest(n).await?.filter(|m| {
         m.run_id == run
@@ -75,7 +77,7 @@ pub(crate) async fn complete_publish<C: Catalog + ?Sized>(
                 store.clear_intent().await?;
                 return Ok(None);
             }
-            let claimed = store.claim(run, n).await?;
+            let claimed = staging.claim(run, n).await?;
             if claimed != n {
                 n = claimed;
                 let moved_on = Intent {
@@ -85,7 +87,7 @@ pub(crate) async fn complete_publish<C: Catalog + ?Sized>(
                 store.record_intent(&moved_on).await?;
             }
             crash::point("publish.claimed", name);
-            let m = store.move_staged(run, n).await?;
+            let m = staging.move_staged(run, n).await?;
             crash::point("publish.moved", name);
             m
         }

@@ -204,7 +204,8 @@ pub async fn undo_run<C: Catalog + ?Sized>(
     let mut restore = None;
     let mut from = None;
     if let Some(store) = &store {
-        if store.has_staging(run_id).await.unwrap_or(false) {
+        let staging = crate::fence::staged_target(catalog, store, dataset, run_id).await?;
+        if staging.has_staging(run_id).await.unwrap_or(false) {
             undone.push("staged files discarded".to_string());
         }
         let current = store.current().await?;

@@ -389,6 +389,8 @@ async fn migrate_job_unguarded<C: Catalog + ?Sized>(
                 .unwrap_or_else(|| names::MIGRATION_FAILED.into()),
             cause: r.error.unwrap_or_else(|| r.outcome.as_str().to_string()),
         },
+        // A superseded attempt says so; anything else failed the machine, not the dataset.
+        Err(e @ crate::Error::Catalog(skein_core::Error::Superseded { .. })) => failure(e),
         Err(e) => JobAnswer::Failure {
             error: names::TRANSIENT.into(),
             cause: e.to_string(),
@@ -402,6 +404,7 @@ fn failure(e: crate::Error) -> JobAnswer {
     let error = match &e {
         crate::Error::Data(d) => d.error_name().to_string(),
         crate::Error::Catalog(skein_core::Error::LeaseHeld { .. }) => names::LEASE_HELD.into(),
+        crate::Error::Catalog(skein_core::Error::Superseded { .. }) => names::SUPERSEDED.into(),
         crate::Error::Catalog(_) => names::TRANSIENT.into(),
     };
     JobAnswer::Failure {

@@ -54,6 +54,100 @@ pub use client::DynamoCatalog;
 use keys::*;
 pub use keys::{BY_KIND, KIND_SHARDS, kind_key};
 
+impl DynamoCatalog {
+    /// A status change, fenced by an attempt when one is given: the dataset's attempt
+    /// counter is part of the same conditional update.
+    async fn transition_fenced(
+        &self,
+        name: &str,
+        fence: Option<u32>,
+        from: Status,
+        to: Status,
+        reason: Option<&str>,
+        run_id: Option<&str>,
+    ) -> Result<()> {
+        if !from.can_become(to) {
+            // Refused before anything is sent; but an unknown dataset says so first.
+            if self.get(ds_key(name), "META").await?.is_none() {
+                return Err(Error::UnknownDataset {
+                    dataset: name.to_string(),
+                });
+            }
+            return Err(Error::IllegalTransition {
+                dataset: name.to_string(),
+                from,
+                to,
+            });
+        }
+        let at = now();
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(ds_key(name), "META")))
+            .condition_expression(match fence {
+                // the attempt counter start_attempt ADDs to is the fencing token
+                Some(_) => "#status = :from AND attemptSeq = :attempt",
+                None => "#status = :from",
+            })
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":from", s(from.as_str()))
+            .expression_attribute_values(":to", s(to.as_str()))
+            .expression_attribute_values(":at", s(&at));
+        if let Some(attempt) = fence {
+            update = update.expression_attribute_values(":attempt", n(attempt));
+        }
+        update = match reason {
+            Some(r) => update
+                .update_expression("SET #status = :to, reason = :reason, updatedAt = :at")
+                .expression_attribute_values(":reason", s(r)),
+            None => update.update_expression("SET #status = :to, updatedAt = :at REMOVE reason"),
+        };
+        let history = self.history_put(
+            name,
+            &HistoryEntry {
+                at: at.clone(),
+                from: Some(from),
+                to,
+                reason: reason.map(str::to_string),
+                run_id: run_id.map(str::to_string),
+            },
+        )?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(
+                TransactWriteItem::builder()
+                    .update(update.build().map_err(backend)?)
+                    .build(),
+            )
+            .transact_items(history)
+            .send()
+            .await;
+        match self.written("TransactWriteItems", result)? {
+            Some(_) => Ok(()),
+            None => match self.get(ds_key(name), "META").await? {
+                None => Err(Error::UnknownDataset {
+                    dataset: name.to_string(),
+                }),
+                Some(item)
+                    if fence.is_some_and(|a| get_n(&item, "attemptSeq") != Some(i64::from(a))) =>
+                {
+                    Err(Error::Superseded {
+                        dataset: name.to_string(),
+                        run_id: run_id.unwrap_or_default().to_string(),
+                        attempt: fence.unwrap_or_default(),
+                        current: get_n(&item, "attemptSeq").unwrap_or(0) as u32,
+                    })
+                }
+                Some(item) => Err(Error::StatusConflict {
+                    dataset: name.to_string(),
+                    expected: from,
+                    actual: status_of(get_s(&item, "status").unwrap_or("pending"))?,
+                }),
+            },
+        }
+    }
+}
+
 #[async_trait]
 impl Catalog for DynamoCatalog {
     async fn put_spec(&self, spec: &DatasetSpec, spec_hash: &str) -> Result<DatasetRecord> {
@@ -193,68 +287,21 @@ impl Catalog for DynamoCatalog {
         reason: Option<&str>,
         run_id: Option<&str>,
     ) -> Result<()> {
-        if !from.can_become(to) {
-            // Refused before anything is sent; but an unknown dataset says so first.
-            if self.get(ds_key(name), "META").await?.is_none() {
-                return Err(Error::UnknownDataset {
-                    dataset: name.to_string(),
-                });
-            }
-            return Err(Error::IllegalTransition {
-                dataset: name.to_string(),
-                from,
-                to,
-            });
-        }
-        let at = now();
-        let mut update = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(ds_key(name), "META")))
-            .condition_expression("#status = :from")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":from", s(from.as_str()))
-            .expression_attribute_values(":to", s(to.as_str()))
-            .expression_attribute_values(":at", s(&at));
-        update = match reason {
-            Some(r) => update
-                .update_expression("SET #status = :to, reason = :reason, updatedAt = :at")
-                .expression_attribute_values(":reason", s(r)),
-            None => update.update_expression("SET #status = :to, updatedAt = :at REMOVE reason"),
-        };
-        let history = self.history_put(
-            name,
-            &HistoryEntry {
-                at: at.clone(),
-                from: Some(from),
-                to,
-                reason: reason.map(str::to_string),
-                run_id: run_id.map(str::to_string),
-            },
-        )?;
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(
-                TransactWriteItem::builder()
-                    .update(update.build().map_err(backend)?)
-                    .build(),
-            )
-            .transact_items(history)
-            .send()
-            .await;
-        match self.written("TransactWriteItems", result)? {
-            Some(_) => Ok(()),
-            None => match self.get(ds_key(name), "META").await? {
-                None => Err(Error::UnknownDataset {
-                    dataset: name.to_string(),
-                }),
-                Some(item) => Err(Error::StatusConflict {
-                    dataset: name.to_string(),
-                    expected: from,
-                    actual: status_of(get_s(&item, "status").unwrap_or("pending"))?,
-                }),
-            },
-        }
+        self.transition_fenced(name, None, from, to, reason, run_id)
+            .await
+    }
+
+    async fn transition_in_attempt(
+        &self,
+        name: &str,
+        attempt: u32,
+        from: Status,
+        to: Status,
+        reason: Option<&str>,
+        run_id: Option<&str>,
+    ) -> Result<()> {
+        self.transition_fenced(name, Some(attempt), from, to, reason, run_id)
+            .await
     }
 
     async fn history(&self, name: &str) -> Result<Vec<HistoryEntry>> {
