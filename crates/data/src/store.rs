@@ -3,8 +3,8 @@
 //! Layout for a target `/lake/orders` (`<parent>/<name>`):
 //! ```text
 //! /lake/orders -> .orders.skein/versions/v3        the published dataset (a symlink)
-//! /lake/.orders.skein/staging/<run>/part-*.parquet a migration's output, not yet public
-//! /lake/.orders.skein/staging/<run>/_staged.json   written last: the staged manifest
+//! /lake/.orders.skein/staging/<run>/a<N>/part-*.parquet  attempt N's output, not yet public
+//! /lake/.orders.skein/staging/<run>/a<N>/_staged.json    written last: the staged manifest
 //! /lake/.orders.skein/versions/v<N>/               every published version, kept
 //! /lake/.orders.skein/versions/v<N>/_manifest.json its manifest
 //! /lake/.orders.skein/_intent.json                 a publish or rollback under way
