@@ -1388,3 +1388,136 @@ async fn a_dead_lettered_message_is_answered_not_migrated() {
     );
     assert!(c.attempts("stuck").await.unwrap().is_empty());
 }
+
+// Issue 16 (e) on the AWS path: the migrate function killed mid-job (its future dropped
+// while it stages a 20,000-row export, as a Lambda that times out or loses its sandbox)
+// is noticed by SQS: the message comes back after its visibility timeout, the next
+// delivery starts a new attempt, which closes the dead one as superseded, stages in its
+// own directory and verifies; publish then takes that attempt's files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_job_is_redelivered_and_the_next_attempt_finishes() {
+    let c = catalog().await;
+    let data = data_settings();
+    let bucket = unique("skein-killed");
+    create_bucket(&bucket).await;
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("export.csv");
+    let out = crate::sources::run_python("rfc4180_export.py", &[&csv, Path::new("20000")]);
+    assert!(out.status.success(), "{}", crate::util::text(&out));
+    put_object(
+        &bucket,
+        "specs/data/export.csv",
+        std::fs::read(&csv).unwrap(),
+    )
+    .await;
+    put_object(
+        &bucket,
+        "specs/export.yaml",
+        format!(
+            "apiVersion: skein/v1\nkind: Dataset\nmetadata: {{name: export, owner: team-test}}\n\
+             spec:\n  source: {{uri: data/export.csv, format: csv}}\n  \
+             target: {{uri: s3://{bucket}/lake/export/}}\n"
+        ),
+    )
+    .await;
+    let run = "run-killed";
+    skein_aws::functions::plan(
+        &c,
+        &settings(),
+        &json!({"runId": run, "specs": format!("s3://{bucket}/specs/")}),
+    )
+    .await
+    .expect("plan");
+    let p = json!({"dataset": "export", "runId": run});
+    for action in ["checkDependencies", "acquireLease"] {
+        let mut step = p.clone();
+        step["action"] = json!(action);
+        tasks::catalog_action(&c, &step).await.unwrap();
+    }
+    let (q, g) = queue_with_group(3).await;
+    q.send(&g, &Job::new("export", run, "token-killed"))
+        .await
+        .unwrap();
+    let queue_name = q.url(&g).rsplit('/').next().unwrap().to_string();
+    let arn = format!("arn:aws:sqs:{REGION}:123456789012:{queue_name}");
+    let record = |d: &skein_core::queue::Delivery| -> Value {
+        json!({
+            "messageId": format!("m{}", d.receives), "receiptHandle": d.receipt,
+            "body": serde_json::to_string(&d.job).unwrap(),
+            "attributes": {"ApproximateReceiveCount": d.receives.to_string()},
+            "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
+            "eventSourceARN": arn, "awsRegion": REGION})
+    };
+    let mut worker =
+        skein_aws::functions::Worker::new(&settings(), c.table(), Duration::from_secs(60)).await;
+    worker.data = data.clone();
+
+    // The first delivery, hidden 2 s; its worker dies once its attempt has started.
+    let first = q.receive(&g, 2).await.unwrap().expect("the job");
+    assert_eq!(first.receives, 1);
+    let dying = {
+        let worker = worker.clone();
+        let m = serde_json::from_value(record(&first)).unwrap();
+        tokio::spawn(async move { worker.message(&m).await })
+    };
+    let started = Instant::now();
+    while c.attempts("export").await.unwrap().is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the first attempt never started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    dying.abort();
+    assert!(dying.await.unwrap_err().is_cancelled(), "killed mid-job");
+    assert_eq!(
+        c.dataset("export").await.unwrap().unwrap().status,
+        Status::InProgress,
+        "the dead worker left the dataset in progress"
+    );
+
+    // SQS delivers the job again once its visibility timeout passes: nothing else noticed.
+    let again = loop {
+        if let Some(d) = q.receive(&g, 60).await.unwrap() {
+            break d;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the job never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(again.receives, 2);
+    let m = serde_json::from_value(record(&again)).unwrap();
+    assert!(worker.message(&m).await, "done with");
+    q.delete(&again).await.unwrap();
+
+    let attempts = c.attempts("export").await.unwrap();
+    let outcomes: Vec<_> = attempts
+        .iter()
+        .map(|a| (a.attempt, a.outcome.as_deref()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [(1, Some("superseded")), (2, Some("verified"))],
+        "{attempts:?}"
+    );
+    assert!(
+        attempts[0]
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("attempt 2")),
+        "{attempts:?}"
+    );
+    assert_eq!(
+        c.dataset("export").await.unwrap().unwrap().status,
+        Status::Verified
+    );
+    tasks::verify_task(&c, &p).await.unwrap();
+    let published = tasks::publish_task(&c, &data, &p).await.unwrap();
+    assert_eq!(published["version"], 1, "{published}");
+    let pointer = current_version(&bucket, "lake/export").await;
+    assert_eq!(pointer["version"], 1, "{pointer}");
+    let manifest = c.versions("export").await.unwrap();
+    assert_eq!(manifest[0].manifest.rows, 20_000, "{manifest:?}");
+}

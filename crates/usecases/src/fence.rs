@@ -50,3 +50,59 @@ pub(crate) async fn staged_target<C: Catalog + ?Sized>(
     }
     Ok(store.clone())
 }
+
+/// Closes the run's earlier attempts that never ended, now that `attempt` started: their
+/// worker died (the job was delivered again) or their task timed out (a stale worker
+/// may still run, and is refused at its next status change). The attempt list then says
+/// what became of each.
+pub(crate) async fn supersede_earlier<C: Catalog + ?Sized>(
+    catalog: &C,
+    name: &str,
+    run: &str,
+    attempt: u32,
+) -> Result<()> {
+    let open = catalog
+        .attempts(name)
+        .await?
+        .into_iter()
+        .filter(|a| a.run_id == run && a.attempt < attempt && a.finished_at.is_none());
+    for earlier in open {
+        let reason = format!(
+            "attempt {attempt} of run `{run}` started: this attempt's worker died or its task timed out"
+        );
+        catalog
+            .finish_attempt(name, earlier.attempt, SUPERSEDED, Some(&reason))
+            .await?;
+    }
+    Ok(())
+}
+
+/// The outcome of an attempt a newer one superseded.
+pub(crate) const SUPERSEDED: &str = "superseded";
+
+/// A worker whose attempt a newer one superseded stops; its attempt is closed as
+/// `superseded` unless the newer attempt closed it already. The error goes on.
+pub(crate) async fn stop_superseded<C: Catalog + ?Sized>(
+    catalog: &C,
+    name: &str,
+    attempt: u32,
+    outcome: Result<()>,
+) -> Result<()> {
+    if let Err(crate::Error::Catalog(e @ skein_core::Error::Superseded { .. })) = &outcome {
+        tracing::warn!(dataset = name, "{e}");
+        let open = catalog
+            .attempts(name)
+            .await
+            .map(|all| {
+                all.iter()
+                    .any(|a| a.attempt == attempt && a.finished_at.is_none())
+            })
+            .unwrap_or(false);
+        if open {
+            let _ = catalog
+                .finish_attempt(name, attempt, SUPERSEDED, Some(&e.to_string()))
+                .await;
+        }
+    }
+    outcome
+}

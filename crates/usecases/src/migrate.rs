@@ -295,6 +295,7 @@ async fn run_locked<C: Catalog + ?Sized>(
     let run = opts.run_id.as_str();
     start(catalog, name, status, run).await?;
     let attempt = catalog.start_attempt(name, run).await?;
+    crate::fence::supersede_earlier(catalog, name, run, attempt).await?;
     // This attempt's own staging (see `fence`); chunk plans stay at the run's level.
     let fenced = store.clone().with_attempt(attempt);
 
@@ -326,24 +327,7 @@ async fn run_locked<C: Catalog + ?Sized>(
         catalog, settings, file, &fenced, opts, attempt, staged, result,
     )
     .await;
-    superseded(catalog, name, attempt, outcome).await
-}
-
-/// A worker whose attempt a newer one superseded stops (see `fence`); its attempt is closed
-/// as `superseded` so the attempt list says what happened to it. The error goes on.
-async fn superseded<C: Catalog + ?Sized>(
-    catalog: &C,
-    name: &str,
-    attempt: u32,
-    outcome: Result<()>,
-) -> Result<()> {
-    if let Err(crate::Error::Catalog(e @ skein_core::Error::Superseded { .. })) = &outcome {
-        tracing::warn!(dataset = name, "{e}");
-        let _ = catalog
-            .finish_attempt(name, attempt, "superseded", Some(&e.to_string()))
-            .await;
-    }
-    outcome
+    crate::fence::stop_superseded(catalog, name, attempt, outcome).await
 }
 
 /// Plans the chunks of a dataset and saves the plan in staging: the number of chunks, or
