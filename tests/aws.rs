@@ -221,50 +221,21 @@ async fn queue_with_group(max_receives: u32) -> (SqsQueue, String) {
     (q, "bulk".to_string())
 }
 
-fn job(dataset: &str) -> Job {
-    Job::new(dataset, "run-1", &format!("token-{dataset}"))
-}
-
+// The queue contract (issue 16), the same suite as the SQLite queue's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqs_queue_delivers_extends_deletes() {
-    let (q, g) = queue_with_group(5).await;
-    q.send(&g, &job("orders")).await.unwrap();
-    q.send(&g, &job("customers")).await.unwrap();
-    assert_eq!(q.depth(&g).await.unwrap(), 2);
-    let a = q.receive(&g, 60).await.unwrap().expect("a job");
-    let b = q.receive(&g, 60).await.unwrap().expect("another job");
-    assert_eq!(a.receives, 1);
-    let mut names = vec![a.job.dataset.clone(), b.job.dataset.clone()];
-    names.sort();
-    assert_eq!(names, ["customers", "orders"]);
-    assert!(
-        q.receive(&g, 60).await.unwrap().is_none(),
-        "both are hidden"
-    );
-    q.extend(&a, 120).await.unwrap();
-    q.delete(&a).await.unwrap();
-    q.delete(&b).await.unwrap();
-    assert_eq!(q.depth(&g).await.unwrap(), 0);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqs_job_goes_to_the_dead_letters_after_max_receives() {
+async fn sqs_queue_conforms() {
     let (q, g) = queue_with_group(2).await;
-    q.send(&g, &job("flaky")).await.unwrap();
-    for n in 1..=2 {
-        let d = q.receive(&g, 1).await.unwrap().expect("delivered");
-        assert_eq!(d.receives, n);
-        // The worker dies: the job becomes visible again after the timeout.
-        tokio::time::sleep(Duration::from_millis(1300)).await;
-    }
-    assert!(
-        q.receive(&g, 1).await.unwrap().is_none(),
-        "a third delivery must not happen"
-    );
-    let dead = q.dead_letters(&g).await.unwrap();
-    assert_eq!(dead, vec![job("flaky")]);
-    // Peeking leaves them there.
-    assert_eq!(q.dead_letters(&g).await.unwrap().len(), 1);
+    conformance::queue(&q, &g).await;
+}
+
+// The reader-slot port on DynamoDB: the conformance suite, caps as Plan writes them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamodb_reader_slots_conform() {
+    let c = catalog().await;
+    let mut caps = std::collections::BTreeMap::new();
+    caps.insert("crm".to_string(), 2u32);
+    c.put_system_caps(&caps).await.unwrap();
+    conformance::reader_slots(&c, "crm", "warehouse").await;
 }
 
 /// A state machine definition with the substitutions applied, as CloudFormation would.

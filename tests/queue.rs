@@ -148,3 +148,11 @@ async fn a_dead_lettered_job_fails_its_execution_with_the_dataset_and_receive_co
         "{beat:?}"
     );
 }
+
+// The queue contract (issue 16) on the local queue, the same suite as SQS's on moto.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_queue_conforms() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = skein_embedded::SqliteQueue::open(&dir.path().join("queue.db"), 2).unwrap();
+    skein_core::conformance::queue(&q, "bulk").await;
+}

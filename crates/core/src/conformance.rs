@@ -1,4 +1,5 @@
-//! The catalog conformance suite: what every [`Catalog`] adapter must do, written once.
+//! The conformance suites: what every [`Catalog`], [`JobQueue`] and [`ReaderSlots`]
+//! adapter must do, written once.
 //!
 //! SQLite (embedded) and DynamoDB (AWS) run the same checks. Each check uses its own
 //! dataset names (`prefix` + suffix) so the whole suite can share one catalog instance,
@@ -12,6 +13,8 @@ use std::sync::Arc;
 use crate::catalog::{Catalog, Counter, RunRecord, RunStatus, VersionAction};
 use crate::error::Error;
 use crate::manifest::{ContentChecksum, FileEntry, Manifest, ManifestSummary};
+use crate::queue::{Job, JobQueue};
+use crate::slots::ReaderSlots;
 use crate::spec::DatasetSpec;
 use crate::status::Status;
 
@@ -585,4 +588,102 @@ pub async fn runs(c: Arc<dyn Catalog>, prefix: &str) {
             .await
             .is_err()
     );
+}
+
+/// The job-queue contract, written once for every [`JobQueue`] adapter (SQLite, SQS).
+/// `group`'s queue must be new and move a job to its dead letters after 2 deliveries.
+///
+/// - a sent job is delivered once and then hidden; `depth` counts visible and in-flight;
+/// - a job whose worker died comes back after its visibility timeout, its receive count
+///   one higher; after the second delivery it is a dead letter, and peeking leaves it;
+/// - `extend` keeps a job hidden past its first timeout; `delete` ends it.
+pub async fn queue(q: &dyn JobQueue, group: &str) {
+    use std::time::Duration;
+    let job = |name: &str| Job::new(name, "run-queue", &format!("token-{group}-{name}"));
+    // Past a 1 s visibility timeout, with room for a busy machine's clock reads.
+    let past_timeout = Duration::from_millis(1_400);
+
+    q.send(group, &job("orders")).await.unwrap();
+    q.send(group, &job("customers")).await.unwrap();
+    assert_eq!(q.depth(group).await.unwrap(), 2, "two sent");
+    let a = q.receive(group, 60).await.unwrap().expect("a job");
+    let b = q.receive(group, 60).await.unwrap().expect("another job");
+    assert_eq!((a.receives, b.receives), (1, 1), "first deliveries");
+    let mut names = vec![a.job.dataset.clone(), b.job.dataset.clone()];
+    names.sort();
+    assert_eq!(names, ["customers", "orders"], "each job delivered once");
+    assert!(
+        q.receive(group, 60).await.unwrap().is_none(),
+        "delivered jobs are hidden"
+    );
+    assert_eq!(q.depth(group).await.unwrap(), 2, "in flight still counts");
+    q.delete(&a).await.unwrap();
+    q.delete(&b).await.unwrap();
+    assert_eq!(q.depth(group).await.unwrap(), 0, "deleted jobs are gone");
+
+    q.send(group, &job("slow")).await.unwrap();
+    let slow = q.receive(group, 1).await.unwrap().expect("delivered");
+    q.extend(&slow, 60).await.unwrap();
+    tokio::time::sleep(past_timeout).await;
+    assert!(
+        q.receive(group, 60).await.unwrap().is_none(),
+        "an extended job stays hidden past its first timeout"
+    );
+    q.delete(&slow).await.unwrap();
+
+    q.send(group, &job("flaky")).await.unwrap();
+    for n in 1..=2 {
+        let d = q.receive(group, 1).await.unwrap().expect("delivered again");
+        assert_eq!(d.receives, n, "the receive count of delivery {n}");
+        assert_eq!(d.job, job("flaky"), "the job comes back whole");
+        // The worker dies: the job becomes visible again after the timeout.
+        tokio::time::sleep(past_timeout).await;
+    }
+    assert!(
+        q.receive(group, 1).await.unwrap().is_none(),
+        "no third delivery: the job is a dead letter"
+    );
+    assert_eq!(q.dead_letters(group).await.unwrap(), vec![job("flaky")]);
+    assert_eq!(
+        q.dead_letters(group).await.unwrap().len(),
+        1,
+        "peeking leaves the dead letters"
+    );
+    assert_eq!(
+        q.depth(group).await.unwrap(),
+        0,
+        "a dead letter is not queued"
+    );
+}
+
+/// The reader-slot contract of an adapter that refuses when every slot is taken (DynamoDB;
+/// the local pools' semaphore waits instead, in one process). `capped` has a cap of 2,
+/// `free` none.
+pub async fn reader_slots(s: &dyn ReaderSlots, capped: &str, free: &str) {
+    assert!(s.acquire(capped, "a", 300).await.unwrap(), "first slot");
+    assert!(
+        s.acquire(capped, "a", 300).await.unwrap(),
+        "a holder's slot is re-entrant"
+    );
+    assert!(s.acquire(capped, "b", 300).await.unwrap(), "second slot");
+    assert!(!s.acquire(capped, "c", 300).await.unwrap(), "the cap is 2");
+    s.release(capped, "a").await.unwrap();
+    s.release(capped, "a").await.unwrap();
+    assert!(
+        s.acquire(capped, "c", 300).await.unwrap(),
+        "a released slot is free"
+    );
+    // A reader that died frees its slot when its time runs out.
+    s.release(capped, "c").await.unwrap();
+    assert!(s.acquire(capped, "dies", 0).await.unwrap());
+    assert!(
+        s.acquire(capped, "next", 300).await.unwrap(),
+        "an expired slot is free"
+    );
+    for holder in ["one", "two", "three"] {
+        assert!(
+            s.acquire(free, holder, 300).await.unwrap(),
+            "no cap, no wait"
+        );
+    }
 }
