@@ -1145,6 +1145,7 @@ async fn a_job_waiting_for_a_reader_slot_never_reaches_the_dead_letters() {
 async fn operator_commands_work_against_a_deployed_stack() {
     let c = catalog().await;
     let run = "run-stack-1";
+    c.put_run(&crate::util::running_run(run)).await.unwrap();
     for (name, token) in [("ledger", "token-ledger"), ("payroll", "token-payroll")] {
         let (spec, hash) = conformance::spec(name, "");
         c.put_spec(&spec, &hash).await.unwrap();
@@ -1162,7 +1163,6 @@ async fn operator_commands_work_against_a_deployed_stack() {
             .await
             .unwrap();
     }
-    c.put_run(&crate::util::running_run(run)).await.unwrap();
     let stack = stack_over(&c).await;
     let skein = |args: &[&str]| skein_on_stack(&stack, args);
     let (code, status, err) = skein(&["status"]);

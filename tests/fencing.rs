@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use skein_core::Status;
 use skein_core::catalog::{
-    Attempt, Catalog, Counter, DatasetRecord, Driver, HistoryEntry, RunRecord, VersionAction,
-    VersionRecord,
+    Attempt, Catalog, Counter, DatasetRecord, Driver, EndCounts, HistoryEntry, RunEnd, RunRecord,
+    VersionAction, VersionRecord,
 };
 use skein_core::manifest::ManifestSummary;
 use skein_core::queue::Job;
@@ -124,6 +124,12 @@ impl Catalog for Interleaved {
     }
     async fn add_to_run(&self, run_id: &str, counter: Counter, n: u64) -> Result<()> {
         self.inner.add_to_run(run_id, counter, n).await
+    }
+    async fn record_end(&self, run_id: &str, dataset: &str, end: RunEnd) -> Result<()> {
+        self.inner.record_end(run_id, dataset, end).await
+    }
+    async fn end_counts(&self, run_id: &str) -> Result<EndCounts> {
+        self.inner.end_counts(run_id).await
     }
     async fn acquire_lease(&self, name: &str, holder: &str, ttl: u64) -> Result<()> {
         self.inner.acquire_lease(name, holder, ttl).await

@@ -71,30 +71,14 @@ pub async fn plan(
     result
 }
 
-/// The catalog function: the shared actions; `summarise` of a run whose Plan wrote item
-/// lists reads its datasets from them (the state carries no list of datasets).
+/// The catalog function: the shared actions (`summarise` reads the run's counted ends,
+/// one read for any run size).
 pub async fn catalog(
     catalog: &DynamoCatalog,
-    settings: &AwsSettings,
+    _settings: &AwsSettings,
     p: &Value,
 ) -> Result<Value, StepError> {
-    let p = match tasks::summarise_items(p) {
-        Some((bucket, keys)) => {
-            let mut texts = Vec::new();
-            for key in keys {
-                texts.push(
-                    objects::read_text(settings, &bucket, &key)
-                        .await
-                        .map_err(|e| StepError::new(names::STORAGE_ERROR, e))?,
-                );
-            }
-            let mut p = p.clone();
-            p["datasets"] = json!(tasks::datasets_of_items(&texts));
-            p
-        }
-        None => p.clone(),
-    };
-    tasks::catalog_action(catalog, &p).await
+    tasks::catalog_action(catalog, p).await
 }
 
 /// Specs say where their data is relative to themselves (`data/orders.csv`), as they do

@@ -169,22 +169,7 @@ impl Local {
     /// The shared catalog actions, plus what only a local run does: `--auto-approve`
     /// answers the approval token at once, and the progress view hears of the ends.
     async fn catalog_action(&self, call: &TaskCall) -> Result<Value, Failure> {
-        let mut p = call.payload.clone();
-        // Summarise reads the run's datasets from the item lists Plan wrote.
-        if let Some((bucket, keys)) = tasks::summarise_items(&p) {
-            let mut texts = Vec::new();
-            for key in keys {
-                let path = self.runs_root.join(&bucket).join(&key);
-                texts.push(std::fs::read_to_string(&path).map_err(|e| {
-                    Failure::new(
-                        names::STORAGE_ERROR,
-                        format!("cannot read the run's items {}: {e}", path.display()),
-                    )
-                })?);
-            }
-            p["datasets"] = json!(tasks::datasets_of_items(&texts));
-        }
-        let p = &p;
+        let p = &call.payload;
         let answer = tasks::catalog_action(self.catalog.as_ref(), p)
             .await
             .map_err(step_failure)?;

@@ -208,6 +208,73 @@ impl Driver {
     }
 }
 
+/// How a dataset's migration ended in a run, as the run's summary counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RunEnd {
+    /// Published (or up to date) and completed.
+    Completed,
+    /// Failed and undone, the dataset left failed.
+    Failed,
+    /// Failed or rejected, and the previous version restored.
+    RolledBack,
+    /// Verified, waiting for a person when the run ended.
+    AwaitingApproval,
+}
+
+impl RunEnd {
+    /// Every end, in the summary's order.
+    pub const ALL: [RunEnd; 4] = [
+        RunEnd::Completed,
+        RunEnd::Failed,
+        RunEnd::RolledBack,
+        RunEnd::AwaitingApproval,
+    ];
+
+    /// The stored name (a catalog column value or attribute suffix).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunEnd::Completed => "completed",
+            RunEnd::Failed => "failed",
+            RunEnd::RolledBack => "rolled_back",
+            RunEnd::AwaitingApproval => "awaiting_approval",
+        }
+    }
+
+    /// The end a stored name stands for.
+    pub fn parse(s: &str) -> Result<RunEnd> {
+        RunEnd::ALL
+            .into_iter()
+            .find(|e| e.as_str() == s)
+            .ok_or_else(|| Error::Internal(format!("the catalog holds an unknown run end `{s}`")))
+    }
+}
+
+/// A run's count of each [`RunEnd`]: every dataset counted once, under its latest end.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EndCounts {
+    pub completed: u64,
+    pub failed: u64,
+    pub rolled_back: u64,
+    pub awaiting_approval: u64,
+}
+
+impl EndCounts {
+    /// The count of `end`, to add to.
+    pub fn of(&mut self, end: RunEnd) -> &mut u64 {
+        match end {
+            RunEnd::Completed => &mut self.completed,
+            RunEnd::Failed => &mut self.failed,
+            RunEnd::RolledBack => &mut self.rolled_back,
+            RunEnd::AwaitingApproval => &mut self.awaiting_approval,
+        }
+    }
+
+    /// Datasets that reached an end.
+    pub fn ended(&self) -> u64 {
+        self.completed + self.failed + self.rolled_back + self.awaiting_approval
+    }
+}
+
 /// Progress counters of a run, added atomically.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Counter {
@@ -311,6 +378,16 @@ pub trait Catalog: Send + Sync {
 
     /// Adds `n` to a run's counter atomically.
     async fn add_to_run(&self, run_id: &str, counter: Counter, n: u64) -> Result<()>;
+
+    /// Records that `dataset`'s migration in `run_id` ended as `end`, and keeps the run's
+    /// count of each end in the same conditional write: a dataset counts once per run,
+    /// under its latest end (awaiting approval, then completed, moves its count), and
+    /// recording the same end again changes nothing. Summarise reads the counts instead
+    /// of visiting every dataset.
+    async fn record_end(&self, run_id: &str, dataset: &str, end: RunEnd) -> Result<()>;
+
+    /// The run's count of each end (zero for a run that recorded none).
+    async fn end_counts(&self, run_id: &str) -> Result<EndCounts>;
 
     /// Takes the dataset's lease for `holder` for `ttl_secs`, if free, expired, or already
     /// the holder's; fails with `LeaseHeld` otherwise.

@@ -10,7 +10,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::catalog::{Catalog, Counter, RunRecord, RunStatus, VersionAction};
+use crate::catalog::{Catalog, Counter, EndCounts, RunEnd, RunRecord, RunStatus, VersionAction};
 use crate::error::Error;
 use crate::manifest::{ContentChecksum, FileEntry, Manifest, ManifestSummary};
 use crate::queue::{Job, JobQueue};
@@ -77,6 +77,66 @@ pub async fn run_all(catalog: Arc<dyn Catalog>, prefix: &str) {
     lease_takeover(catalog.as_ref(), &format!("{prefix}takeover")).await;
     drivers(catalog.as_ref(), &format!("{prefix}driver")).await;
     runs(catalog.clone(), &format!("{prefix}run")).await;
+    run_ends(catalog.as_ref(), &format!("{prefix}ends")).await;
+}
+
+/// A run counts each dataset once, under its latest end; the same end again, or another
+/// run's ends, change nothing.
+pub async fn run_ends(c: &dyn Catalog, run_id: &str) {
+    c.put_run(&RunRecord {
+        run_id: run_id.to_string(),
+        started_at: "2026-01-01T00:00:00Z".into(),
+        finished_at: None,
+        status: RunStatus::Running,
+        total: 4,
+        succeeded: 0,
+        failed: 0,
+        rows: 0,
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        c.end_counts(run_id).await.unwrap(),
+        EndCounts::default(),
+        "a new run has no ends"
+    );
+    c.record_end(run_id, "a", RunEnd::Completed).await.unwrap();
+    c.record_end(run_id, "a", RunEnd::Completed).await.unwrap();
+    c.record_end(run_id, "b", RunEnd::AwaitingApproval)
+        .await
+        .unwrap();
+    c.record_end(run_id, "c", RunEnd::Failed).await.unwrap();
+    let counts = c.end_counts(run_id).await.unwrap();
+    assert_eq!(
+        (counts.completed, counts.awaiting_approval, counts.failed),
+        (1, 1, 1),
+        "the same end twice counts once: {counts:?}"
+    );
+    // Approved later: its count moves.
+    c.record_end(run_id, "b", RunEnd::Completed).await.unwrap();
+    c.record_end(run_id, "c", RunEnd::RolledBack).await.unwrap();
+    let counts = c.end_counts(run_id).await.unwrap();
+    assert_eq!(
+        counts,
+        EndCounts {
+            completed: 2,
+            failed: 0,
+            rolled_back: 1,
+            awaiting_approval: 0,
+        }
+    );
+    assert_eq!(counts.ended(), 3);
+    assert_eq!(
+        c.end_counts(&format!("{run_id}-other")).await.unwrap(),
+        EndCounts::default(),
+        "ends belong to their run"
+    );
+    assert!(
+        c.record_end(&format!("{run_id}-nobody"), "a", RunEnd::Completed)
+            .await
+            .is_err(),
+        "an end needs its run"
+    );
 }
 
 /// Registering inserts `pending` once; a changed spec bumps the spec version only.

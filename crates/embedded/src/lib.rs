@@ -22,8 +22,8 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use skein_core::catalog::{
-    Attempt, Catalog, Counter, DatasetRecord, Driver, HistoryEntry, RunRecord, VersionAction,
-    VersionRecord,
+    Attempt, Catalog, Counter, DatasetRecord, Driver, EndCounts, HistoryEntry, RunEnd, RunRecord,
+    VersionAction, VersionRecord,
 };
 use skein_core::manifest::ManifestSummary;
 use skein_core::{DatasetSpec, Error, Result, Status};
@@ -666,6 +666,51 @@ impl Catalog for SqliteCatalog {
             )));
         }
         Ok(())
+    }
+
+    async fn record_end(&self, run_id: &str, dataset: &str, end: RunEnd) -> Result<()> {
+        // One row per dataset and run: the latest end replaces an earlier one, so counting
+        // the rows counts each dataset once.
+        let conn = self.conn();
+        let known: bool = conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM runs WHERE run_id = ?1)",
+                [run_id],
+                |r| r.get(0),
+            )
+            .map_err(backend)?;
+        if !known {
+            return Err(Error::Internal(format!(
+                "run `{run_id}` is not in the catalog"
+            )));
+        }
+        conn.execute(
+            "INSERT INTO run_ends (run_id, dataset, ending, at) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (run_id, dataset) DO UPDATE SET ending = ?3, at = ?4 \
+                 WHERE ending <> ?3",
+            params![run_id, dataset, end.as_str(), now()],
+        )
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn end_counts(&self, run_id: &str) -> Result<EndCounts> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare("SELECT ending, COUNT(*) FROM run_ends WHERE run_id = ?1 GROUP BY ending")
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map([run_id], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            })
+            .map_err(backend)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(backend)?;
+        let mut counts = EndCounts::default();
+        for (end, n) in rows {
+            *counts.of(RunEnd::parse(&end)?) += n as u64;
+        }
+        Ok(counts)
     }
 
     async fn acquire_lease(&self, name: &str, holder: &str, ttl_secs: u64) -> Result<()> {

@@ -69,6 +69,15 @@ CREATE TABLE drivers (
     expires_at INTEGER NOT NULL
 );
 "#,
+    r#"
+CREATE TABLE run_ends (
+    run_id  TEXT NOT NULL,
+    dataset TEXT NOT NULL,
+    ending  TEXT NOT NULL,
+    at      TEXT NOT NULL,
+    PRIMARY KEY (run_id, dataset)
+);
+"#,
 ];
 
 /// Brings the database to the newest schema; refuses one written by a newer skein.

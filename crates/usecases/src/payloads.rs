@@ -92,30 +92,24 @@ pub enum CatalogAction {
     },
     /// The dataset is done in this run.
     Complete { dataset: String, run_id: String },
-    /// The run's summary: over `datasets`, or the datasets of the item lists Plan wrote.
+    /// The run's summary, from the ends the catalog counted.
     Summarise(SummarisePayload),
 }
 
-/// Summarise: the run, and its datasets (given, or read from the item lists).
+/// Summarise: the run and how many datasets it planned.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SummarisePayload {
     pub run_id: String,
-    /// The datasets; absent when they are read from the item lists.
+    /// The plan's count of datasets (`$.plan.total`); without it, the run record's.
+    #[serde(default)]
+    pub total: Option<u64>,
+    /// The datasets, by name (older payloads): only their count is used.
     #[serde(default)]
     pub datasets: Option<Vec<String>>,
     /// Why the run stopped early, when it did.
     #[serde(default)]
     pub stopped: Option<String>,
-    /// The run bucket of the item lists.
-    #[serde(default)]
-    pub bucket: Option<String>,
-    /// The run's prefix in it (`runs/<runId>/`).
-    #[serde(default)]
-    pub prefix: Option<String>,
-    /// How many wave lists follow the canary's.
-    #[serde(default)]
-    pub waves: Option<u64>,
 }
 
 // ---- what the Tasks answer (the state machines read these fields) ----

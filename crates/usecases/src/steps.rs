@@ -10,7 +10,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use skein_core::Status;
-use skein_core::catalog::{Catalog, RunRecord, RunStatus};
+use skein_core::catalog::{Catalog, RunEnd, RunRecord, RunStatus};
 use skein_core::fleet::{Fleet, RunPlan};
 use skein_core::load::{self, SpecFile};
 use skein_data::{Settings, Target};
@@ -181,6 +181,9 @@ pub async fn await_approval<C: Catalog + ?Sized>(
             .await?;
     }
     catalog.set_approval_token(dataset, Some(token)).await?;
+    catalog
+        .record_end(run_id, dataset, RunEnd::AwaitingApproval)
+        .await?;
     Ok(())
 }
 
@@ -254,17 +257,28 @@ pub async fn rollback_run<C: Catalog + ?Sized>(
     error: &str,
     cause: &str,
 ) -> Result<Undone> {
-    crate::rollback::undo_run(catalog, settings, dataset, run_id, error, cause).await
+    let undone =
+        crate::rollback::undo_run(catalog, settings, dataset, run_id, error, cause).await?;
+    let end = if undone.status == Status::RolledBack {
+        RunEnd::RolledBack
+    } else {
+        RunEnd::Failed
+    };
+    catalog.record_end(run_id, dataset, end).await?;
+    Ok(undone)
 }
 
 /// Ends a dataset's migration: releases the lease and counts the dataset as succeeded in
 /// the run (published, or up to date): a dataset that waits for a person or fails after
-/// its verification never counted. (Summarise recounts every dataset from its status when
-/// the run ends, so a Complete retried after its count is off by one only until then.)
+/// its verification never counted. The progress counter may count a retried Complete
+/// twice; the run's ends ([`Catalog::record_end`]), which Summarise reads, count it once.
 pub async fn complete<C: Catalog + ?Sized>(catalog: &C, dataset: &str, run_id: &str) -> Result<()> {
     catalog.release_lease(dataset, run_id).await?;
     catalog
         .add_to_run(run_id, skein_core::catalog::Counter::Succeeded, 1)
+        .await?;
+    catalog
+        .record_end(run_id, dataset, RunEnd::Completed)
         .await?;
     Ok(())
 }
@@ -283,32 +297,27 @@ pub struct Summary {
     pub not_run: usize,
 }
 
-/// Summarise: the plan's datasets by status; records the run as finished.
+/// Summarise: the run's datasets by how they ended, from the counts the catalog kept as
+/// they ended ([`Catalog::record_end`]): one read whatever the run's size, never a visit
+/// per dataset. `total` is the plan's count; a dataset that reached no end did not run.
+/// Records the run as finished.
 pub async fn summarise<C: Catalog + ?Sized>(
     catalog: &C,
     run_id: &str,
-    datasets: &[String],
+    total: usize,
     stopped: Option<&str>,
 ) -> Result<Summary> {
+    let ends = catalog.end_counts(run_id).await?;
     let mut s = Summary {
         run_id: run_id.to_string(),
-        total: datasets.len(),
+        total,
+        completed: ends.completed as usize,
+        failed: ends.failed as usize,
+        rolled_back: ends.rolled_back as usize,
+        awaiting_approval: ends.awaiting_approval as usize,
+        not_run: total.saturating_sub(ends.ended() as usize),
         ..Summary::default()
     };
-    for d in datasets {
-        let touched = catalog
-            .history(d)
-            .await?
-            .iter()
-            .any(|h| h.run_id.as_deref() == Some(run_id));
-        match catalog.dataset(d).await?.map(|r| r.status) {
-            Some(Status::Completed) => s.completed += 1,
-            Some(Status::RolledBack) if touched => s.rolled_back += 1,
-            Some(Status::Failed) if touched => s.failed += 1,
-            Some(Status::AwaitingApproval) => s.awaiting_approval += 1,
-            _ => s.not_run += 1,
-        }
-    }
     let status = if stopped.is_some() || s.failed + s.rolled_back + s.not_run > 0 {
         RunStatus::Failed
     } else {

@@ -96,31 +96,6 @@ pub fn run_items(plan: &RunPlan, run_id: &str) -> Vec<(String, String)> {
     out
 }
 
-/// The datasets of a run, read back from its item lists (JSON Lines texts).
-pub fn datasets_of_items(texts: &[String]) -> Vec<String> {
-    texts
-        .iter()
-        .flat_map(|t| t.lines())
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter_map(|v| v.get("dataset").and_then(Value::as_str).map(str::to_string))
-        .collect()
-}
-
-/// For a `summarise` payload naming the run's item lists (`bucket`, `prefix`, `canary`,
-/// `waves` counts) and no `datasets`: the bucket and the keys to read.
-pub fn summarise_items(p: &Value) -> Option<(String, Vec<String>)> {
-    let Ok(CatalogAction::Summarise(s)) = CatalogAction::deserialize(p) else {
-        return None;
-    };
-    if s.datasets.is_some() {
-        return None;
-    }
-    let (bucket, prefix) = (s.bucket?, s.prefix?);
-    let mut keys = vec![format!("{prefix}{CANARY_ITEMS}")];
-    keys.extend((0..s.waves.unwrap_or(0) as usize).map(|i| format!("{prefix}{}", wave_items(i))));
-    Some((bucket, keys))
-}
-
 /// What the Plan task returns to the state machine: where the item lists are and how
 /// many there are, never the datasets themselves, so the state stays the same size for
 /// ten datasets or fifty thousand.
@@ -173,10 +148,18 @@ pub async fn catalog_action<C: Catalog + ?Sized>(catalog: &C, p: &Value) -> Task
             answer(&Done {})
         }
         CatalogAction::Summarise(s) => {
-            let datasets = s.datasets.unwrap_or_default();
-            let summary = steps::summarise(catalog, &s.run_id, &datasets, s.stopped.as_deref())
-                .await
-                .map_err(internal)?;
+            let total = match (s.datasets, s.total) {
+                (Some(d), _) => d.len() as u64,
+                (None, Some(t)) => t,
+                (None, None) => {
+                    let run = catalog.run(&s.run_id).await.map_err(internal)?;
+                    run.map(|r| r.total).unwrap_or(0)
+                }
+            };
+            let summary =
+                steps::summarise(catalog, &s.run_id, total as usize, s.stopped.as_deref())
+                    .await
+                    .map_err(internal)?;
             answer(&summary)
         }
     }

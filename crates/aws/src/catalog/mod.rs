@@ -7,7 +7,8 @@
 //! | history | `DS#<name>` | `H#<time>#<id>` | – | one status change |
 //! | version | `DS#<name>` | `V#<time>#<id>` | – | a published/restored version: the manifest's summary, location and sha256 (never its file list) |
 //! | attempt | `DS#<name>` | `A#<0000000001>` | – | one migration attempt |
-//! | run | `RUN#<id>` | `META` | `run#<n>` | run record with counters |
+//! | run | `RUN#<id>` | `META` | `run#<n>` | run record with counters (and `end_<end>`: how many datasets ended so) |
+//! | run end | `RUN#<id>` | `END#<dataset>` | – | how the dataset's migration ended in the run |
 //! | semaphore | `SEM#<system>` | `META` | – | readers of a source system now |
 //! | holder | `SEM#<system>` | `HOLDER#<holder>` | – | one reader's slot (with `ttl`) |
 //! | driver | `DRIVER#<key>` | `META` | – | the process driving a run or a directory: run id, pid, host, expiry |
@@ -34,6 +35,7 @@
 //! and drivers) ← this module (the `Catalog` port).
 
 mod client;
+mod ends;
 mod keys;
 mod leases;
 mod slots;
@@ -44,8 +46,8 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{ReturnValue, TransactWriteItem, Update};
 use skein_core::catalog::{
-    Attempt, Catalog, Counter, DatasetRecord, Driver, HistoryEntry, RunRecord, VersionAction,
-    VersionRecord,
+    Attempt, Catalog, Counter, DatasetRecord, Driver, EndCounts, HistoryEntry, RunEnd, RunRecord,
+    VersionAction, VersionRecord,
 };
 use skein_core::manifest::ManifestSummary;
 use skein_core::{DatasetSpec, Error, Result, Status};
@@ -585,6 +587,14 @@ impl Catalog for DynamoCatalog {
                 "run `{run_id}` is not in the catalog"
             ))),
         }
+    }
+
+    async fn record_end(&self, run_id: &str, dataset: &str, end: RunEnd) -> Result<()> {
+        self.end_record(run_id, dataset, end).await
+    }
+
+    async fn end_counts(&self, run_id: &str) -> Result<EndCounts> {
+        self.end_counts_of(run_id).await
     }
 
     async fn acquire_lease(&self, name: &str, holder: &str, ttl_secs: u64) -> Result<()> {
