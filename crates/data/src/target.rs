@@ -69,11 +69,11 @@ impl Target {
         }
     }
 
-    /// Version `n`'s files.
-    pub fn version_data(&self, n: u64) -> DataDir {
+    /// Version `n`'s files (on S3 wherever its layout put them).
+    pub async fn version_data(&self, n: u64) -> Result<DataDir> {
         match self {
-            Target::Local(t) => DataDir::Local(t.version_dir(n)),
-            Target::S3(t) => t.version_data(n),
+            Target::Local(t) => Ok(DataDir::Local(t.version_dir(n))),
+            Target::S3(t) => t.version_data(n).await,
         }
     }
 
@@ -226,15 +226,20 @@ impl Target {
             }
             Target::S3(t) => (
                 t.object_store(),
-                object_store::path::Path::from(format!("{}/{}", t.version_key(n), first.name)),
+                object_store::path::Path::from(format!(
+                    "{}/{}",
+                    t.version_key(n).await?,
+                    first.name
+                )),
             ),
         };
+        let uri = format!("{}{}", self.version_data(n).await?.url(), first.name);
         crate::delta::parquet_schema(store, path, first.size)
             .await
             .map_err(|message| Error::Storage {
                 dataset: manifest.dataset.clone(),
                 op: "read the schema of",
-                uri: self.version_data(n).url(),
+                uri,
                 message,
             })
     }
@@ -258,7 +263,7 @@ impl Target {
         let location = if delta {
             t.uri()
         } else {
-            t.version_data(n).url()
+            t.version_data(n).await?.url()
         };
         crate::glue::register(
             t.settings(),
@@ -326,8 +331,8 @@ impl Target {
 
     /// Where version `n`'s manifest is: `_manifest.json` next to its data (a local path or
     /// an `s3://` URI). The catalog records it with the version's summary.
-    pub fn manifest_location(&self, n: u64) -> String {
-        format!("{}{}", self.version_data(n).url(), MANIFEST)
+    pub async fn manifest_location(&self, n: u64) -> Result<String> {
+        Ok(format!("{}{}", self.version_data(n).await?.url(), MANIFEST))
     }
 
     /// The manifest of version `n`, if the version is complete.
