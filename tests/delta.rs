@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use crate::util::{Workspace, repo_root, text};
 
 /// The source rows `ids` as CSV (`id,name,amount,ts`); `renamed` changes one name.
-fn csv(ids: std::ops::RangeInclusive<i64>, renamed: Option<i64>) -> String {
+pub(crate) fn csv(ids: std::ops::RangeInclusive<i64>, renamed: Option<i64>) -> String {
     let mut out = String::from("id,name,amount,ts\n");
     for id in ids {
         let name = if Some(id) == renamed {
@@ -38,7 +38,7 @@ fn csv(ids: std::ops::RangeInclusive<i64>, renamed: Option<i64>) -> String {
 }
 
 /// The rows a reader must see for `csv(ids, renamed)`, as `read_delta.py` prints them.
-fn rows(ids: std::ops::RangeInclusive<i64>, renamed: Option<i64>) -> Value {
+pub(crate) fn rows(ids: std::ops::RangeInclusive<i64>, renamed: Option<i64>) -> Value {
     let rows: Vec<Value> = ids
         .map(|id| {
             let name = if Some(id) == renamed {
@@ -70,7 +70,7 @@ fn spec(ws: &Workspace, source: &str, target: &str) {
 }
 
 /// `skein ARGS --json` in `ws` (with moto's AWS environment when `s3`).
-fn skein_json(ws: &Workspace, args: &[&str], s3: bool) -> (i32, Value) {
+pub(crate) fn skein_json(ws: &Workspace, args: &[&str], s3: bool) -> (i32, Value) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_skein"));
     cmd.args(args)
         .arg("--json")
@@ -90,7 +90,7 @@ fn skein_json(ws: &Workspace, args: &[&str], s3: bool) -> (i32, Value) {
 
 /// What the three readers see of the table at `uri` (`version`: a table version, or the
 /// newest); DuckDB reads the newest only.
-fn read(uri: &str, version: Option<u64>, s3: bool) -> Value {
+pub(crate) fn read(uri: &str, version: Option<u64>, s3: bool) -> Value {
     let python = repo_root().join(".venv/bin/python");
     assert!(
         python.exists(),
