@@ -200,6 +200,11 @@ impl DeltaLog {
             .map_err(self.fail("read the history of"))
     }
 
+    /// The table's newest version (its last commit), or `None` before the first commit.
+    pub async fn table_version(&self) -> Result<Option<u64>> {
+        Ok(self.load().await?.and_then(|t| t.version()))
+    }
+
     /// The skein version the table holds: that of the newest commit skein made.
     pub async fn current(&self) -> Result<Option<u64>> {
         Ok(self

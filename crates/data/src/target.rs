@@ -176,6 +176,15 @@ impl Target {
         }
     }
 
+    /// The Delta table version readers see (a Delta target's newest commit), or `None`
+    /// (another format, or no commit yet).
+    pub async fn table_version(&self) -> Result<Option<u64>> {
+        match self.delta() {
+            Some(log) => log.table_version().await,
+            None => Ok(None),
+        }
+    }
+
     /// The Delta log of a Delta Lake target (`format: delta`).
     pub fn delta(&self) -> Option<&DeltaLog> {
         match self {
