@@ -144,7 +144,7 @@ fn a_partitioned_delta_table_has_partition_columns_and_is_read_by_delta_readers(
 }
 
 #[test]
-fn a_partitioned_parquet_target_on_s3_is_read_at_its_version_prefix() {
+fn partitioned_parquet_and_delta_targets_on_s3_are_read_by_external_readers() {
     let b = crate::s3::bucket();
     let ws = Workspace::new();
     let target = format!("s3://{b}/lake/porders/");
@@ -160,6 +160,16 @@ fn a_partitioned_parquet_target_on_s3_is_read_at_its_version_prefix() {
     assert_hive_dirs(&seen["files"], "s3 v1");
     let (code, json) = skein_json(&ws, &["verify", "porders.yaml"], true);
     assert_eq!(code, 0, "{json:#}");
+
+    // The same as a Delta table on S3: delta-rs, Polars and DuckDB read its partitions.
+    let table = format!("s3://{b}/lake/dorders/");
+    spec(&ws, "dorders", &table, "delta", "[bucket, parity]", SQL);
+    migrate(&ws, "dorders", true);
+    let seen = read(&table, None, true);
+    for engine in ["deltalake", "polars", "duckdb"] {
+        assert_eq!(seen[engine], rows(1..=20, None), "s3 delta: {engine}");
+    }
+    assert_hive_dirs(&seen["files"], "s3 delta");
 }
 
 #[test]
