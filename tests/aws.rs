@@ -860,10 +860,7 @@ async fn a_sample_dataset_migrates_verifies_publishes_and_rolls_back_on_s3_and_d
         .location
         .strip_prefix(&format!("s3://{bucket}/"))
         .unwrap_or_else(|| panic!("manifest location {} is in the bucket", v2.location));
-    assert_eq!(
-        key,
-        "specs/lake/customers/_skein/versions/v2/_manifest.json"
-    );
+    assert_eq!(key, "specs/lake/customers/versions/v2/_manifest.json");
     let store = skein_aws::objects::bucket(&settings(), &bucket).unwrap();
     let bytes = store
         .get(&ObjectPath::from(key))

@@ -35,6 +35,7 @@ fn every_sample_spec_survives_the_round_trip_through_an_entity() {
         rows: Some(1234),
         last_verification: Some("passed: rows, checksum, 2 rules".into()),
         updated_at: "2026-01-02T03:04:05Z".into(),
+        table_version: None,
     };
     let file = Path::new("catalog-info.yaml");
     for f in samples() {
@@ -60,6 +61,7 @@ fn every_sample_spec_survives_the_round_trip_through_catalog_info_text() {
         rows: None,
         last_verification: None,
         updated_at: "2026-01-02T03:04:05Z".into(),
+        table_version: None,
     };
     let entities: Vec<_> = specs.iter().map(|s| to_entity(s, Some(&status))).collect();
     let text = render_entities(&entities);
@@ -85,6 +87,40 @@ fn rendered_specs_read_back_as_the_same_spec() {
 }
 
 #[test]
+fn export_shows_the_format_the_delta_table_version_and_the_glue_table_and_import_ignores_them() {
+    let f = samples()
+        .into_iter()
+        .find(|f| f.name() == "suppliers")
+        .expect("samples/suppliers.yaml");
+    let mut spec = f.spec.clone();
+    assert!(
+        spec.spec.target.is_delta(),
+        "the sample suppliers is a Delta target"
+    );
+    spec.spec.target.uri = "s3://lake/suppliers/".into();
+    spec.spec.target.glue = Some(skein_core::spec::GlueTable {
+        database: "lake".into(),
+        table: "suppliers".into(),
+    });
+    let status = EntityStatus {
+        status: "completed".into(),
+        version: Some(3),
+        rows: Some(9),
+        last_verification: Some("passed".into()),
+        updated_at: "2026-01-02T03:04:05Z".into(),
+        table_version: Some(4),
+    };
+    let e = to_entity(&spec, Some(&status));
+    let ann = |k: &str| e.metadata.annotations.get(k).map(String::as_str);
+    assert_eq!(ann("skein.dev/target-format"), Some("delta"));
+    assert_eq!(ann("skein.dev/table-version"), Some("4"));
+    assert_eq!(ann("skein.dev/glue-table"), Some("lake.suppliers"));
+    // status annotations are not spec: the entity reads back as the spec, no error
+    let back = from_entity(&e, Path::new("catalog-info.yaml")).unwrap_or_else(|p| panic!("{p:#?}"));
+    assert_eq!(back, spec);
+}
+
+#[test]
 fn export_writes_the_status_the_owner_the_dependencies_and_a_link() {
     let f = samples()
         .into_iter()
@@ -96,6 +132,7 @@ fn export_writes_the_status_the_owner_the_dependencies_and_a_link() {
         rows: Some(7),
         last_verification: Some("passed".into()),
         updated_at: "2026-01-02T03:04:05Z".into(),
+        table_version: None,
     };
     let e = to_entity(&f.spec, Some(&status));
     assert_eq!(e.api_version, "backstage.io/v1alpha1");
@@ -385,6 +422,13 @@ fn export_after_migrating_shows_status_version_and_rows() {
         assert_eq!(ann("skein.dev/version"), Some("1"), "{yaml}");
         assert_eq!(ann("skein.dev/rows"), Some(rows), "{yaml}");
         assert!(ann("skein.dev/last-verification").is_some(), "{yaml}");
+        assert_eq!(ann("skein.dev/target-format"), Some("parquet"), "{yaml}");
+        assert_eq!(
+            ann("skein.dev/table-version"),
+            None,
+            "a Parquet target: {yaml}"
+        );
+        assert_eq!(ann("skein.dev/glue-table"), None, "{yaml}");
         assert_eq!(e.metadata.links[0].title, "Published data");
         // lossless: the exported entity reads back as the spec that was migrated
         let spec_file = ws.path().join(format!("specs/{name}.yaml"));

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use crate::util::{Workspace, repo_root, text};
 
 /// The source rows `ids` as CSV (`id,name,amount,ts`); `renamed` changes one name.
-fn csv(ids: std::ops::RangeInclusive<i64>, renamed: Option<i64>) -> String {
+pub(crate) fn csv(ids: std::ops::RangeInclusive<i64>, renamed: Option<i64>) -> String {
     let mut out = String::from("id,name,amount,ts\n");
     for id in ids {
         let name = if Some(id) == renamed {
@@ -38,7 +38,7 @@ fn csv(ids: std::ops::RangeInclusive<i64>, renamed: Option<i64>) -> String {
 }
 
 /// The rows a reader must see for `csv(ids, renamed)`, as `read_delta.py` prints them.
-fn rows(ids: std::ops::RangeInclusive<i64>, renamed: Option<i64>) -> Value {
+pub(crate) fn rows(ids: std::ops::RangeInclusive<i64>, renamed: Option<i64>) -> Value {
     let rows: Vec<Value> = ids
         .map(|id| {
             let name = if Some(id) == renamed {
@@ -70,7 +70,7 @@ fn spec(ws: &Workspace, source: &str, target: &str) {
 }
 
 /// `skein ARGS --json` in `ws` (with moto's AWS environment when `s3`).
-fn skein_json(ws: &Workspace, args: &[&str], s3: bool) -> (i32, Value) {
+pub(crate) fn skein_json(ws: &Workspace, args: &[&str], s3: bool) -> (i32, Value) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_skein"));
     cmd.args(args)
         .arg("--json")
@@ -90,7 +90,7 @@ fn skein_json(ws: &Workspace, args: &[&str], s3: bool) -> (i32, Value) {
 
 /// What the three readers see of the table at `uri` (`version`: a table version, or the
 /// newest); DuckDB reads the newest only.
-fn read(uri: &str, version: Option<u64>, s3: bool) -> Value {
+pub(crate) fn read(uri: &str, version: Option<u64>, s3: bool) -> Value {
     let python = repo_root().join(".venv/bin/python");
     assert!(
         python.exists(),
@@ -312,6 +312,33 @@ fn a_publish_killed_after_the_delta_commit_is_finished_without_a_second_commit()
     );
 }
 
+/// What pyarrow's datasets (the Hive rule: `_` and `.` names hidden), DuckDB and Polars
+/// read of the Parquet directory `location` (Hive partitions as columns), as `columns`;
+/// each engine must see the same rows, which are returned.
+pub(crate) fn read_parquet_dir(location: &str, columns: &str, s3: bool) -> Value {
+    let mut cmd = Command::new(repo_root().join(".venv/bin/python"));
+    cmd.arg(repo_root().join("tests/python/read_parquet.py"))
+        .args([location, columns]);
+    if s3 {
+        cmd.envs(crate::moto::env());
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "read_parquet.py {location}: {}",
+        text(&out)
+    );
+    let seen: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
+    for engine in ["polars", "duckdb"] {
+        assert_eq!(
+            seen[engine], seen["pyarrow"],
+            "{location}: {engine} and pyarrow"
+        );
+    }
+    seen
+}
+
 /// The Glue table `database.table` in moto's Glue, as boto3 reads it.
 fn glue_table(database: &str, table: &str) -> Value {
     let script = r#"
@@ -365,7 +392,7 @@ fn publish_and_rollback_create_and_update_the_glue_table_for_both_formats() {
         let plain = glue_table(&db, "plainorders");
         assert_eq!(
             plain["location"],
-            format!("s3://{b}/lake/plainorders/_skein/versions/v{version}/"),
+            format!("s3://{b}/lake/plainorders/versions/v{version}/"),
             "{plain:#}"
         );
         assert_eq!(
@@ -384,14 +411,34 @@ fn publish_and_rollback_create_and_update_the_glue_table_for_both_formats() {
             "{plain:#}"
         );
     };
+    // What an engine over the Glue table of the Parquet target reads at its location.
+    let read_plain = |want: &Value, what: &str| {
+        let location = glue_table(&db, "plainorders")["location"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let seen = read_parquet_dir(&location, "id,name,amount,ts", true);
+        assert_eq!(&seen["pyarrow"], want, "{what}: rows at {location}");
+        assert!(
+            seen["files"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|f| f.as_str().unwrap().ends_with(".parquet")),
+            "{what}: only data files are visible: {seen:#}"
+        );
+    };
     ws.write("in/orders.csv", &csv(1..=5, None));
     migrate("migrate");
     check(1);
+    read_plain(&rows(1..=5, None), "v1");
     ws.write("in/orders.csv", &csv(1..=7, Some(2)));
     migrate("migrate");
     check(2);
+    read_plain(&rows(1..=7, Some(2)), "v2");
     migrate("rollback");
     check(1);
+    read_plain(&rows(1..=5, None), "rolled back to v1");
 }
 
 #[test]

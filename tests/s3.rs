@@ -150,7 +150,7 @@ async fn published(
     let manifest_key = current["manifest"].as_str().unwrap();
     assert_eq!(
         manifest_key,
-        format!("{prefix}/_skein/versions/v{version}/_manifest.json")
+        format!("{prefix}/versions/v{version}/_manifest.json")
     );
     let manifest: serde_json::Value =
         serde_json::from_slice(&get(s, bucket, manifest_key).await).unwrap();
@@ -159,12 +159,7 @@ async fn published(
     let mut rows = 0;
     for f in manifest["files"].as_array().unwrap() {
         let name = f["name"].as_str().unwrap();
-        let bytes = get(
-            s,
-            bucket,
-            &format!("{prefix}/_skein/versions/v{version}/{name}"),
-        )
-        .await;
+        let bytes = get(s, bucket, &format!("{prefix}/versions/v{version}/{name}")).await;
         assert_eq!(bytes.len() as u64, f["size"].as_u64().unwrap(), "{name}");
         let sha: String = Sha256::digest(&bytes)
             .iter()
@@ -230,7 +225,10 @@ async fn migrate_publishes_v1_then_v2_and_rollback_restores_v1_byte_for_byte() {
     assert_eq!(m1["rows"].as_u64(), Some(r1.rows));
     let target = Target::open(&s, &file).unwrap();
     assert_eq!(target.uri(), format!("s3://{b}/lake/orders/"));
-    assert_eq!(count_rows(&s, &target.version_data(1)).await, r1.rows);
+    assert_eq!(
+        count_rows(&s, &target.version_data(1).await.unwrap()).await,
+        r1.rows
+    );
     let current = target.current().await.unwrap().unwrap();
     assert_eq!(serde_json::to_value(&current).unwrap(), m1);
     assert!(
@@ -261,7 +259,10 @@ async fn migrate_publishes_v1_then_v2_and_rollback_restores_v1_byte_for_byte() {
     let (v, m2, _) = published(&s, &b, "lake/orders").await;
     assert_eq!(v, 2);
     assert!(m2["rows"].as_u64().unwrap() > m1["rows"].as_u64().unwrap());
-    assert_eq!(count_rows(&s, &target.version_data(2)).await, r3.rows);
+    assert_eq!(
+        count_rows(&s, &target.version_data(2).await.unwrap()).await,
+        r3.rows
+    );
 
     // rollback: current.json names v1 again, whose objects are the very bytes of before
     let rb = skein_usecases::rollback::rollback(&c, &s, &file, "run-4", "bad numbers")
@@ -286,6 +287,110 @@ async fn migrate_publishes_v1_then_v2_and_rollback_restores_v1_byte_for_byte() {
             .unwrap_or("")
             .contains("nothing to roll back"),
         "{none:?}"
+    );
+}
+
+/// Moves version `n` of the target at `prefix` into the layout skein used before
+/// `versions/` (`_skein/versions/v<n>/`) and points `current.json` at it there, as an
+/// older skein left it.
+async fn move_to_old_layout(s: &Settings, bucket: &str, prefix: &str, n: u64) {
+    let from = format!("{prefix}/versions/v{n}/");
+    let moved = keys(s, bucket, &from).await;
+    assert!(!moved.is_empty(), "nothing under {from}");
+    for key in moved {
+        let to = format!("{prefix}/_skein/versions/v{n}/{}", &key[from.len()..]);
+        let bytes = get(s, bucket, &key).await;
+        put(s, bucket, &to, bytes).await;
+        store(s, bucket)
+            .delete(&Path::from(key.as_str()))
+            .await
+            .unwrap();
+    }
+    let mut current = current_json(s, bucket, prefix).await;
+    assert_eq!(current["version"], n);
+    current["manifest"] = format!("{prefix}/_skein/versions/v{n}/_manifest.json").into();
+    let key = format!("{prefix}/_skein/current.json");
+    put(s, bucket, &key, serde_json::to_vec(&current).unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_of_the_old_hidden_layout_is_still_read_verified_and_rolled_back_to() {
+    let s = settings();
+    let b = bucket();
+    put(&s, &b, "in/o.csv", b"id,name\n1,a\n2,b\n".to_vec()).await;
+    let ws = Workspace::new();
+    let file = spec(
+        &ws,
+        "old",
+        &format!("s3://{b}/in/o.csv"),
+        "csv",
+        &format!("s3://{b}/lake/old/"),
+        "SELECT CAST(id AS BIGINT) AS id, name FROM source",
+        "  verify: {checksum: true}\n",
+    );
+    let c = SqliteCatalog::open_in_memory().unwrap();
+    let r1 = migrate(&c, &s, &file, "run-1").await;
+    assert_eq!(r1.outcome, Outcome::Completed, "{r1:?}");
+    move_to_old_layout(&s, &b, "lake/old", 1).await;
+    let v1_keys = keys(&s, &b, "lake/old/_skein/versions/v1").await;
+    let v1_bytes = futures::future::join_all(v1_keys.iter().map(|k| get(&s, &b, k))).await;
+
+    // The old layout is read where it is: the current manifest, the data, verification.
+    let target = Target::open(&s, &file).unwrap();
+    assert_eq!(target.current().await.unwrap().unwrap().version, 1);
+    let dir = target.version_data(1).await.unwrap();
+    assert_eq!(dir.url(), format!("s3://{b}/lake/old/_skein/versions/v1/"));
+    assert_eq!(count_rows(&s, &dir).await, 2);
+    let checked = skein_usecases::verify::verify_published(&c, &s, &file, "check-1")
+        .await
+        .unwrap();
+    assert_eq!(checked.outcome, Outcome::Completed, "{checked:?}");
+    let again = migrate(&c, &s, &file, "run-2").await;
+    assert_eq!(again.outcome, Outcome::UpToDate, "{again:?}");
+
+    // A new version goes to the public layout, numbered after the old one.
+    put(&s, &b, "in/o.csv", b"id,name\n1,a\n2,b\n3,c\n".to_vec()).await;
+    let r3 = migrate(&c, &s, &file, "run-3").await;
+    assert_eq!(
+        (r3.outcome, r3.version),
+        (Outcome::Completed, Some(2)),
+        "{r3:?}"
+    );
+    let (v, m2, _) = published(&s, &b, "lake/old").await;
+    assert_eq!((v, m2["rows"].as_u64()), (2, Some(3)));
+    let versions: Vec<u64> = target
+        .versions()
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.version)
+        .collect();
+    assert_eq!(versions, [1, 2]);
+
+    // Rollback restores the old-layout version where it is, byte for byte.
+    let rb = skein_usecases::rollback::rollback(&c, &s, &file, "run-4", "bad")
+        .await
+        .unwrap();
+    assert_eq!(
+        (rb.outcome, rb.version),
+        (Outcome::RolledBack, Some(1)),
+        "{rb:?}"
+    );
+    let current = current_json(&s, &b, "lake/old").await;
+    assert_eq!(current["version"], 1);
+    assert_eq!(
+        current["manifest"],
+        "lake/old/_skein/versions/v1/_manifest.json"
+    );
+    assert_eq!(keys(&s, &b, "lake/old/_skein/versions/v1").await, v1_keys);
+    let after = futures::future::join_all(v1_keys.iter().map(|k| get(&s, &b, k))).await;
+    assert_eq!(after, v1_bytes);
+    assert!(keys(&s, &b, "lake/old/versions/v1").await.is_empty());
+    let current = target.current().await.unwrap().unwrap();
+    assert_eq!((current.version, current.rows), (1, 2));
+    assert_eq!(
+        count_rows(&s, &target.version_data(1).await.unwrap()).await,
+        2
     );
 }
 
@@ -783,7 +888,7 @@ async fn a_publish_killed_between_the_claim_and_the_pointer_put_is_finished_by_t
         // Killed: v2 is claimed (and at `publish.moved` complete), the pointer still v1,
         // the intent says what was under way.
         assert_eq!(current_json(&s, &b, "lake/crash").await["version"], 1);
-        let claimed = keys(&s, &b, "lake/crash/_skein/versions/v2").await;
+        let claimed = keys(&s, &b, "lake/crash/versions/v2").await;
         assert!(
             claimed.iter().any(|k| k.ends_with("_claim.json")),
             "{point}: {claimed:?}"
@@ -801,11 +906,7 @@ async fn a_publish_killed_between_the_claim_and_the_pointer_put_is_finished_by_t
         assert_eq!(json["datasets"][0]["version"], 2, "after {point}: {json:#}");
         let (v, m, _) = published(&s, &b, "lake/crash").await;
         assert_eq!((v, m["rows"].as_u64()), (2, Some(3)), "after {point}");
-        assert!(
-            keys(&s, &b, "lake/crash/_skein/versions/v3")
-                .await
-                .is_empty()
-        );
+        assert!(keys(&s, &b, "lake/crash/versions/v3").await.is_empty());
         assert!(
             keys(&s, &b, "lake/crash/_skein/intent.json")
                 .await

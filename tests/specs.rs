@@ -201,6 +201,39 @@ fn target_formats_and_glue_tables_are_checked_with_their_field() {
         "spec.target.glue",
         "unknown field `databse`",
     );
+    // partitionBy: plain column names, each once; not with Glue for plain Parquet
+    assert_eq!(
+        problems_of(&target(
+            "target: {uri: lake/good, partitionBy: [region, day]}"
+        )),
+        vec![]
+    );
+    assert_eq!(
+        problems_of(&target(
+            &s3.replace("glue:", "partitionBy: [region], glue:")
+        )),
+        vec![]
+    );
+    check(
+        &target("target: {uri: lake/good, partitionBy: [region, 'a/b']}"),
+        Some(6),
+        "spec.target.partitionBy[1]",
+        "`a/b` is not a column name a path can hold",
+    );
+    check(
+        &target("target: {uri: lake/good, partitionBy: [region, region]}"),
+        Some(6),
+        "spec.target.partitionBy[1]",
+        "`region` is listed twice",
+    );
+    check(
+        &target(
+            "target: {uri: 's3://lake/good/', partitionBy: [region], glue: {database: lake, table: good}}",
+        ),
+        Some(6),
+        "spec.target.partitionBy",
+        "a partitioned Parquet target cannot be registered in Glue yet",
+    );
 }
 
 #[test]

@@ -35,6 +35,9 @@ mod chunks;
 mod s3;
 // Delta Lake targets read by delta-rs, Polars and DuckDB: v1, v2, rollback, locally and on S3
 mod delta;
+// target.partitionBy: Hive directories for Parquet, Delta partition columns, read back by
+// pyarrow, DuckDB, Polars and delta-rs, verified with the values from the paths
+mod partition;
 // YAML in every loader: aliases, and errors with lines instead of panics
 mod yaml;
 // Backstage catalog entities: the spec round trip, `skein catalog import` and `export`

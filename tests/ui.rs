@@ -209,6 +209,11 @@ fn the_browser_sees_the_sample_run_and_approves_the_waiting_dataset() {
     assert_eq!(got["statusAfter"], "completed", "{got:#}");
     assert_eq!(got["datasetVersions"], 1, "v1 published: {got:#}");
     assert_eq!(got["datasetAttempts"], 1, "{got:#}");
+    let facts = got["datasetFacts"].as_str().unwrap_or("");
+    assert!(
+        facts.contains("Format parquet") && !facts.contains("Table version"),
+        "the target's format, no Delta table version for Parquet: {got:#}"
+    );
     assert_eq!(
         got["datasetUpstream"], "orders",
         "invoices depends on orders: {got:#}"
@@ -456,6 +461,38 @@ fn the_dashboard_api_answers_and_guards_its_actions() {
     assert_eq!(state("Rollback"), "succeeded");
     assert_eq!(state("MigrationFailed"), "failed");
     assert_eq!(state("Publish"), "not_run");
+    // A dataset's page says how it is published: the sample suppliers is a Delta table
+    // at its first commit, products plain Parquet.
+    let (status, body) = http(&url, "GET", "/api/datasets/suppliers", &[]);
+    assert_eq!(status, 200, "{body}");
+    let d: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(d["target"]["format"], "delta", "{d:#}");
+    assert_eq!(d["target"]["tableVersion"], 0, "{d:#}");
+    assert_eq!(d["target"]["glue"], Value::Null, "{d:#}");
+    assert_eq!(
+        d["record"]["name"], "suppliers",
+        "existing fields stay: {d:#}"
+    );
+    let (_, body) = http(&url, "GET", "/api/datasets/products", &[]);
+    let d: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(d["target"]["format"], "parquet", "{d:#}");
+    assert_eq!(d["target"]["tableVersion"], Value::Null, "{d:#}");
+    // and so does the Backstage export of the same catalog
+    let (code, json) = ws.skein_json(&["catalog", "export", "out"]);
+    assert_eq!(code, 0, "{json:#}");
+    let yaml = std::fs::read_to_string(ws.path().join("out/catalog-info.yaml")).unwrap();
+    let suppliers = yaml
+        .split("\n---")
+        .find(|e| e.contains("name: suppliers"))
+        .unwrap_or_else(|| panic!("suppliers in {yaml}"));
+    assert!(
+        suppliers.contains("skein.dev/target-format: delta"),
+        "{suppliers}"
+    );
+    assert!(
+        suppliers.contains("skein.dev/table-version: '0'"),
+        "{suppliers}"
+    );
     // Unknown things are 404 with a message; actions need the page's header.
     let (status, body) = http(&url, "GET", "/api/runs/run-nope", &[]);
     assert_eq!(status, 404);

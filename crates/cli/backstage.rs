@@ -125,7 +125,8 @@ pub async fn import(g: &Global, files: &[PathBuf], out: Option<&Path>) -> anyhow
 }
 
 /// `skein catalog export DIR`: writes `<DIR>/catalog-info.yaml` with one entity per dataset
-/// in the catalog, carrying its status, published version, rows and last verification.
+/// in the catalog, carrying its status, published version, rows and last verification,
+/// the target's format, a Delta target's table version and the Glue table.
 pub async fn export(g: &Global, dir: &Path) -> anyhow::Result<u8> {
     let catalog = open_catalog(g)?;
     let records = catalog.datasets().await?;
@@ -135,22 +136,21 @@ pub async fn export(g: &Global, dir: &Path) -> anyhow::Result<u8> {
     // say them, so the export can be moved with the data and checked in.
     let base = std::fs::canonicalize(dir)
         .with_context(|| format!("resolve the directory {}", dir.display()))?;
-    let entities: Vec<backstage::Entity> = records
-        .iter()
-        .map(|r| {
-            let status = EntityStatus {
-                status: r.status.as_str().to_string(),
-                version: r.current_version,
-                rows: r.rows,
-                last_verification: r.last_verification.clone(),
-                updated_at: r.updated_at.clone(),
-            };
-            let mut spec = r.spec.clone();
-            spec.spec.source.uri = relative_uri(&spec.spec.source.uri, &base);
-            spec.spec.target.uri = relative_uri(&spec.spec.target.uri, &base);
-            backstage::to_entity(&spec, Some(&status))
-        })
-        .collect();
+    let mut entities: Vec<backstage::Entity> = Vec::new();
+    for r in &records {
+        let status = EntityStatus {
+            status: r.status.as_str().to_string(),
+            version: r.current_version,
+            rows: r.rows,
+            last_verification: r.last_verification.clone(),
+            updated_at: r.updated_at.clone(),
+            table_version: table_version(g, r).await,
+        };
+        let mut spec = r.spec.clone();
+        spec.spec.source.uri = relative_uri(&spec.spec.source.uri, &base);
+        spec.spec.target.uri = relative_uri(&spec.spec.target.uri, &base);
+        entities.push(backstage::to_entity(&spec, Some(&status)));
+    }
     let path = dir.join(CATALOG_INFO);
     let text = format!(
         "# Written by `skein catalog export`: one Resource per dataset, with its migration status.\n{}",
@@ -166,6 +166,30 @@ pub async fn export(g: &Global, dir: &Path) -> anyhow::Result<u8> {
         println!("wrote {} ({} dataset(s))", path.display(), entities.len());
     }
     Ok(EXIT_OK)
+}
+
+/// The table version of a Delta target (none for other formats; a log that cannot be read
+/// is a warning, not a failed export).
+async fn table_version(g: &Global, r: &skein_core::catalog::DatasetRecord) -> Option<u64> {
+    if !r.spec.spec.target.is_delta() {
+        return None;
+    }
+    let file = skein_core::load::from_catalog(r.spec.clone(), r.spec_hash.clone());
+    let read = async {
+        skein_data::Target::open(&g.settings(), &file)?
+            .table_version()
+            .await
+    };
+    match read.await {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!(
+                "warning: dataset `{}`: the Delta log is not readable: {e}",
+                r.name
+            );
+            None
+        }
+    }
 }
 
 /// `uri` relative to `base` when both are local absolute paths; other URIs (`s3://`,

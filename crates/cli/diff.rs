@@ -36,9 +36,8 @@ pub async fn run(g: &Global, args: &DiffArgs) -> anyhow::Result<u8> {
             errors.push(serde_json::json!({"dataset": file.name(), "error": e.error_name(), "cause": e.to_string()}));
             continue;
         };
-        let report =
-            skein_data::diff::diff(&settings, file, &store.version_data(current.version), opts)
-                .await?;
+        let dir = store.version_data(current.version).await?;
+        let report = skein_data::diff::diff(&settings, file, &dir, opts).await?;
         if !g.json {
             print(&report, current.version);
         }

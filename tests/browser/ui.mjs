@@ -77,6 +77,7 @@ try {
   await invoices.locator("a").click();
   await page.locator('#versions tbody tr[data-version="1"]').waitFor();
   out.datasetVersions = await page.locator("#versions tbody tr[data-version]").count();
+  out.datasetFacts = (await page.locator("#dataset-facts").innerText()).replace(/\s+/g, " ");
   out.datasetAttempts = await page.locator("#attempts tbody tr").count();
   out.datasetUpstream = await page.locator("#deps g.dep.upstream").getAttribute("data-dataset");
   out.datasetExecutions = await page.locator("#dataset-executions a").count();

@@ -86,6 +86,12 @@ pub mod annotations {
     pub const LAST_VERIFICATION: &str = "skein.dev/last-verification";
     /// Status (export only): RFC 3339 time of the last status change.
     pub const UPDATED_AT: &str = "skein.dev/updated-at";
+    /// Status (export only): `spec.target.format`, `parquet` or `delta`.
+    pub const TARGET_FORMAT: &str = "skein.dev/target-format";
+    /// Status (export only): a Delta target's table version readers see.
+    pub const TABLE_VERSION: &str = "skein.dev/table-version";
+    /// Status (export only): `spec.target.glue` as `database.table`.
+    pub const GLUE_TABLE: &str = "skein.dev/glue-table";
 
     /// Every annotation that describes the spec.
     pub const SPEC: [&str; 14] = [
@@ -105,7 +111,16 @@ pub mod annotations {
         SCHEMA_CHANGE,
     ];
     /// Every annotation that reports status (ignored on import).
-    pub const STATUS_KEYS: [&str; 5] = [STATUS, VERSION, ROWS, LAST_VERIFICATION, UPDATED_AT];
+    pub const STATUS_KEYS: [&str; 8] = [
+        STATUS,
+        VERSION,
+        ROWS,
+        LAST_VERIFICATION,
+        UPDATED_AT,
+        TARGET_FORMAT,
+        TABLE_VERSION,
+        GLUE_TABLE,
+    ];
     /// The prefix of every skein annotation.
     pub const PREFIX: &str = "skein.dev/";
 }
@@ -190,6 +205,8 @@ pub struct EntityStatus {
     pub last_verification: Option<String>,
     /// RFC 3339 time of the last change.
     pub updated_at: String,
+    /// A Delta target's table version readers see (its newest commit).
+    pub table_version: Option<u64>,
 }
 
 /// Whether the entity describes a dataset (`kind: Resource`, `spec.type: dataset`); other
@@ -271,6 +288,13 @@ pub fn to_entity(spec: &DatasetSpec, status: Option<&EntityStatus>) -> Entity {
             put(a::LAST_VERIFICATION, summary.clone());
         }
         put(a::UPDATED_AT, st.updated_at.clone());
+        put(a::TARGET_FORMAT, s.target.format.clone());
+        if let Some(v) = st.table_version {
+            put(a::TABLE_VERSION, v.to_string());
+        }
+        if let Some(g) = &s.target.glue {
+            put(a::GLUE_TABLE, format!("{}.{}", g.database, g.table));
+        }
     }
     Entity {
         api_version: ENTITY_API_VERSION.to_string(),

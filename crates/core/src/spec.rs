@@ -353,6 +353,11 @@ pub struct Target {
     /// targets only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub glue: Option<GlueTable>,
+    /// Output columns whose values split the data into directories (`col=value/`, Hive
+    /// style) for Parquet, or a Delta table's partition columns; their values are in the
+    /// paths, not in the files. Empty: not partitioned.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partition_by: Vec<String>,
 }
 
 /// `spec.target.glue`: where the target is registered in the Glue Data Catalog.

@@ -160,6 +160,46 @@ pub fn check_file(file: &SpecFile) -> Vec<Problem> {
             );
         }
     }
+    for (i, column) in spec.target.partition_by.iter().enumerate() {
+        let field = format!("spec.target.partitionBy[{i}]");
+        let plain = column
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && column
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !plain {
+            push(
+                &field,
+                format!("`{column}` is not a column name a path can hold"),
+                "partition by a column named with letters, digits and `_` (rename it in spec.transform.sql)",
+            );
+        } else if spec.target.partition_by[..i].contains(column) {
+            push(
+                &field,
+                format!("`{column}` is listed twice"),
+                "name each partition column once",
+            );
+        }
+    }
+    if !spec.target.partition_by.is_empty()
+        && spec.target.glue.is_some()
+        && spec.target.target_format() == Some(crate::spec::TargetFormat::Parquet)
+    {
+        push(
+            "spec.target.partitionBy",
+            "a partitioned Parquet target cannot be registered in Glue yet (its partitions would need registering on every publish)".into(),
+            "use `format: delta` (Athena reads a Delta table's partitions from its log), or remove `glue:` or partitionBy",
+        );
+    }
+    if !spec.target.partition_by.is_empty() && spec.source.chunk_size.is_some() {
+        push(
+            "spec.target.partitionBy",
+            "a chunked source (spec.source.chunkSize) cannot be partitioned yet".into(),
+            "remove chunkSize or partitionBy",
+        );
+    }
     if spec.target.max_rows_per_file == Some(0) {
         push(
             "spec.target.maxRowsPerFile",

@@ -200,6 +200,11 @@ impl DeltaLog {
             .map_err(self.fail("read the history of"))
     }
 
+    /// The table's newest version (its last commit), or `None` before the first commit.
+    pub async fn table_version(&self) -> Result<Option<u64>> {
+        Ok(self.load().await?.and_then(|t| t.version()))
+    }
+
     /// The skein version the table holds: that of the newest commit skein made.
     pub async fn current(&self) -> Result<Option<u64>> {
         Ok(self
@@ -213,11 +218,14 @@ impl DeltaLog {
     /// the table holds it already. `from` is the skein version that was current when the
     /// publish or rollback was recorded: a table holding neither it nor the new version
     /// was changed by another publisher ([`Error::PublishConflict`]). `schema` is the
-    /// Arrow schema of the version's files.
+    /// Arrow schema of the version (its files' columns and the partition columns),
+    /// `partition_by` the partition columns (`target.partitionBy`), whose values the
+    /// files' `col=value/` directories give.
     pub async fn commit(
         &self,
         manifest: &Manifest,
         schema: &SchemaRef,
+        partition_by: &[String],
         from: Option<u64>,
     ) -> Result<()> {
         let n = manifest.version;
@@ -275,7 +283,7 @@ impl DeltaLog {
         let operation = match snapshot {
             None => {
                 let protocol = protocol(ntz)?;
-                let metadata = metadata(&delta_schema, None, now)?;
+                let metadata = metadata(&delta_schema, partition_by, None, now)?;
                 actions.push(Action::Protocol(protocol.clone()));
                 actions.push(Action::Metadata(metadata.clone()));
                 DeltaOperation::Create {
@@ -286,12 +294,19 @@ impl DeltaLog {
                 }
             }
             Some(state) => {
-                if state.schema().as_ref() != &delta_schema {
+                if state.schema().as_ref() != &delta_schema
+                    || state.metadata().partition_columns() != partition_by
+                {
                     if ntz && state.protocol().min_reader_version() < 3 {
                         actions.push(Action::Protocol(protocol(true)?));
                     }
                     let id = state.metadata().id().to_string();
-                    actions.push(Action::Metadata(metadata(&delta_schema, Some(id), now)?));
+                    actions.push(Action::Metadata(metadata(
+                        &delta_schema,
+                        partition_by,
+                        Some(id),
+                        now,
+                    )?));
                 }
                 for file in state.log_data().iter() {
                     actions.push(Action::Remove(file.remove_action(true)));
@@ -303,15 +318,24 @@ impl DeltaLog {
                     },
                     None => DeltaOperation::Write {
                         mode: SaveMode::Overwrite,
-                        partition_by: None,
+                        partition_by: (!partition_by.is_empty()).then(|| partition_by.to_vec()),
                         predicate: None,
                     },
                 }
             }
         };
         for f in &manifest.files {
+            let values = crate::partition::values_of(&f.name);
+            let partition_values = partition_by
+                .iter()
+                .map(|c| {
+                    let v = values.iter().find(|(k, _)| k == c).map(|(_, v)| v.clone());
+                    (c.clone(), v)
+                })
+                .collect();
             actions.push(Action::Add(Add {
                 path: format!("{dir}/{}", f.name),
+                partition_values,
                 size: f.size as i64,
                 modification_time: now,
                 data_change: true,
@@ -428,8 +452,14 @@ fn protocol(ntz: bool) -> Result<Protocol> {
     serde_json::from_value(value).map_err(|e| Error::Internal(format!("delta protocol: {e}")))
 }
 
-/// The table's metadata for `schema`, keeping the table's `id` when it has one.
-fn metadata(schema: &StructType, id: Option<String>, now: i64) -> Result<Metadata> {
+/// The table's metadata for `schema` and its partition columns, keeping the table's `id`
+/// when it has one.
+fn metadata(
+    schema: &StructType,
+    partition_by: &[String],
+    id: Option<String>,
+    now: i64,
+) -> Result<Metadata> {
     let schema_string = serde_json::to_string(schema)
         .map_err(|e| Error::Internal(format!("delta schema to JSON: {e}")))?;
     let value = serde_json::json!({
@@ -438,7 +468,7 @@ fn metadata(schema: &StructType, id: Option<String>, now: i64) -> Result<Metadat
         "description": None::<String>,
         "format": { "provider": "parquet", "options": {} },
         "schemaString": schema_string,
-        "partitionColumns": Vec::<String>::new(),
+        "partitionColumns": partition_by,
         "configuration": HashMap::<String, String>::new(),
         "createdTime": now,
     });

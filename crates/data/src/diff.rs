@@ -28,7 +28,7 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
-use datafusion::prelude::{DataFrame, ParquetReadOptions};
+use datafusion::prelude::DataFrame;
 use serde::Serialize;
 use skein_core::load::SpecFile;
 
@@ -256,13 +256,10 @@ async fn both_sides(
     register_source(&ctx, file, &source).await?;
     let source_df = plan_transform(&ctx, file).await?;
     crate::footer::check_dir(file.name(), target_dir, None).await?;
-    target_dir.register(&ctx)?;
-    let target_df = ctx
-        .read_parquet(target_dir.url(), ParquetReadOptions::default())
-        .await
-        .map_err(Error::engine(format!(
-            "read the target files in {target_dir}"
-        )))?;
+    let output = source_df.schema().as_arrow().clone();
+    let partitions = crate::partition::columns_in(file, &output);
+    let order: Vec<String> = output.fields().iter().map(|f| f.name().clone()).collect();
+    let target_df = crate::partition::read_dir(&ctx, target_dir, &partitions, &order).await?;
     Ok((source_df, target_df))
 }
 

@@ -116,6 +116,23 @@ pub enum Error {
         source: Box<DataFusionError>,
     },
     /// A broken invariant: a bug in skein.
+    /// `target.partitionBy` names a column that cannot partition the output.
+    #[error("dataset `{dataset}`: {field}: {message}")]
+    Partition {
+        dataset: String,
+        field: String,
+        message: String,
+    },
+    /// A row's value of a partition column cannot be a directory name.
+    #[error(
+        "dataset `{dataset}`: partition column `{column}` (spec.target.partitionBy) has value `{value}`: {message}"
+    )]
+    PartitionValue {
+        dataset: String,
+        column: String,
+        value: String,
+        message: String,
+    },
     #[error("internal error (a bug in skein, please report it): {0}")]
     Internal(String),
 }
@@ -144,7 +161,9 @@ impl Error {
             Error::Transform { .. } | Error::TransformRefused { .. } => names::TRANSFORM_FAILED,
             Error::UnsupportedUri { .. }
             | Error::TargetNotManaged { .. }
-            | Error::NotChunkable { .. } => names::INVALID_SPEC,
+            | Error::NotChunkable { .. }
+            | Error::Partition { .. } => names::INVALID_SPEC,
+            Error::PartitionValue { .. } => names::BAD_VALUE,
             Error::ChunkMismatch { .. } => names::VERIFICATION_FAILED,
             Error::ChunksMissing { .. } => names::NOT_STAGED,
             Error::NothingToRollBack { .. } => names::NOTHING_TO_ROLL_BACK,

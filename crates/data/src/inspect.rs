@@ -70,6 +70,15 @@ pub async fn check_spec(settings: &Settings, file: &SpecFile, with_source: bool)
         .map(|f| f.name().clone())
         .collect();
     let listed = columns.join(", ");
+    if let Err(Error::Partition { field, message, .. }) =
+        crate::partition::Partitioning::new(file, df.schema().as_arrow())
+    {
+        out.push(file.problem(
+            &field,
+            message,
+            "partition by output columns of a string, integer, boolean or date type",
+        ));
+    }
     if let Some(verify) = &file.spec.spec.verify {
         if let Some(key) = &verify.key
             && !columns.contains(key)

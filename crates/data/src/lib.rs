@@ -31,6 +31,8 @@
 //! - [`inspect`]: checks of a spec against its source's schema (columns exist).
 //! - [`ndjson`]: after a failed NDJSON read, the file and line that made it fail.
 //! - [`location`]: spec URIs to local paths or S3 prefixes.
+//! - [`partition`]: `target.partitionBy`: output split into `col=value/` directories,
+//!   read back with the values from the paths.
 //!
 //! **Invariant:** nothing is written outside `<store>/staging/<run>/` until publish, and
 //! publish changes what readers see in one atomic step (a `rename(2)` of the symlink
@@ -51,6 +53,7 @@ pub mod layout;
 pub mod listing;
 pub mod location;
 pub mod ndjson;
+pub mod partition;
 pub mod s3;
 pub mod s3_store;
 pub mod session;

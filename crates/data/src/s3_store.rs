@@ -7,10 +7,27 @@
 //! lake/orders/_skein/intent.json                           a publish or rollback under way
 //! lake/orders/_skein/staging/<run>/a<N>/part-*.parquet     attempt N's output, not yet public
 //! lake/orders/_skein/staging/<run>/a<N>/_staged.json       written last: the staged manifest
-//! lake/orders/_skein/versions/v<N>/_claim.json             who took number N (created first)
-//! lake/orders/_skein/versions/v<N>/part-*.parquet          every published version, kept
-//! lake/orders/_skein/versions/v<N>/_manifest.json          its manifest, written after its files
+//! lake/orders/versions/v<N>/_claim.json                    who took number N (created first)
+//! lake/orders/versions/v<N>/part-*.parquet                 every published version, kept
+//! lake/orders/versions/v<N>/_manifest.json                 its manifest, written after its files
+//! lake/orders/_skein/versions/v<N>/…                       a version published in the old layout (still read)
 //! ```
+//! **Why `versions/`, not `_skein/versions/`.** Athena, Glue crawlers, Hive, Spark and
+//! Trino treat a path whose segment starts with `_` or `.` as hidden, and Athena's
+//! documentation says not to use underscores in a table's `LOCATION`
+//! (<https://docs.aws.amazon.com/athena/latest/ug/tables-location-format.html>). So a
+//! plain Parquet version lives at a public prefix, `versions/v<N>/`, which a table (the
+//! Glue table of `target.glue`) can name as its location; inside it skein's own objects
+//! (`_claim.json`, `_manifest.json`) start with `_`, so those engines skip them. skein's
+//! state (pointer, intent, staging) stays under `_skein/`, hidden. The target prefix
+//! itself holds every version: a table must name one version's prefix, never the target.
+//! **Old layout.** Versions published before this layout are under
+//! `_skein/versions/v<N>/`; they are still listed, read, pointed at and rolled back to
+//! where they are (a version's directory is found by its claim or manifest there), and
+//! new numbers are above every number of either layout. A Delta target keeps every
+//! version under `_skein/versions/` (see [`crate::delta`]): its readers follow the log,
+//! which names the files, and never list the directory.
+//!
 //! **Publish** reads `current.json` (and its e-tag), claims the next version number with a
 //! create-if-absent put of `_claim.json` (so two publishers never share a directory),
 //! copies the staged objects into `versions/v<N>/`, writes the manifest, and then replaces
@@ -55,6 +72,11 @@ pub const CURRENT: &str = "current.json";
 pub const CLAIM: &str = "_claim.json";
 /// The intent of a publish or rollback under way, under [`STATE_DIR`].
 pub const INTENT: &str = "intent.json";
+/// Where a plain Parquet target's versions go, under the target: a public prefix that
+/// engines read (see the module's doc).
+pub const VERSIONS_DIR: &str = "versions";
+/// Where versions of the old layout are (and a Delta target's are), under the target.
+pub const HIDDEN_VERSIONS_DIR: &str = crate::delta::VERSIONS_DIR;
 /// Parts of one upload in flight at once (memory: this many times the part size).
 const UPLOADS_IN_FLIGHT: usize = 2;
 /// Copies and deletes in flight at once.
@@ -185,13 +207,38 @@ impl S3TargetStore {
         }
     }
 
-    /// Key prefix of published version `n`.
-    pub fn version_key(&self, n: u64) -> String {
-        join_key(&[&self.root, STATE_DIR, "versions", &format!("v{n}")])
+    /// The directories versions may be in, newest layout first: `versions/` and, for
+    /// versions of the old layout, `_skein/versions/`; a Delta target's only the latter.
+    fn versions_keys(&self) -> Vec<String> {
+        let hidden = join_key(&[&self.root, HIDDEN_VERSIONS_DIR]);
+        if self.delta.is_some() {
+            vec![hidden]
+        } else {
+            vec![join_key(&[&self.root, VERSIONS_DIR]), hidden]
+        }
     }
 
-    fn versions_key(&self) -> String {
-        join_key(&[&self.root, STATE_DIR, "versions"])
+    /// Key prefix of version `n`: where its claim or manifest is (a version of the old
+    /// layout stays under `_skein/versions/`), else where a new version goes.
+    pub async fn version_key(&self, n: u64) -> Result<String> {
+        let dirs = self.versions_keys();
+        for dir in dirs.iter().skip(1) {
+            let key = join_key(&[dir, &format!("v{n}")]);
+            for marker in [CLAIM, MANIFEST] {
+                if self.exists(&join_key(&[&key, marker])).await? {
+                    return Ok(key);
+                }
+            }
+        }
+        Ok(join_key(&[&dirs[0], &format!("v{n}")]))
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool> {
+        match self.store.head(&Path::from(key)).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(self.fail("read", key)(e)),
+        }
     }
 
     /// A run's staged Parquet files, for DataFusion.
@@ -200,8 +247,8 @@ impl S3TargetStore {
     }
 
     /// Version `n`'s Parquet files, for DataFusion.
-    pub fn version_data(&self, n: u64) -> DataDir {
-        self.data_dir(self.version_key(n))
+    pub async fn version_data(&self, n: u64) -> Result<DataDir> {
+        Ok(self.data_dir(self.version_key(n).await?))
     }
 
     fn data_dir(&self, prefix: String) -> DataDir {
@@ -425,7 +472,7 @@ impl S3TargetStore {
 
     /// The manifest of version `n`, if it was published (written in full).
     pub async fn manifest(&self, n: u64) -> Result<Option<Manifest>> {
-        let key = join_key(&[&self.version_key(n), MANIFEST]);
+        let key = join_key(&[&self.version_key(n).await?, MANIFEST]);
         Ok(self.get_json(&key).await?.map(|(m, _)| m))
     }
 
@@ -442,28 +489,34 @@ impl S3TargetStore {
         }
     }
 
-    /// Every version number that has a directory (claimed, perhaps never finished).
-    async fn version_numbers(&self) -> Result<Vec<u64>> {
-        let prefix = self.versions_key();
-        let listed = self
-            .store
-            .list_with_delimiter(Some(&Path::from(prefix.as_str())))
-            .await
-            .map_err(self.fail("list", &prefix))?;
-        let mut numbers: Vec<u64> = listed
-            .common_prefixes
-            .iter()
-            .filter_map(|p| p.filename()?.strip_prefix('v')?.parse().ok())
-            .collect();
-        numbers.sort();
-        Ok(numbers)
+    /// Every version directory (claimed, perhaps never finished) in either layout, by
+    /// number, with its key prefix.
+    async fn version_dirs(&self) -> Result<Vec<(u64, String)>> {
+        let mut dirs = Vec::new();
+        for prefix in self.versions_keys() {
+            let listed = self
+                .store
+                .list_with_delimiter(Some(&Path::from(prefix.as_str())))
+                .await
+                .map_err(self.fail("list", &prefix))?;
+            dirs.extend(listed.common_prefixes.iter().filter_map(|p| {
+                let n = p.filename()?.strip_prefix('v')?.parse().ok()?;
+                Some((n, p.to_string()))
+            }));
+        }
+        dirs.sort();
+        Ok(dirs)
     }
 
     /// Manifests of every published version, oldest first.
     pub async fn versions(&self) -> Result<Vec<Manifest>> {
-        let mut out = Vec::new();
-        for n in self.version_numbers().await? {
-            if let Some(m) = self.manifest(n).await? {
+        let mut out: Vec<Manifest> = Vec::new();
+        for (n, dir) in self.version_dirs().await? {
+            if out.last().is_some_and(|m| m.version == n) {
+                continue;
+            }
+            let key = join_key(&[&dir, MANIFEST]);
+            if let Some((m, _)) = self.get_json::<Manifest>(&key).await? {
                 out.push(m);
             }
         }
@@ -503,9 +556,10 @@ impl S3TargetStore {
         Ok(manifest)
     }
 
-    /// The number a new version gets: one above every claimed version directory.
+    /// The number a new version gets: one above every claimed version directory, in
+    /// either layout.
     pub async fn next_version(&self) -> Result<u64> {
-        Ok(self.version_numbers().await?.last().copied().unwrap_or(0) + 1)
+        Ok(self.version_dirs().await?.last().map_or(0, |(n, _)| *n) + 1)
     }
 
     /// Reserves version number `n` for `run_id`, or the first one above it that is free:
@@ -515,7 +569,7 @@ impl S3TargetStore {
         let mut next = n;
         let claim = serde_json::json!({ "runId": run_id, "at": skein_core::time::now() });
         for _ in 0..64 {
-            let key = join_key(&[&self.version_key(next), CLAIM]);
+            let key = join_key(&[&self.version_key(next).await?, CLAIM]);
             match self.put_json(&key, &claim, PutMode::Create).await {
                 Ok(()) => return Ok(next),
                 Err(object_store::Error::AlreadyExists { .. }) => {
@@ -530,11 +584,11 @@ impl S3TargetStore {
         }
         Err(Error::PublishConflict {
             dataset: self.dataset.clone(),
-            uri: self.uri_of(&self.versions_key()),
+            uri: self.uri_of(&self.versions_keys()[0]),
         })
     }
 
-    /// Copies a run's staged files into `versions/v<n>/` (claimed by the caller) and
+    /// Copies a run's staged files into version `n`'s prefix (claimed by the caller) and
     /// writes the manifest last. Called again after it finished, returns that manifest.
     pub async fn move_staged(&self, run_id: &str, n: u64) -> Result<Manifest> {
         if let Some(m) = self.manifest(n).await? {
@@ -553,7 +607,7 @@ impl S3TargetStore {
         manifest.version = n;
         manifest.published_at = Some(skein_core::time::now());
         let staging = self.staging_key(run_id);
-        let version = self.version_key(n);
+        let version = self.version_key(n).await?;
         let copies: Vec<_> = manifest
             .files
             .iter()
@@ -596,7 +650,7 @@ impl S3TargetStore {
     /// number is never reused.
     pub async fn abandon(&self, n: u64) -> Result<()> {
         let keys: Vec<Path> = self
-            .list(&self.version_key(n))
+            .list(&self.version_key(n).await?)
             .await?
             .into_iter()
             .filter(|k| k.filename() != Some(CLAIM))
@@ -633,7 +687,7 @@ impl S3TargetStore {
         let pointer = Pointer {
             dataset: self.dataset.clone(),
             version,
-            manifest: join_key(&[&self.version_key(version), MANIFEST]),
+            manifest: join_key(&[&self.version_key(version).await?, MANIFEST]),
             updated_at: skein_core::time::now(),
         };
         let mode = match &head.tag {

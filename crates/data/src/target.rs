@@ -79,11 +79,11 @@ impl Target {
         }
     }
 
-    /// Version `n`'s files.
-    pub fn version_data(&self, n: u64) -> DataDir {
+    /// Version `n`'s files (on S3 wherever its layout put them).
+    pub async fn version_data(&self, n: u64) -> Result<DataDir> {
         match self {
-            Target::Local(t) => DataDir::Local(t.version_dir(n)),
-            Target::S3(t) => t.version_data(n),
+            Target::Local(t) => Ok(DataDir::Local(t.version_dir(n))),
+            Target::S3(t) => t.version_data(n).await,
         }
     }
 
@@ -186,6 +186,15 @@ impl Target {
         }
     }
 
+    /// The Delta table version readers see (a Delta target's newest commit), or `None`
+    /// (another format, or no commit yet).
+    pub async fn table_version(&self) -> Result<Option<u64>> {
+        match self.delta() {
+            Some(log) => log.table_version().await,
+            None => Ok(None),
+        }
+    }
+
     /// The Delta log of a Delta Lake target (`format: delta`).
     pub fn delta(&self) -> Option<&DeltaLog> {
         match self {
@@ -205,20 +214,21 @@ impl Target {
                 "v{n} of a Delta target has no manifest to commit; it is a bug to commit a version before its files"
             ))
         })?;
-        let schema = self.version_schema(n, &manifest).await?;
-        log.commit(&manifest, &schema, from).await?;
+        let (schema, partition_by) = self.version_schema(n, &manifest).await?;
+        log.commit(&manifest, &schema, &partition_by, from).await?;
         // A crash here leaves the table at `n` and skein's pointer behind it: the next
         // attempt's commit finds `n` committed and only moves the pointer.
         skein_core::crash::point("delta.committed", &manifest.dataset);
         Ok(())
     }
 
-    /// The Arrow schema of version `n` (from its first file's footer).
+    /// The Arrow schema of version `n` (its first file's footer, and the partition columns
+    /// the manifest lists beside them, typed as it says) and its partition columns.
     async fn version_schema(
         &self,
         n: u64,
         manifest: &Manifest,
-    ) -> Result<datafusion::arrow::datatypes::SchemaRef> {
+    ) -> Result<(datafusion::arrow::datatypes::SchemaRef, Vec<String>)> {
         let first = manifest.files.first().ok_or_else(|| {
             Error::Internal(format!(
                 "v{n} of dataset `{}` lists no file",
@@ -236,17 +246,50 @@ impl Target {
             }
             Target::S3(t) => (
                 t.object_store(),
-                object_store::path::Path::from(format!("{}/{}", t.version_key(n), first.name)),
+                object_store::path::Path::from(format!(
+                    "{}/{}",
+                    t.version_key(n).await?,
+                    first.name
+                )),
             ),
         };
-        crate::delta::parquet_schema(store, path, first.size)
+        let uri = format!("{}{}", self.version_data(n).await?.url(), first.name);
+        let files = crate::delta::parquet_schema(store, path, first.size)
             .await
             .map_err(|message| Error::Storage {
                 dataset: manifest.dataset.clone(),
                 op: "read the schema of",
-                uri: self.version_data(n).url(),
+                uri,
                 message,
-            })
+            })?;
+        // The partition columns are in the first file's directories (`col=value/`).
+        let partition_by: Vec<String> = crate::partition::values_of(&first.name)
+            .into_iter()
+            .map(|(c, _)| c)
+            .filter(|c| files.field_with_name(c).is_err())
+            .collect();
+        if partition_by.is_empty() {
+            return Ok((files, partition_by));
+        }
+        let mut fields = Vec::new();
+        for line in &manifest.schema {
+            let (name, kind) = line.split_once(": ").ok_or_else(|| {
+                Error::Internal(format!("v{n}: schema entry `{line}` is not `name: type`"))
+            })?;
+            match files.field_with_name(name) {
+                Ok(f) => fields.push(f.clone()),
+                Err(_) => {
+                    let t: datafusion::arrow::datatypes::DataType = kind.parse().map_err(|e| {
+                        Error::Internal(format!("v{n}: type `{kind}` of `{name}`: {e}"))
+                    })?;
+                    fields.push(datafusion::arrow::datatypes::Field::new(name, t, true));
+                }
+            }
+        }
+        Ok((
+            Arc::new(datafusion::arrow::datatypes::Schema::new(fields)),
+            partition_by,
+        ))
     }
 
     /// An S3 target with `target.glue`: creates or updates its Glue table for version `n`,
@@ -263,12 +306,12 @@ impl Target {
                 "v{n} has no manifest to register in Glue; it is a bug to register a version before its files"
             ))
         })?;
-        let schema = self.version_schema(n, &manifest).await?;
+        let (schema, _) = self.version_schema(n, &manifest).await?;
         let delta = t.delta.is_some();
         let location = if delta {
             t.uri()
         } else {
-            t.version_data(n).url()
+            t.version_data(n).await?.url()
         };
         crate::glue::register(
             t.settings(),
@@ -336,8 +379,8 @@ impl Target {
 
     /// Where version `n`'s manifest is: `_manifest.json` next to its data (a local path or
     /// an `s3://` URI). The catalog records it with the version's summary.
-    pub fn manifest_location(&self, n: u64) -> String {
-        format!("{}{}", self.version_data(n).url(), MANIFEST)
+    pub async fn manifest_location(&self, n: u64) -> Result<String> {
+        Ok(format!("{}{}", self.version_data(n).await?.url(), MANIFEST))
     }
 
     /// The manifest of version `n`, if the version is complete.

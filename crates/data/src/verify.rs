@@ -83,7 +83,7 @@ pub async fn verify_dir(
 ) -> Result<VerifyReport> {
     let ctx = settings.session()?;
     crate::footer::check_dir(file.name(), dir, None).await?;
-    register_target(&ctx, dir).await?;
+    register_target(&ctx, file, dir, manifest).await?;
     let (target_checksum, target_schema) = table_checksum(&ctx, TARGET).await?;
     let mut checks = Vec::new();
     checks.push(Check {
@@ -182,11 +182,28 @@ pub(crate) async fn files_checksum(
     table_checksum(&ctx, TARGET).await
 }
 
-async fn register_target(ctx: &SessionContext, dir: &DataDir) -> Result<()> {
-    dir.register(ctx)?;
-    ctx.register_parquet(TARGET, &dir.url(), ParquetReadOptions::default())
-        .await
-        .map_err(Error::engine(format!("read the target files in {dir}")))
+/// Registers the version in `dir` as [`TARGET`], partition columns read from the paths
+/// and put back in the output's order (the manifest's schema).
+async fn register_target(
+    ctx: &SessionContext,
+    file: &SpecFile,
+    dir: &DataDir,
+    manifest: &Manifest,
+) -> Result<()> {
+    let partitions = crate::partition::columns_of(file, &manifest.schema)?;
+    let order: Vec<String> = manifest
+        .schema
+        .iter()
+        .map(|l| {
+            l.split_once(": ")
+                .map_or(l.as_str(), |(name, _)| name)
+                .to_string()
+        })
+        .collect();
+    let df = crate::partition::read_dir(ctx, dir, &partitions, &order).await?;
+    ctx.register_table(TARGET, df.into_view())
+        .map_err(Error::engine(format!("register the target files in {dir}")))
+        .map(|_| ())
 }
 
 /// Checksum and canonical schema of a registered table, reading its partitions in parallel.

@@ -3,6 +3,7 @@
 //! written and the content checksum computed on the same batches; and the staged
 //! manifest of what was written. [`crate::stage`] and [`crate::chunk`] drive them.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -24,6 +25,7 @@ use skein_core::spec::Compression;
 use crate::checksum::{Checksum, canonical_schema, combine};
 use crate::error::{Error, Result};
 use crate::listing::SourceFiles;
+use crate::partition::{MAX_PARTITIONS, Partitioning};
 use crate::target::{StagingOutput, Target};
 use crate::transform::{classify_failure, plan_transform};
 
@@ -105,6 +107,7 @@ pub(crate) async fn write_all(
 ) -> Result<(SchemaRef, Vec<PartOutput>)> {
     let df = plan_transform(ctx, file).await?;
     let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+    let partitioning = Partitioning::new(file, &schema)?;
     let streams = df
         .execute_stream_partitioned()
         .await
@@ -119,10 +122,19 @@ pub(crate) async fn write_all(
         .target
         .max_rows_per_file
         .unwrap_or(DEFAULT_MAX_ROWS_PER_FILE);
+    let dataset = file.name();
     let results = futures::future::join_all(streams.into_iter().enumerate().map(|(i, stream)| {
         let props = props.clone();
         let schema = schema.clone();
-        async move { write_partition(stream, schema, i, sink, props, max_rows, progress).await }
+        let partitioning = partitioning.as_ref();
+        async move {
+            let layout = Layout {
+                schema,
+                partitioning,
+                dataset,
+            };
+            write_partition(stream, &layout, i, sink, props, max_rows, progress).await
+        }
     }))
     .await;
     let mut out = Vec::new();
@@ -190,6 +202,9 @@ impl OpenFile {
         props: &WriterProperties,
     ) -> Result<OpenFile> {
         let path = dir.join(&name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(Error::io("create", parent))?;
+        }
         let f = File::create(&path).map_err(Error::io("create", &path))?;
         let sink = HashingWriter {
             inner: BufWriter::with_capacity(1 << 20, f),
@@ -231,67 +246,96 @@ impl OpenFile {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What one output partition's files hold: the output's schema, and how it is split.
+struct Layout<'a> {
+    schema: SchemaRef,
+    partitioning: Option<&'a Partitioning>,
+    dataset: &'a str,
+}
+
+impl Layout<'_> {
+    /// The schema of the files (without partition columns).
+    fn file_schema(&self) -> &SchemaRef {
+        self.partitioning.map_or(&self.schema, |p| p.data_schema())
+    }
+}
+
+/// Writes one output partition's stream: a file at a time per `target.partitionBy`
+/// directory (one directory, `""`, when not partitioned), a new one after `max_rows`.
 async fn write_partition(
     mut stream: SendableRecordBatchStream,
-    schema: SchemaRef,
+    layout: &Layout<'_>,
     partition: usize,
     sink: &Sink<'_>,
     props: WriterProperties,
     max_rows: u64,
     progress: &Progress,
 ) -> Result<PartOutput, PartError> {
-    let mut checksum = Checksum::new(&schema).map_err(PartError::Other)?;
+    let mut checksum = Checksum::new(&layout.schema).map_err(PartError::Other)?;
     let mut done: Vec<FileEntry> = Vec::new();
-    let mut current: Option<OpenFile> = None;
-    let mut seq = 0usize;
+    let mut open: BTreeMap<String, OpenFile> = BTreeMap::new();
+    let mut seqs: BTreeMap<String, usize> = BTreeMap::new();
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(PartError::Engine)?;
         if batch.num_rows() == 0 {
             continue;
         }
         checksum.update(&batch).map_err(PartError::Other)?;
-        if current.as_ref().is_some_and(|f| f.rows >= max_rows) {
-            let f = current.take().expect("checked");
-            done.push(sink.close(f).await.map_err(PartError::Other)?);
+        let rows = batch.num_rows() as u64;
+        let pieces = match layout.partitioning {
+            Some(p) => p.split(layout.dataset, &batch).map_err(PartError::Other)?,
+            None => vec![(String::new(), batch)],
+        };
+        for (dir, piece) in pieces {
+            if open.get(&dir).is_some_and(|f| f.rows >= max_rows) {
+                let f = open.remove(&dir).expect("checked");
+                done.push(sink.close(f).await.map_err(PartError::Other)?);
+            }
+            if !open.contains_key(&dir) {
+                if open.len() >= MAX_PARTITIONS {
+                    return Err(PartError::Other(Error::Partition {
+                        dataset: layout.dataset.to_string(),
+                        field: "spec.target.partitionBy".into(),
+                        message: format!(
+                            "the output has more than {MAX_PARTITIONS} partitions; partition by columns with fewer distinct values"
+                        ),
+                    }));
+                }
+                let seq = seqs.entry(dir.clone()).or_default();
+                let name = file_name(sink.run_id, sink.chunk, partition, *seq);
+                let name = if dir.is_empty() {
+                    name
+                } else {
+                    format!("{dir}/{name}")
+                };
+                *seq += 1;
+                let f = OpenFile::create(&sink.output.dir, name, layout.file_schema(), &props)
+                    .map_err(PartError::Other)?;
+                open.insert(dir.clone(), f);
+            }
+            let f = open.get_mut(&dir).expect("just opened");
+            f.writer.write(&piece).map_err(|e| {
+                PartError::Other(Error::Internal(format!(
+                    "writing {}: {e}",
+                    f.path.display()
+                )))
+            })?;
+            f.rows += piece.num_rows() as u64;
         }
-        if current.is_none() {
-            current = Some(
-                OpenFile::create(
-                    &sink.output.dir,
-                    file_name(sink.run_id, sink.chunk, partition, seq),
-                    &schema,
-                    &props,
-                )
-                .map_err(PartError::Other)?,
-            );
-            seq += 1;
-        }
-        let f = current.as_mut().expect("just set");
-        f.writer.write(&batch).map_err(|e| {
-            PartError::Other(Error::Internal(format!(
-                "writing {}: {e}",
-                f.path.display()
-            )))
-        })?;
-        f.rows += batch.num_rows() as u64;
-        progress
-            .rows
-            .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+        progress.rows.fetch_add(rows, Ordering::Relaxed);
     }
     // Partition 0 always writes a file, so an empty result still has its schema on disk.
-    if current.is_none() && done.is_empty() && partition == 0 {
-        current = Some(
-            OpenFile::create(
-                &sink.output.dir,
-                file_name(sink.run_id, sink.chunk, partition, 0),
-                &schema,
-                &props,
-            )
-            .map_err(PartError::Other)?,
-        );
+    if open.is_empty() && done.is_empty() && partition == 0 {
+        let f = OpenFile::create(
+            &sink.output.dir,
+            file_name(sink.run_id, sink.chunk, partition, 0),
+            layout.file_schema(),
+            &props,
+        )
+        .map_err(PartError::Other)?;
+        open.insert(String::new(), f);
     }
-    if let Some(f) = current {
+    for f in open.into_values() {
         done.push(sink.close(f).await.map_err(PartError::Other)?);
     }
     Ok(PartOutput {

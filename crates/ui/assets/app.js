@@ -178,6 +178,7 @@ async function dataset(main, name) {
     <div class="cards" id="dataset-facts">
       ${fact("Owner", esc(r.spec.metadata.owner || "–"))}${fact("Group", esc(spec.group))}${fact("Criticality", esc(spec.criticality))}
       ${fact("Version", r.currentVersion ? "v" + r.currentVersion : "–")}${fact("Rows", num(r.rows))}${fact("Last verification", esc(r.lastVerification || "–"))}
+      ${fact("Format", esc(v.target.format) + (v.target.partitionBy.length ? ` <span class="muted">by ${esc(v.target.partitionBy.join(", "))}</span>` : ""))}${v.target.format === "delta" ? fact("Table version", v.target.tableVersion ?? "–") : ""}${v.target.glue ? fact("Glue table", esc(v.target.glue)) : ""}
     </div>
     <h2>Dependencies</h2>${depGraph(v)}
     <h2>Versions</h2>

@@ -104,6 +104,56 @@ pub struct DatasetView {
     /// Its executions in the engine store (`<run>-<dataset>`), newest first.
     pub executions: Vec<String>,
     pub can_roll_back: bool,
+    /// Where and how the dataset is published.
+    pub target: TargetView,
+}
+
+/// A dataset's target as readers meet it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetView {
+    /// `spec.target.uri`.
+    pub uri: String,
+    /// `spec.target.format`: `parquet` or `delta`.
+    pub format: String,
+    /// A Delta target's table version readers see (its newest commit); `None` for Parquet,
+    /// before the first commit, or when the log cannot be read.
+    pub table_version: Option<u64>,
+    /// `spec.target.glue` as `database.table`.
+    pub glue: Option<String>,
+    /// `spec.target.partitionBy`.
+    pub partition_by: Vec<String>,
+}
+
+impl TargetView {
+    async fn of(record: &DatasetRecord) -> TargetView {
+        let t = &record.spec.spec.target;
+        let table_version = if t.is_delta() {
+            let file =
+                skein_core::load::from_catalog(record.spec.clone(), record.spec_hash.clone());
+            let read = async {
+                skein_data::Target::open(&skein_data::Settings::default(), &file)?
+                    .table_version()
+                    .await
+            };
+            read.await.unwrap_or_else(|e| {
+                tracing::warn!(dataset = %record.name, "the Delta log is not readable: {e}");
+                None
+            })
+        } else {
+            None
+        };
+        TargetView {
+            uri: t.uri.clone(),
+            format: t.format.clone(),
+            table_version,
+            glue: t
+                .glue
+                .as_ref()
+                .map(|g| format!("{}.{}", g.database, g.table)),
+            partition_by: t.partition_by.clone(),
+        }
+    }
 }
 
 /// The page of `name`.
@@ -132,6 +182,7 @@ pub async fn dataset(s: &Sources, name: &str) -> Result<DatasetView> {
         .map(|d| d.name)
         .collect();
     Ok(DatasetView {
+        target: TargetView::of(&record).await,
         versions: s.catalog.versions(name).await?,
         attempts: s.catalog.attempts(name).await?,
         depends_on: record.spec.spec.depends_on.clone(),

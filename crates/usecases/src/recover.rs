@@ -114,7 +114,7 @@ pub(crate) async fn complete_publish<C: Catalog + ?Sized>(
             .record_version(
                 name,
                 VersionAction::Published,
-                &manifest.summary(store.manifest_location(n)),
+                &manifest.summary(store.manifest_location(n).await?),
             )
             .await?;
     }
@@ -179,7 +179,7 @@ pub(crate) async fn complete_rollback<C: Catalog + ?Sized>(
                 .record_version(
                     name,
                     VersionAction::Restored,
-                    &manifest.summary(store.manifest_location(n)),
+                    &manifest.summary(store.manifest_location(n).await?),
                 )
                 .await?;
         }

@@ -38,7 +38,7 @@ pub async fn verify_published<C: Catalog + ?Sized>(
         let report = skein_data::verify_dir(
             settings,
             file,
-            &store.version_data(current.version),
+            &store.version_data(current.version).await?,
             &expected,
         )
         .await?;
@@ -47,7 +47,7 @@ pub async fn verify_published<C: Catalog + ?Sized>(
             .failures()
             .any(|c| c.name == "rows" || c.name == "checksum");
         let diff = if mismatch && file.spec.key_column().is_some() {
-            let dir = store.version_data(current.version);
+            let dir = store.version_data(current.version).await?;
             let d = skein_data::diff::diff(settings, file, &dir, Default::default()).await?;
             let json = serde_json::to_vec_pretty(&d).unwrap_or_default();
             let _ = store
