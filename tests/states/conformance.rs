@@ -322,3 +322,118 @@ fn an_expression_with_blanks_around_its_braces_is_a_plain_string() {
         json!({"plain": " {% 1 + 1 %} ", "evaluated": 2})
     );
 }
+
+/// Cluster 11: the engine's own runtime errors carry AWS's causes, word for word. Each
+/// expected cause is the one AWS returns (recorded in `DescribeExecution` of real
+/// executions), through the `skein states run` contract.
+#[test]
+fn runtime_errors_are_worded_as_aws_words_them() {
+    let sfn = Sfn::new();
+    let prefix = |state: &str, id: u32| {
+        format!(
+            "An error occurred while executing the state '{state}' (entered at the event id #{id}). "
+        )
+    };
+    let cases: Vec<(&str, serde_json::Value, serde_json::Value, String)> = vec![
+        (
+            "a Parameters field whose path selects nothing",
+            json!({"StartAt": "First", "States": {
+                "First": {"Type": "Pass", "Next": "Check Address"},
+                "Check Address": {"Type": "Pass",
+                    "Parameters": {"address.$": "$.application.address"}, "End": true}}}),
+            json!({"flagged": false}),
+            prefix("Check Address", 4)
+                + "The JSONPath '$.application.address' specified for the field 'address.$' \
+                   could not be found in the input '{\"flagged\":false}'",
+        ),
+        (
+            "an intrinsic's path argument that selects nothing (States.Runtime, not IntrinsicFailure)",
+            json!({"StartAt": "Pick", "States": {"Pick": {"Type": "Pass",
+                "Parameters": {"v.$": "States.Format('{}', $.nope)"}, "End": true}}}),
+            json!({"other": 1}),
+            prefix("Pick", 2)
+                + "The function 'States.Format('{}', $.nope)' had the following error: The \
+                   JsonPath argument for the field '$.nope' could not be found in the input \
+                   '{\"other\":1}'",
+        ),
+        (
+            "a nested intrinsic names the whole expression",
+            json!({"StartAt": "Pick", "States": {"Pick": {"Type": "Pass",
+                "Parameters": {"v.$": "States.Format('{}', States.Format('{}', $.nope))"},
+                "End": true}}}),
+            json!({"other": 1}),
+            prefix("Pick", 2)
+                + "The function 'States.Format('{}', States.Format('{}', $.nope))' had the \
+                   following error: The JsonPath argument for the field '$.nope' could not be \
+                   found in the input '{\"other\":1}'",
+        ),
+        (
+            "a Choice rule's Variable that selects nothing",
+            json!({"StartAt": "AllDone", "States": {
+                "AllDone": {"Type": "Choice", "Default": "Y", "Choices": [
+                    {"Variable": "$.jobs[0].done", "BooleanEquals": true, "Next": "Y"}]},
+                "Y": {"Type": "Pass", "End": true}}}),
+            json!({"jobs": [{"input": "First job"}]}),
+            prefix("AllDone", 2)
+                + "Invalid path '$.jobs[0].done': The choice state's condition path references \
+                   an invalid value.",
+        ),
+        (
+            "an InputPath whose last step is missing",
+            json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "InputPath": "$.a.b",
+                "End": true}}}),
+            json!({"a": {}}),
+            prefix("P", 2) + "Invalid path '$.a.b' : No results for path: $['a']['b']",
+        ),
+        (
+            "an OutputPath through a missing property",
+            json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "OutputPath": "$.x.y[0]",
+                "End": true}}}),
+            json!({"a": 1}),
+            prefix("P", 2) + "Invalid path '$.x.y[0]' : Missing property in path $['x']",
+        ),
+        (
+            "an iteration's error keeps its own state's prefix, not the Map's",
+            json!({"StartAt": "M", "States": {"M": {"Type": "Map", "ItemsPath": "$.items",
+                "ItemProcessor": {"StartAt": "Inner", "States": {"Inner": {"Type": "Pass",
+                    "InputPath": "$.missing", "End": true}}},
+                "End": true}}}),
+            json!({"items": [{"a": 1}]}),
+            // ExecutionStarted, MapStateEntered, MapStateStarted, MapIterationStarted, then
+            // the iteration's PassStateEntered: event #5, as AWS numbers an inline Map's.
+            prefix("Inner", 5) + "Invalid path '$.missing' : No results for path: $['missing']",
+        ),
+    ];
+    for (what, def, input, cause) in &cases {
+        let (code, out) = sfn.run(def, input, &[]);
+        assert_eq!(code, 1, "{what}: {out:#}");
+        assert_eq!(out["error"], "States.Runtime", "{what}: {out:#}");
+        assert_eq!(out["cause"].as_str(), Some(cause.as_str()), "{what}");
+    }
+    // A task's own error is not the engine's: its cause is left as the task gave it.
+    sfn.file(
+        "mock.json",
+        &json!({"StateMachines": {"m": {"TestCases": {"t": {"Call": "Boom"}}}},
+                "MockedResponses": {"Boom": {"0": {"Throw": {"Error": "Custom.Error", "Cause": "its own words"}}}}}),
+    );
+    let def = json!({"StartAt": "Call", "States": {"Call": {"Type": "Task",
+        "Resource": "arn:aws:states:::lambda:invoke", "Parameters": {"FunctionName": "f"},
+        "End": true}}});
+    let (code, out) = sfn.run(
+        &def,
+        &json!({}),
+        &[
+            "--mock-config",
+            "mock.json",
+            "--state-machine-name",
+            "m",
+            "--test-case",
+            "t",
+        ],
+    );
+    assert_eq!(code, 1, "{out:#}");
+    assert_eq!(
+        (out["error"].as_str(), out["cause"].as_str()),
+        (Some("Custom.Error"), Some("its own words"))
+    );
+}

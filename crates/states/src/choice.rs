@@ -7,6 +7,7 @@
 
 use serde_json::Value;
 
+use crate::error::PathError;
 use crate::path;
 
 pub use crate::error::ChoiceError;
@@ -123,12 +124,16 @@ pub fn decide_scoped(
                 let present = value.is_ok();
                 return Ok(present == operand_bool(operand));
             }
-            let value =
-                value.map_err(|e| ChoiceError(format!("Invalid path '{variable}': {e}")))?;
+            let worded = |p: &str, e: PathError| match e {
+                PathError::NotFound { .. } => ChoiceError(crate::causes::choice_path(p)),
+                e => ChoiceError(format!("Invalid path '{p}': {e}")),
+            };
+            let value = value.map_err(|e| worded(variable, e))?;
             let rhs = match operand {
                 Operand::Literal(v) => v.clone(),
-                Operand::Path(p) => path::select_scoped(input, context, vars, p)
-                    .map_err(|e| ChoiceError(format!("Invalid path '{p}': {e}")))?,
+                Operand::Path(p) => {
+                    path::select_scoped(input, context, vars, p).map_err(|e| worded(p, e))?
+                }
             };
             Ok(compare(&value, *op, &rhs))
         }

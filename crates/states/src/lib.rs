@@ -25,6 +25,7 @@
 //! `scripts/import-circles crates/states/src` checks it.
 
 pub mod bench;
+pub mod causes;
 pub mod choice;
 pub mod cli;
 pub mod definition;

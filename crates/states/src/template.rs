@@ -4,8 +4,9 @@
 use serde_json::{Map, Value};
 
 use crate::definition::PathField;
+use crate::error::{IntrinsicError, PathError};
 use crate::failure::Failure;
-use crate::{intrinsics, path};
+use crate::{causes, intrinsics, path};
 
 /// What a template or path can read: the input (`$`), the context object (`$$`) and the
 /// variables (`$name`).
@@ -23,10 +24,19 @@ pub fn select(scope: &Scope<'_>, p: &str) -> Result<Value, Failure> {
                 "The variable `${name}` is not assigned; set it with `Assign` in an earlier state"
             ))
         })?;
-        return path::select(value, scope.context, &sub)
-            .map_err(|e| Failure::runtime(e.to_string()));
+        return path::select(value, scope.context, &sub).map_err(|e| match e {
+            PathError::NotFound { .. } => {
+                Failure::runtime(causes::path_not_found(value, scope.context, &sub))
+            }
+            e => Failure::runtime(e.to_string()),
+        });
     }
-    path::select(scope.input, scope.context, p).map_err(|e| Failure::runtime(e.to_string()))
+    path::select(scope.input, scope.context, p).map_err(|e| match e {
+        PathError::NotFound { .. } => {
+            Failure::runtime(causes::path_not_found(scope.input, scope.context, p))
+        }
+        e => Failure::runtime(e.to_string()),
+    })
 }
 
 /// Renders a payload template: keys ending in `.$` take the value of their path or
@@ -43,7 +53,7 @@ pub fn render(template: &Value, scope: &Scope<'_>) -> Result<Value, Failure> {
                                 "the field `{k}` must hold a path or an intrinsic function"
                             ))
                         })?;
-                        out.insert(key.to_string(), eval(expr, scope)?);
+                        out.insert(key.to_string(), field(k, expr, scope)?);
                     }
                     None => {
                         out.insert(k.clone(), render(v, scope)?);
@@ -62,13 +72,35 @@ pub fn render(template: &Value, scope: &Scope<'_>) -> Result<Value, Failure> {
     }
 }
 
+/// The value of the `.$` field `key` of a template: [`eval`], a path that selects nothing
+/// worded as AWS words it for a field.
+fn field(key: &str, expr: &str, scope: &Scope<'_>) -> Result<Value, Failure> {
+    if intrinsics::is_intrinsic(expr) || path::variable(expr).is_some() {
+        return eval(expr, scope);
+    }
+    path::select(scope.input, scope.context, expr).map_err(|e| match e {
+        PathError::NotFound { .. } => {
+            Failure::runtime(causes::field_not_found(expr, key, scope.input))
+        }
+        e => Failure::runtime(e.to_string()),
+    })
+}
+
 /// One `.$` value: an intrinsic function call or a path.
 pub fn eval(expr: &str, scope: &Scope<'_>) -> Result<Value, Failure> {
     if intrinsics::is_intrinsic(expr) {
         return intrinsics::eval_scoped(expr, scope.input, scope.context, scope.vars).map_err(
-            |e| Failure {
-                error: "States.IntrinsicFailure".into(),
-                cause: e.to_string(),
+            |e| match e {
+                // A path argument that selects nothing is `States.Runtime` on AWS, not
+                // `States.IntrinsicFailure`, and names the whole expression.
+                IntrinsicError::Path {
+                    source: PathError::NotFound { path },
+                    ..
+                } => Failure::runtime(causes::intrinsic_argument(expr, &path, scope.input)),
+                e => Failure {
+                    error: "States.IntrinsicFailure".into(),
+                    cause: e.to_string(),
+                },
             },
         );
     }

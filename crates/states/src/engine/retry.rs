@@ -26,11 +26,11 @@ impl Run {
                 self.sleep_until(&wake).await;
                 frame.wake_at = None;
             }
-            let failure = match self
+            let attempted = self
                 .attempt(state, frame)
                 .await
-                .and_then(|a| self.fits(state, a).map_err(Interrupt::from))
-            {
+                .and_then(|a| self.fits(state, a).map_err(Interrupt::from));
+            let failure = match attempted.map_err(|i| self.worded(state, frame, i)) {
                 Ok(a) => return Ok(a),
                 Err(i) => match i.handled() {
                     Some(f) => f.clone(),
@@ -83,6 +83,30 @@ impl Run {
         }
     }
 
+    /// An error the engine raised in `state` (a runtime error, a JSONata evaluation error,
+    /// an intrinsic's failure), its cause worded as AWS words it: `An error occurred while
+    /// executing the state 'NAME' (entered at the event id #N). …` (see [`crate::causes`]).
+    /// A task's own errors, and causes that carry a state's prefix already, are left alone.
+    fn worded(&self, state: &State, frame: &Frame, i: Interrupt) -> Interrupt {
+        let Interrupt::Failed(mut f) = i else {
+            return i;
+        };
+        if ENGINE_ERRORS.contains(&f.error.as_str()) {
+            let entered = self
+                .store
+                .events(&self.exec.id)
+                .ok()
+                .and_then(|events| {
+                    events
+                        .iter()
+                        .rposition(|e| e.frame == frame.id && e.kind.ends_with("StateEntered"))
+                })
+                .map_or(0, |at| at + 1);
+            f.cause = crate::causes::in_state(&state.name, entered, &f.cause);
+        }
+        Interrupt::Failed(f)
+    }
+
     /// A state's output over AWS's payload limit is `States.DataLimitExceeded`.
     pub(super) fn fits(&self, state: &State, a: Attempted) -> Result<Attempted, Failure> {
         if self.options.quotas {
@@ -92,6 +116,16 @@ impl Run {
         Ok(a)
     }
 }
+
+/// The errors the engine itself raises in a state, whose causes AWS prefixes with the
+/// state's name and event id.
+const ENGINE_ERRORS: &[&str] = &[
+    "States.Runtime",
+    "States.QueryEvaluationError",
+    "States.IntrinsicFailure",
+    "States.ParameterPathFailure",
+    "States.ResultPathMatchFailure",
+];
 
 /// Whether a catcher or retrier's `ErrorEquals` takes `error`.
 pub fn error_matches(names: &[String], error: &str) -> bool {

@@ -302,3 +302,47 @@ fn json_cmp(a: &Value, b: &Value) -> Option<Ordering> {
 
 // ---------------------------------------------------------------------------------------
 // Parsing
+
+/// Why a definite `path` selects nothing in `input` (or `context`), worded as Step
+/// Functions words it (its JSONPath is Jayway's): `No results for path: $['a']['b']` when
+/// only the last step is missing, `Missing property in path $['a']` when an earlier one
+/// is. `None` for a path that does not parse or is not definite.
+pub fn missing(input: &Value, context: &Value, path: &str) -> Option<String> {
+    let parsed = parse(path).ok()?;
+    if !parsed.is_definite() {
+        return None;
+    }
+    let mut node = if parsed.root == Root::Context {
+        context
+    } else {
+        input
+    };
+    let mut shown = String::from("$");
+    let last = parsed.segments.len().saturating_sub(1);
+    for (i, segment) in parsed.segments.iter().enumerate() {
+        let next = match &segment.selector {
+            Selector::Field(name) => {
+                shown.push_str(&format!("['{name}']"));
+                node.get(name)
+            }
+            Selector::Index(n) => {
+                shown.push_str(&format!("[{n}]"));
+                match node.as_array() {
+                    Some(items) if *n < 0 => items
+                        .len()
+                        .checked_sub(n.unsigned_abs() as usize)
+                        .and_then(|k| items.get(k)),
+                    Some(items) => items.get(*n as usize),
+                    None => None,
+                }
+            }
+            _ => return None,
+        };
+        match next {
+            Some(v) => node = v,
+            None if i == last => return Some(format!("No results for path: {shown}")),
+            None => return Some(format!("Missing property in path {shown}")),
+        }
+    }
+    None
+}

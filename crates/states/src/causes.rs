@@ -1,0 +1,66 @@
+//! Causes worded as Step Functions words them for the engine's own runtime errors, so
+//! tools that match on a cause behave the same locally and on AWS. The wording follows
+//! what AWS returns in `DescribeExecution` and the execution history
+//! (<https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html>,
+//! <https://docs.aws.amazon.com/step-functions/latest/dg/input-output-inputpath-params.html>):
+//!
+//! - every cause the engine raises in a state starts with `An error occurred while
+//!   executing the state 'NAME' (entered at the event id #N). `, N being the position of
+//!   the state's `…StateEntered` event in the execution's history ([`in_state`]);
+//! - `InputPath`, `OutputPath`, `ItemsPath` and the other path fields: `Invalid path '$.a'
+//!   : No results for path: $['a']` ([`path_not_found`]);
+//! - a `.$` field of `Parameters`, `ItemSelector` or `ResultSelector`: `The JSONPath '$.a'
+//!   specified for the field 'x.$' could not be found in the input '{…}'`
+//!   ([`field_not_found`]);
+//! - a Choice rule's `Variable`: `Invalid path '$.a': The choice state's condition path
+//!   references an invalid value.` ([`choice_path`]);
+//! - an intrinsic's path argument: `The function 'States.Array($.a)' had the following
+//!   error: The JsonPath argument for the field '$.a' could not be found in the input
+//!   '{…}'` ([`intrinsic_argument`]).
+
+use serde_json::Value;
+
+/// The prefix AWS puts before the cause of an error raised by a state itself.
+const PREFIX: &str = "An error occurred while executing the state '";
+
+/// `detail` as the cause of state `name`, entered at history event `event_id`. A cause that
+/// has its state's prefix already (from a branch or an iteration) is left as it is.
+pub fn in_state(name: &str, event_id: usize, detail: &str) -> String {
+    if detail.starts_with(PREFIX) {
+        return detail.to_string();
+    }
+    format!("{PREFIX}{name}' (entered at the event id #{event_id}). {detail}")
+}
+
+/// A path field (`InputPath`, `OutputPath`, `ItemsPath`, …) that selects nothing.
+pub fn path_not_found(input: &Value, context: &Value, path: &str) -> String {
+    let why = crate::path::missing(input, context, path)
+        .unwrap_or_else(|| format!("No results for path: {path}"));
+    format!("Invalid path '{path}' : {why}")
+}
+
+/// A `.$` field of a payload template whose path selects nothing.
+pub fn field_not_found(path: &str, field: &str, input: &Value) -> String {
+    format!(
+        "The JSONPath '{path}' specified for the field '{field}' could not be found in the input '{}'",
+        compact(input)
+    )
+}
+
+/// A Choice rule whose `Variable` selects nothing.
+pub fn choice_path(path: &str) -> String {
+    format!("Invalid path '{path}': The choice state's condition path references an invalid value.")
+}
+
+/// An intrinsic function whose path argument selects nothing.
+pub fn intrinsic_argument(invocation: &str, path: &str, input: &Value) -> String {
+    format!(
+        "The function '{invocation}' had the following error: The JsonPath argument for the field '{path}' could not be found in the input '{}'",
+        compact(input)
+    )
+}
+
+/// JSON as AWS prints a state's input in a cause: compact.
+fn compact(v: &Value) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
