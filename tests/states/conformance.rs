@@ -217,6 +217,27 @@ fn item_reader_csv_and_limits_behave_as_on_aws() {
         json!({"limit": 2}),
     );
     assert_eq!(two.as_array().unwrap().len(), 2);
+
+    // JSONata: the request is `Arguments`, its expressions evaluated, and `MaxItems` may be
+    // an expression too (https://docs.aws.amazon.com/step-functions/latest/dg/input-output-itemreader.html)
+    let def = json!({"QueryLanguage": "JSONata", "StartAt": "M", "States": {"M": {"Type": "Map",
+        "ItemReader": {"Resource": "arn:aws:states:::s3:getObject",
+            "ReaderConfig": {"InputType": "CSV", "CSVHeaderLocation": "FIRST_ROW",
+                             "MaxItems": "{% $states.input.limit %}"},
+            "Arguments": {"Bucket": "{% $states.input.bucket %}",
+                          "Key": "{% $states.input.dir & '/rows.csv' %}"}},
+        "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+            "StartAt": "E", "States": {"E": {"Type": "Pass", "End": true}}},
+        "End": true}}});
+    std::fs::create_dir_all(sfn.path().join("s3/bucket/in")).unwrap();
+    std::fs::write(sfn.path().join("s3/bucket/in/rows.csv"), "a,b\n1,2\n3,4\n5,6\n").unwrap();
+    let (code, out) = sfn.run(
+        &def,
+        &json!({"bucket": "bucket", "dir": "in", "limit": 2}),
+        &["--bindings", "bindings.json"],
+    );
+    assert_eq!(code, 0, "{out:#}");
+    assert_eq!(out["output"], json!([{"a": "1", "b": "2"}, {"a": "3", "b": "4"}]));
 }
 
 #[test]

@@ -11,13 +11,6 @@ use crate::failure::Failure;
 use crate::store::Execution;
 use crate::template::{self, Scope};
 
-fn params(v: Option<&Value>, scope: &Scope<'_>) -> Result<Value, Failure> {
-    match v {
-        Some(p) => template::render(p, scope),
-        None => Ok(json!({})),
-    }
-}
-
 fn field(p: &Value, name: &str, what: &str) -> Result<String, Failure> {
     p.get(name)
         .and_then(Value::as_str)
@@ -29,27 +22,32 @@ fn local(root: &Path, bucket: &str, key: &str) -> PathBuf {
     root.join(bucket).join(key.trim_start_matches('/'))
 }
 
-/// Reads the items an `ItemReader` names.
-pub fn read(reader: &Value, scope: &Scope<'_>, root: &Path) -> Result<Value, Failure> {
+/// Reads the items an `ItemReader` names: `p` is its request (`Parameters` rendered, or
+/// JSONata `Arguments` evaluated), `config` its `ReaderConfig`.
+pub fn read(
+    reader: &Value,
+    p: &Value,
+    config: &Value,
+    scope: &Scope<'_>,
+    root: &Path,
+) -> Result<Value, Failure> {
     let resource = reader
         .get("Resource")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let p = params(reader.get("Parameters"), scope)?;
-    let config = reader.get("ReaderConfig").cloned().unwrap_or(json!({}));
     let max_items = match (config.get("MaxItems"), config.get("MaxItemsPath")) {
         (Some(v), _) => v.as_u64().map(|n| n as usize),
         (None, Some(Value::String(path))) => Some(count_at(scope, path, "MaxItemsPath")?),
         _ => None,
     };
-    let bucket = field(&p, "Bucket", "ItemReader")?;
+    let bucket = field(p, "Bucket", "ItemReader")?;
     let mut items = match resource {
         "arn:aws:states:::s3:listObjectsV2" => {
             let prefix = p.get("Prefix").and_then(Value::as_str).unwrap_or("");
             list(root, &bucket, prefix)?
         }
         "arn:aws:states:::s3:getObject" => {
-            let key = field(&p, "Key", "ItemReader")?;
+            let key = field(p, "Key", "ItemReader")?;
             let path = local(root, &bucket, &key);
             let text = std::fs::read_to_string(&path).map_err(|e| {
                 Failure::new(
@@ -92,7 +90,7 @@ pub fn read(reader: &Value, scope: &Scope<'_>, root: &Path) -> Result<Value, Fai
                         })
                     })
                     .collect::<Result<_, _>>()?,
-                "CSV" => csv_items(&text, &config)?,
+                "CSV" => csv_items(&text, config)?,
                 other => {
                     return Err(Failure::runtime(format!(
                         "ItemReader `InputType` `{other}` is not one of JSON, JSONL, CSV"
@@ -299,16 +297,17 @@ pub fn batch(batcher: &Value, items: Vec<Value>, scope: &Scope<'_>) -> Result<Ve
 
 /// Writes a Map's results where `ResultWriter` says (manifest plus SUCCEEDED/FAILED files)
 /// and returns what the Map state outputs instead of the results.
+///
+/// `p` is the writer's request: its `Parameters` rendered, or its JSONata `Arguments`
+/// evaluated (the same rendering as an `ItemReader`'s).
 pub fn write_results(
-    writer: &Value,
-    scope: &Scope<'_>,
+    p: &Value,
     root: &Path,
     exec: &Execution,
     state: &str,
     outputs: &[Value],
 ) -> Result<Value, Failure> {
-    let p = params(writer.get("Parameters"), scope)?;
-    let bucket = field(&p, "Bucket", "ResultWriter")?;
+    let bucket = field(p, "Bucket", "ResultWriter")?;
     let prefix = p
         .get("Prefix")
         .and_then(Value::as_str)

@@ -43,7 +43,10 @@ impl Run {
     ) -> Result<Value, Interrupt> {
         let scope = ev.scope();
         let items = match &map.item_reader {
-            Some(reader) => crate::items::read(reader, &scope, &self.options.s3_root)?,
+            Some(reader) => {
+                let (request, config) = ev.reader_request(reader)?;
+                crate::items::read(reader, &request, &config, &scope, &self.options.s3_root)?
+            }
             None => ev.items(map)?,
         };
         let Value::Array(items) = items else {
@@ -215,8 +218,7 @@ impl Run {
             .collect();
         Ok(match &map.result_writer {
             Some(writer) => crate::items::write_results(
-                writer,
-                &scope,
+                &ev.reader_request(writer)?.0,
                 &self.options.s3_root,
                 &self.exec,
                 &state.name,

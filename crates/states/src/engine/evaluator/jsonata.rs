@@ -201,4 +201,18 @@ impl Evaluator for Jsonata<'_> {
     fn expression(&self, text: &str) -> Result<Value, Failure> {
         self.render(&Value::String(text.to_string()), &self.states)
     }
+
+    fn reader_request(&self, reader: &Value) -> Result<(Value, Value), Failure> {
+        let args = match reader.get("Arguments") {
+            Some(a) => self.render(a, &self.states)?,
+            None => Value::Object(Default::default()),
+        };
+        let mut config = reader.get("ReaderConfig").cloned().unwrap_or(json!({}));
+        if let Some(max) = config.get("MaxItems").cloned()
+            && max.is_string()
+        {
+            config["MaxItems"] = self.render(&max, &self.states)?;
+        }
+        Ok((args, config))
+    }
 }

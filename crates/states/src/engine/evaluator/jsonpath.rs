@@ -216,4 +216,13 @@ impl Evaluator for JsonPath<'_> {
     fn expression(&self, text: &str) -> Result<Value, Failure> {
         jsonata::render(&Value::String(text.to_string()), &Value::Null, &self.vars)
     }
+
+    fn reader_request(&self, reader: &Value) -> Result<(Value, Value), Failure> {
+        let params = match reader.get("Parameters") {
+            Some(p) => template::render(p, &self.scope())?,
+            None => Value::Object(Default::default()),
+        };
+        let config = reader.get("ReaderConfig").cloned().unwrap_or(json!({}));
+        Ok((params, config))
+    }
 }

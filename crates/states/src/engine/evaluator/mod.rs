@@ -89,6 +89,13 @@ pub(crate) trait Evaluator: Send + Sync {
 
     /// The value of a JSONata `{% … %}` expression the definition keeps in a `…Path` field.
     fn expression(&self, text: &str) -> Result<Value, Failure>;
+
+    /// An `ItemReader`'s (or a `ResultWriter`'s) request: its `Parameters` rendered as a
+    /// payload template (JSONPath), or its `Arguments` with their `{% … %}` expressions
+    /// evaluated (JSONata),
+    /// <https://docs.aws.amazon.com/step-functions/latest/dg/input-output-itemreader.html>.
+    /// Its `ReaderConfig` comes back with a `{% … %}` `MaxItems` evaluated.
+    fn reader_request(&self, reader: &Value) -> Result<(Value, Value), Failure>;
 }
 
 /// A Wait's number of seconds: "an integer value from 0 to 99999999", whether written in
