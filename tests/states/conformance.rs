@@ -230,14 +230,21 @@ fn item_reader_csv_and_limits_behave_as_on_aws() {
             "StartAt": "E", "States": {"E": {"Type": "Pass", "End": true}}},
         "End": true}}});
     std::fs::create_dir_all(sfn.path().join("s3/bucket/in")).unwrap();
-    std::fs::write(sfn.path().join("s3/bucket/in/rows.csv"), "a,b\n1,2\n3,4\n5,6\n").unwrap();
+    std::fs::write(
+        sfn.path().join("s3/bucket/in/rows.csv"),
+        "a,b\n1,2\n3,4\n5,6\n",
+    )
+    .unwrap();
     let (code, out) = sfn.run(
         &def,
         &json!({"bucket": "bucket", "dir": "in", "limit": 2}),
         &["--bindings", "bindings.json"],
     );
     assert_eq!(code, 0, "{out:#}");
-    assert_eq!(out["output"], json!([{"a": "1", "b": "2"}, {"a": "3", "b": "4"}]));
+    assert_eq!(
+        out["output"],
+        json!([{"a": "1", "b": "2"}, {"a": "3", "b": "4"}])
+    );
 }
 
 #[test]
@@ -456,5 +463,36 @@ fn runtime_errors_are_worded_as_aws_words_them() {
     assert_eq!(
         (out["error"].as_str(), out["cause"].as_str()),
         (Some("Custom.Error"), Some("its own words"))
+    );
+}
+
+/// Cluster 9: a Map Run's ARN as AWS shapes it (`mapRun:<machine>/<label>:<id>`), in the
+/// output of a distributed Map with a `ResultWriter`.
+#[test]
+fn the_map_run_arn_is_shaped_as_on_aws() {
+    let sfn = Sfn::new();
+    std::fs::create_dir_all(sfn.path().join("s3/out")).unwrap();
+    sfn.file("bindings.json", &json!({"s3Root": "s3"}));
+    let def = json!({"StartAt": "Fan Out", "States": {"Fan Out": {"Type": "Map",
+        "ItemsPath": "$.items",
+        "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+            "StartAt": "E", "States": {"E": {"Type": "Pass", "End": true}}},
+        "ResultWriter": {"Resource": "arn:aws:states:::s3:putObject",
+                         "Parameters": {"Bucket": "out", "Prefix": "results"}},
+        "End": true}}});
+    let (code, out) = sfn.run(
+        &def,
+        &json!({"items": [1, 2]}),
+        &["--bindings", "bindings.json"],
+    );
+    assert_eq!(code, 0, "{out:#}");
+    let arn = out["output"]["MapRunArn"].as_str().unwrap().to_string();
+    let execution = out["executionArn"].as_str().unwrap();
+    let (head, id) = execution.rsplit_once(':').unwrap();
+    let (region_account, machine) = head.split_once(":execution:").unwrap();
+    assert_eq!(
+        arn,
+        format!("{region_account}:mapRun:{machine}/Fan_Out:{id}"),
+        "{out:#}"
     );
 }

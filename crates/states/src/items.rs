@@ -359,7 +359,7 @@ pub fn write_results(
     let manifest_key = format!("{key_base}/manifest.json");
     let manifest = json!({
         "DestinationBucket": bucket,
-        "MapRunArn": format!("{}:{}", exec.arn.replace(":execution:", ":mapRun:"), state),
+        "MapRunArn": map_run_arn(exec, state),
         "ResultFiles": {"SUCCEEDED": files.iter().filter(|f| f["Key"].as_str().is_some_and(|k| k.ends_with("SUCCEEDED_0.json"))).collect::<Vec<_>>(),
                         "FAILED": files.iter().filter(|f| f["Key"].as_str().is_some_and(|k| k.ends_with("FAILED_0.json"))).collect::<Vec<_>>()},
     });
@@ -374,4 +374,26 @@ pub fn write_results(
         "MapRunArn": manifest["MapRunArn"],
         "ResultWriterDetails": {"Bucket": bucket, "Key": manifest_key},
     }))
+}
+
+/// A Map Run's ARN as AWS shapes it, `arn:…:mapRun:<state machine>/<label>:<map run id>`
+/// (<https://docs.aws.amazon.com/step-functions/latest/dg/state-map-distributed.html>,
+/// `Label`); locally the label is the state's name and the id the execution's.
+pub fn map_run_arn(exec: &Execution, state: &str) -> String {
+    let prefix = exec
+        .arn
+        .split(":execution:")
+        .next()
+        .unwrap_or("arn:aws:states:local:000000000000");
+    let label: String = state
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{prefix}:mapRun:{}/{label}:{}", exec.name, exec.id)
 }
