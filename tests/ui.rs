@@ -233,6 +233,18 @@ fn the_browser_sees_the_sample_run_and_approves_the_waiting_dataset() {
             .is_some_and(|t| t.contains("\"version\"")),
         "the Publish state's output: {got:#}"
     );
+    // The run execution's Wave links to the dataset executions it started (not one per
+    // sample: the canary's are the CanaryWave's).
+    assert!(
+        got["waveChildren"].as_u64().is_some_and(|n| n >= 1),
+        "the Wave's child executions: {got:#}"
+    );
+    assert!(
+        got["childOpened"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("Execution ")),
+        "a child execution opens: {got:#}"
+    );
     assert_eq!(got["consoleErrors"], serde_json::json!([]), "{got:#}");
     let png = std::fs::read(&shot).unwrap();
     assert!(

@@ -94,6 +94,17 @@ try {
   out.publishOutput = await page.locator("#state-detail pre.output").textContent();
   await page.screenshot({ path: shot, fullPage: true });
   out.screenshot = shot;
+  // The run's execution: its Wave Map links to the dataset executions it started.
+  const runId = await page.locator('main p.muted a[href^="#/runs/"]').first().textContent();
+  await page.goto(`${url.replace(/#.*$/, "").replace(/\/$/, "")}/#/executions/${encodeURIComponent(runId)}`);
+  await page.locator('#graph g.node[data-state="Wave"]').waitFor();
+  // A container's middle is its inner states: click its label, top left.
+  await page.locator('#graph g.node[data-state="Wave"]').click({ position: { x: 24, y: 12 } });
+  await page.locator("#child-executions a.child").first().waitFor();
+  out.waveChildren = await page.locator("#child-executions a.child").count();
+  await page.locator("#child-executions a.child").first().click();
+  await page.locator('#graph g.node[data-state="Publish"]').waitFor();
+  out.childOpened = await page.locator("h1").textContent();
 } catch (e) {
   out.error = String(e && e.stack || e);
 } finally {

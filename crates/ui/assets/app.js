@@ -295,8 +295,25 @@ function showState(name) {
   $("#state-detail").innerHTML = `<h2>${esc(name)}</h2>` +
     (entered ? pre("input", "Input", entered.details.input) : `<p class="muted">Not entered in the events shown.</p>`) +
     (exited ? pre("output", "Output", exited.details.output) : "") +
-    (failed ? `<h3>Error</h3><p class="reason error"><b>${esc(failed.details.error || "")}</b>: ${esc(failed.details.cause || "")}</p>` : "");
+    (failed ? `<h3>Error</h3><p class="reason error"><b>${esc(failed.details.error || "")}</b>: ${esc(failed.details.cause || "")}</p>` : "") +
+    children(v, name, evs);
   document.querySelectorAll("#graph g.node").forEach((g) => g.classList.toggle("selected", g.dataset.state === name));
+}
+
+// The executions a state started (a Task's `states:startExecution`, or the tasks inside a
+// Map's or a Parallel's iterations and branches), from the events shown: links to their
+// pages, as the console links a Map Run's child executions.
+function children(v, name, evs) {
+  const arn = /arn:aws:states:[^:"]*:[^:"]*:execution:[^:"]+:([^:"\s\\]+)/g;
+  const frames = evs.filter((e) => /^(Map|Parallel)StateEntered$/.test(e.kind)).map((e) => e.frame);
+  const inside = (e) => frames.some((f) => e.frame.startsWith(`${f}/`));
+  const ids = new Set();
+  for (const e of v.events) {
+    if (!(evs.includes(e) || inside(e))) continue;
+    for (const m of JSON.stringify(e.details || {}).matchAll(arn)) if (m[1] !== v.id) ids.add(m[1]);
+  }
+  if (!ids.size) return "";
+  return `<h3>Child executions (${ids.size})</h3><ul id="child-executions">${[...ids].map((id) => `<li><a class="child" href="#/executions/${encodeURIComponent(id)}">${esc(id)}</a></li>`).join("")}</ul>`;
 }
 
 document.addEventListener("click", (e) => {
