@@ -481,3 +481,24 @@ fn jsonata_the_engine_does_not_support_is_an_error_not_a_panic() {
         assert!(!text(&out).contains("panicked"), "{expr}: {}", text(&out));
     }
 }
+
+// Found by fuzzing: a tail-recursive JSONata function without a base case runs as a loop
+// (jsonata-rs turns tail calls into loops) and grew its arena by gigabytes before the time
+// limit (the fuzzer's 3 GiB limit hit). The arena is capped: the state fails with
+// `States.QueryEvaluationError`, quickly and without a panic.
+#[test]
+fn a_jsonata_loop_without_end_fails_the_state_within_its_memory_cap() {
+    let sfn = Sfn::new();
+    let def = json!({"QueryLanguage": "JSONata", "StartAt": "P", "States": {
+        "P": {"Type": "Pass",
+              "Output": "{% ($f := function($n){$f($n - 2) }; $f(1)) %}", "End": true}}});
+    let (code, out) = sfn.run(&def, &json!({}), &[]);
+    assert_eq!(code, 1, "{out:#}");
+    assert_eq!(out["error"], "States.QueryEvaluationError", "{out:#}");
+    let cause = out["cause"].as_str().unwrap();
+    assert!(
+        cause.contains("MiB") || cause.contains("timeout") || cause.contains("time"),
+        "{cause}"
+    );
+    assert!(!cause.contains("panicked"), "{cause}");
+}

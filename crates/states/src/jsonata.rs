@@ -32,6 +32,13 @@ pub const MAX_EVAL_DEPTH: usize = 1_000;
 /// function without a base case would otherwise never return.
 pub const MAX_EVAL_MILLIS: usize = 10_000;
 
+/// How much memory one evaluation's arena may take. jsonata-rs allocates in an arena freed
+/// only at the end, so a loop that never ends (a tail-recursive function without a base
+/// case, turned into a loop) would otherwise grow it by gigabytes before the time limit;
+/// found by fuzzing. AWS's payloads are at most 256 KiB, so real expressions stay far
+/// below this.
+pub const MAX_EVAL_BYTES: usize = 64 * 1024 * 1024;
+
 /// The stack every parse and evaluation runs with: grown to this when the calling thread
 /// has less left. [`MAX_NESTING`] and [`MAX_EVAL_DEPTH`] are chosen so that they fit.
 const STACK_BYTES: usize = 64 * 1024 * 1024;
@@ -71,6 +78,13 @@ fn guarded<T>(f: impl FnOnce() -> T, on_panic: impl FnOnce(String) -> T) -> T {
                 .map(|s| s.to_string())
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "a panic".into());
+            // bumpalo's own panic when the arena's limit is reached
+            if why.contains("out of memory") {
+                return on_panic(format!(
+                    "evaluation used more than {} MiB (a recursive function without a base case?)",
+                    MAX_EVAL_BYTES / (1024 * 1024)
+                ));
+            }
             on_panic(format!(
                 "the JSONata engine (jsonata-rs) does not support this expression: {why}"
             ))
@@ -187,6 +201,7 @@ pub fn eval(expr: &str, states: &Value, vars: &Value) -> Result<Value, Failure> 
     guarded(
         || {
             let arena = Bump::new();
+            arena.set_allocation_limit(Some(MAX_EVAL_BYTES));
             let source = aws::rename_builtins(expr);
             let jsonata = JsonAta::new(&source, &arena).map_err(|e| fail(e.to_string()))?;
             if let Value::Object(v) = vars {
