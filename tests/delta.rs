@@ -340,13 +340,18 @@ pub(crate) fn read_parquet_dir(location: &str, columns: &str, s3: bool) -> Value
 }
 
 /// The Glue table `database.table` in moto's Glue, as boto3 reads it.
-fn glue_table(database: &str, table: &str) -> Value {
+pub(crate) fn glue_table(database: &str, table: &str) -> Value {
     let script = r#"
 import json, os, sys, boto3
 g = boto3.client("glue", endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name=os.environ["AWS_REGION"])
 t = g.get_table(DatabaseName=sys.argv[1], Name=sys.argv[2])["Table"]
+parts = []
+for page in g.get_paginator("get_partitions").paginate(DatabaseName=sys.argv[1], TableName=sys.argv[2]):
+    parts += [[p["Values"], p["StorageDescriptor"]["Location"]] for p in page["Partitions"]]
 print(json.dumps({"location": t["StorageDescriptor"]["Location"], "parameters": t.get("Parameters", {}),
-                  "columns": [[c["Name"], c["Type"]] for c in t["StorageDescriptor"].get("Columns", [])]}))
+                  "columns": [[c["Name"], c["Type"]] for c in t["StorageDescriptor"].get("Columns", [])],
+                  "partitionKeys": [[c["Name"], c["Type"]] for c in t.get("PartitionKeys", [])],
+                  "partitions": sorted(parts)}))
 "#;
     let out = Command::new(repo_root().join(".venv/bin/python"))
         .args(["-c", script, database, table])

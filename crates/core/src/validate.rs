@@ -183,16 +183,6 @@ pub fn check_file(file: &SpecFile) -> Vec<Problem> {
             );
         }
     }
-    if !spec.target.partition_by.is_empty()
-        && spec.target.glue.is_some()
-        && spec.target.target_format() == Some(crate::spec::TargetFormat::Parquet)
-    {
-        push(
-            "spec.target.partitionBy",
-            "a partitioned Parquet target cannot be registered in Glue yet (its partitions would need registering on every publish)".into(),
-            "use `format: delta` (Athena reads a Delta table's partitions from its log), or remove `glue:` or partitionBy",
-        );
-    }
     if !spec.target.partition_by.is_empty() && spec.source.chunk_size.is_some() {
         push(
             "spec.target.partitionBy",

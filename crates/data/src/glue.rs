@@ -5,7 +5,11 @@
 //! - A Delta target is a table of `table_type=DELTA` over the table's location; the log
 //!   says which files are current, so the table changes only when the schema does.
 //! - A Parquet target is a table whose location is the current version's prefix, moved
-//!   on every publish and rollback.
+//!   on every publish and rollback. A partitioned one (`target.partitionBy`) has the
+//!   partition columns as the table's `PartitionKeys`, and its partitions (each
+//!   `col=value/…` directory of the version) are registered anew on every publish and
+//!   rollback: the old ones deleted, the version's created, so Athena reads exactly the
+//!   current version's partitions without `MSCK REPAIR TABLE`.
 //!
 //! The registration is an upsert (the database is created when missing): the publish and
 //! rollback protocols run it after their swap and again when they resume, so a crash
@@ -13,7 +17,10 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_glue::types::{Column, DatabaseInput, SerDeInfo, StorageDescriptor, TableInput};
+use aws_sdk_glue::types::{
+    Column, DatabaseInput, PartitionInput, PartitionValueList, SerDeInfo, StorageDescriptor,
+    TableInput,
+};
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use skein_core::spec::GlueTable;
 
@@ -35,6 +42,41 @@ pub struct Registration<'a> {
     pub version: u64,
     /// The version's Arrow schema.
     pub schema: SchemaRef,
+    /// The version's data files, relative to `location` (`col=value/part-….parquet` when
+    /// partitioned): a plain Parquet table's partitions are read from them.
+    pub files: Vec<String>,
+}
+
+/// Glue's limits per request
+/// (<https://docs.aws.amazon.com/glue/latest/webapi/API_BatchCreatePartition.html>: 100
+/// partitions; <https://docs.aws.amazon.com/glue/latest/webapi/API_BatchDeletePartition.html>:
+/// 25).
+const CREATE_BATCH: usize = 100;
+const DELETE_BATCH: usize = 25;
+
+/// The partition columns and each partition's values, in order, read from the files'
+/// `col=value/` directories (none for an unpartitioned version).
+fn partitions(files: &[String]) -> (Vec<String>, Vec<Vec<String>>) {
+    let split = |f: &str| -> Vec<(String, String)> {
+        let mut dirs: Vec<&str> = f.split('/').collect();
+        dirs.pop(); // the file's own name
+        dirs.iter()
+            .filter_map(|d| d.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let keys: Vec<String> = files
+        .first()
+        .map(|f| split(f).into_iter().map(|(k, _)| k).collect())
+        .unwrap_or_default();
+    let mut values: Vec<Vec<String>> = files
+        .iter()
+        .map(|f| split(f).into_iter().map(|(_, v)| v).collect())
+        .filter(|v: &Vec<String>| !v.is_empty())
+        .collect();
+    values.sort();
+    values.dedup();
+    (keys, values)
 }
 
 /// A Glue client from the same settings as S3 (endpoint, region, credentials).
@@ -127,6 +169,11 @@ pub async fn register(s3: &S3Settings, r: &Registration<'_>) -> Result<()> {
             .await
             .map_err(|e| fail("create")(explain(e)))?;
     }
+    if !r.delta {
+        sync_partitions(&client, r)
+            .await
+            .map_err(fail("register the partitions of"))?;
+    }
     tracing::info!(
         dataset = r.dataset,
         database = %r.glue.database,
@@ -135,6 +182,110 @@ pub async fn register(s3: &S3Settings, r: &Registration<'_>) -> Result<()> {
         "glue table registered"
     );
     Ok(())
+}
+
+/// Replaces the table's partitions with the version's: every registered partition is
+/// deleted, then each of the version's is created under the version's prefix. A crash in
+/// between is finished by the registration run again (publish and rollback resume it).
+async fn sync_partitions(
+    client: &aws_sdk_glue::Client,
+    r: &Registration<'_>,
+) -> std::result::Result<(), String> {
+    let (keys, values) = partitions(&r.files);
+    let mut old: Vec<Vec<String>> = Vec::new();
+    let mut token = None;
+    loop {
+        let page = client
+            .get_partitions()
+            .database_name(&r.glue.database)
+            .table_name(&r.glue.table)
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(explain)?;
+        old.extend(page.partitions().iter().map(|p| p.values().to_vec()));
+        token = page.next_token().map(str::to_string);
+        if token.is_none() {
+            break;
+        }
+    }
+    for chunk in old.chunks(DELETE_BATCH) {
+        let list: Vec<PartitionValueList> = chunk
+            .iter()
+            .map(|v| {
+                PartitionValueList::builder()
+                    .set_values(Some(v.clone()))
+                    .build()
+            })
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| e.to_string())?;
+        client
+            .batch_delete_partition()
+            .database_name(&r.glue.database)
+            .table_name(&r.glue.table)
+            .set_partitions_to_delete(Some(list))
+            .send()
+            .await
+            .map_err(explain)?;
+    }
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let base = r.location.trim_end_matches('/');
+    for chunk in values.chunks(CREATE_BATCH) {
+        let inputs: Vec<PartitionInput> = chunk
+            .iter()
+            .map(|v| {
+                let dir: Vec<String> = keys
+                    .iter()
+                    .zip(v)
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                PartitionInput::builder()
+                    .set_values(Some(v.clone()))
+                    .storage_descriptor(
+                        parquet_storage(StorageDescriptor::builder())
+                            .location(format!("{base}/{}/", dir.join("/")))
+                            .build(),
+                    )
+                    .build()
+            })
+            .collect();
+        let out = client
+            .batch_create_partition()
+            .database_name(&r.glue.database)
+            .table_name(&r.glue.table)
+            .set_partition_input_list(Some(inputs))
+            .send()
+            .await
+            .map_err(explain)?;
+        if let Some(e) = out.errors().first() {
+            return Err(format!(
+                "partition {:?}: {}",
+                e.partition_values(),
+                e.error_detail()
+                    .and_then(|d| d.error_message())
+                    .unwrap_or("refused")
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A Parquet table's (or partition's) formats: Hive's Parquet input, output and SerDe.
+fn parquet_storage(
+    storage: aws_sdk_glue::types::builders::StorageDescriptorBuilder,
+) -> aws_sdk_glue::types::builders::StorageDescriptorBuilder {
+    storage
+        .input_format("org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat")
+        .output_format("org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat")
+        .serde_info(
+            SerDeInfo::builder()
+                .serialization_library(
+                    "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe",
+                )
+                .build(),
+        )
 }
 
 fn explain<E: std::error::Error>(e: E) -> String {
@@ -148,7 +299,15 @@ fn explain<E: std::error::Error>(e: E) -> String {
 }
 
 fn table_input(r: &Registration<'_>) -> std::result::Result<TableInput, String> {
+    // A plain Parquet table's partition columns are its PartitionKeys, not columns of its
+    // files (a Delta table's are in its log).
+    let keys = if r.delta {
+        Vec::new()
+    } else {
+        partitions(&r.files).0
+    };
     let mut columns = Vec::new();
+    let mut partition_keys = Vec::new();
     for f in r.schema.fields() {
         let kind = glue_type(f.data_type()).ok_or_else(|| {
             format!(
@@ -157,14 +316,19 @@ fn table_input(r: &Registration<'_>) -> std::result::Result<TableInput, String> 
                 f.data_type()
             )
         })?;
-        columns.push(
-            Column::builder()
-                .name(f.name().to_lowercase())
-                .r#type(kind)
-                .build()
-                .map_err(|e| e.to_string())?,
-        );
+        let column = Column::builder()
+            .name(f.name().to_lowercase())
+            .r#type(kind)
+            .build()
+            .map_err(|e| e.to_string())?;
+        if keys.iter().any(|k| k == f.name()) {
+            partition_keys.push(column);
+        } else {
+            columns.push(column);
+        }
     }
+    // In partitionBy's order, as the directories nest.
+    partition_keys.sort_by_key(|c| keys.iter().position(|k| k.eq_ignore_ascii_case(c.name())));
     let mut parameters = HashMap::from([
         ("skein.dataset".to_string(), r.dataset.to_string()),
         ("skein.version".to_string(), r.version.to_string()),
@@ -179,20 +343,12 @@ fn table_input(r: &Registration<'_>) -> std::result::Result<TableInput, String> 
         storage
     } else {
         parameters.insert("classification".into(), "parquet".into());
-        storage
-            .input_format("org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat")
-            .output_format("org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat")
-            .serde_info(
-                SerDeInfo::builder()
-                    .serialization_library(
-                        "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe",
-                    )
-                    .build(),
-            )
+        parquet_storage(storage)
     };
     TableInput::builder()
         .name(&r.glue.table)
         .table_type("EXTERNAL_TABLE")
+        .set_partition_keys((!partition_keys.is_empty()).then_some(partition_keys))
         .set_parameters(Some(parameters))
         .storage_descriptor(storage.build())
         .build()

@@ -322,6 +322,7 @@ impl Target {
                 location,
                 version: n,
                 schema,
+                files: manifest.files.iter().map(|f| f.name.clone()).collect(),
             },
         )
         .await
