@@ -421,6 +421,36 @@ fn runtime_errors_are_worded_as_aws_words_them() {
             prefix("P", 2) + "Invalid path '$.x.y[0]' : Missing property in path $['x']",
         ),
         (
+            "a SecondsPath that is not a whole number",
+            json!({"StartAt": "W", "States": {"W": {"Type": "Wait", "SecondsPath": "$.s",
+                "End": true}}}),
+            json!({"s": 1.5}),
+            prefix("W", 2)
+                + "The SecondsPath parameter cannot be parsed as a long value: $.s == 1.5",
+        ),
+        (
+            "a SecondsPath that is a string",
+            json!({"StartAt": "W", "States": {"W": {"Type": "Wait", "SecondsPath": "$.s",
+                "End": true}}}),
+            json!({"s": "ten"}),
+            prefix("W", 2)
+                + "The SecondsPath parameter cannot be parsed as a long value: $.s == ten",
+        ),
+        (
+            "a negative SecondsPath",
+            json!({"StartAt": "W", "States": {"W": {"Type": "Wait", "SecondsPath": "$.s",
+                "End": true}}}),
+            json!({"s": -1}),
+            prefix("W", 2) + "The SecondsPath parameter references a negative value: $.s == -1",
+        ),
+        (
+            "a SecondsPath that selects nothing",
+            json!({"StartAt": "W", "States": {"W": {"Type": "Wait", "SecondsPath": "$.s",
+                "End": true}}}),
+            json!({}),
+            prefix("W", 2) + "The SecondsPath parameter does not reference an input value: $.s",
+        ),
+        (
             "an iteration's error keeps its own state's prefix, not the Map's",
             json!({"StartAt": "M", "States": {"M": {"Type": "Map", "ItemsPath": "$.items",
                 "ItemProcessor": {"StartAt": "Inner", "States": {"Inner": {"Type": "Pass",

@@ -243,7 +243,7 @@ fn out_of_bound_values_from_paths_are_runtime_errors() {
         let (error, cause) = failed(&sfn, wait_path.clone(), json!({"s": s}));
         assert_eq!(error, "States.Runtime", "{s}: {cause}");
         assert!(
-            cause.contains("state `S`") && cause.contains("$.s"),
+            cause.contains("state 'S'") && cause.contains("$.s"),
             "{cause}"
         );
     }

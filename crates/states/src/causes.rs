@@ -14,6 +14,9 @@
 //!   ([`field_not_found`]);
 //! - a Choice rule's `Variable`: `Invalid path '$.a': The choice state's condition path
 //!   references an invalid value.` ([`choice_path`]);
+//! - a Wait's `SecondsPath`: `The SecondsPath parameter cannot be parsed as a long value:
+//!   $.s == 1.5`, `… references a negative value: $.s == -1`, `… does not reference an
+//!   input value: $.s` ([`seconds_path_value`], [`seconds_path_missing`]);
 //! - an intrinsic's path argument: `The function 'States.Array($.a)' had the following
 //!   error: The JsonPath argument for the field '$.a' could not be found in the input
 //!   '{…}'` ([`intrinsic_argument`]).
@@ -58,6 +61,30 @@ pub fn intrinsic_argument(invocation: &str, path: &str, input: &Value) -> String
         "The function '{invocation}' had the following error: The JsonPath argument for the field '{path}' could not be found in the input '{}'",
         compact(input)
     )
+}
+
+/// A Wait's `SecondsPath` that selects nothing.
+pub fn seconds_path_missing(path: &str) -> String {
+    format!("The SecondsPath parameter does not reference an input value: {path}")
+}
+
+/// A Wait's `SecondsPath` value that is not a whole number of seconds, or is negative.
+/// (Values above AWS's 99,999,999 are refused afterwards with the bound named.)
+pub fn seconds_path_value(path: &str, v: &Value) -> Result<(), crate::failure::Failure> {
+    let shown = match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    match v.as_i64() {
+        Some(n) if n < 0 => Err(crate::failure::Failure::runtime(format!(
+            "The SecondsPath parameter references a negative value: {path} == {shown}"
+        ))),
+        Some(_) => Ok(()),
+        None if v.as_u64().is_some() => Ok(()),
+        None => Err(crate::failure::Failure::runtime(format!(
+            "The SecondsPath parameter cannot be parsed as a long value: {path} == {shown}"
+        ))),
+    }
 }
 
 /// JSON as AWS prints a state's input in a cause: compact.

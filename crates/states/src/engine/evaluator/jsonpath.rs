@@ -164,7 +164,10 @@ impl Evaluator for JsonPath<'_> {
         } else if let Some(v) = timestamp {
             seconds_until(state, v, "`Timestamp`")
         } else if let Some(p) = seconds_path {
-            let v = template::select(&self.scope(), p)?;
+            let scope = self.scope();
+            let v = template::select(&scope, p)
+                .map_err(|_| Failure::runtime(crate::causes::seconds_path_missing(p)))?;
+            crate::causes::seconds_path_value(p, &v)?;
             wait_seconds(state, &v, &format!("`SecondsPath` `{p}`"))
         } else if let Some(p) = timestamp_path {
             let v = template::select(&self.scope(), p)?;
