@@ -35,9 +35,11 @@ pub const MAX_EVAL_MILLIS: usize = 10_000;
 /// How much memory one evaluation's arena may take. jsonata-rs allocates in an arena freed
 /// only at the end, so a loop that never ends (a tail-recursive function without a base
 /// case, turned into a loop) would otherwise grow it by gigabytes before the time limit;
-/// found by fuzzing. AWS's payloads are at most 256 KiB, so real expressions stay far
-/// below this.
-pub const MAX_EVAL_BYTES: usize = 64 * 1024 * 1024;
+/// found by fuzzing. Such a loop also chains jsonata-rs's call frames (on the heap, kept
+/// alive by the closure that refers to them, so never freed): the cap bounds that too, to
+/// a few tens of MiB per runaway evaluation. AWS's payloads are at most 256 KiB, so real
+/// expressions stay far below this.
+pub const MAX_EVAL_BYTES: usize = 16 * 1024 * 1024;
 
 /// The stack every parse and evaluation runs with: grown to this when the calling thread
 /// has less left. [`MAX_NESTING`] and [`MAX_EVAL_DEPTH`] are chosen so that they fit.
