@@ -427,8 +427,15 @@ fn corrupt_parquet_files_are_refused_with_their_name() {
     garbage_head[..4].copy_from_slice(b"PK\x03\x04");
     let mut garbage_tail = good.clone();
     garbage_tail[n - 4..].copy_from_slice(b"EOF!");
-    let cases: [(&str, Vec<u8>, &str); 5] = [
+    let cases: [(&str, Vec<u8>, &str); 6] = [
         ("past-end", past_end, "more than the file's"),
+        // Found by fuzzing: an embedded Arrow schema with a field of type NONE made
+        // arrow-ipc panic (`unimplemented!`) inside DataFusion's schema inference.
+        (
+            "arrow-type-none",
+            include_bytes!("../fuzz/seeds/parquet/arrow-schema-type-none.parquet").to_vec(),
+            "has a schema in its metadata that cannot be read",
+        ),
         (
             "truncated",
             good[..n / 2].to_vec(),

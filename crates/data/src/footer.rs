@@ -3,7 +3,8 @@
 //! refused with its name, instead of reaching a footer parser that may panic on it.
 //!
 //! A Parquet file is `PAR1`, the data, the metadata, the metadata's length (4 bytes,
-//! little endian) and `PAR1` again. Checking costs one ranged read of 12 bytes per file.
+//! little endian) and `PAR1` again. Checking costs one ranged read of 12 bytes per file,
+//! then one of its metadata, decoded (with its Arrow schema) with any panic caught.
 
 use std::sync::Arc;
 
@@ -73,7 +74,64 @@ pub(crate) async fn check(
             "has a footer that says its metadata is {length} bytes long, more than the file's {size} bytes; the file is corrupt or cut off"
         ));
     }
-    Ok(())
+    let metadata = store
+        .get_ranges(path, &[size - 8 - length..size - 8])
+        .await
+        .map_err(|e| format!("cannot read its metadata: {e}"))?;
+    readable_schema(metadata.first().map(|b| b.as_ref()).unwrap_or_default())
+}
+
+thread_local! {
+    /// Whether this thread is decoding a footer under [`readable_schema`].
+    static QUIET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Installs, once, a panic hook that stays silent for a panic caught by
+/// [`readable_schema`] (it becomes an error naming the file) and reports any other as
+/// before.
+fn quiet_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !QUIET.get() {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// Decodes a footer's metadata and the Arrow schema it describes (with the `ARROW:schema`
+/// it may embed) as DataFusion will, but with a panic caught: arrow-ipc panics
+/// (`unimplemented!`) on some embedded schemas, e.g. a field of type NONE, found by
+/// fuzzing. A bad one is an error naming what is wrong, never a crash.
+fn readable_schema(metadata: &[u8]) -> std::result::Result<(), String> {
+    use datafusion::parquet::arrow::parquet_to_arrow_schema;
+    use datafusion::parquet::file::metadata::ParquetMetaDataReader;
+    quiet_panics();
+    QUIET.set(true);
+    let decoded = std::panic::catch_unwind(|| {
+        let m = ParquetMetaDataReader::decode_metadata(metadata).map_err(|e| e.to_string())?;
+        let file = m.file_metadata();
+        parquet_to_arrow_schema(file.schema_descr(), file.key_value_metadata())
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    });
+    QUIET.set(false);
+    match decoded {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(format!("has metadata that cannot be read: {e}")),
+        Err(panic) => {
+            let why = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unreadable".into());
+            Err(format!(
+                "has a schema in its metadata that cannot be read ({why}); the file is corrupt or written by a tool skein cannot read"
+            ))
+        }
+    }
 }
 
 /// Checks many files (path, size) of one store; the first bad one with its problem.
