@@ -17,7 +17,7 @@ use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
 use futures::{StreamExt, TryStreamExt};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectMeta, ObjectStore};
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 use skein_core::load::SpecFile;
 
 use crate::error::{Error, Result};
@@ -75,10 +75,10 @@ pub(crate) async fn check(
         ));
     }
     let metadata = store
-        .get_ranges(path, &[size - 8 - length..size - 8])
+        .get_range(path, size - 8 - length..size - 8)
         .await
         .map_err(|e| format!("cannot read its metadata: {e}"))?;
-    readable_schema(metadata.first().map(|b| b.as_ref()).unwrap_or_default())
+    readable_schema(&metadata)
 }
 
 thread_local! {
