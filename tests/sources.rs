@@ -427,7 +427,14 @@ fn corrupt_parquet_files_are_refused_with_their_name() {
     garbage_head[..4].copy_from_slice(b"PK\x03\x04");
     let mut garbage_tail = good.clone();
     garbage_tail[n - 4..].copy_from_slice(b"EOF!");
-    let cases: [(&str, Vec<u8>, &str); 6] = [
+    let cases: [(&str, Vec<u8>, &str); 7] = [
+        // Found by fuzzing: a column chunk whose metadata gives a negative start made the
+        // Parquet reader panic (`byte_range`) while reading the data.
+        (
+            "negative-column-range",
+            include_bytes!("../fuzz/seeds/parquet/column-chunk-negative-range.parquet").to_vec(),
+            "cannot be read",
+        ),
         ("past-end", past_end, "more than the file's"),
         // Found by fuzzing: an embedded Arrow schema with a field of type NONE made
         // arrow-ipc panic (`unimplemented!`) inside DataFusion's schema inference.

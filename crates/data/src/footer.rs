@@ -78,7 +78,7 @@ pub(crate) async fn check(
         .get_range(path, size - 8 - length..size - 8)
         .await
         .map_err(|e| format!("cannot read its metadata: {e}"))?;
-    readable_schema(&metadata)
+    readable_schema(&metadata, size)
 }
 
 thread_local! {
@@ -105,13 +105,27 @@ fn quiet_panics() {
 /// it may embed) as DataFusion will, but with a panic caught: arrow-ipc panics
 /// (`unimplemented!`) on some embedded schemas, e.g. a field of type NONE, found by
 /// fuzzing. A bad one is an error naming what is wrong, never a crash.
-fn readable_schema(metadata: &[u8]) -> std::result::Result<(), String> {
+fn readable_schema(metadata: &[u8], size: u64) -> std::result::Result<(), String> {
     use datafusion::parquet::arrow::parquet_to_arrow_schema;
     use datafusion::parquet::file::metadata::ParquetMetaDataReader;
     quiet_panics();
     QUIET.set(true);
     let decoded = std::panic::catch_unwind(|| {
         let m = ParquetMetaDataReader::decode_metadata(metadata).map_err(|e| e.to_string())?;
+        // Every column chunk must lie inside the file: the reader panics on a negative
+        // start or length (`byte_range`), found by fuzzing, and would read past the end.
+        for (g, group) in m.row_groups().iter().enumerate() {
+            for column in group.columns() {
+                let (start, length) = column.byte_range();
+                if start.saturating_add(length) > size {
+                    return Err(format!(
+                        "row group {g} says column `{}` lies at bytes {start}..{}, past the file's {size} bytes",
+                        column.column_path(),
+                        start.saturating_add(length)
+                    ));
+                }
+            }
+        }
         let file = m.file_metadata();
         parquet_to_arrow_schema(file.schema_descr(), file.key_value_metadata())
             .map(|_| ())
