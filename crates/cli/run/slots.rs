@@ -53,9 +53,13 @@ impl ReaderSlots for LocalSlots {
 
     async fn release(&self, system: &str, holder: &str) -> skein_core::Result<()> {
         let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
-        if held.remove(&format!("{system}\n{holder}")).is_some() {
+        let permit = held.remove(&format!("{system}\n{holder}"));
+        if permit.is_some() {
+            // Counted out before the permit goes back: a waiter that takes it counts in
+            // after, so the peak never shows one reader more than the cap.
             self.peaks.leave(&format!("system:{system}"));
         }
+        drop(permit);
         Ok(())
     }
 }
