@@ -351,6 +351,16 @@ fn an_expression_with_blanks_around_its_braces_is_a_plain_string() {
     );
 }
 
+/// A Map named `M` over `$.items` whose `field` (a numeric `…Path`) reads `$.c`.
+fn map_with(field: &str, distributed: bool) -> serde_json::Value {
+    let mut processor = json!({"StartAt": "E", "States": {"E": {"Type": "Pass", "End": true}}});
+    if distributed {
+        processor["ProcessorConfig"] = json!({"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"});
+    }
+    json!({"StartAt": "M", "States": {"M": {"Type": "Map", "ItemsPath": "$.items",
+        field: "$.c", "ItemProcessor": processor, "End": true}}})
+}
+
 /// Cluster 11: the engine's own runtime errors carry AWS's causes, word for word. Each
 /// expected cause is the one AWS returns (recorded in `DescribeExecution` of real
 /// executions), through the `skein states run` contract.
@@ -451,6 +461,48 @@ fn runtime_errors_are_worded_as_aws_words_them() {
             prefix("W", 2) + "The SecondsPath parameter does not reference an input value: $.s",
         ),
         (
+            "a MaxConcurrencyPath that is not a number",
+            map_with("MaxConcurrencyPath", false),
+            json!({"items": [1], "c": "x"}),
+            prefix("M", 2)
+                + "The MaxConcurrencyPath field refers to value \"x\" which is not a valid \
+                   integer: $.c",
+        ),
+        (
+            "a negative MaxConcurrencyPath",
+            map_with("MaxConcurrencyPath", false),
+            json!({"items": [1], "c": -1}),
+            prefix("M", 2) + "Expected non-negative integer for MaxConcurrency, got '-1' instead.",
+        ),
+        (
+            "a negative ToleratedFailureCountPath",
+            map_with("ToleratedFailureCountPath", true),
+            json!({"items": [1], "c": -2}),
+            prefix("M", 2) + "ToleratedFailureCount cannot be negative.",
+        ),
+        (
+            "a ToleratedFailureCountPath of 1.5",
+            map_with("ToleratedFailureCountPath", true),
+            json!({"items": [1], "c": 1.5}),
+            prefix("M", 2)
+                + "The ToleratedFailureCountPath field refers to value \"1.5\" which is not a \
+                   valid integer: $.c",
+        ),
+        (
+            "a ToleratedFailurePercentagePath over 100",
+            map_with("ToleratedFailurePercentagePath", true),
+            json!({"items": [1], "c": 101}),
+            prefix("M", 2) + "ToleratedFailurePercentage must be between 0 and 100.",
+        ),
+        (
+            "a ToleratedFailurePercentagePath that is an object",
+            map_with("ToleratedFailurePercentagePath", true),
+            json!({"items": [1], "c": {"a": 1}}),
+            prefix("M", 2)
+                + "The ToleratedFailurePercentagePath field refers to value \"{\"a\":1}\" \
+                   which is not a valid float: $.c",
+        ),
+        (
             "an iteration's error keeps its own state's prefix, not the Map's",
             json!({"StartAt": "M", "States": {"M": {"Type": "Map", "ItemsPath": "$.items",
                 "ItemProcessor": {"StartAt": "Inner", "States": {"Inner": {"Type": "Pass",
@@ -462,6 +514,13 @@ fn runtime_errors_are_worded_as_aws_words_them() {
             prefix("Inner", 5) + "Invalid path '$.missing' : No results for path: $['missing']",
         ),
     ];
+    // A string holding a whole number is a number to AWS.
+    let (code, out) = sfn.run(
+        &map_with("MaxConcurrencyPath", false),
+        &json!({"items": [1, 2], "c": "1"}),
+        &[],
+    );
+    assert_eq!((code, &out["output"]), (0, &json!([1, 2])), "{out:#}");
     for (what, def, input, cause) in &cases {
         let (code, out) = sfn.run(def, input, &[]);
         assert_eq!(code, 1, "{what}: {out:#}");

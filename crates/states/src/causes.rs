@@ -17,6 +17,11 @@
 //! - a Wait's `SecondsPath`: `The SecondsPath parameter cannot be parsed as a long value:
 //!   $.s == 1.5`, `… references a negative value: $.s == -1`, `… does not reference an
 //!   input value: $.s` ([`seconds_path_value`], [`seconds_path_missing`]);
+//! - a Map's `MaxConcurrencyPath`, `ToleratedFailureCountPath` and
+//!   `ToleratedFailurePercentagePath`: `The MaxConcurrencyPath field refers to value "x"
+//!   which is not a valid integer: $.c`, `Expected non-negative integer for MaxConcurrency,
+//!   got '-1' instead.`, `ToleratedFailureCount cannot be negative.`, `ToleratedFailurePercentage
+//!   must be between 0 and 100.` ([`map_path_number`]);
 //! - an intrinsic's path argument: `The function 'States.Array($.a)' had the following
 //!   error: The JsonPath argument for the field '$.a' could not be found in the input
 //!   '{…}'` ([`intrinsic_argument`]).
@@ -85,6 +90,59 @@ pub fn seconds_path_value(path: &str, v: &Value) -> Result<(), crate::failure::F
             "The SecondsPath parameter cannot be parsed as a long value: {path} == {shown}"
         ))),
     }
+}
+
+/// Which of a Map's numeric `…Path` fields a value came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MapNumber {
+    MaxConcurrency,
+    ToleratedFailureCount,
+    ToleratedFailurePercentage,
+}
+
+/// The number a Map's `MaxConcurrencyPath` or `ToleratedFailure…Path` selected, checked as
+/// AWS checks it: a JSON number or a string holding one (`"5"`), whole for the first two
+/// fields, never negative, a percentage at most 100. The error is `States.Runtime` with
+/// AWS's cause (<https://docs.aws.amazon.com/step-functions/latest/dg/state-map-distributed.html>,
+/// <https://docs.aws.amazon.com/step-functions/latest/dg/maprun-fail-threshold.html>).
+pub fn map_path_number(
+    field: MapNumber,
+    path: &str,
+    v: &Value,
+) -> Result<f64, crate::failure::Failure> {
+    let (name, kind) = match field {
+        MapNumber::MaxConcurrency => ("MaxConcurrency", "integer"),
+        MapNumber::ToleratedFailureCount => ("ToleratedFailureCount", "integer"),
+        MapNumber::ToleratedFailurePercentage => ("ToleratedFailurePercentage", "float"),
+    };
+    let number = match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse::<i64>().ok().map(|n| n as f64),
+        _ => None,
+    };
+    let whole = kind == "integer";
+    let Some(n) = number.filter(|n| n.is_finite() && (!whole || n.fract() == 0.0)) else {
+        let shown = match v {
+            Value::String(s) => s.clone(),
+            other => compact(other),
+        };
+        return Err(crate::failure::Failure::runtime(format!(
+            "The {name}Path field refers to value \"{shown}\" which is not a valid {kind}: {path}"
+        )));
+    };
+    let cause = match field {
+        MapNumber::MaxConcurrency if n < 0.0 => {
+            format!("Expected non-negative integer for MaxConcurrency, got '{n}' instead.")
+        }
+        MapNumber::ToleratedFailureCount if n < 0.0 => {
+            "ToleratedFailureCount cannot be negative.".to_string()
+        }
+        MapNumber::ToleratedFailurePercentage if !(0.0..=100.0).contains(&n) => {
+            "ToleratedFailurePercentage must be between 0 and 100.".to_string()
+        }
+        _ => return Ok(n),
+    };
+    Err(crate::failure::Failure::runtime(cause))
 }
 
 /// JSON as AWS prints a state's input in a cause: compact.

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use super::evaluator::Evaluator;
 use super::frame::{Attempted, Run};
 use super::interrupt::Interrupt;
+use crate::causes::MapNumber;
 use crate::definition::{MapState, State};
 use crate::failure::Failure;
 use crate::jsonata;
@@ -73,6 +74,7 @@ impl Run {
         // (https://docs.aws.amazon.com/step-functions/latest/dg/maprun-fail-threshold.html).
         let number = |fixed: Option<f64>,
                       path: &Option<String>,
+                      field: MapNumber,
                       ok: &dyn Fn(&Value) -> Option<f64>,
                       what: &str|
          -> Result<Option<f64>, Failure> {
@@ -94,7 +96,10 @@ impl Run {
                 }
                 (None, Some(p)) => {
                     let v = template::select(&scope, p)?;
-                    ok(&v).map(Some).ok_or_else(|| {
+                    // AWS's own causes first (a string holding a number counts), then
+                    // skein's bound for what AWS also refuses (a distributed Map's 10,000)
+                    let n = crate::causes::map_path_number(field, p, &v)?;
+                    ok(&json!(n)).map(Some).ok_or_else(|| {
                         Failure::runtime(format!(
                             "state `{}`: `{p}` must give {what}, got {}",
                             state.name,
@@ -114,6 +119,7 @@ impl Run {
         let concurrency = number(
             map.max_concurrency.map(|n| n as f64),
             &map.max_concurrency_path,
+            MapNumber::MaxConcurrency,
             &|v| limits::integer_in(v, 0, max_concurrency).map(|n| n as f64),
             &format!("an integer from 0 to {max_concurrency}"),
         )?
@@ -126,12 +132,14 @@ impl Run {
         let tolerated_count = number(
             map.tolerated_failure_count.map(|n| n as f64),
             &map.tolerated_failure_count_path,
+            MapNumber::ToleratedFailureCount,
             &count,
             "a non-negative integer",
         )?;
         let tolerated_pct = number(
             map.tolerated_failure_percentage,
             &map.tolerated_failure_percentage_path,
+            MapNumber::ToleratedFailurePercentage,
             &|v| {
                 v.as_f64()
                     .filter(|p| (0.0..=limits::MAX_TOLERATED_PERCENTAGE).contains(p))
