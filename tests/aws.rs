@@ -1297,6 +1297,185 @@ async fn rollback_and_verify_work_against_a_deployed_stack() {
     );
 }
 
+// Issue 19: `skein ui --stack` and `skein report --stack`: the same pages over the stack's
+// DynamoDB catalog and its executions in Step Functions (moto's: DescribeExecution, the
+// machine's definition, GetExecutionHistory), and "Approve" on the page answers the
+// waiting task token through Step Functions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_and_the_report_work_against_a_deployed_stack() {
+    use crate::ui::{Running, http};
+    use std::io::BufRead;
+    let c = catalog().await;
+    let sfn = aws_sdk_sfn::Client::new(&settings().sdk_config().await);
+    let run_arn = create_state_machines(&sfn, &unique("ops-ui")).await;
+    let dataset_arn = run_arn.replace("skein-migration-run-", "skein-dataset-migration-");
+    let run = unique("run-ui");
+    c.put_run(&crate::util::running_run(&run)).await.unwrap();
+    let (spec, hash) = conformance::spec("ledger", "");
+    c.put_spec(&spec, &hash).await.unwrap();
+    c.acquire_lease("ledger", &run, 300).await.unwrap();
+    for (from, to) in [
+        (Status::Pending, Status::InProgress),
+        (Status::InProgress, Status::Migrated),
+        (Status::Migrated, Status::Verified),
+    ] {
+        c.transition("ledger", from, to, None, Some(&run))
+            .await
+            .unwrap();
+    }
+    let attempt = c.start_attempt("ledger", &run).await.unwrap();
+    c.finish_attempt("ledger", attempt, "awaiting_approval", None)
+        .await
+        .unwrap();
+    skein_usecases::steps::await_approval(&c, "ledger", &run, "token-ledger")
+        .await
+        .unwrap();
+    let run_execution = sfn
+        .start_execution()
+        .state_machine_arn(&run_arn)
+        .name(&run)
+        .input(json!({"runId": run, "specs": "s3://specs-bucket/specs/"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    let child = skein_core::fleet::execution_name(&run, "ledger");
+    sfn.start_execution()
+        .state_machine_arn(&dataset_arn)
+        .name(&child)
+        .input(
+            json!({"dataset": "ledger", "runId": run, "needsApproval": true,
+                "AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID": run_execution.execution_arn})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let stack = stack_with(
+        &c,
+        &[
+            ("MigrationRunStateMachineArn", run_arn.clone()),
+            ("DatasetMigrationStateMachineArn", dataset_arn.clone()),
+        ],
+    )
+    .await;
+
+    let mut ui = Command::new(env!("CARGO_BIN_EXE_skein"))
+        .args(["ui", "--port", "0", "--quiet", "--stack", &stack])
+        .envs(moto::env())
+        .env("SKEIN_CATALOG", "/nonexistent/never-used")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut url = String::new();
+    std::io::BufReader::new(ui.stdout.take().unwrap())
+        .read_line(&mut url)
+        .unwrap();
+    let _ui = Running(ui);
+    let url = url.trim().to_string();
+    assert!(
+        url.starts_with("http://"),
+        "skein ui --stack printed {url:?}"
+    );
+    let get = |path: &str| -> Value {
+        let (status, body) = http(&url, "GET", path, &[]);
+        assert_eq!(status, 200, "GET {path}: {body}");
+        serde_json::from_str(&body).unwrap()
+    };
+
+    let datasets = get("/api/datasets");
+    let ledger = &datasets["datasets"][0];
+    assert_eq!(
+        (&ledger["name"], &ledger["status"], &ledger["execution"]),
+        (&json!("ledger"), &json!("awaiting_approval"), &json!(child)),
+        "{datasets:#}"
+    );
+    let runs = get("/api/runs");
+    assert_eq!(runs["runs"][0]["runId"], run, "{runs:#}");
+    assert!(runs["runs"][0]["executionStatus"].is_string(), "{runs:#}");
+    // The run page: the plan's item lists are on S3, so the run's datasets come from the
+    // catalog's attempts; the waiting one counts as waiting, not as finished.
+    let page = get(&format!("/api/runs/{run}"));
+    assert_eq!(page["total"], 1, "{page:#}");
+    assert_eq!(page["finished"], 0, "{page:#}");
+    assert_eq!(page["datasets"][0]["state"], "waiting", "{page:#}");
+    assert_eq!(page["datasets"][0]["execution"], json!(child), "{page:#}");
+    // The dataset's execution: its machine's definition laid out, its history read.
+    let e = get(&format!("/api/executions/{child}"));
+    assert_eq!(e["dataset"], "ledger", "{e:#}");
+    assert_eq!(e["parent"], json!(run), "{e:#}");
+    let nodes: Vec<&str> = e["graph"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n["name"].as_str())
+        .collect();
+    assert!(nodes.contains(&"WaitForApproval"), "{nodes:?}");
+    let kinds: Vec<&str> = e["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|ev| ev["kind"].as_str())
+        .collect();
+    assert_eq!(kinds.first(), Some(&"ExecutionStarted"), "{e:#}");
+    assert!(
+        e["events"].as_array().unwrap().iter().any(|ev| ev["kind"]
+            .as_str()
+            .is_some_and(|k| k.ends_with("StateEntered"))
+            && ev["details"]["name"].is_string()),
+        "a state's entry names it: {e:#}"
+    );
+    // By ARN too, and an unknown one is a 404, not a 500.
+    let by_arn = get(&format!(
+        "/api/executions/{}",
+        run_execution.execution_arn.replace(':', "%3A")
+    ));
+    assert_eq!(by_arn["name"], json!(run), "{by_arn:#}");
+    let (status, body) = http(&url, "GET", "/api/executions/no-such-execution", &[]);
+    assert_eq!(status, 404, "{body}");
+    let (status, metrics) = http(&url, "GET", "/metrics", &[]);
+    assert_eq!(status, 200, "{metrics}");
+    assert!(
+        metrics.contains("status=\"awaiting_approval\"} 1"),
+        "{metrics}"
+    );
+    // Approve from the page: the token answered in Step Functions, the catalog updated by
+    // the same use case as `skein approve`.
+    let (status, body) = http(
+        &url,
+        "POST",
+        "/api/datasets/ledger/approve",
+        &[("x-skein-ui", "1")],
+    );
+    assert_eq!(status, 200, "{body}");
+    let answered: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(answered["answer"], "approved", "{answered:#}");
+
+    // The report of the run, from the stack.
+    let dir = tempfile::tempdir().unwrap();
+    let html = dir.path().join("report.html");
+    let (code, wrote, err) =
+        skein_on_stack(&stack, &["report", &run, "--html", html.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(wrote["run"], json!(run), "{wrote:#}");
+    let text = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        text.contains("ledger") && text.contains(&run),
+        "the report names the run and its dataset"
+    );
+    let (code, _, err) = skein_on_stack(
+        &stack,
+        &[
+            "report",
+            "run-that-never-was",
+            "--html",
+            html.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains(&format!("the stack {stack}")), "{err}");
+}
+
 // Issue 19: `skein run s3://…/specs/ --stack` starts migration-run in Step Functions with
 // the run id as the execution's name; a path that is not on S3 is a usage error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -30,7 +30,7 @@ fn skein(ws: &Workspace, args: &[&str]) -> Command {
 }
 
 /// A child process killed when the test ends, however it ends.
-struct Running(Child);
+pub(crate) struct Running(pub(crate) Child);
 
 impl Drop for Running {
     fn drop(&mut self) {
@@ -64,7 +64,7 @@ fn serve(ws: &Workspace, extra: &[&str]) -> (Running, String) {
 }
 
 /// A plain HTTP/1.1 request: (status, body).
-fn http(url: &str, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
+pub(crate) fn http(url: &str, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
     let authority = url
         .trim_start_matches("http://")
         .trim_end_matches('/')
@@ -763,4 +763,61 @@ fn rates_leave_out_the_time_spent_waiting_for_approval() {
         "rows per second over the active time: {t:#}"
     );
     drop(run);
+}
+
+// Issue 19: a Step Functions history read for `skein ui --stack` puts each event in its
+// Map iteration's or Parallel branch's frame, as the engine's own history does.
+/// Two Map iterations interleaved, as an inline Map's are in AWS's history, and a
+/// Parallel inside the first: each iteration's and branch's states land in their own
+/// frame, the closing events back in the frame around them.
+#[test]
+fn interleaved_iterations_and_branches_get_their_own_frames() {
+    let history = [
+        (1, 0, "ExecutionStarted"),
+        (2, 1, "MapStateEntered"),
+        (3, 2, "MapStateStarted"),
+        (4, 3, "MapIterationStarted"),
+        (5, 3, "MapIterationStarted"),
+        (6, 4, "PassStateEntered"),
+        (7, 5, "PassStateEntered"),
+        (8, 7, "PassStateExited"),
+        (9, 6, "PassStateExited"),
+        (10, 9, "ParallelStateEntered"),
+        (11, 10, "ParallelStateStarted"),
+        (12, 11, "PassStateEntered"),
+        (13, 11, "PassStateEntered"),
+        (14, 12, "PassStateExited"),
+        (15, 13, "PassStateExited"),
+        (16, 15, "ParallelStateSucceeded"),
+        (17, 16, "ParallelStateExited"),
+        (18, 8, "MapIterationSucceeded"),
+        (19, 17, "MapIterationSucceeded"),
+        (20, 19, "MapStateSucceeded"),
+        (21, 20, "MapStateExited"),
+    ];
+    let got = skein_ui::executions::frames(&history);
+    let want = [
+        "0",
+        "0",
+        "0",
+        "0",
+        "0",
+        "0/4:6",
+        "0/5:7",
+        "0/5:7",
+        "0/4:6",
+        "0/4:6",
+        "0/4:6",
+        "0/4:6/11:12",
+        "0/4:6/11:13",
+        "0/4:6/11:12",
+        "0/4:6/11:13",
+        "0/4:6",
+        "0/4:6",
+        "0",
+        "0",
+        "0",
+        "0",
+    ];
+    assert_eq!(got, want);
 }

@@ -15,6 +15,7 @@ mod backstage;
 mod bench;
 mod datasets;
 mod diff;
+mod executions;
 mod flags;
 mod gc;
 mod inspect;

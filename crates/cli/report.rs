@@ -1,24 +1,23 @@
-//! `skein report RUN --html FILE`: the self-contained HTML report of a run.
+//! `skein report RUN --html FILE`: the self-contained HTML report of a run, from the
+//! embedded catalog or, with `--stack`, a deployed stack's.
 
 use anyhow::Context;
 use serde_json::json;
-use skein_ui::Sources;
 
 use crate::flags::{Global, ReportArgs};
 use crate::{EXIT_OK, EXIT_USAGE};
 
 /// `skein report`.
 pub async fn write(g: &Global, args: &ReportArgs) -> anyhow::Result<u8> {
-    let sources = Sources::open(&g.catalog_dir())?;
+    let sources = crate::ui::sources(g).await?;
     // `latest` (as in `skein report latest --html run.html`): the newest run.
     let run = if args.run == "latest" {
-        use skein_core::catalog::Catalog;
         match sources.catalog.runs().await?.into_iter().next() {
             Some(r) => r.run_id,
             None => {
                 eprintln!(
                     "error: no run in {} yet; start one with `skein run DIR`",
-                    g.catalog_dir().display()
+                    sources.place
                 );
                 return Ok(EXIT_USAGE);
             }

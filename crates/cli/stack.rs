@@ -64,6 +64,38 @@ pub async fn connect(name: &str) -> anyhow::Result<Deployed> {
 }
 
 impl Deployed {
+    /// What the dashboard and the report read on this stack: its DynamoDB catalog, its
+    /// SQS queues (when the stack names their prefix), the executions of its two state
+    /// machines in Step Functions, and its task tokens.
+    pub async fn sources(self) -> skein_ui::Sources {
+        use std::sync::Arc;
+        let settings = AwsSettings::from_env();
+        let queue: Option<Arc<dyn skein_core::queue::JobQueue>> =
+            match self.outputs.get("MigrateQueueUrlPrefix") {
+                Some(prefix) => Some(Arc::new(
+                    skein_aws::SqsQueue::connect(&settings, prefix).await,
+                )),
+                None => None,
+            };
+        let machines = [
+            "MigrationRunStateMachineArn",
+            "DatasetMigrationStateMachineArn",
+        ]
+        .into_iter()
+        .filter_map(|k| self.outputs.get(k).cloned())
+        .collect();
+        let executions =
+            crate::executions::SfnExecutions::new(self.callbacks.client().clone(), machines);
+        skein_ui::Sources {
+            place: format!("the stack {}", self.name),
+            dir: None,
+            catalog: Arc::new(self.catalog),
+            queue,
+            executions: Arc::new(executions),
+            callbacks: Arc::new(self.callbacks),
+        }
+    }
+
     /// The output `key`, or an error naming the stack and the output.
     pub fn output(&self, key: &str) -> anyhow::Result<&str> {
         self.outputs.get(key).map(String::as_str).with_context(|| {

@@ -1,4 +1,5 @@
-//! `skein ui`: the dashboard over the embedded catalog and engine (`skein_ui`).
+//! `skein ui`: the dashboard (`skein_ui`) over the embedded catalog and engine, or over a
+//! deployed stack's catalog and Step Functions with `--stack`.
 
 use std::net::SocketAddr;
 
@@ -16,19 +17,27 @@ pub async fn serve(g: &Global, args: &UiArgs) -> anyhow::Result<u8> {
     };
     let listener = config.bind().await?;
     let addr = listener.local_addr()?;
-    let sources = Sources::open(&g.catalog_dir())?;
+    let sources = sources(g).await?;
     let host = addr.to_string();
     // The first stdout line is the address (scripts and tests read it).
     println!("http://{host}/");
     if !g.quiet {
         eprintln!(
-            "skein ui: catalog {}; metrics at http://{host}/metrics; Ctrl-C stops",
-            g.catalog_dir().display()
+            "skein ui: {}; metrics at http://{host}/metrics; Ctrl-C stops",
+            sources.place
         );
     }
-    tracing::info!(%addr, catalog = %g.catalog_dir().display(), "dashboard listening");
+    tracing::info!(%addr, place = %sources.place, "dashboard listening");
     skein_ui::serve(listener, sources, config, shutdown()).await?;
     Ok(EXIT_OK)
+}
+
+/// The embedded catalog directory, or the deployed stack of `--stack`.
+pub async fn sources(g: &Global) -> anyhow::Result<Sources> {
+    Ok(match &g.stack {
+        Some(name) => crate::stack::connect(name).await?.sources().await,
+        None => Sources::open(&g.catalog_dir())?,
+    })
 }
 
 async fn shutdown() {

@@ -27,8 +27,8 @@ pub enum Error {
         source: std::io::Error,
     },
     /// The run is not in the catalog.
-    #[error("run `{run}` is not in the catalog {}; `skein runs` lists the runs", dir.display())]
-    UnknownRun { run: String, dir: PathBuf },
+    #[error("run `{run}` is not in {place}; `skein runs` lists the runs")]
+    UnknownRun { run: String, place: String },
     /// The execution is not in the engine store.
     #[error(
         "execution `{id}` is not in the engine store; `skein states list` shows the executions"
@@ -47,6 +47,9 @@ pub enum Error {
     /// The engine store.
     #[error(transparent)]
     Store(#[from] skein_states::store::StoreError),
+    /// Step Functions, read for a deployed stack's executions.
+    #[error("{0}")]
+    Executions(String),
     /// A use case.
     #[error(transparent)]
     Usecase(#[from] skein_usecases::Error),

@@ -1,11 +1,13 @@
 //! skein-ui: what people look at while skein works. The dashboard behind `skein ui`, the
 //! Prometheus `/metrics` it serves, and the self-contained HTML report of `skein report`.
 //!
-//! Everything here reads the embedded catalog, queue and engine store that `skein run`
-//! writes ([`Sources`]); the only writes are the operator's actions
+//! Everything here reads through ports ([`Sources`]): locally the embedded catalog, queue
+//! and engine store that `skein run` writes; for a deployed stack (`--stack`) the DynamoDB
+//! catalog, the SQS queues and Step Functions. The only writes are the operator's actions
 //! (`skein_usecases::operator`), the same use cases as `skein approve` and `skein reject`.
 //!
 //! # Layout
+//! - [`executions`]: the executions port and its embedded-engine adapter.
 //! - [`view`]: read models (catalog rows, a run's progress and throughput, an execution
 //!   with its event history), serialised as the dashboard's JSON API.
 //! - [`graph`]: an ASL definition laid out as boxes and edges, coloured by the history.
@@ -17,6 +19,7 @@
 //! change goes through `skein_usecases::operator`, shared with the CLI.
 
 pub mod error;
+pub mod executions;
 pub mod graph;
 pub mod metrics;
 pub mod report;
@@ -26,27 +29,36 @@ pub mod view;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use skein_embedded::{SqliteCatalog, SqliteQueue};
+use skein_core::callbacks::TaskCallbacks;
+use skein_core::catalog::Catalog;
+use skein_core::queue::JobQueue;
+use skein_embedded::{EngineCallbacks, SqliteCatalog, SqliteQueue};
 use skein_states::store::Store;
 
 pub use error::{Error, Result};
+pub use executions::{EngineExecutions, Executions};
 pub use server::{Config, serve};
 
 /// Deliveries before a job goes to the dead letters; the value `skein run` opens the
 /// queue with (the dashboard only reads the queue, so it only matters for consistency).
 const MAX_RECEIVES: u32 = 5;
 
-/// The embedded stores of one catalog directory (`--catalog`, `.skein` by default).
+/// What the pages read and the actions answer through.
 #[derive(Clone)]
 pub struct Sources {
-    /// The catalog directory.
-    pub dir: PathBuf,
-    /// `catalog.db`: datasets, history, versions, attempts, runs.
-    pub catalog: Arc<SqliteCatalog>,
-    /// `queue.db`: the migration jobs per group.
-    pub queue: Arc<SqliteQueue>,
-    /// `states.db`: executions, their definitions and event histories.
-    pub store: Store,
+    /// Where this is, for messages: `the catalog .skein`, `the stack skein-prod`.
+    pub place: String,
+    /// The catalog directory of an embedded setup: the local stand-in for S3 (a run's item
+    /// lists) and the databases watched for changes. `None` on a deployed stack.
+    pub dir: Option<PathBuf>,
+    /// Datasets, history, versions, attempts, runs.
+    pub catalog: Arc<dyn Catalog>,
+    /// The migration jobs per group, when the queues can be read.
+    pub queue: Option<Arc<dyn JobQueue>>,
+    /// Executions, their definitions and event histories.
+    pub executions: Arc<dyn Executions>,
+    /// Answers a waiting dataset's task token (approve, reject).
+    pub callbacks: Arc<dyn TaskCallbacks>,
 }
 
 impl Sources {
@@ -56,11 +68,17 @@ impl Sources {
             path: dir.to_path_buf(),
             source,
         })?;
+        let store = Store::open(&dir.join("states.db"))?;
         Ok(Sources {
-            dir: dir.to_path_buf(),
+            place: format!("the catalog {}", dir.display()),
+            dir: Some(dir.to_path_buf()),
             catalog: Arc::new(SqliteCatalog::open(&dir.join("catalog.db"))?),
-            queue: Arc::new(SqliteQueue::open(&dir.join("queue.db"), MAX_RECEIVES)?),
-            store: Store::open(&dir.join("states.db"))?,
+            queue: Some(Arc::new(SqliteQueue::open(
+                &dir.join("queue.db"),
+                MAX_RECEIVES,
+            )?)),
+            executions: Arc::new(EngineExecutions(store.clone())),
+            callbacks: Arc::new(EngineCallbacks::new(store)),
         })
     }
 }

@@ -13,8 +13,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use skein_core::Status;
-use skein_core::catalog::{Catalog, VersionAction};
-use skein_core::queue::JobQueue;
+use skein_core::catalog::VersionAction;
 
 use crate::Sources;
 use crate::error::Result;
@@ -117,10 +116,11 @@ pub async fn render(s: &Sources) -> Result<String> {
         "Migration jobs visible or in flight, per group queue.",
     );
     let mut dead = Vec::new();
-    for g in groups.keys() {
-        let depth = s.queue.depth(g).await?;
+    for g in groups.keys().filter(|_| s.queue.is_some()) {
+        let Some(queue) = &s.queue else { break };
+        let depth = queue.depth(g).await?;
         let _ = writeln!(out, "skein_queue_depth{{group=\"{}\"}} {depth}", label(g));
-        dead.push((g, s.queue.dead_letters(g).await?.len()));
+        dead.push((g, queue.dead_letters(g).await?.len()));
     }
     family(
         &mut out,

@@ -4,8 +4,6 @@
 
 use std::fmt::Write;
 
-use skein_core::catalog::Catalog;
-
 use crate::Sources;
 use crate::error::Result;
 use crate::view::{self, RunState, RunView};

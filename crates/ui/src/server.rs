@@ -28,7 +28,6 @@ use tokio::sync::watch;
 
 use crate::error::{Error, Result};
 use crate::{Sources, metrics, view};
-use skein_embedded::EngineCallbacks;
 use skein_usecases::operator::{self, Decision};
 
 const INDEX: &str = include_str!("../assets/index.html");
@@ -37,6 +36,9 @@ const STYLE: &str = include_str!("../assets/app.css");
 const COOKIE: &str = "skein_ui_token";
 /// How often the stores are checked for changes made by other processes.
 const WATCH_EVERY: Duration = Duration::from_millis(300);
+/// How often the pages of a deployed stack redraw (each redraw reads DynamoDB and Step
+/// Functions; Step Functions' API quotas are per account, shared with the running fleet).
+const POLL_STACK_EVERY: Duration = Duration::from_secs(10);
 
 /// How `skein ui` serves.
 #[derive(Debug, Clone)]
@@ -88,7 +90,10 @@ pub async fn serve(
 ) -> Result<()> {
     config.check()?;
     let (tx, changes) = watch::channel(0u64);
-    let watcher = tokio::spawn(watch_stores(sources.dir.clone(), tx));
+    let watcher = match sources.dir.clone() {
+        Some(dir) => tokio::spawn(watch_stores(dir, tx)),
+        None => tokio::spawn(tick(tx)),
+    };
     let app = App {
         sources,
         token: config.token.filter(|t| !t.is_empty()).map(Arc::from),
@@ -121,6 +126,15 @@ pub async fn serve(
         .await;
     watcher.abort();
     served.map_err(|source| Error::Serve { source })
+}
+
+/// A deployed stack's catalog and executions say nothing when they change: the pages are
+/// told to redraw every [`POLL_STACK_EVERY`].
+async fn tick(tx: watch::Sender<u64>) {
+    loop {
+        tokio::time::sleep(POLL_STACK_EVERY).await;
+        tx.send_modify(|n| *n += 1);
+    }
 }
 
 /// Bumps the counter whenever another connection committed to one of the databases
@@ -324,10 +338,7 @@ async fn execution(
     Query(q): Query<Limit>,
 ) -> Result<Response> {
     let limit = q.limit.unwrap_or(500);
-    let sources = app.sources.clone();
-    let v = tokio::task::spawn_blocking(move || view::execution(&sources, &id, limit))
-        .await
-        .map_err(|e| Error::Internal(e.to_string()))??;
+    let v = view::execution(&app.sources, &id, limit).await?;
     Ok(Json(v).into_response())
 }
 
@@ -361,8 +372,8 @@ async fn dataset(State(app): State<App>, UrlPath(name): UrlPath<String>) -> Resu
 
 async fn approve(State(app): State<App>, UrlPath(name): UrlPath<String>) -> Result<Response> {
     let c = app.sources.catalog.as_ref();
-    let callbacks = EngineCallbacks::new(app.sources.store.clone());
-    let a = operator::answer_approval(c, &callbacks, &name, Decision::Approve, &app.user).await?;
+    let callbacks = app.sources.callbacks.as_ref();
+    let a = operator::answer_approval(c, callbacks, &name, Decision::Approve, &app.user).await?;
     Ok(Json(a).into_response())
 }
 
@@ -374,8 +385,8 @@ async fn reject(
     let reason = reason_of(body, "rejected");
     let c = app.sources.catalog.as_ref();
     let decision = Decision::Reject { reason: &reason };
-    let callbacks = EngineCallbacks::new(app.sources.store.clone());
-    let a = operator::answer_approval(c, &callbacks, &name, decision, &app.user).await?;
+    let callbacks = app.sources.callbacks.as_ref();
+    let a = operator::answer_approval(c, callbacks, &name, decision, &app.user).await?;
     Ok(Json(a).into_response())
 }
 

@@ -2,7 +2,8 @@
 //!
 //! A run's datasets come from its plan (the `Plan` state's output in the run execution's
 //! history), so a dataset not started yet is shown as queued; where each one stands comes
-//! from its child execution (`<run>-<dataset>`) and the catalog.
+//! from its child execution (`skein_core::fleet::execution_name(run, dataset)`) and the
+//! catalog.
 
 use skein_states::status::ExecutionStatus;
 use std::collections::{BTreeMap, HashMap};
@@ -11,8 +12,9 @@ use serde::Serialize;
 use serde_json::Value;
 use skein_core::Status;
 use skein_core::catalog::{
-    Attempt, Catalog, DatasetRecord, HistoryEntry, RunRecord, VersionAction, VersionRecord,
+    Attempt, DatasetRecord, HistoryEntry, RunRecord, VersionAction, VersionRecord,
 };
+use skein_core::fleet::execution_name;
 
 use crate::Sources;
 use crate::error::{Error, Result};
@@ -57,8 +59,12 @@ pub async fn datasets(s: &Sources) -> Result<Vec<DatasetRow>> {
             .find_map(|h| h.run_id);
         let execution = match &last_run {
             Some(run) => {
-                let id = format!("{run}-{}", d.name);
-                s.store.execution_status(&id)?.map(|_| id)
+                let id = execution_name(run, &d.name);
+                if s.executions.cheap() {
+                    s.executions.status(&id).await?.map(|_| id)
+                } else {
+                    Some(id)
+                }
             }
             None => None,
         };
@@ -168,8 +174,10 @@ pub async fn dataset(s: &Sources, name: &str) -> Result<DatasetView> {
     let history = s.catalog.history(name).await?;
     let mut executions = Vec::new();
     for run in history.iter().rev().filter_map(|h| h.run_id.as_deref()) {
-        let id = format!("{run}-{name}");
-        if !executions.contains(&id) && s.store.execution_status(&id)?.is_some() {
+        let id = execution_name(run, name);
+        if !executions.contains(&id)
+            && (!s.executions.cheap() || s.executions.status(&id).await?.is_some())
+        {
             executions.push(id);
         }
     }
@@ -208,7 +216,7 @@ pub struct RunRow {
 pub async fn runs(s: &Sources) -> Result<Vec<RunRow>> {
     let mut out = Vec::new();
     for run in s.catalog.runs().await? {
-        let execution_status = s.store.execution_status(&run.run_id)?;
+        let execution_status = s.executions.status(&run.run_id).await?;
         out.push(RunRow {
             run,
             execution_status,
@@ -386,16 +394,22 @@ fn waiting_seconds(origin: &str, spans: &[Span]) -> f64 {
 
 /// (dataset, group, wave) of a run: from its plan, else every dataset with an attempt in it.
 async fn members(s: &Sources, run_id: &str) -> Result<Vec<(String, String, String)>> {
-    let plan = s.store.events(run_id)?.into_iter().find_map(|e| {
-        (e.kind == "TaskStateExited"
-            && e.details.get("name").and_then(Value::as_str) == Some("Plan"))
-        .then(|| e.details.pointer("/output/plan").cloned())
-        .flatten()
-    });
+    let plan = s
+        .executions
+        .events(run_id)
+        .await?
+        .into_iter()
+        .find_map(|e| {
+            (e.kind == "TaskStateExited"
+                && e.details.get("name").and_then(Value::as_str) == Some("Plan"))
+            .then(|| e.details.pointer("/output/plan").cloned())
+            .flatten()
+        });
     let mut out = Vec::new();
     // The plan names the item lists it wrote (the state carries no dataset list): read
     // them from the local stand-in for S3, the catalog directory.
     if let Some(plan) = &plan
+        && let Some(dir) = &s.dir
         && let (Some(bucket), Some(prefix)) = (
             plan.get("bucket").and_then(Value::as_str),
             plan.get("prefix").and_then(Value::as_str),
@@ -405,7 +419,7 @@ async fn members(s: &Sources, run_id: &str) -> Result<Vec<(String, String, Strin
         let lists = std::iter::once(("canary.jsonl".to_string(), "canary".to_string()))
             .chain((0..waves).map(|n| (format!("wave-{n}.jsonl"), format!("wave {}", n + 1))));
         for (key, wave) in lists {
-            let path = s.dir.join(bucket).join(format!("{prefix}{key}"));
+            let path = dir.join(bucket).join(format!("{prefix}{key}"));
             let text = std::fs::read_to_string(&path).unwrap_or_default();
             for line in text.lines() {
                 if let Ok(i) = serde_json::from_str::<Value>(line) {
@@ -417,7 +431,7 @@ async fn members(s: &Sources, run_id: &str) -> Result<Vec<(String, String, Strin
         }
         return Ok(out);
     }
-    if let Some(plan) = plan {
+    if let Some(plan) = plan.filter(|p| !p.get("bucket").is_some_and(Value::is_string)) {
         let mut add = |items: Option<&Value>, wave: String| {
             for i in items.and_then(Value::as_array).into_iter().flatten() {
                 let field = |k: &str| i.get(k).and_then(Value::as_str).unwrap_or("").to_string();
@@ -457,9 +471,9 @@ pub async fn run(s: &Sources, run_id: &str) -> Result<RunView> {
         .await?
         .ok_or_else(|| Error::UnknownRun {
             run: run_id.to_string(),
-            dir: s.dir.clone(),
+            place: s.place.clone(),
         })?;
-    let execution = s.store.execution(run_id)?;
+    let execution = s.executions.execution(run_id).await?;
     let records: HashMap<String, DatasetRecord> = s
         .catalog
         .datasets()
@@ -473,8 +487,14 @@ pub async fn run(s: &Sources, run_id: &str) -> Result<RunView> {
     let mut spans: Vec<Span> = Vec::new();
     for (name, group, wave) in members(s, run_id).await? {
         let record = records.get(&name);
-        let child = format!("{run_id}-{name}");
-        let child_status = s.store.execution_status(&child)?;
+        let child = execution_name(run_id, &name);
+        // Where the engine's status is costly to ask per dataset (Step Functions), the
+        // catalog's attempts tell, and the page links the execution by its name.
+        let child_status = if s.executions.cheap() {
+            s.executions.status(&child).await?
+        } else {
+            None
+        };
         let attempts: Vec<_> = s
             .catalog
             .attempts(&name)
@@ -563,7 +583,7 @@ pub async fn run(s: &Sources, run_id: &str) -> Result<RunView> {
             finished_at,
             seconds,
             last_verification: record.and_then(|r| r.last_verification.clone()),
-            execution: child_status.map(|_| child),
+            execution: (child_status.is_some() || !s.executions.cheap()).then_some(child),
             dataset: name,
             group,
             wave,
@@ -695,12 +715,13 @@ pub struct ExecutionView {
 }
 
 /// An execution with its last `limit` events.
-pub fn execution(s: &Sources, id: &str, limit: usize) -> Result<ExecutionView> {
+pub async fn execution(s: &Sources, id: &str, limit: usize) -> Result<ExecutionView> {
     let e = s
-        .store
-        .execution(id)?
+        .executions
+        .execution(id)
+        .await?
         .ok_or_else(|| Error::UnknownExecution { id: id.to_string() })?;
-    let events = s.store.events(&e.id)?;
+    let events = s.executions.events(&e.id).await?;
     let status = graph::statuses(&events, e.status);
     let graph = graph::layout(&e.definition, &status, e.status);
     let mut current: HashMap<String, String> = HashMap::new();
