@@ -47,6 +47,11 @@ pub fn substitutions() -> Value {
         "RollbackFunctionArn": format!("{LAMBDA}skein-rollback"),
         "DatasetMigrationStateMachineArn": DATASET_MACHINE_ARN,
         "MigrateQueueUrlPrefix": QUEUE_PREFIX,
+        // `ecs:runTask` runs `skein worker --job` here (see [`Local::container`]).
+        "WorkerClusterArn": "arn:aws:ecs:local:000000000000:cluster/skein-workers",
+        "WorkerTaskDefinitionArn": "arn:aws:ecs:local:000000000000:task-definition/skein-worker",
+        "WorkerSubnets": "local",
+        "WorkerSecurityGroup": "local",
     })
 }
 

@@ -62,6 +62,97 @@ pub struct Fleet {
     /// besides the spec's own directory; see [`crate::paths`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub roots: Vec<String>,
+    /// Where datasets too large for a Lambda run (a group's own setting wins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub large_jobs: Option<LargeJobs>,
+}
+
+/// `spec.largeJobs` (or `spec.groups.<name>.largeJobs`): a dataset whose source is larger
+/// than `threshold` and is not split into chunks runs as one job in a container (`skein
+/// worker` on ECS Fargate, a `skein worker --job` process locally) instead of a Lambda,
+/// whose 15 minutes, 10,240 MB of memory and 10,240 MB of `/tmp` it would outgrow
+/// (<https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html>). The
+/// container's size is Fargate's task size
+/// (<https://docs.aws.amazon.com/AmazonECS/latest/developerguide/fargate-tasks-services.html#fargate-tasks-size>).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LargeJobs {
+    /// Sources larger than this go to the container.
+    pub threshold: crate::spec::ByteSize,
+    /// CPU units of the task (1024 = one vCPU): 1024, 2048, 4096, 8192 or 16384.
+    #[serde(default = "default_large_cpu")]
+    pub cpu: u32,
+    /// Memory of the task in MiB, within what Fargate pairs with `cpu`.
+    #[serde(default = "default_large_memory")]
+    pub memory: u32,
+    /// Ephemeral storage of the task in GiB (21 to 200): the spill and staging space.
+    #[serde(default = "default_large_storage")]
+    pub ephemeral_storage: u32,
+}
+
+fn default_large_cpu() -> u32 {
+    4096
+}
+fn default_large_memory() -> u32 {
+    16384
+}
+fn default_large_storage() -> u32 {
+    200
+}
+
+impl LargeJobs {
+    /// What Fargate refuses in this size, worded for `field`.
+    fn problems(&self, path: &Path, field: &str) -> Vec<Problem> {
+        let mut out = Vec::new();
+        // Memory (MiB) Fargate accepts for each CPU value, on Linux.
+        let memory = match self.cpu {
+            1024 => Some((2048, 8192, 1024)),
+            2048 => Some((4096, 16384, 1024)),
+            4096 => Some((8192, 30720, 1024)),
+            8192 => Some((16384, 61440, 4096)),
+            16384 => Some((32768, 122880, 8192)),
+            _ => None,
+        };
+        match memory {
+            None => out.push(Problem::new(
+                path,
+                format!("{field}.cpu"),
+                format!("must be 1024, 2048, 4096, 8192 or 16384, got {}", self.cpu),
+                "Fargate's task sizes; 1024 is one vCPU",
+            )),
+            Some((lo, hi, step))
+                if self.memory < lo || self.memory > hi || self.memory % step != 0 =>
+            {
+                out.push(Problem::new(
+                    path,
+                    format!("{field}.memory"),
+                    format!(
+                        "with cpu {} must be from {lo} to {hi} MiB in steps of {step}, got {}",
+                        self.cpu, self.memory
+                    ),
+                    "Fargate pairs each CPU size with a range of memory",
+                ))
+            }
+            Some(_) => {}
+        }
+        if !(21..=200).contains(&self.ephemeral_storage) {
+            out.push(Problem::new(
+                path,
+                format!("{field}.ephemeralStorage"),
+                format!("must be from 21 to 200 GiB, got {}", self.ephemeral_storage),
+                "Fargate gives a task 21 to 200 GiB of ephemeral storage",
+            ));
+        }
+        if self.threshold.0 == 0 {
+            out.push(Problem::new(
+                path,
+                format!("{field}.threshold"),
+                "must be above 0",
+                "e.g. 8GiB: larger sources run in the container",
+            ));
+        }
+        out
+    }
 }
 
 /// `spec.canary`.
@@ -87,6 +178,9 @@ impl Default for Canary {
 pub struct Group {
     /// Workers of the group (jobs at once).
     pub concurrency: u32,
+    /// The group's own large-job setting, in place of `spec.largeJobs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub large_jobs: Option<LargeJobs>,
 }
 
 /// `spec.systems.<name>`.
@@ -116,6 +210,7 @@ impl Default for Fleet {
             groups: BTreeMap::new(),
             systems: BTreeMap::new(),
             roots: Vec::new(),
+            large_jobs: None,
         }
     }
 }
@@ -180,6 +275,12 @@ impl Fleet {
                     "set 1 or more",
                 ));
             }
+            if let Some(l) = &g.large_jobs {
+                problems.extend(l.problems(&path, &format!("spec.groups.{name}.largeJobs")));
+            }
+        }
+        if let Some(l) = &f.large_jobs {
+            problems.extend(l.problems(&path, "spec.largeJobs"));
         }
         for (name, s) in &f.systems {
             if s.readers == 0 {
@@ -206,6 +307,14 @@ impl Fleet {
             .unwrap_or(DEFAULT_GROUP_CONCURRENCY)
     }
 
+    /// Where a group's large datasets run: the group's own setting, else the fleet's.
+    pub fn large_jobs(&self, group: &str) -> Option<&LargeJobs> {
+        self.groups
+            .get(group)
+            .and_then(|g| g.large_jobs.as_ref())
+            .or(self.large_jobs.as_ref())
+    }
+
     /// The reader cap of a source system.
     pub fn system_cap(&self, system: &str) -> u32 {
         self.systems
@@ -228,6 +337,9 @@ pub struct PlanItem {
     pub needs_approval: bool,
     #[serde(default)]
     pub depends_on: Vec<String>,
+    /// Where the dataset runs if its source turns out too large for a Lambda.
+    #[serde(default)]
+    pub large: Option<LargeJobs>,
 }
 
 /// A wave of the plan.
@@ -268,6 +380,7 @@ pub fn plan(specs: &[&DatasetSpec], fleet: &Fleet) -> RunPlan {
         priority: s.spec.priority,
         needs_approval: s.needs_approval(),
         depends_on: s.spec.depends_on.clone(),
+        large: fleet.large_jobs(&s.spec.group).cloned(),
     };
     let waves = crate::plan::waves(specs);
     let mut canary: Vec<PlanItem> = Vec::new();

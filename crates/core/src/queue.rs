@@ -24,6 +24,13 @@ pub struct Job {
     /// staged version and verifies it in total.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step: Option<JobStep>,
+    /// The fleet's large-job setting for the dataset's group: a source larger than its
+    /// threshold (and not chunked) is answered `large`, to run in a container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub large: Option<crate::fleet::LargeJobs>,
+    /// Run here whatever the size: this job is the container's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub container: bool,
 }
 
 impl Job {
@@ -35,6 +42,8 @@ impl Job {
             task_token: task_token.to_string(),
             chunk: None,
             step: None,
+            large: None,
+            container: false,
         }
     }
 }

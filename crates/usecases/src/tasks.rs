@@ -75,7 +75,7 @@ pub fn wave_items(index: usize) -> String {
 }
 
 /// The objects Plan writes for a run: the canary and each wave as JSON Lines, one line
-/// per dataset (`dataset`, `group`, `needsApproval`, `execution`), keyed under
+/// per dataset (`dataset`, `group`, `needsApproval`, `large`, `execution`), keyed under
 /// [`run_items_prefix`]. The Distributed Maps read them with `ItemReader`, so no state
 /// carries a list that grows with the number of datasets.
 pub fn run_items(plan: &RunPlan, run_id: &str) -> Vec<(String, String)> {
@@ -83,6 +83,7 @@ pub fn run_items(plan: &RunPlan, run_id: &str) -> Vec<(String, String)> {
         v.iter()
             .map(|i| {
                 let line = json!({"dataset": i.dataset, "group": i.group, "needsApproval": i.needs_approval,
+                       "large": i.large,
                        "execution": skein_core::fleet::execution_name(run_id, &i.dataset)});
                 format!("{line}\n")
             })
