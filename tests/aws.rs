@@ -1476,6 +1476,77 @@ async fn the_dashboard_and_the_report_work_against_a_deployed_stack() {
     assert!(err.contains(&format!("the stack {stack}")), "{err}");
 }
 
+// Issue 17: `skein worker --queue GROUP` against a deployed stack: the migrate worker as a
+// process (what a Fargate service or an operator's machine runs), through the same worker
+// use case as the migrate function, taking the group's jobs from SQS (moto's) until the
+// queue has been idle, and answering the tokens through Step Functions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_process_takes_a_groups_jobs_from_sqs() {
+    let c = catalog().await;
+    let bucket = unique("skein-worker");
+    create_bucket(&bucket).await;
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("export.csv");
+    let out = crate::sources::run_python("rfc4180_export.py", &[&csv, Path::new("2000")]);
+    assert!(out.status.success(), "{}", crate::util::text(&out));
+    put_object(
+        &bucket,
+        "specs/data/export.csv",
+        std::fs::read(&csv).unwrap(),
+    )
+    .await;
+    put_object(
+        &bucket,
+        "specs/export.yaml",
+        format!(
+            "apiVersion: skein/v1\nkind: Dataset\nmetadata: {{name: export, owner: team-test}}\n\
+             spec:\n  source: {{uri: data/export.csv, format: csv}}\n  \
+             target: {{uri: s3://{bucket}/lake/export/}}\n"
+        ),
+    )
+    .await;
+    let run = "run-worker-process";
+    skein_aws::functions::plan(
+        &c,
+        &settings(),
+        &json!({"runId": run, "specs": format!("s3://{bucket}/specs/")}),
+    )
+    .await
+    .expect("plan");
+    let p = json!({"dataset": "export", "runId": run});
+    for action in ["checkDependencies", "acquireLease"] {
+        let mut step = p.clone();
+        step["action"] = json!(action);
+        tasks::catalog_action(&c, &step).await.unwrap();
+    }
+    let (q, g) = queue_with_group(3).await;
+    q.send(&g, &Job::new("export", run, "token-worker-process"))
+        .await
+        .unwrap();
+    let url = q.url(&g);
+    let prefix = url.strip_suffix(g.as_str()).unwrap().to_string();
+    let stack = stack_with(&c, &[("MigrateQueueUrlPrefix", prefix)]).await;
+    let (code, out, err) = skein_on_stack(&stack, &["worker", "--queue", &g, "--until-idle", "2"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out, json!({"group": g, "jobs": 1, "failed": 0}), "{err}");
+    let record = c.dataset("export").await.unwrap().unwrap();
+    assert_eq!(record.status, Status::Verified, "{record:?}");
+    let attempts = c.attempts("export").await.unwrap();
+    assert_eq!(
+        attempts.last().and_then(|a| a.outcome.as_deref()),
+        Some("verified"),
+        "{attempts:?}"
+    );
+    assert_eq!(
+        q.depth(&g).await.unwrap(),
+        0,
+        "the finished job was deleted"
+    );
+    // Both ways of naming the job at once is a usage error.
+    let (code, _, err) = skein_on_stack(&stack, &["worker", "--queue", &g, "--job", "{}"]);
+    assert_eq!(code, Some(2), "{err}");
+}
+
 // Issue 19: `skein run s3://…/specs/ --stack` starts migration-run in Step Functions with
 // the run id as the execution's name; a path that is not on S3 is a usage error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

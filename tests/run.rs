@@ -454,3 +454,158 @@ fn a_dataset_waiting_for_approval_is_not_counted_as_succeeded() {
     let (_, runs) = ws.skein_json(&["runs"]);
     assert_eq!(runs["runs"][0]["succeeded"], 2, "{runs:#}");
 }
+
+// Issue 17: a dataset whose source is above the fleet's `largeJobs` threshold runs as the
+// container's job, through the same state machine and worker use case as on AWS: its
+// first job answers `large`, `MigrateOnFargate` (ecs:runTask.waitForTaskToken) starts
+// `skein worker --job` (locally a subprocess on the same catalog), which stages, verifies
+// and answers the token; the run publishes it. A dataset under the threshold stays on the
+// queue path. Both read back equal to their sources.
+#[test]
+fn a_dataset_above_the_large_job_threshold_runs_in_the_container_worker() {
+    let ws = Workspace::new();
+    for (name, rows) in [("big", 3_000usize), ("small", 40)] {
+        let csv = ws.path().join(format!("fleet/data/{name}.csv"));
+        std::fs::create_dir_all(csv.parent().unwrap()).unwrap();
+        let out =
+            crate::sources::run_python("rfc4180_export.py", &[&csv, Path::new(&rows.to_string())]);
+        assert!(out.status.success(), "{}", text(&out));
+        ws.write(
+            &format!("fleet/{name}.yaml"),
+            &format!(
+                "apiVersion: skein/v1\nkind: Dataset\nmetadata: {{name: {name}}}\nspec:\n  group: web\n  \
+                 source: {{uri: data/{name}.csv, format: csv, system: old-db}}\n  target: {{uri: lake/{name}}}\n"
+            ),
+        );
+    }
+    let big = std::fs::metadata(ws.path().join("fleet/data/big.csv"))
+        .unwrap()
+        .len();
+    let small = std::fs::metadata(ws.path().join("fleet/data/small.csv"))
+        .unwrap()
+        .len();
+    assert!(small < 64 * 1024 && big > 64 * 1024, "{small} {big}");
+    ws.write(
+        "fleet/skein.yaml",
+        "apiVersion: skein/v1\nkind: Fleet\nspec:\n  canary: {size: 0}\n  \
+         largeJobs: {threshold: 64KiB, cpu: 2048, memory: 8192, ephemeralStorage: 50}\n  \
+         groups: {web: {concurrency: 2}}\n  systems: {old-db: {readers: 1}}\n",
+    );
+    let out = skein_cmd(&ws, &["run", "fleet", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let json = last_json(&out);
+    assert_eq!(json["summary"]["completed"], 2, "{json:#}");
+    assert_caps_held(&json);
+    let run = json["runId"].as_str().unwrap().to_string();
+    let entered = |dataset: &str| -> Vec<String> {
+        let (code, history) = ws.skein_json(&["states", "history", &format!("{run}-{dataset}")]);
+        assert_eq!(code, 0, "{history:#}");
+        history["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| {
+                e["stateEnteredEventDetails"]["name"]
+                    .as_str()
+                    .map(str::to_string)
+            })
+            .collect()
+    };
+    let big_states = entered("big");
+    assert!(
+        big_states.contains(&"MigrateOnFargate".to_string()),
+        "{big_states:?}"
+    );
+    assert!(
+        big_states.contains(&"Publish".to_string()),
+        "{big_states:?}"
+    );
+    let small_states = entered("small");
+    assert!(
+        !small_states.contains(&"MigrateOnFargate".to_string()),
+        "{small_states:?}"
+    );
+    // The Fargate task's size and the job it got came from the fleet's setting.
+    let (_, history) = ws.skein_json(&["states", "history", &format!("{run}-big")]);
+    let scheduled = history["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| {
+            e["taskScheduledEventDetails"]["resource"]
+                .as_str()
+                .is_some_and(|r| r.contains("runTask"))
+        })
+        .unwrap_or_else(|| panic!("no runTask scheduled: {history:#}"));
+    let params: Value = serde_json::from_str(
+        scheduled["taskScheduledEventDetails"]["parameters"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(params["Overrides"]["Cpu"], "2048", "{params:#}");
+    assert_eq!(params["Overrides"]["Memory"], "8192", "{params:#}");
+    assert_eq!(
+        params["Overrides"]["EphemeralStorage"]["SizeInGiB"], 50,
+        "{params:#}"
+    );
+    let job: Value = serde_json::from_str(
+        params["Overrides"]["ContainerOverrides"][0]["Environment"][0]["Value"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        job,
+        serde_json::json!({"dataset": "big", "runId": run, "container": true})
+    );
+    // Both published, equal to their sources row for row (pyarrow).
+    for (name, rows) in [("big", 3_000), ("small", 40)] {
+        let out = crate::sources::run_python(
+            "compare_csv_parquet.py",
+            &[
+                &ws.path().join(format!("fleet/data/{name}.csv")),
+                &ws.path().join(format!("fleet/lake/{name}")),
+            ],
+        );
+        assert!(out.status.success(), "{name}: {}", text(&out));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            format!("equal: {rows} rows")
+        );
+    }
+    // A Fargate task size Fargate does not have is refused by name, before anything runs.
+    ws.write(
+        "fleet/skein.yaml",
+        "apiVersion: skein/v1\nkind: Fleet\nspec:\n  \
+         largeJobs: {threshold: 64KiB, cpu: 3000}\n  \
+         groups: {web: {concurrency: 2, largeJobs: {threshold: 1GiB, memory: 1000000}}}\n",
+    );
+    let out = skein_cmd(&ws, &["plan", "fleet"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("spec.largeJobs.cpu"), "{err}");
+    assert!(err.contains("spec.groups.web.largeJobs.memory"), "{err}");
+    // The worker refuses a job it cannot read, saying what it needs.
+    for (args, says) in [
+        (vec!["worker", "--job", "not json"], "not JSON"),
+        (
+            vec!["worker", "--job", r#"{"dataset": "big"}"#],
+            "no task token",
+        ),
+        (vec!["worker"], "--job JSON"),
+    ] {
+        let out = skein_cmd(&ws, &args)
+            .env_remove("SKEIN_JOB")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(says),
+            "{}",
+            text(&out)
+        );
+    }
+}

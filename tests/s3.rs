@@ -111,6 +111,7 @@ fn opts(run: &str) -> MigrateOptions {
         progress: Arc::default(),
         allow_schema_change: false,
         part: Part::All,
+        large: None,
     }
 }
 

@@ -103,6 +103,9 @@ pub enum Command {
     Ui(UiArgs),
     /// Write a self-contained HTML report of a run.
     Report(ReportArgs),
+    /// Work migrate jobs as a process: one job (`--job`, what a Fargate task runs for a
+    /// dataset too large for a Lambda) or a group's queue (`--queue GROUP`).
+    Worker(WorkerArgs),
     /// Exchange datasets with a Backstage catalog (catalog-info.yaml entities).
     Catalog {
         #[command(subcommand)]
@@ -113,6 +116,28 @@ pub enum Command {
         #[command(subcommand)]
         cmd: skein_states::cli::StatesCommand,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// The job as JSON: {"dataset": "orders", "runId": "run-1"} (also `SKEIN_JOB`).
+    #[arg(long, value_name = "JSON")]
+    pub job: Option<String>,
+    /// The task token the job answers, when the job has no `taskToken` (also
+    /// `SKEIN_TASK_TOKEN`).
+    #[arg(long, value_name = "TOKEN")]
+    pub task_token: Option<String>,
+    /// Take the jobs of this group's queue until stopped (SIGTERM gives the current job
+    /// back), instead of one job.
+    #[arg(long, value_name = "GROUP")]
+    pub queue: Option<String>,
+    /// With --queue: stop once the queue has had no job for SECS seconds.
+    #[arg(long, value_name = "SECS")]
+    pub until_idle: Option<u64>,
+    /// Publishable even if the output schema differs from the published version's (as
+    /// `skein run --allow-schema-change`).
+    #[arg(long)]
+    pub allow_schema_change: bool,
 }
 
 #[derive(Debug, Args)]

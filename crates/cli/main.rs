@@ -25,6 +25,7 @@ mod report;
 mod run;
 mod stack;
 mod ui;
+mod worker;
 
 use flags::{Cli, Command};
 
@@ -77,6 +78,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Gc(args) => gc::run(g, &args).await,
         Command::Ui(args) => ui::serve(g, &args).await,
         Command::Report(args) => report::write(g, &args).await,
+        Command::Worker(args) => worker::run(g, &args).await,
         Command::Catalog { cmd } => match cmd {
             flags::CatalogCommand::Import(a) => {
                 backstage::import(g, &a.files, a.out.as_deref()).await

@@ -96,6 +96,7 @@ pub async fn migrate(g: &Global, args: &MigrateArgs) -> anyhow::Result<u8> {
                         progress,
                         allow_schema_change: args.allow_schema_change,
                         part: Part::All,
+                        large: None,
                     };
                     let r = guarded(skein_usecases::migrate(
                         catalog.as_ref(),

@@ -262,6 +262,123 @@ impl Local {
         self.queue.send(group, &job).await.map_err(fail)?;
         Ok(json!({"MessageId": job.task_token}))
     }
+
+    /// `ecs:runTask.waitForTaskToken` (`MigrateOnFargate`): the container's `skein worker
+    /// --job` as a subprocess on this catalog, with the job and the token from the
+    /// container's environment overrides, as the Fargate task gets them. The run takes the
+    /// dataset's reader slot for the subprocess and holds it while it works. The
+    /// subprocess answers the token itself; one that exits without answering (killed,
+    /// crashed) has its token failed here with its exit status and last words.
+    async fn container(self: &Arc<Self>, call: &TaskCall) -> Result<Value, Failure> {
+        let env = call
+            .payload
+            .pointer("/Overrides/ContainerOverrides/0/Environment")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let var = |name: &str| {
+            env.iter()
+                .find(|e| e.get("Name").and_then(Value::as_str) == Some(name))
+                .and_then(|e| e.get("Value").and_then(Value::as_str))
+                .map(str::to_string)
+        };
+        let (Some(job), Some(token)) = (var("SKEIN_JOB"), var("SKEIN_TASK_TOKEN")) else {
+            return Err(Failure::new(
+                names::BAD_REQUEST,
+                "ecs:runTask: the container override must set SKEIN_JOB and SKEIN_TASK_TOKEN",
+            ));
+        };
+        let parsed: Value = serde_json::from_str(&job).map_err(|e| {
+            Failure::new(
+                names::BAD_REQUEST,
+                format!("SKEIN_JOB is not JSON: {e}: {job}"),
+            )
+        })?;
+        let dataset = parsed
+            .get("dataset")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let system =
+            match skein_core::catalog::Catalog::dataset(self.catalog.as_ref(), &dataset).await {
+                Ok(Some(d)) => d.spec.spec.source.system.clone(),
+                _ => None,
+            };
+        let exe = std::env::current_exe().map_err(fail)?;
+        let mut command = tokio::process::Command::new(exe);
+        command
+            .arg("worker")
+            .arg("--catalog")
+            .arg(&self.runs_root)
+            .arg("--memory-limit")
+            .arg(self.settings.memory_limit.to_string())
+            .arg("--quiet")
+            .arg("--job")
+            .arg(&job)
+            .env("SKEIN_TASK_TOKEN", &token)
+            // never a deployed stack's: this is the local run's catalog
+            .env_remove("SKEIN_TABLE")
+            .env_remove("SKEIN_STACK")
+            .env_remove("SKEIN_JOB")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(false);
+        if let Some(dir) = &self.settings.spill_dir {
+            command.arg("--spill-dir").arg(dir);
+        }
+        if self.allow_schema_change {
+            command.arg("--allow-schema-change");
+        }
+        let local = self.clone();
+        let task = format!(
+            "arn:aws:ecs:local:000000000000:task/skein-workers/{}",
+            skein_usecases::new_run_id()
+        );
+        tokio::spawn(async move {
+            use skein_core::slots::ReaderSlots;
+            if let Some(s) = &system {
+                let _ = local.slots.acquire(s, &token, 0).await;
+            }
+            let output = match command.spawn() {
+                Ok(child) => child.wait_with_output().await,
+                Err(e) => Err(e),
+            };
+            if let Some(s) = &system {
+                let _ = local.slots.release(s, &token).await;
+            }
+            let why = match output {
+                Ok(o) if o.status.success() => return,
+                Ok(o) => {
+                    let stderr = String::from_utf8_lossy(&o.stderr);
+                    let last = stderr
+                        .lines()
+                        .rev()
+                        .find(|l| !l.trim().is_empty())
+                        .unwrap_or("");
+                    format!("the container's worker exited with {}: {last}", o.status)
+                }
+                Err(e) => format!("the container's worker could not start: {e}"),
+            };
+            // A failed dataset exits 1 after answering: failing the token again is refused
+            // (it no longer waits), so only an unanswered token takes this.
+            use skein_core::callbacks::TaskCallbacks;
+            if local
+                .callbacks
+                .fail(
+                    &token,
+                    "States.TaskFailed",
+                    &format!("dataset `{dataset}`: {why}"),
+                )
+                .await
+                .is_ok()
+            {
+                tracing::warn!(dataset = %dataset, "{why}");
+            }
+        });
+        // What RunTask answers (the task's ARN), as the state's immediate response.
+        Ok(json!({"Tasks": [{"TaskArn": task, "LastStatus": "PROVISIONING"}]}))
+    }
 }
 
 /// One bound resource.
@@ -279,6 +396,7 @@ enum Kind {
     Rollback,
     Queue,
     Child,
+    Container,
 }
 
 #[async_trait]
@@ -295,6 +413,7 @@ impl TaskHandler for Bound {
         };
         let base = match self.kind {
             Kind::Queue => "/MessageBody",
+            Kind::Container => "/Overrides/ContainerOverrides/0",
             Kind::Child => "/Input",
             _ => "",
         };
@@ -335,6 +454,7 @@ impl Bound {
             }
             Kind::Queue => l.enqueue(call).await,
             Kind::Child => l.child(call).await,
+            Kind::Container => l.container(call).await,
         }
     }
 }
@@ -353,6 +473,7 @@ pub(super) fn handlers(local: &Arc<Local>) -> Handlers {
         .function("skein-publish", bind(Kind::Publish))
         .function("skein-rollback", bind(Kind::Rollback))
         .resource("arn:aws:states:::sqs:sendMessage", bind(Kind::Queue))
-        .resource("arn:aws:states:::states:startExecution", bind(Kind::Child));
+        .resource("arn:aws:states:::states:startExecution", bind(Kind::Child))
+        .resource("arn:aws:states:::ecs:runTask", bind(Kind::Container));
     h
 }

@@ -121,7 +121,7 @@ impl LargeJobs {
                 "Fargate's task sizes; 1024 is one vCPU",
             )),
             Some((lo, hi, step))
-                if self.memory < lo || self.memory > hi || self.memory % step != 0 =>
+                if self.memory < lo || self.memory > hi || !self.memory.is_multiple_of(step) =>
             {
                 out.push(Problem::new(
                     path,

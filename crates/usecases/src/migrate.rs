@@ -55,6 +55,10 @@ pub struct MigrateOptions {
     pub allow_schema_change: bool,
     /// Which part of the migration this call does.
     pub part: Part,
+    /// For a first job: the fleet's large-job setting. A source above its threshold that
+    /// chunks do not split is not migrated here but answered [`Outcome::Large`], to run
+    /// in a container (`skein worker`).
+    pub large: Option<skein_core::fleet::LargeJobs>,
 }
 
 /// Which part of a migration a call does. A state machine splits a chunked dataset into
@@ -135,6 +139,31 @@ pub async fn migrate<C: Catalog + ?Sized>(
         result.rows = current.rows;
         result.files = current.files.len();
         result.bytes = current.bytes;
+        result.seconds = started.elapsed().as_secs_f64();
+        return Ok(result);
+    }
+
+    // Too large for this worker (a Lambda): nothing is changed, the run keeps the lease,
+    // and the state machine starts the container's job, which takes it from here. A
+    // source that its `chunkSize` splits stays here: its chunks are jobs of their own.
+    if opts.part == Part::FirstJob
+        && let Some(large) = &opts.large
+        && source.bytes > large.threshold.0
+        && file
+            .spec
+            .spec
+            .source
+            .chunk_size
+            .is_none_or(|c| source.bytes <= c.0)
+    {
+        tracing::info!(
+            dataset = name,
+            bytes = source.bytes,
+            threshold = large.threshold.0,
+            "larger than the large-job threshold: routed to a container"
+        );
+        result.outcome = Outcome::Large;
+        result.bytes = source.bytes;
         result.seconds = started.elapsed().as_secs_f64();
         return Ok(result);
     }

@@ -16,6 +16,9 @@ pub enum Outcome {
     /// The first job of a chunked dataset: the chunks are planned, each to be staged by
     /// its own job and then combined.
     Chunked,
+    /// The first job of a dataset too large for the worker that took it (a Lambda): the
+    /// state machine runs it again in a container (the fleet's `largeJobs`).
+    Large,
     /// Verified; waits for a person to approve before publish.
     AwaitingApproval,
     /// Verification found differences; nothing was published.
@@ -44,6 +47,7 @@ impl Outcome {
             Outcome::UpToDate => "up to date",
             Outcome::Verified => "verified",
             Outcome::Chunked => "chunked",
+            Outcome::Large => "large",
             Outcome::AwaitingApproval => "awaiting approval",
             Outcome::VerificationFailed => "verification failed",
             Outcome::Failed => "failed",

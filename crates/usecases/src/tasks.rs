@@ -343,6 +343,8 @@ async fn migrate_job_unguarded<C: Catalog + ?Sized>(
         progress,
         allow_schema_change,
         part: Part::FirstJob,
+        // the container's own job runs here whatever the size
+        large: job.large.clone().filter(|_| !job.container),
     };
     let result = match job.step {
         Some(JobStep::Combine) => {
@@ -361,6 +363,26 @@ async fn migrate_job_unguarded<C: Catalog + ?Sized>(
                 "chunks": r.chunks,
             }),
         },
+        // What `MigrateOnFargate` runs: the same job, marked to run where it lands, in a
+        // task of the fleet's size (ECS wants CPU and memory as strings).
+        Ok(r)
+            if r.outcome == Outcome::Large
+                && let Some(size) = &job.large =>
+        {
+            JobAnswer::Success {
+                output: json!({
+                    "outcome": "large",
+                    "sourceBytes": r.bytes,
+                    "threshold": size.threshold.0,
+                    "container": {
+                        "cpu": size.cpu.to_string(),
+                        "memory": size.memory.to_string(),
+                        "ephemeralStorage": size.ephemeral_storage,
+                    },
+                    "job": {"dataset": job.dataset, "runId": job.run_id, "container": true},
+                }),
+            }
+        }
         Ok(r) if r.outcome == Outcome::Chunked => JobAnswer::Success {
             output: json!({
                 "outcome": "chunked",
