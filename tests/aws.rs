@@ -265,6 +265,19 @@ fn substitutions(child_arn: &str) -> Vec<(&'static str, String)> {
             "MigrateQueueUrlPrefix",
             format!("https://sqs.{REGION}.amazonaws.com/123456789012/skein-migrate-"),
         ),
+        (
+            "WorkerClusterArn",
+            format!("arn:aws:ecs:{REGION}:123456789012:cluster/skein-workers"),
+        ),
+        (
+            "WorkerTaskDefinitionArn",
+            format!("arn:aws:ecs:{REGION}:123456789012:task-definition/skein-worker:1"),
+        ),
+        (
+            "WorkerSubnets",
+            "subnet-0a1b2c3d,subnet-4e5f6a7b".to_string(),
+        ),
+        ("WorkerSecurityGroup", "sg-0a1b2c3d4e5f".to_string()),
     ]
 }
 

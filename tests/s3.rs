@@ -724,7 +724,8 @@ async fn big_staged_files_are_uploaded_in_parts_and_arrive_intact() {
     assert!(r.bytes > 10 * 1024 * 1024, "{r:?}");
     // a multipart object's e-tag is `<md5 of the part md5s>-<parts>`
     let store = store(&s, &b);
-    let part = keys(&s, &b, "lake/big/_skein/staging/run-1")
+    // staged straight into the version it claimed (issue 17)
+    let part = keys(&s, &b, "lake/big/versions/v1")
         .await
         .into_iter()
         .find(|k| k.ends_with(".parquet"))
@@ -751,6 +752,124 @@ async fn big_staged_files_are_uploaded_in_parts_and_arrive_intact() {
     assert_eq!(m["rows"].as_u64(), Some(80_000));
     assert_eq!(files.len(), 1);
     assert!(keys(&s, &b, "lake/big/_skein/staging").await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// Issue 17: publish on S3 is O(1) whatever the size. An attempt claims its version number
+// before it stages (`versions/v<N>/_claim.json`, naming the run and the attempt), writes
+// its files straight into `versions/v<N>/`, and publish writes only the manifest and the
+// pointer: no object is copied, however many files the version has.
+async fn publish_of_a_version_staged_in_many_files_copies_nothing() {
+    let s = settings();
+    let b = bucket();
+    // 30 source files of 100 rows: each batch rolls to a new output file (maxRowsPerFile).
+    for f in 0..30 {
+        let mut csv = String::from("id,customer,amount\n");
+        for i in f * 100..(f + 1) * 100 {
+            csv.push_str(&format!("{i},\"Zoë, {i}\",{}.25\n", i % 97));
+        }
+        put(
+            &s,
+            &b,
+            &format!("in/many/part-{f:02}.csv"),
+            csv.into_bytes(),
+        )
+        .await;
+    }
+    let ws = Workspace::new();
+    let path = ws.write(
+        "many.yaml",
+        &format!(
+            "apiVersion: skein/v1\nkind: Dataset\nmetadata: {{name: many}}\nspec:\n  source: {{uri: 's3://{b}/in/many/', format: csv}}\n  target: {{uri: 's3://{b}/lake/many', maxRowsPerFile: 100}}\n"
+        ),
+    );
+    let file = load::load_file(&path).unwrap_or_else(|p| panic!("{p:?}"));
+    let c = SqliteCatalog::open_in_memory().unwrap();
+    let staged_only = MigrateOptions {
+        publish: false,
+        ..opts("run-1")
+    };
+    let r = migrate_with(&c, &s, &file, &staged_only).await;
+    assert_eq!(r.outcome, Outcome::Verified, "{r:?}");
+    let n = r.files;
+    assert!(n >= 20, "many files: {r:?}");
+    // Staged in v1 already, claimed by the run's first attempt; v1 is no version yet.
+    let v1 = keys(&s, &b, "lake/many/versions/v1").await;
+    assert_eq!(
+        v1.iter().filter(|k| k.ends_with(".parquet")).count(),
+        n,
+        "{v1:?}"
+    );
+    let claim: serde_json::Value =
+        serde_json::from_slice(&get(&s, &b, "lake/many/versions/v1/_claim.json").await).unwrap();
+    assert_eq!(
+        (claim["runId"].as_str(), claim["attempt"].as_u64()),
+        (Some("run-1"), Some(1))
+    );
+    assert!(!v1.iter().any(|k| k.ends_with("_manifest.json")), "{v1:?}");
+    assert!(
+        keys(&s, &b, "lake/many/_skein/current.json")
+            .await
+            .is_empty()
+    );
+
+    let target = Target::open(&s, &file).unwrap();
+    let v = skein_usecases::migrate::publish_staged(
+        &c,
+        &file,
+        &target,
+        "run-1",
+        skein_core::Status::Verified,
+    )
+    .await
+    .unwrap();
+    assert_eq!(v, 1);
+    let Target::S3(t) = &target else {
+        unreachable!("an S3 target")
+    };
+    assert_eq!(t.copies(), 0, "publish copied objects");
+    let (version, manifest, files) = published(&s, &b, "lake/many").await;
+    assert_eq!((version, files.len()), (1, n));
+    assert_eq!(manifest["rows"], 3_000);
+    // The staged files are the published ones, and staging's metadata is gone.
+    assert_eq!(
+        keys(&s, &b, "lake/many/versions/v1").await.len(),
+        v1.len() + 1,
+        "the manifest is the only new object"
+    );
+    assert!(keys(&s, &b, "lake/many/_skein/staging").await.is_empty());
+
+    // A second run publishes v2, copying nothing either; a rollback points back at v1,
+    // whose files were never touched; discarding run-2's staging afterwards leaves its
+    // published version alone.
+    let mut changed = String::from("id,customer,amount\n");
+    for i in 3_000..3_100 {
+        changed.push_str(&format!("{i},\"Zoë, {i}\",{}.5\n", i % 89));
+    }
+    put(&s, &b, "in/many/part-30.csv", changed.into_bytes()).await;
+    let r2 = migrate(&c, &s, &file, "run-2").await;
+    assert_eq!(r2.outcome, Outcome::Completed, "{r2:?}");
+    assert_eq!(r2.version, Some(2));
+    let Target::S3(t2) = &Target::open(&s, &file).unwrap() else {
+        unreachable!()
+    };
+    assert_eq!(t2.copies(), 0);
+    skein_usecases::rollback::rollback(&c, &s, &file, "run-3", "numbers off")
+        .await
+        .unwrap();
+    let (version, _, files) = published(&s, &b, "lake/many").await;
+    assert_eq!(
+        (version, files.len()),
+        (1, 30),
+        "rolled back to v1, byte for byte"
+    );
+    let discarded = Target::open(&s, &file).unwrap();
+    discarded.discard("run-2").await.unwrap();
+    let v2 = keys(&s, &b, "lake/many/versions/v2").await;
+    assert!(
+        v2.iter().any(|k| k.ends_with("_manifest.json")),
+        "a published version is never discarded: {v2:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

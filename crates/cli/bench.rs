@@ -86,7 +86,7 @@ pub async fn run(g: &Global, args: &BenchArgs) -> anyhow::Result<u8> {
     let report = skein_data::verify_dir(
         &settings,
         &file,
-        &store.staging_data("bench"),
+        &store.staging_data("bench").await?,
         &staged.manifest,
     )
     .await?;

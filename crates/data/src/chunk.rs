@@ -418,9 +418,13 @@ async fn stage_chunk_files(
     let manifest = staged_manifest(file, run_id, key, &schema, &parts);
     // Per-chunk verification: what landed in staging is what was computed while writing.
     let names: Vec<String> = manifest.files.iter().map(|f| f.name.clone()).collect();
-    let (checksum, _) =
-        crate::verify::files_checksum(settings, file.name(), &store.staging_data(run_id), &names)
-            .await?;
+    let (checksum, _) = crate::verify::files_checksum(
+        settings,
+        file.name(),
+        &store.staging_data(run_id).await?,
+        &names,
+    )
+    .await?;
     let mismatch = |check: &'static str, expected: String, actual: String| Error::ChunkMismatch {
         dataset: file.name().to_string(),
         chunk: chunk.index,

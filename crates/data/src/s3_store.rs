@@ -5,11 +5,12 @@
 //! ```text
 //! lake/orders/_skein/current.json                          the commit point: names the current version
 //! lake/orders/_skein/intent.json                           a publish or rollback under way
-//! lake/orders/_skein/staging/<run>/a<N>/part-*.parquet     attempt N's output, not yet public
-//! lake/orders/_skein/staging/<run>/a<N>/_staged.json       written last: the staged manifest
-//! lake/orders/versions/v<N>/_claim.json                    who took number N (created first)
-//! lake/orders/versions/v<N>/part-*.parquet                 every published version, kept
-//! lake/orders/versions/v<N>/_manifest.json                 its manifest, written after its files
+//! lake/orders/_skein/staging/<run>/a<N>/_version.json     the version attempt N stages into
+//! lake/orders/_skein/staging/<run>/…                       a chunked run's chunks and plan
+//! lake/orders/versions/v<V>/_claim.json                    who took number V (created first)
+//! lake/orders/versions/v<V>/part-*.parquet                 the files, staged right here
+//! lake/orders/versions/v<V>/_staged.json                   written last by staging
+//! lake/orders/versions/v<V>/_manifest.json                 written by publish: V is a version
 //! lake/orders/_skein/versions/v<N>/…                       a version published in the old layout (still read)
 //! ```
 //! **Why `versions/`, not `_skein/versions/`.** Athena, Glue crawlers, Hive, Spark and
@@ -28,12 +29,24 @@
 //! version under `_skein/versions/` (see [`crate::delta`]): its readers follow the log,
 //! which names the files, and never list the directory.
 //!
-//! **Publish** reads `current.json` (and its e-tag), claims the next version number with a
-//! create-if-absent put of `_claim.json` (so two publishers never share a directory),
-//! copies the staged objects into `versions/v<N>/`, writes the manifest, and then replaces
-//! `current.json` with a put conditional on the e-tag it read (or on its absence): of two
-//! concurrent publishers only one swap succeeds, the other gets
-//! [`Error::PublishConflict`] and removes its unpublished version. Staging is deleted last.
+//! **Staging claims its version first.** An attempt of a plain Parquet target (issue 17)
+//! claims the next version number with a create-if-absent put of `_claim.json` (naming
+//! the run and the attempt) before it writes anything, records it in its
+//! `_version.json`, and writes its files straight into `versions/v<V>/`. A version
+//! directory without `_manifest.json` is no version: readers go through `current.json`,
+//! and a Glue table names only published versions. Numbers still rise in publish order,
+//! because a dataset is staged by one run at a time (the run's lease, held from its first
+//! job to its publish or rollback) and each attempt of that run claims above the last.
+//! **Publish** of such a version is O(1) whatever its size: the manifest (one put) and
+//! the pointer (one conditional put), no copy. A chunked run's chunks and a Delta table's
+//! files are staged under `_skein/staging/<run>/` and copied into the version at publish.
+//! Publish reads `current.json` (and its e-tag), writes the version's manifest, and then
+//! replaces `current.json` with a put conditional on the e-tag it read (or on its
+//! absence): of two concurrent publishers only one swap succeeds, the other gets
+//! [`Error::PublishConflict`] and removes its unpublished version. Staging's metadata is
+//! deleted last; a version with a manifest is never deleted by it. An abandoned attempt's
+//! version (a failed or superseded attempt, an interrupted stage) loses its files to the
+//! run's discard (rollback, `skein gc`); its claim stays, so the number is not reused.
 //! **Rollback** is the same conditional put naming the previous version, whose objects
 //! were never touched, so they are restored byte for byte. Readers read `current.json`
 //! first and then the version it names.
@@ -70,6 +83,8 @@ pub const STATE_DIR: &str = "_skein";
 pub const CURRENT: &str = "current.json";
 /// The object that reserves a version number, inside the version's directory.
 pub const CLAIM: &str = "_claim.json";
+/// The version an attempt stages into, in the attempt's staging metadata.
+pub const ATTEMPT_VERSION: &str = "_version.json";
 /// The intent of a publish or rollback under way, under [`STATE_DIR`].
 pub const INTENT: &str = "intent.json";
 /// Where a plain Parquet target's versions go, under the target: a public prefix that
@@ -81,6 +96,13 @@ pub const HIDDEN_VERSIONS_DIR: &str = crate::delta::VERSIONS_DIR;
 const UPLOADS_IN_FLIGHT: usize = 2;
 /// Copies and deletes in flight at once.
 const CONCURRENCY: usize = 8;
+
+/// What an attempt's `_version.json` says.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AttemptVersion {
+    version: u64,
+}
 
 /// What `current.json` says.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -120,6 +142,10 @@ pub struct S3TargetStore {
     /// The attempt whose staging this handle reads and writes (`staging/<run>/a<N>/`); with
     /// none, the run's whole staging area.
     attempt: Option<u32>,
+    /// One claim at a time for the handle and its clones (a stage's first writes).
+    claiming: Arc<tokio::sync::Mutex<()>>,
+    /// Objects copied by this handle and its clones (publish's copies), for the metrics.
+    copies: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl S3TargetStore {
@@ -134,7 +160,15 @@ impl S3TargetStore {
             delta: None,
             glue: None,
             attempt: None,
+            claiming: Arc::default(),
+            copies: Arc::default(),
         })
+    }
+
+    /// Objects this handle (and its clones) copied: publish's copies of staged files. A
+    /// plain Parquet attempt's publish copies nothing.
+    pub fn copies(&self) -> u64 {
+        self.copies.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The same store, whose target prefix is a Delta Lake table (`format: delta`).
@@ -193,8 +227,9 @@ impl S3TargetStore {
         self
     }
 
-    /// Key prefix of a run's staging objects: the attempt's own when fenced to one.
-    pub fn staging_key(&self, run_id: &str) -> String {
+    /// Key prefix of a run's staging metadata (hidden): the attempt's own when fenced to
+    /// one. A chunked run's and a Delta table's staged files are there too.
+    pub fn meta_key(&self, run_id: &str) -> String {
         match self.attempt {
             Some(n) => join_key(&[
                 &self.root,
@@ -205,6 +240,59 @@ impl S3TargetStore {
             ]),
             None => join_key(&[&self.root, STATE_DIR, "staging", run_id]),
         }
+    }
+
+    /// Whether this handle stages straight into a version: one attempt of a plain Parquet
+    /// target.
+    fn stages_in_version(&self) -> bool {
+        self.attempt.is_some() && self.delta.is_none()
+    }
+
+    /// The version this attempt stages into, once claimed.
+    pub async fn staged_version(&self, run_id: &str) -> Result<Option<u64>> {
+        if !self.stages_in_version() {
+            return Ok(None);
+        }
+        let key = join_key(&[&self.meta_key(run_id), ATTEMPT_VERSION]);
+        Ok(self
+            .get_json::<AttemptVersion>(&key)
+            .await?
+            .map(|(v, _)| v.version))
+    }
+
+    /// Where a run's staged objects are read: the attempt's version directory, else the
+    /// staging metadata's directory.
+    pub async fn staging_key(&self, run_id: &str) -> Result<String> {
+        Ok(match self.staged_version(run_id).await? {
+            Some(n) => self.new_version_key(n),
+            None => self.meta_key(run_id),
+        })
+    }
+
+    /// Where a run's staged objects are written: an attempt of a plain Parquet target
+    /// claims its version first (the next free number, claimed as this run and attempt)
+    /// and records it in `_version.json`.
+    async fn staging_key_for_write(&self, run_id: &str) -> Result<String> {
+        if !self.stages_in_version() {
+            return Ok(self.meta_key(run_id));
+        }
+        let _one = self.claiming.lock().await;
+        if let Some(n) = self.staged_version(run_id).await? {
+            return Ok(self.new_version_key(n));
+        }
+        let n = self
+            .claim_as(run_id, self.attempt, self.next_version().await?)
+            .await?;
+        let key = join_key(&[&self.meta_key(run_id), ATTEMPT_VERSION]);
+        self.put_json(&key, &AttemptVersion { version: n }, PutMode::Overwrite)
+            .await
+            .map_err(self.fail("write", &key))?;
+        Ok(self.new_version_key(n))
+    }
+
+    /// Version `n`'s directory in the current layout.
+    fn new_version_key(&self, n: u64) -> String {
+        join_key(&[&self.versions_keys()[0], &format!("v{n}")])
     }
 
     /// The directories versions may be in, newest layout first: `versions/` and, for
@@ -242,8 +330,8 @@ impl S3TargetStore {
     }
 
     /// A run's staged Parquet files, for DataFusion.
-    pub fn staging_data(&self, run_id: &str) -> DataDir {
-        self.data_dir(self.staging_key(run_id))
+    pub async fn staging_data(&self, run_id: &str) -> Result<DataDir> {
+        Ok(self.data_dir(self.staging_key(run_id).await?))
     }
 
     /// Version `n`'s Parquet files, for DataFusion.
@@ -341,6 +429,8 @@ impl S3TargetStore {
     }
 
     async fn copy_one(&self, from: Path, to: Path) -> Result<()> {
+        self.copies
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.store
             .copy(&from, &to)
             .await
@@ -349,13 +439,13 @@ impl S3TargetStore {
 
     /// The staged manifest of a run, if the run finished staging.
     pub async fn staged(&self, run_id: &str) -> Result<Option<Manifest>> {
-        let key = join_key(&[&self.staging_key(run_id), STAGED_MANIFEST]);
+        let key = join_key(&[&self.staging_key(run_id).await?, STAGED_MANIFEST]);
         Ok(self.get_json(&key).await?.map(|(m, _)| m))
     }
 
     /// Writes the staged manifest of a run (the last step of staging).
     pub async fn write_staged(&self, run_id: &str, manifest: &Manifest) -> Result<()> {
-        let key = join_key(&[&self.staging_key(run_id), STAGED_MANIFEST]);
+        let key = join_key(&[&self.staging_key_for_write(run_id).await?, STAGED_MANIFEST]);
         self.put_json(&key, manifest, PutMode::Overwrite)
             .await
             .map_err(self.fail("write", &key))
@@ -370,7 +460,7 @@ impl S3TargetStore {
         local: &LocalPath,
     ) -> Result<()> {
         use tokio::io::AsyncWriteExt;
-        let key = join_key(&[&self.staging_key(run_id), name]);
+        let key = join_key(&[&self.staging_key_for_write(run_id).await?, name]);
         let mut file = tokio::fs::File::open(local)
             .await
             .map_err(Error::io("open staged part", local))?;
@@ -405,7 +495,7 @@ impl S3TargetStore {
         run_id: &str,
         rel: &str,
     ) -> Result<Option<T>> {
-        let key = join_key(&[&self.staging_key(run_id), rel]);
+        let key = join_key(&[&self.staging_key(run_id).await?, rel]);
         Ok(self.get_json(&key).await?.map(|(v, _)| v))
     }
 
@@ -416,7 +506,7 @@ impl S3TargetStore {
         rel: &str,
         value: &T,
     ) -> Result<()> {
-        let key = join_key(&[&self.staging_key(run_id), rel]);
+        let key = join_key(&[&self.staging_key_for_write(run_id).await?, rel]);
         self.put_json(&key, value, PutMode::Overwrite)
             .await
             .map_err(self.fail("write", &key))
@@ -425,7 +515,7 @@ impl S3TargetStore {
     /// Deletes the staging objects of a run whose file name starts with `prefix`.
     pub(crate) async fn discard_prefix(&self, run_id: &str, prefix: &str) -> Result<()> {
         let keys: Vec<Path> = self
-            .list(&self.staging_key(run_id))
+            .list(&self.staging_key(run_id).await?)
             .await?
             .into_iter()
             .filter(|k| k.filename().is_some_and(|n| n.starts_with(prefix)))
@@ -450,9 +540,31 @@ impl S3TargetStore {
         Ok(runs)
     }
 
-    /// Deletes a run's staging objects.
+    /// Deletes a run's staging objects: its metadata, and the files of each version its
+    /// attempts staged into that has no manifest (a version with one was published, or is
+    /// being published, and stays). The claims stay, so no number is used twice.
     pub async fn discard(&self, run_id: &str) -> Result<()> {
-        let keys = self.list(&self.staging_key(run_id)).await?;
+        let keys = self.list(&self.meta_key(run_id)).await?;
+        for key in keys
+            .iter()
+            .filter(|k| k.filename() == Some(ATTEMPT_VERSION))
+        {
+            let Some((v, _)) = self.get_json::<AttemptVersion>(key.as_ref()).await? else {
+                continue;
+            };
+            let dir = self.new_version_key(v.version);
+            if self.exists(&join_key(&[&dir, MANIFEST])).await? {
+                continue;
+            }
+            let files: Vec<Path> = self
+                .list(&dir)
+                .await?
+                .into_iter()
+                .filter(|k| k.filename() != Some(CLAIM))
+                .collect();
+            self.delete_all(files, "an unpublished attempt's version")
+                .await?;
+        }
         self.delete_all(keys, "staging").await
     }
 
@@ -540,7 +652,10 @@ impl S3TargetStore {
                 run_id: run_id.to_string(),
             });
         }
-        let next = self.claim(run_id, self.next_version().await?).await?;
+        let next = match self.staged_version(run_id).await? {
+            Some(n) => self.claim(run_id, n).await?,
+            None => self.claim(run_id, self.next_version().await?).await?,
+        };
         let manifest = self.move_staged(run_id, next).await?;
         if let Err(e) = self.swap(next, head).await {
             if matches!(e, Error::PublishConflict { .. }) {
@@ -566,15 +681,30 @@ impl S3TargetStore {
     /// the claim is a create-if-absent put, and a claim the same run made before (an
     /// attempt that crashed after it) is kept.
     pub async fn claim(&self, run_id: &str, n: u64) -> Result<u64> {
+        self.claim_as(run_id, None, n).await
+    }
+
+    /// [`claim`](Self::claim) for one attempt of the run (`Some`: an attempt that stages
+    /// into the version; only that attempt's own claim is kept, another attempt's is
+    /// skipped) or for the run's publish (`None`: any claim of the run is kept).
+    async fn claim_as(&self, run_id: &str, attempt: Option<u32>, n: u64) -> Result<u64> {
         let mut next = n;
-        let claim = serde_json::json!({ "runId": run_id, "at": skein_core::time::now() });
+        let claim = match attempt {
+            Some(a) => {
+                serde_json::json!({ "runId": run_id, "attempt": a, "at": skein_core::time::now() })
+            }
+            None => serde_json::json!({ "runId": run_id, "at": skein_core::time::now() }),
+        };
         for _ in 0..64 {
             let key = join_key(&[&self.version_key(next).await?, CLAIM]);
             match self.put_json(&key, &claim, PutMode::Create).await {
                 Ok(()) => return Ok(next),
                 Err(object_store::Error::AlreadyExists { .. }) => {
                     let by = self.get_json::<serde_json::Value>(&key).await?;
-                    if by.as_ref().and_then(|(c, _)| c.get("runId")?.as_str()) == Some(run_id) {
+                    let by = by.as_ref().map(|(c, _)| c);
+                    let same_run = by.and_then(|c| c.get("runId")?.as_str()) == Some(run_id);
+                    let by_attempt = by.and_then(|c| c.get("attempt")?.as_u64());
+                    if same_run && (attempt.is_none() || by_attempt == attempt.map(u64::from)) {
                         return Ok(next);
                     }
                     next += 1;
@@ -606,22 +736,25 @@ impl S3TargetStore {
         })?;
         manifest.version = n;
         manifest.published_at = Some(skein_core::time::now());
-        let staging = self.staging_key(run_id);
         let version = self.version_key(n).await?;
-        let copies: Vec<_> = manifest
-            .files
-            .iter()
-            .map(|f| {
-                self.copy_one(
-                    Path::from(join_key(&[&staging, &f.name])),
-                    Path::from(join_key(&[&version, &f.name])),
-                )
-            })
-            .collect();
-        futures::stream::iter(copies)
-            .buffer_unordered(CONCURRENCY)
-            .try_collect::<Vec<()>>()
-            .await?;
+        // Staged in `v<n>` itself: the files are where they belong, nothing to copy.
+        if self.staged_version(run_id).await? != Some(n) {
+            let staging = self.staging_key(run_id).await?;
+            let copies: Vec<_> = manifest
+                .files
+                .iter()
+                .map(|f| {
+                    self.copy_one(
+                        Path::from(join_key(&[&staging, &f.name])),
+                        Path::from(join_key(&[&version, &f.name])),
+                    )
+                })
+                .collect();
+            futures::stream::iter(copies)
+                .buffer_unordered(CONCURRENCY)
+                .try_collect::<Vec<()>>()
+                .await?;
+        }
         let manifest_key = join_key(&[&version, MANIFEST]);
         self.put_json(&manifest_key, &manifest, PutMode::Overwrite)
             .await

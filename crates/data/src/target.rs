@@ -72,10 +72,19 @@ impl Target {
     }
 
     /// A run's staged files.
-    pub fn staging_data(&self, run_id: &str) -> DataDir {
+    pub async fn staging_data(&self, run_id: &str) -> Result<DataDir> {
         match self {
-            Target::Local(t) => DataDir::Local(t.staging_dir(run_id)),
-            Target::S3(t) => t.staging_data(run_id),
+            Target::Local(t) => Ok(DataDir::Local(t.staging_dir(run_id))),
+            Target::S3(t) => t.staging_data(run_id).await,
+        }
+    }
+
+    /// The version an attempt stages straight into (an S3 plain Parquet target's attempt,
+    /// once it claimed one): publish makes that very number current, copying nothing.
+    pub async fn staged_version(&self, run_id: &str) -> Result<Option<u64>> {
+        match self {
+            Target::Local(_) => Ok(None),
+            Target::S3(t) => t.staged_version(run_id).await,
         }
     }
 
@@ -393,7 +402,8 @@ impl Target {
     }
 
     /// Moves (locally) or copies (S3) a run's staged files into version `n`, manifest
-    /// last; idempotent.
+    /// last; idempotent. An attempt staged in `v<n>` itself (S3, plain Parquet) only gets
+    /// its manifest: nothing is copied.
     pub async fn move_staged(&self, run_id: &str, n: u64) -> Result<Manifest> {
         match self {
             Target::Local(t) => t.move_staged(run_id, n),

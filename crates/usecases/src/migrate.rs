@@ -439,25 +439,26 @@ async fn after_staging<C: Catalog + ?Sized>(
     catalog.add_to_run(run, Counter::Rows, m.rows).await?;
     crash::point(&format!("{kind}.migrated"), name);
 
-    let report = match skein_data::verify_dir(settings, file, &store.staging_data(run), m).await {
-        Ok(r) => r,
-        Err(e) => {
-            let reason = format!("verification could not run: {e}");
-            fail_attempt(
-                catalog,
-                name,
-                Status::Migrated,
-                attempt,
-                run,
-                "failed",
-                &reason,
-            )
-            .await?;
-            result.error = Some(reason);
-            result.error_name = Some(e.error_name().to_string());
-            return Ok(());
-        }
-    };
+    let report =
+        match skein_data::verify_dir(settings, file, &store.staging_data(run).await?, m).await {
+            Ok(r) => r,
+            Err(e) => {
+                let reason = format!("verification could not run: {e}");
+                fail_attempt(
+                    catalog,
+                    name,
+                    Status::Migrated,
+                    attempt,
+                    run,
+                    "failed",
+                    &reason,
+                )
+                .await?;
+                result.error = Some(reason);
+                result.error_name = Some(e.error_name().to_string());
+                return Ok(());
+            }
+        };
     let summary = report.summary();
     catalog.set_verification(name, &summary).await?;
     let passed = report.passed;

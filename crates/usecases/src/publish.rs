@@ -8,8 +8,8 @@
 //! | step | crash point | after a crash there, the next attempt |
 //! | --- | --- | --- |
 //! | choose the number `N` (or an existing version of the same spec and source), record the intent `{publish, run, N, from}` in the target | `publish.intent` | finds the intent, the files still staged: continues from the claim |
-//! | S3: claim `v<N>` (`_claim.json`, create-if-absent; the same run's claim is kept) | `publish.claimed` | claims again (its own claim: the same `N`) and copies |
-//! | move the staged files into `v<N>` with the manifest last (locally one `rename(2)`; on S3 copies, then the manifest) | `publish.moved` | finds `v<N>` complete: swaps the link / pointer |
+//! | S3: claim `v<N>` (`_claim.json`, create-if-absent; the same run's claim is kept; an attempt of a plain Parquet target claimed it before staging into it) | `publish.claimed` | claims again (its own claim: the same `N`) and copies |
+//! | move the staged files into `v<N>` with the manifest last (locally one `rename(2)`; on S3 only the manifest when staged in `v<N>`, else copies, then the manifest) | `publish.moved` | finds `v<N>` complete: swaps the link / pointer |
 //! | Delta targets: one Delta commit making `v<N>`'s files the table's (skipped when the table's newest skein commit is `v<N>` already) | `delta.committed` | finds the table at `v<N>`: commits nothing, swaps the link / pointer |
 //! | swap the link (`rename(2)`) / put `current.json` conditional on the e-tag of `from` | `publish.swapped` | finds the target at `v<N>`: updates the catalog |
 //! | catalog: record version `N` (`current_version = N`) | `publish.recorded` | sees the catalog at `N`: only the status is left |
@@ -61,18 +61,19 @@ pub async fn publish_staged<C: Catalog + ?Sized>(
         run_id: run.to_string(),
     };
     // Only the run's newest attempt's staging is published (see `fence`).
-    let staged = crate::fence::staged_target(catalog, store, name, run)
-        .await?
-        .staged(run)
-        .await?
-        .ok_or_else(not_staged)?;
+    let staging = crate::fence::staged_target(catalog, store, name, run).await?;
+    let staged = staging.staged(run).await?.ok_or_else(not_staged)?;
     let from = store.current().await?.map(|m| m.version);
     let version = match store
         .find_version(&staged.spec_hash, &staged.source_fingerprint)
         .await?
     {
         Some(m) => m.version,
-        None => store.next_version().await?,
+        // Staged straight into its own version (S3): that number, nothing to copy.
+        None => match staging.staged_version(run).await? {
+            Some(n) => n,
+            None => store.next_version().await?,
+        },
     };
     let intent = Intent::publish(name, run, version, from);
     store.record_intent(&intent).await?;
