@@ -999,8 +999,22 @@ async fn a_chunked_dataset_runs_as_chunk_jobs_on_s3_and_dynamodb() {
         }
         other => panic!("chunk 2 must fail: {other:?}"),
     }
-    let staging = "specs/lake/clicks/_skein/staging/run-c2".to_string();
+    // The run's chunks are staged straight into the version the run claimed (issue 17: a
+    // publish copies nothing), named by the run's staging metadata.
     let store = skein_aws::objects::bucket(&settings(), &bucket).unwrap();
+    let claimed: Value = serde_json::from_slice(
+        &store
+            .get(&ObjectPath::from(
+                "specs/lake/clicks/_skein/staging/run-c2/_version.json",
+            ))
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let staging = format!("specs/lake/clicks/versions/v{}", claimed["version"]);
     let listed = |store: Arc<dyn object_store::ObjectStore>, prefix: String| async move {
         use futures::TryStreamExt;
         store
@@ -1021,7 +1035,17 @@ async fn a_chunked_dataset_runs_as_chunk_jobs_on_s3_and_dynamodb() {
     .await
     .unwrap();
     assert_eq!(undone["status"], "rolled_back", "{undone}");
-    assert!(listed(store, staging).await.is_empty(), "staging discarded");
+    let left = listed(store.clone(), staging).await;
+    assert!(
+        left.iter().all(|k| k.ends_with("/_claim.json")),
+        "the unpublished version's files discarded, its claim kept: {left:?}"
+    );
+    assert!(
+        listed(store, "specs/lake/clicks/_skein/staging/run-c2".into())
+            .await
+            .is_empty(),
+        "staging discarded"
+    );
     assert_eq!(
         current_version(&bucket, "specs/lake/clicks").await["version"],
         1

@@ -242,13 +242,14 @@ impl S3TargetStore {
         }
     }
 
-    /// Whether this handle stages straight into a version: one attempt of a plain Parquet
-    /// target.
+    /// Whether this handle stages straight into a version: a plain Parquet target (an
+    /// attempt's staging, or a chunked run's, which its chunk jobs share).
     fn stages_in_version(&self) -> bool {
-        self.attempt.is_some() && self.delta.is_none()
+        self.delta.is_none()
     }
 
-    /// The version this attempt stages into, once claimed.
+    /// The version this handle's staging (an attempt's, or a chunked run's) goes into,
+    /// once claimed.
     pub async fn staged_version(&self, run_id: &str) -> Result<Option<u64>> {
         if !self.stages_in_version() {
             return Ok(None);
@@ -269,9 +270,11 @@ impl S3TargetStore {
         })
     }
 
-    /// Where a run's staged objects are written: an attempt of a plain Parquet target
-    /// claims its version first (the next free number, claimed as this run and attempt)
-    /// and records it in `_version.json`.
+    /// Where a run's staged objects are written: a plain Parquet target's staging claims
+    /// its version first (the next free number, claimed as this run and attempt) and
+    /// records it in `_version.json`. That record is created only if absent: of the chunk
+    /// jobs of a run that race to make it (each in its own Lambda), one wins and the others
+    /// read and use its number (their own claims stay empty, numbers never used).
     async fn staging_key_for_write(&self, run_id: &str) -> Result<String> {
         if !self.stages_in_version() {
             return Ok(self.meta_key(run_id));
@@ -284,10 +287,22 @@ impl S3TargetStore {
             .claim_as(run_id, self.attempt, self.next_version().await?)
             .await?;
         let key = join_key(&[&self.meta_key(run_id), ATTEMPT_VERSION]);
-        self.put_json(&key, &AttemptVersion { version: n }, PutMode::Overwrite)
+        match self
+            .put_json(&key, &AttemptVersion { version: n }, PutMode::Create)
             .await
-            .map_err(self.fail("write", &key))?;
-        Ok(self.new_version_key(n))
+        {
+            Ok(()) => Ok(self.new_version_key(n)),
+            Err(object_store::Error::AlreadyExists { .. }) => {
+                match self.staged_version(run_id).await? {
+                    Some(won) => Ok(self.new_version_key(won)),
+                    None => Err(Error::Internal(format!(
+                        "s3://{}/{key} exists and is gone again: another writer discarded the staging of run `{run_id}` while it was written",
+                        self.bucket
+                    ))),
+                }
+            }
+            Err(e) => Err(self.fail("write", &key)(e)),
+        }
     }
 
     /// Version `n`'s directory in the current layout.
@@ -780,7 +795,8 @@ impl S3TargetStore {
     }
 
     /// Deletes an unpublished version's files and manifest; its claim stays, so the
-    /// number is never reused.
+    /// number is never reused. A version that is also a staging (staged straight into it)
+    /// loses only its manifest: it is no version, and its run may still publish it.
     pub async fn abandon(&self, n: u64) -> Result<()> {
         let keys: Vec<Path> = self
             .list(&self.version_key(n).await?)
@@ -788,6 +804,15 @@ impl S3TargetStore {
             .into_iter()
             .filter(|k| k.filename() != Some(CLAIM))
             .collect();
+        if keys.iter().any(|k| k.filename() == Some(STAGED_MANIFEST)) {
+            let manifest: Vec<Path> = keys
+                .into_iter()
+                .filter(|k| k.filename() == Some(MANIFEST))
+                .collect();
+            return self
+                .delete_all(manifest, "unpublished version's manifest")
+                .await;
+        }
         self.delete_all(keys, "unpublished version").await
     }
 
