@@ -4,8 +4,10 @@ Run by scripts/check-infra with .venv/bin/python. Each definition must be deploy
 AWS::Serverless::StateMachine of infra/template.yaml (DefinitionUri); its `${Name}`
 placeholders are replaced with plausible ARNs derived from that resource's
 DefinitionSubstitutions (a GetAtt of a function becomes a Lambda ARN, a Ref of a state
-machine a state machine ARN, a Sub string is expanded with example pseudo parameters), so
-asl-validator checks the Resource ARNs as AWS will see them. A placeholder without a
+machine a state machine ARN, the worker's cluster, task definition and security group
+their ARNs and id, a Join of a list parameter example values joined, a Sub string is
+expanded with example pseudo parameters), so asl-validator checks the Resource ARNs as AWS
+will see them. A placeholder without a
 substitution, or a substitution the definition never uses, is an error.
 
 Exit status: 0 when every definition is valid, 1 otherwise.
@@ -151,19 +153,35 @@ def check_console_samples() -> int:
     return failed
 
 
+# Example values of the template's parameters that a substitution may name.
+PARAMETERS = {
+    "WorkerSubnets": ["subnet-0a1b2c3d4e5f60718", "subnet-0f1e2d3c4b5a69788"],
+}
+
+
 def plausible(key: str, value, resources: dict) -> str:
-    """The ARN or URL a substitution resolves to in a stack named `skein` in eu-west-1."""
+    """The ARN, URL or id a substitution resolves to in a stack named `skein` in eu-west-1."""
     region, account = PSEUDO["AWS::Region"], PSEUDO["AWS::AccountId"]
     if isinstance(value, dict) and "Fn::GetAtt" in value:
-        target = value["Fn::GetAtt"][0]
+        target, attribute = value["Fn::GetAtt"][0], value["Fn::GetAtt"][1]
         kind = resources[target]["Type"]
         if kind == "AWS::Serverless::Function":
             return f"arn:aws:lambda:{region}:{account}:function:skein-{kebab(target.removesuffix('Function'))}"
+        if kind == "AWS::ECS::Cluster" and attribute == "Arn":
+            return f"arn:aws:ecs:{region}:{account}:cluster/skein-{kebab(target.removesuffix('Cluster'))}"
+        if kind == "AWS::EC2::SecurityGroup" and attribute == "GroupId":
+            return "sg-0123456789abcdef0"
     if isinstance(value, dict) and "Ref" in value:
         target = value["Ref"]
         kind = resources[target]["Type"]
         if kind == "AWS::Serverless::StateMachine":
             return f"arn:aws:states:{region}:{account}:stateMachine:skein-{kebab(target.removesuffix('StateMachine'))}"
+        if kind == "AWS::ECS::TaskDefinition":
+            return f"arn:aws:ecs:{region}:{account}:task-definition/skein-{kebab(target.removesuffix('TaskDefinition'))}:1"
+    if isinstance(value, dict) and "Fn::Join" in value:
+        sep, parts = value["Fn::Join"]
+        if isinstance(parts, dict) and parts.get("Ref") in PARAMETERS:
+            return sep.join(PARAMETERS[parts["Ref"]])
     if isinstance(value, dict) and "Fn::Sub" in value and isinstance(value["Fn::Sub"], str):
         return PLACEHOLDER.sub(lambda m: PSEUDO[m.group(1)], value["Fn::Sub"])
     raise SystemExit(f"asl check: substitution {key}: cannot make a plausible value of {value!r}")

@@ -104,6 +104,72 @@ MUTATIONS = {
         "",
         "CKV_AWS_26",
     ),
+    "worker-container-privileged": (
+        "WorkerTaskDefinition",
+        "Privileged: false",
+        "Privileged: true",
+        "CKV_SKEIN_6",
+    ),
+    "worker-root-filesystem-writable": (
+        "WorkerTaskDefinition",
+        "ReadonlyRootFilesystem: true",
+        "ReadonlyRootFilesystem: false",
+        "CKV_SKEIN_6",
+    ),
+    "worker-running-as-root": (
+        "WorkerTaskDefinition",
+        'User: "65532:65532"',
+        'User: "0:0"',
+        "CKV_SKEIN_6",
+    ),
+    "worker-user-left-to-the-image": (
+        "WorkerTaskDefinition",
+        '          User: "65532:65532"\n',
+        "",
+        "CKV_SKEIN_6",
+    ),
+    "pass-role-on-any-role": (
+        "DatasetMigrationRole",
+        "Resource: [!GetAtt WorkerTaskRole.Arn, !GetAtt WorkerExecutionRole.Arn]",
+        'Resource: "*"',
+        "CKV_SKEIN_7",
+    ),
+    "pass-role-to-any-service": (
+        "DatasetMigrationRole",
+        "                Condition:\n                  StringEquals: {iam:PassedToService: ecs-tasks.amazonaws.com}\n",
+        "",
+        "CKV_SKEIN_7",
+    ),
+    "run-task-of-any-task-definition": (
+        "DatasetMigrationRole",
+        "Resource: !Ref WorkerTaskDefinition",
+        'Resource: "*"',
+        "CKV_SKEIN_1",
+    ),
+    "worker-security-group-all-traffic-out": (
+        "WorkerSecurityGroup",
+        "        - IpProtocol: tcp\n          FromPort: 443\n          ToPort: 443\n",
+        '        - IpProtocol: "-1"\n',
+        "CKV_SKEIN_8",
+    ),
+    "worker-security-group-with-default-egress": (
+        "WorkerSecurityGroup",
+        "      SecurityGroupEgress:\n        - IpProtocol: tcp\n          FromPort: 443\n          ToPort: 443\n          CidrIp: 0.0.0.0/0\n          Description:",
+        "      Metadata:\n        Description:",
+        "CKV_SKEIN_8",
+    ),
+    "worker-security-group-with-ingress": (
+        "WorkerSecurityGroup",
+        "      SecurityGroupEgress:\n",
+        "      SecurityGroupIngress:\n        - {IpProtocol: tcp, FromPort: 443, ToPort: 443, CidrIp: 10.0.0.0/8}\n      SecurityGroupEgress:\n",
+        "CKV_SKEIN_8",
+    ),
+    "worker-cluster-without-container-insights": (
+        "WorkerCluster",
+        "Value: enabled",
+        "Value: disabled",
+        "CKV_AWS_65",
+    ),
 }
 
 

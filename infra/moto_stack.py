@@ -10,14 +10,18 @@ What it does, in order:
 2. Makes a moto copy: DefinitionSubstitutions become an Fn::Join of the definition's text
    and the substituted values (moto ignores DefinitionSubstitutions), and resource types
    moto's CloudFormation does not implement are dropped, each one printed with its reason.
-3. Starts its own moto server on a free 127.0.0.1 port, creates the stack, and waits for
-   CREATE_COMPLETE; otherwise prints the failing resource and reason and exits 1.
+3. Starts its own moto server on a free 127.0.0.1 port, makes a VPC with two subnets for
+   the Fargate worker's parameters (WorkerVpcId, WorkerSubnets; WorkerImageUri is an
+   example ECR URI), creates the stack, and waits for CREATE_COMPLETE; otherwise prints
+   the failing resource and reason and exits 1.
 4. Checks the wiring of what was created: every substitution resolved to a function, state
    machine or queue that exists; each state machine's role may call exactly what its
    definition calls; every function runs provided.al2023 on arm64 with SKEIN_TABLE naming
    the table; the queues, event source mappings, table keys and EventBridge rule match the
-   contracts in infra/README.md.
-
+   contracts in infra/README.md; the Fargate worker's cluster, task definition (its
+   `worker` container, image, scratch volume, roles) and security group are the ones
+   MigrateOnFargate names, and the state machine may run that task and pass it exactly its
+   two roles.
 5. Proves the checks bite: mutated copies of the template, each with one wiring error (a
    GetAtt of nothing, a missing invoke permission, a queue named off the prefix, …), must
    each fail with the error named for it (MUTANTS; `--no-mutants` skips them).
@@ -49,7 +53,7 @@ from cfnlint.decode import decode
 from moto.cloudformation.parsing import get_model_map
 from samtranslator.translator.transform import transform
 
-from moto_wiring import CHECKS, PLACEHOLDER, REGION, STACK, CheckFailed
+from moto_wiring import CHECKS, PLACEHOLDER, REGION, STACK, WORKER_IMAGE, CheckFailed
 
 ROOT = Path(__file__).resolve().parent.parent
 INFRA = ROOT / "infra"
@@ -99,6 +103,31 @@ MUTANTS = {
         "VerifyFunctionArn: !GetAtt VerifyFunction.Arn",
         "VerifyFunctionArn: !GetAtt PublishFunction.Arn",
         "VerifyFunctionArn refers to 'PublishFunction'",
+    ),
+    "dataset-migration's role passing the worker its task role but not its execution role": (
+        "Resource: [!GetAtt WorkerTaskRole.Arn, !GetAtt WorkerExecutionRole.Arn]",
+        "Resource: [!GetAtt WorkerTaskRole.Arn]",
+        "want exactly the task's roles",
+    ),
+    "ecs:RunTask without its cluster condition": (
+        "                Condition:\n                  ArnEquals: {ecs:cluster: !GetAtt WorkerCluster.Arn}\n",
+        "",
+        "no ArnEquals ecs:cluster condition",
+    ),
+    "the worker container renamed (MigrateOnFargate overrides `worker`)": (
+        "        - Name: worker\n",
+        "        - Name: skein\n",
+        "overrides container 'worker'",
+    ),
+    "the spill directory on the read-only root filesystem": (
+        "{Name: SKEIN_SPILL_DIR, Value: /scratch}",
+        "{Name: SKEIN_SPILL_DIR, Value: /tmp}",
+        "SKEIN_SPILL_DIR '/tmp' is not a writable volume's mount point",
+    ),
+    "the image's repository cut at its first slash (skein/worker read as skein)": (
+        '!Split [".amazonaws.com/", !Ref WorkerImageUri]',
+        '!Split ["/", !Ref WorkerImageUri]',
+        "want the image's repository",
     ),
 }
 
@@ -163,8 +192,9 @@ def run(template_path: Path, say) -> list[str]:
     with MotoServer() as endpoint:
         aws = Clients(endpoint)
         upload_code(aws)
+        parameters = worker_network(aws)
         try:
-            create_stack(aws, moto_copy, say)
+            create_stack(aws, moto_copy, parameters, say)
         except CheckFailed as e:
             return [str(e)]
         say(f"moto: stack {STACK} reached CREATE_COMPLETE ({len(moto_copy['Resources'])} resources)")
@@ -360,7 +390,8 @@ class Clients:
             aws_secret_access_key="testing",
             config=cfg,
         )
-        for service in ("cloudformation", "s3", "lambda", "stepfunctions", "sqs", "iam", "dynamodb", "events"):
+        services = ("cloudformation", "s3", "lambda", "stepfunctions", "sqs", "iam", "dynamodb", "events", "ec2", "ecs")
+        for service in services:
             setattr(self, service.replace("lambda", "lambda_"), boto3.client(service, **kw))
 
 
@@ -375,11 +406,27 @@ def upload_code(aws: Clients) -> None:
     aws.s3.put_object(Bucket=CODE_BUCKET, Key=CODE_KEY, Body=buf.getvalue())
 
 
-def create_stack(aws: Clients, template: dict, say) -> None:
+def worker_network(aws: Clients) -> list[dict]:
+    """The stack's parameters for the Fargate worker: a VPC and two subnets made in moto
+    (the worker's security group is made in that VPC), and an example ECR image URI."""
+    vpc = aws.ec2.create_vpc(CidrBlock="10.42.0.0/16")["Vpc"]["VpcId"]
+    subnets = [
+        aws.ec2.create_subnet(VpcId=vpc, CidrBlock=cidr, AvailabilityZone=f"{REGION}{zone}")["Subnet"]["SubnetId"]
+        for cidr, zone in (("10.42.1.0/24", "a"), ("10.42.2.0/24", "b"))
+    ]
+    return [
+        {"ParameterKey": "WorkerImageUri", "ParameterValue": WORKER_IMAGE},
+        {"ParameterKey": "WorkerSubnets", "ParameterValue": ",".join(subnets)},
+        {"ParameterKey": "WorkerVpcId", "ParameterValue": vpc},
+    ]
+
+
+def create_stack(aws: Clients, template: dict, parameters: list[dict], say) -> None:
     try:
         aws.cloudformation.create_stack(
             StackName=STACK,
             TemplateBody=json.dumps(template),
+            Parameters=parameters,
             Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
         )
     except Exception as e:  # moto raises while parsing: a wrong Ref or GetAtt ends here

@@ -16,6 +16,9 @@ ACCOUNT = "123456789012"  # moto's default account
 STACK = "skein-check"
 GROUPS = ["default", "bulk-eu", "finance"]
 FUNCTIONS = ["plan", "catalog", "migrate", "verify", "publish", "rollback", "trigger"]
+# The WorkerImageUri the check deploys with: an image in an ECR repository with a path.
+WORKER_IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/skein/worker:check"
+WORKER_CONTAINER = "worker"  # the container MigrateOnFargate's overrides name
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 
 
@@ -51,6 +54,26 @@ def allowed(statements: list[dict], action: str) -> set[str]:
         if s["Effect"] == "Allow" and action in actions:
             out.update(s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])
     return out
+
+
+def conditions(statements: list[dict], action: str) -> list[dict]:
+    """The Condition blocks of the statements that allow an action ({} for none)."""
+    return [
+        s.get("Condition") or {}
+        for s in statements
+        if s["Effect"] == "Allow" and action in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+    ]
+
+
+def role_arn(aws, cfn: dict, value) -> str | None:
+    """The created role's ARN for a template value `{"Fn::GetAtt": [Role, "Arn"]}` (moto's
+    ECS keeps neither TaskRoleArn nor ExecutionRoleArn, so they are read from the template)."""
+    if not (isinstance(value, dict) and "Fn::GetAtt" in value):
+        return None
+    logical = value["Fn::GetAtt"][0]
+    if cfn["Resources"].get(logical, {}).get("Type") != "AWS::IAM::Role":
+        return None
+    return aws.iam.get_role(RoleName=physical(aws, logical))["Role"]["Arn"]
 
 
 def walk_tasks(states: dict):
@@ -102,6 +125,8 @@ def check_state_machines(aws, cfn: dict) -> None:
                 rule = f"arn:aws:events:{REGION}:{ACCOUNT}:rule/StepFunctionsGetEventsForStepFunctionsExecutionRule"
                 if rule not in allowed(stmts, "events:PutRule"):
                     errors.append(f"{where}: the role may not events:PutRule on {rule} (.sync needs it)")
+            elif resource.startswith("arn:aws:states:::ecs:runTask"):
+                errors.extend(run_task_errors(aws, cfn, where, params, stmts))
             elif resource.startswith("arn:aws:states:::sqs:sendMessage"):
                 fmt = params.get("QueueUrl.$", "")
                 m = re.fullmatch(r"States\.Format\('(.*)\{\}', \$\.group\)", fmt)
@@ -127,6 +152,157 @@ def check_state_machines(aws, cfn: dict) -> None:
             errors.append(
                 f"{logical}: has a Distributed Map, so its role must allow states:StartExecution on itself ({arn})"
             )
+    if errors:
+        raise CheckFailed("; ".join(errors))
+
+
+def run_task_errors(aws, cfn: dict, where: str, params: dict, stmts: list[dict]) -> list[str]:
+    """An ecs:runTask state: its cluster, task definition, container, subnets and security
+    group are the stack's, and the role may run exactly that task in that cluster and pass
+    it exactly its two roles, to ECS tasks only.
+    https://docs.aws.amazon.com/step-functions/latest/dg/ecs-iam.html"""
+    errors = []
+    cluster, task_def = params.get("Cluster", ""), params.get("TaskDefinition", "")
+    if cluster != physical_arn_of_cluster(aws):
+        errors.append(f"{where}: Cluster {cluster!r} is not the stack's WorkerCluster")
+    try:
+        definition = aws.ecs.describe_task_definition(taskDefinition=task_def)["taskDefinition"]
+    except Exception:
+        errors.append(f"{where}: TaskDefinition {task_def!r} is no task definition of the stack")
+        return errors
+    names = [c["name"] for c in definition["containerDefinitions"]]
+    for override in params.get("Overrides", {}).get("ContainerOverrides", []):
+        if override.get("Name") not in names:
+            errors.append(f"{where}: overrides container {override.get('Name')!r}, the task definition has {names}")
+    network = params.get("NetworkConfiguration", {}).get("AwsvpcConfiguration", {})
+    m = re.fullmatch(r"States\.StringSplit\('(.*)', ','\)", network.get("Subnets.$", ""))
+    subnets = m.group(1).split(",") if m else []
+    vpc = physical_parameter(aws, "WorkerVpcId")
+    found = aws.ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["Subnets"]
+    if not subnets or set(subnets) != set(parameter_list(aws, "WorkerSubnets")):
+        errors.append(f"{where}: Subnets.$ splits {subnets}, want the WorkerSubnets parameter")
+    elif not set(subnets) <= {s["SubnetId"] for s in found}:
+        errors.append(f"{where}: subnets {subnets} are not all in the VPC {vpc}")
+    groups = network.get("SecurityGroups", [])
+    sg = aws.ec2.describe_security_groups(
+        Filters=[{"Name": "group-id", "Values": [physical_security_group(aws)]}]
+    )["SecurityGroups"]
+    if not sg or groups != [sg[0]["GroupId"]] or sg[0].get("VpcId") != vpc:
+        errors.append(f"{where}: SecurityGroups {groups} is not the stack's WorkerSecurityGroup in {vpc}")
+    if task_def not in allowed(stmts, "ecs:RunTask"):
+        errors.append(f"{where}: the role may not ecs:RunTask {task_def}")
+    elif not any(c.get("ArnEquals", {}).get("ecs:cluster") == cluster for c in conditions(stmts, "ecs:RunTask")):
+        errors.append(f"{where}: the role's ecs:RunTask has no ArnEquals ecs:cluster condition naming {cluster}")
+    props = cfn["Resources"]["WorkerTaskDefinition"]["Properties"]
+    want = {role_arn(aws, cfn, props.get("TaskRoleArn")), role_arn(aws, cfn, props.get("ExecutionRoleArn"))}
+    passed = allowed(stmts, "iam:PassRole")
+    if None in want or passed != want:
+        errors.append(f"{where}: the role may iam:PassRole {sorted(passed)}, want exactly the task's roles {sorted(map(str, want))}")
+    elif not all(c.get("StringEquals", {}).get("iam:PassedToService") == "ecs-tasks.amazonaws.com" for c in conditions(stmts, "iam:PassRole")):
+        errors.append(f"{where}: the role's iam:PassRole lacks the condition iam:PassedToService ecs-tasks.amazonaws.com")
+    return errors
+
+
+def physical_arn_of_cluster(aws) -> str:
+    name = physical(aws, "WorkerCluster")
+    clusters = aws.ecs.describe_clusters(clusters=[name])["clusters"]
+    return clusters[0]["clusterArn"] if clusters else f"(no cluster {name})"
+
+
+def physical_security_group(aws) -> str:
+    return physical(aws, "WorkerSecurityGroup")
+
+
+def physical_parameter(aws, name: str) -> str:
+    params = aws.cloudformation.describe_stacks(StackName=STACK)["Stacks"][0].get("Parameters", [])
+    return next((p["ParameterValue"] for p in params if p["ParameterKey"] == name), "")
+
+
+def parameter_list(aws, name: str) -> list[str]:
+    """A List<…> parameter's values (moto answers a Python list's repr, AWS a comma list)."""
+    value = physical_parameter(aws, name)
+    return list(ast.literal_eval(value)) if value.startswith("[") else value.split(",")
+
+
+def check_worker(aws, cfn: dict) -> None:
+    """The Fargate worker's task definition: its `worker` container runs the image with
+    `worker`, the migrate function's SKEIN_* environment, spills to its writable scratch
+    volume on a read-only root filesystem as a non-root user, and logs to the stack's log
+    group; its task role reaches the data and answers tokens, its execution role pulls
+    exactly the image's ECR repository. moto keeps the containers and volumes; roles,
+    sizes and platform are read from the template."""
+    errors = []
+    task_def = physical(aws, "WorkerTaskDefinition")
+    definition = aws.ecs.describe_task_definition(taskDefinition=task_def)["taskDefinition"]
+    containers = {c["name"]: c for c in definition["containerDefinitions"]}
+    worker = containers.get(WORKER_CONTAINER)
+    if worker is None:
+        raise CheckFailed(f"WorkerTaskDefinition: no container named {WORKER_CONTAINER!r} (has {sorted(containers)})")
+    if worker.get("image") != WORKER_IMAGE:
+        errors.append(f"container worker: image {worker.get('image')!r}, want the WorkerImageUri parameter {WORKER_IMAGE!r}")
+    if worker.get("command") != ["worker"]:
+        errors.append(f"container worker: command {worker.get('command')}, want ['worker'] (`skein worker`)")
+    env = {e["name"]: e["value"] for e in worker.get("environment", [])}
+    table = physical(aws, "CatalogTable")
+    if env.get("SKEIN_TABLE") != table:
+        errors.append(f"container worker: SKEIN_TABLE is {env.get('SKEIN_TABLE')!r}, want the catalog table {table!r}")
+    migrate = aws.lambda_.get_function_configuration(FunctionName=physical(aws, "MigrateFunction"))
+    lambda_env = migrate.get("Environment", {}).get("Variables", {})
+    missing = sorted(k for k in lambda_env if k.startswith("SKEIN_") and k not in env)
+    if missing:
+        errors.append(f"container worker: lacks the migrate function's {missing}")
+    volumes = {v["name"] for v in definition.get("volumes", [])}
+    writable = {
+        m["containerPath"]
+        for m in worker.get("mountPoints", [])
+        if m.get("sourceVolume") in volumes and not m.get("readOnly")
+    }
+    for name in ("SKEIN_SPILL_DIR", "TMPDIR"):
+        if env.get(name) not in writable:
+            errors.append(f"container worker: {name} {env.get(name)!r} is not a writable volume's mount point {sorted(writable)}")
+    if not worker.get("readonlyRootFilesystem"):
+        errors.append("container worker: its root filesystem is writable")
+    if not worker.get("essential", True):
+        errors.append("container worker: not essential")
+    log = worker.get("logConfiguration", {})
+    group = physical(aws, "WorkerLogGroup")
+    if log.get("logDriver") != "awslogs" or log.get("options", {}).get("awslogs-group") != group:
+        errors.append(f"container worker: logs {log}, want awslogs to {group}")
+    props = cfn["Resources"]["WorkerTaskDefinition"]["Properties"]
+    platform = props.get("RuntimePlatform", {})
+    if platform != {"CpuArchitecture": "ARM64", "OperatingSystemFamily": "LINUX"}:
+        errors.append(f"RuntimePlatform {platform}, want ARM64 / LINUX (the image is built for linux/arm64)")
+    if props.get("RequiresCompatibilities") != ["FARGATE"] or props.get("NetworkMode") != "awsvpc":
+        errors.append("the task definition must require FARGATE with network mode awsvpc")
+    task_role = role_arn(aws, cfn, props.get("TaskRoleArn"))
+    execution_role = role_arn(aws, cfn, props.get("ExecutionRoleArn"))
+    if not task_role or not execution_role or task_role == execution_role:
+        errors.append("the task definition needs a task role and a distinct execution role of the stack")
+    else:
+        stmts = role_statements(aws, task_role)
+        table_arn = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{table}"
+        if table_arn not in allowed(stmts, "dynamodb:UpdateItem"):
+            errors.append("task role: may not update the catalog table")
+        data = f"arn:aws:s3:::{physical(aws, 'DataBucket')}/*"
+        for action in ("s3:GetObject", "s3:PutObject"):
+            if data not in allowed(stmts, action):
+                errors.append(f"task role: may not {action} in the data bucket")
+        for action in ("states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"):
+            if "*" not in allowed(stmts, action):
+                errors.append(f"task role: may not {action} (task-token calls take Resource \"*\")")
+        if any(a.startswith("sqs:") for s in stmts for a in as_list(s["Action"])):
+            errors.append("task role: has SQS permissions, but a task gets its job in SKEIN_JOB")
+        stmts = role_statements(aws, execution_role)
+        registry, _, path = WORKER_IMAGE.partition("/")
+        repo = f"arn:aws:ecr:{registry.split('.')[3]}:{registry.split('.')[0]}:repository/{path.split(':')[0]}"
+        for action in ("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"):
+            if allowed(stmts, action) != {repo}:
+                errors.append(f"execution role: {action} on {sorted(allowed(stmts, action))}, want the image's repository {repo}")
+        if "*" not in allowed(stmts, "ecr:GetAuthorizationToken"):
+            errors.append("execution role: may not ecr:GetAuthorizationToken")
+        streams = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{group}:log-stream:*"
+        if streams not in allowed(stmts, "logs:PutLogEvents"):
+            errors.append(f"execution role: may not logs:PutLogEvents to {group}")
     if errors:
         raise CheckFailed("; ".join(errors))
 
@@ -357,6 +533,7 @@ def check_trigger_rule(aws, cfn: dict) -> None:
 
 CHECKS = (
     check_state_machines,
+    check_worker,
     check_functions,
     check_iam_resource_types,
     check_queues,
