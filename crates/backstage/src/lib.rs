@@ -242,8 +242,9 @@ pub fn to_entity(spec: &DatasetSpec, status: Option<&EntityStatus>) -> Entity {
     if let Some(options) = target_options(&s.target) {
         put(a::TARGET_OPTIONS, options);
     }
-    if let Some(t) = &s.transform {
-        put(a::TRANSFORM, t.sql.clone());
+    // A command transform (a script beside the spec) has no annotation: only SQL travels.
+    if let Some(sql) = s.transform.as_ref().and_then(|t| t.sql.clone()) {
+        put(a::TRANSFORM, sql);
     }
     put(a::GROUP, s.group.clone());
     put(a::CRITICALITY, s.criticality.to_string());
@@ -488,9 +489,7 @@ pub fn from_entity(e: &Entity, file: &Path) -> Result<DatasetSpec, Vec<Problem>>
                 chunk_size,
             },
             target,
-            transform: ann
-                .get(a::TRANSFORM)
-                .map(|sql| Transform { sql: sql.clone() }),
+            transform: ann.get(a::TRANSFORM).map(|sql| Transform::sql(sql)),
             verify,
             approval,
             schema_change,

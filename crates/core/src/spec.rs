@@ -3,6 +3,7 @@
 //! Parsing is strict: an unknown field anywhere is an error, so a typo never silently
 //! falls back to a default. Semantic checks live in [`crate::validate`].
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -47,8 +48,13 @@ impl DatasetSpec {
         self.spec
             .transform
             .as_ref()
-            .map(|t| t.sql.as_str())
+            .and_then(|t| t.sql.as_deref())
             .unwrap_or("SELECT * FROM source")
+    }
+
+    /// The command of a command transform, if the transform is one.
+    pub fn transform_command(&self) -> Option<&Transform> {
+        self.spec.transform.as_ref().filter(|t| t.command.is_some())
     }
 
     /// The column that identifies a row: `verify.key`, else the first `unique` rule's column.
@@ -416,12 +422,79 @@ pub enum Compression {
     None,
 }
 
-/// `spec.transform`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `spec.transform`: one SQL query, or a command (a migration script in any language).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Transform {
     /// One `SELECT` over the table `source`.
-    pub sql: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sql: Option<String>,
+    /// A program and its arguments (a relative program path is the spec directory's): it
+    /// reads the source as an Arrow IPC stream on stdin and writes its output as one on
+    /// stdout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    /// More environment for the command.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// Parameters for the command, as `SKEIN_PARAMS` (a JSON object) and one
+    /// `SKEIN_PARAM_<NAME>` each.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub params: BTreeMap<String, String>,
+    /// How long the command may run (`90s`, `30m`, `2h`; default 1h).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// The command maps each row on its own (no row depends on another), so a chunked
+    /// source may send each chunk through its own process.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub row_wise: bool,
+}
+
+impl Transform {
+    /// A SQL transform.
+    pub fn sql(sql: &str) -> Transform {
+        Transform {
+            sql: Some(sql.to_string()),
+            ..Transform::default()
+        }
+    }
+
+    /// The command's time limit: `timeout`, else one hour.
+    pub fn timeout(&self) -> Result<std::time::Duration, String> {
+        match &self.timeout {
+            None => Ok(std::time::Duration::from_secs(3600)),
+            Some(t) => parse_duration(t),
+        }
+    }
+}
+
+/// Parses `90s`, `30m`, `2h`, `1h30m` (whole numbers with units s, m, h).
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let t = text.trim();
+    let mut secs = 0u64;
+    let mut digits = String::new();
+    for c in t.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let n: u64 = digits
+            .parse()
+            .map_err(|_| format!("`{text}` is not a duration; write e.g. 90s, 30m or 2h"))?;
+        digits.clear();
+        secs += n * match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            _ => return Err(format!("`{text}` has an unknown unit `{c}`; use s, m or h")),
+        };
+    }
+    if !digits.is_empty() || secs == 0 {
+        return Err(format!(
+            "`{text}` is not a duration; write e.g. 90s, 30m or 2h"
+        ));
+    }
+    Ok(std::time::Duration::from_secs(secs))
 }
 
 /// `spec.verify`.

@@ -234,14 +234,42 @@ pub fn check_file(file: &SpecFile) -> Vec<Problem> {
             );
         }
     }
-    if let Some(t) = &spec.transform
-        && t.sql.trim().is_empty()
-    {
-        push(
-            "spec.transform.sql",
-            "the query is empty".into(),
-            "write one SELECT over the table `source`, or remove `transform`",
-        );
+    if let Some(t) = &spec.transform {
+        match (&t.sql, &t.command) {
+            (Some(_), Some(_)) => push(
+                "spec.transform",
+                "has both `sql` and `command`".into(),
+                "a transform is one SQL query or one command: keep one",
+            ),
+            (None, None) => push(
+                "spec.transform",
+                "has neither `sql` nor `command`".into(),
+                "write one SELECT over the table `source`, give a command, or remove `transform`",
+            ),
+            (Some(sql), None) if sql.trim().is_empty() => push(
+                "spec.transform.sql",
+                "the query is empty".into(),
+                "write one SELECT over the table `source`, or remove `transform`",
+            ),
+            (None, Some(cmd)) if cmd.first().is_none_or(|p| p.trim().is_empty()) => push(
+                "spec.transform.command",
+                "names no program".into(),
+                "give the program and its arguments, e.g. [python3, scripts/fix_orders.py]",
+            ),
+            _ => {}
+        }
+        if t.sql.is_some()
+            && (!t.env.is_empty() || !t.params.is_empty() || t.timeout.is_some() || t.row_wise)
+        {
+            push(
+                "spec.transform",
+                "env, params, timeout and rowWise are for a command".into(),
+                "remove them, or use `command` instead of `sql`",
+            );
+        }
+        if let Err(e) = t.timeout() {
+            push("spec.transform.timeout", e, "write e.g. 90s, 30m or 2h");
+        }
     }
     if let Some(v) = &spec.verify {
         if let Some(key) = &v.key

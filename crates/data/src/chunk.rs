@@ -255,6 +255,16 @@ async fn row_group_sizes(
 
 /// Refuses a transform that needs all rows at once (chunks would each see only theirs).
 async fn check_row_wise(settings: &Settings, file: &SpecFile, source: &SourceFiles) -> Result<()> {
+    // A command is opaque: it says itself whether each chunk may go through its own process.
+    if let Some(t) = file.spec.transform_command() {
+        if t.row_wise {
+            return Ok(());
+        }
+        return Err(Error::NotChunkable {
+            dataset: file.name().to_string(),
+            reason: "its command transform does not declare `rowWise: true`".into(),
+        });
+    }
     let ctx = settings.session()?;
     register_source(&ctx, file, source).await?;
     let df = plan_transform(&ctx, file).await?;

@@ -21,6 +21,19 @@ pub async fn check_spec(settings: &Settings, file: &SpecFile, with_source: bool)
         ));
         return out;
     }
+    if let Some(t) = file.spec.transform_command()
+        && let Some(program) = t.command.as_ref().and_then(|c| c.first())
+        && !crate::command::exists(program, file.base_dir())
+    {
+        out.push(file.problem(
+            "spec.transform.command",
+            format!(
+                "the program `{program}` is not found (a path is the spec directory's, a bare name is looked up on PATH)"
+            ),
+            "install it, or fix the path",
+        ));
+        return out;
+    }
     if !with_source {
         return out;
     }

@@ -40,6 +40,7 @@
 
 pub mod checksum;
 pub mod chunk;
+pub mod command;
 pub mod csv_source;
 pub mod delta;
 pub mod diff;

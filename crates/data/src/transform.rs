@@ -26,6 +26,9 @@ pub fn query_only() -> SQLOptions {
 
 /// Plans the spec's transform over the registered `source` table.
 pub async fn plan_transform(ctx: &SessionContext, file: &SpecFile) -> Result<DataFrame, Error> {
+    if let Some(t) = file.spec.transform_command() {
+        return crate::command::command_frame(ctx, file, t).await;
+    }
     let sql = file.spec.transform_sql();
     if let Some(reason) = check_transform(sql) {
         return Err(Error::TransformRefused {
@@ -58,6 +61,15 @@ pub async fn classify_failure(
     err: DataFusionError,
 ) -> Error {
     let dataset = file.name().to_string();
+    // A command transform's own failure says everything already (command, status, stderr).
+    if let DataFusionError::External(e) = err.find_root()
+        && let Some(Error::Transform { message, .. }) = e.downcast_ref::<Error>()
+    {
+        return Error::Transform {
+            dataset,
+            message: message.clone(),
+        };
+    }
     let message = err.strip_backtrace();
     if let Some(c) = CSV_PARSE.captures(&message) {
         let value = c[1].to_string();
