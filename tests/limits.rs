@@ -39,7 +39,17 @@ fn machine(name: &str) -> Value {
         .replace(
             "${DatasetMigrationStateMachineArn}",
             "arn:aws:states:us-east-1:123456789012:stateMachine:dataset-migration",
-        );
+        )
+        .replace(
+            "${WorkerClusterArn}",
+            "arn:aws:ecs:us-east-1:123456789012:cluster/skein-workers",
+        )
+        .replace(
+            "${WorkerTaskDefinitionArn}",
+            "arn:aws:ecs:us-east-1:123456789012:task-definition/skein-worker:1",
+        )
+        .replace("${WorkerSubnets}", "subnet-0a1b2c3d")
+        .replace("${WorkerSecurityGroup}", "sg-0a1b2c3d");
     serde_json::from_str(&text).unwrap()
 }
 
@@ -166,8 +176,7 @@ fn a_throttled_lambda_is_retried_and_nothing_is_rolled_back() {
         "2": {"Return": {"StatusCode": 200, "Payload": {"summary": "passed (4 checks)"}}}
     });
     sfn.file("mock.json", &dataset_migration_mocks(verify));
-    let input =
-        json!({"dataset": "orders", "group": "g", "needsApproval": false, "runId": "run-1"});
+    let input = json!({"dataset": "orders", "group": "g", "needsApproval": false, "large": null, "runId": "run-1"});
     let args = [
         "--mock-config",
         "mock.json",

@@ -588,6 +588,23 @@ fn a_dataset_above_the_large_job_threshold_runs_in_the_container_worker() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("spec.largeJobs.cpu"), "{err}");
     assert!(err.contains("spec.groups.web.largeJobs.memory"), "{err}");
+    // A chunk size above the threshold would make Lambda jobs too large: refused by name.
+    ws.write(
+        "fleet/skein.yaml",
+        "apiVersion: skein/v1\nkind: Fleet\nspec:\n  largeJobs: {threshold: 64KiB}\n",
+    );
+    let spec = std::fs::read_to_string(ws.path().join("fleet/big.yaml")).unwrap();
+    ws.write(
+        "fleet/big.yaml",
+        &spec.replace("system: old-db}", "system: old-db, chunkSize: 2MiB}"),
+    );
+    let out = skein_cmd(&ws, &["plan", "fleet"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("big.yaml") && err.contains("spec.source.chunkSize"),
+        "{err}"
+    );
     // The worker refuses a job it cannot read, saying what it needs.
     for (args, says) in [
         (vec!["worker", "--job", "not json"], "not JSON"),

@@ -67,6 +67,7 @@ fn load_plan(dir: &Path) -> Result<RunPlan, Vec<skein_core::Problem>> {
         problems.extend(p);
         Fleet::default()
     });
+    problems.extend(fleet.check_specs(&loaded.files));
     if !problems.is_empty() {
         return Err(problems);
     }

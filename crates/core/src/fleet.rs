@@ -307,6 +307,29 @@ impl Fleet {
             .unwrap_or(DEFAULT_GROUP_CONCURRENCY)
     }
 
+    /// Specs whose chunks would be too large for a Lambda: a `chunkSize` above the group's
+    /// large-job threshold (chunk jobs run on the queue's Lambda; a dataset above the
+    /// threshold runs in a container only when it is not chunked).
+    pub fn check_specs(&self, files: &[crate::load::SpecFile]) -> Vec<Problem> {
+        let mut out = Vec::new();
+        for f in files {
+            let s = &f.spec.spec;
+            if let (Some(large), Some(chunk)) = (self.large_jobs(&s.group), s.source.chunk_size)
+                && chunk.0 > large.threshold.0
+            {
+                out.push(f.problem(
+                    "spec.source.chunkSize",
+                    format!(
+                        "{chunk} is above the large-job threshold {} of group `{}`: each chunk is a Lambda's job",
+                        large.threshold, s.group
+                    ),
+                    "lower chunkSize to the threshold or below (chunks then stay Lambda-sized), or remove it to run the whole dataset in a container",
+                ));
+            }
+        }
+        out
+    }
+
     /// Where a group's large datasets run: the group's own setting, else the fleet's.
     pub fn large_jobs(&self, group: &str) -> Option<&LargeJobs> {
         self.groups

@@ -82,6 +82,7 @@ pub async fn plan<C: Catalog + ?Sized>(
             Fleet::default()
         }
     };
+    problems.extend(fleet.check_specs(&loaded.files));
     if !problems.is_empty() {
         let cause = problems
             .iter()
