@@ -1,9 +1,13 @@
 //! Chunks: a source larger than `spec.source.chunkSize` is migrated as several jobs and
 //! published as one version.
 //!
-//! **Planning** ([`plan`]) cuts the source into pieces (whole files, or runs of row groups
-//! of a Parquet file larger than the chunk size) and packs consecutive pieces into chunks
-//! of at most the chunk size (a single row group larger than it is a chunk of its own).
+//! **Planning** ([`plan`]) cuts the source into pieces (whole files, runs of row groups
+//! of a Parquet file larger than the chunk size, or byte ranges of a CSV or NDJSON file
+//! larger than it, cut at record starts by [`crate::boundary`]) and packs consecutive
+//! pieces into chunks of at most the chunk size (a single row group larger than it is a
+//! chunk of its own). A CSV file is cut only when the spec says its values hold no line
+//! breaks (`source.csv.newlinesInValues: false`): otherwise a line break may lie inside
+//! a quoted value, the file is read whole as one piece, and the plan logs why.
 //! Only a row-by-row transform (columns, filters) can be chunked: one that aggregates,
 //! sorts, deduplicates, limits or joins needs every row at once and is refused.
 //!
@@ -89,7 +93,8 @@ pub struct Chunk {
     pub pieces: Vec<Piece>,
 }
 
-/// A whole source file, or a run of row groups of a Parquet file.
+/// A whole source file, a run of row groups of a Parquet file, or a byte range of a CSV
+/// or NDJSON file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Piece {
@@ -102,6 +107,10 @@ pub struct Piece {
     /// Row groups `[start, end)` of a Parquet file; absent: the whole file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub row_groups: Option<(usize, usize)>,
+    /// Bytes `[start, end)` of a CSV or NDJSON file, `start` a record start (0 or right
+    /// after a line break); absent: the whole file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range: Option<(u64, u64)>,
 }
 
 impl ChunkPlan {
@@ -147,16 +156,21 @@ pub async fn plan(
     }
     let mut pieces = Vec::new();
     for (name, &file_size) in source.files.iter().zip(&source.sizes) {
-        if parquet && file_size > size {
+        if file_size <= size {
+            pieces.push(whole_file(name, file_size));
+        } else if parquet {
             let groups = row_group_sizes(file, source, name, file_size).await?;
             pieces.extend(split_row_groups(name, file_size, &groups, size));
+        } else if let Some(why) = not_splittable(file) {
+            tracing::warn!(
+                dataset = file.name(),
+                file = %source.url(name),
+                "{}",
+                not_split_message(source, name, file_size, size, why)
+            );
+            pieces.push(whole_file(name, file_size));
         } else {
-            pieces.push(Piece {
-                file: name.clone(),
-                file_size,
-                bytes: file_size,
-                row_groups: None,
-            });
+            pieces.extend(split_text_file(file, source, name, file_size, size).await?);
         }
     }
     let chunks = pack(pieces, size);
@@ -173,6 +187,70 @@ pub async fn plan(
     }))
 }
 
+/// A whole source file as one piece.
+fn whole_file(name: &str, file_size: u64) -> Piece {
+    Piece {
+        file: name.to_string(),
+        file_size,
+        bytes: file_size,
+        row_groups: None,
+        range: None,
+    }
+}
+
+/// Why a text file larger than the chunk size cannot be cut into byte ranges, if not.
+pub fn not_splittable(file: &SpecFile) -> Option<&'static str> {
+    let source = &file.spec.spec.source;
+    match source.format {
+        SourceFormat::Csv if source.csv.as_ref().is_none_or(|c| c.newlines_in_values()) => Some(
+            "values may hold line breaks (set source.csv.newlinesInValues: false if they never do)",
+        ),
+        _ => None,
+    }
+}
+
+/// What the plan says about a file it reads whole although it is larger than a chunk.
+fn not_split_message(
+    source: &SourceFiles,
+    name: &str,
+    file_size: u64,
+    size: u64,
+    why: &str,
+) -> String {
+    format!(
+        "{} ({file_size} bytes, chunkSize {size}) is not split: {why}; it is migrated as one job",
+        source.url(name)
+    )
+}
+
+/// Byte ranges of about `size` bytes of a CSV or NDJSON file, cut at record starts.
+async fn split_text_file(
+    file: &SpecFile,
+    source: &SourceFiles,
+    name: &str,
+    file_size: u64,
+    size: u64,
+) -> Result<Vec<Piece>> {
+    let (store, path) = source.object(name)?;
+    let ranges = crate::boundary::byte_ranges(store.as_ref(), &path, file_size, size)
+        .await
+        .map_err(|e| Error::SourceUnreadable {
+            dataset: file.name().to_string(),
+            uri: source.url(name),
+            message: format!("cannot read it to find record boundaries: {e}"),
+        })?;
+    Ok(ranges
+        .into_iter()
+        .map(|r| Piece {
+            file: name.to_string(),
+            file_size,
+            bytes: r.end - r.start,
+            row_groups: None,
+            range: Some((r.start, r.end)),
+        })
+        .collect())
+}
+
 /// Runs of row groups of at most `size` bytes (a bigger row group is a run of its own).
 fn split_row_groups(name: &str, file_size: u64, groups: &[u64], size: u64) -> Vec<Piece> {
     let mut out = Vec::new();
@@ -181,6 +259,7 @@ fn split_row_groups(name: &str, file_size: u64, groups: &[u64], size: u64) -> Ve
         file_size,
         bytes,
         row_groups: Some((start, end)),
+        range: None,
     };
     let (mut start, mut bytes) = (0usize, 0u64);
     for (i, &g) in groups.iter().enumerate() {
@@ -463,6 +542,16 @@ async fn register_chunk(
         Arc::new(table.schema().as_arrow().clone())
     };
     if file.spec.spec.source.format != SourceFormat::Parquet {
+        if chunk.pieces.iter().any(|p| p.range.is_some()) {
+            return crate::text_range::register_pieces(
+                ctx,
+                settings,
+                file,
+                source,
+                &chunk.pieces,
+                &schema,
+            );
+        }
         let names: Vec<String> = chunk.pieces.iter().map(|p| p.file.clone()).collect();
         return register_text_files(ctx, file, source, &names, &schema).await;
     }
