@@ -336,4 +336,28 @@ fn a_csv_whose_values_may_hold_line_breaks_is_not_split_and_says_why() {
         String::from_utf8_lossy(&out.stdout).trim(),
         format!("equal: {rows} rows")
     );
+    // Declared without line breaks, the same file is cut; the read of a range that split
+    // a quoted value fails, and the failure names the value and the setting.
+    spec(
+        &ws,
+        "declared",
+        "data/export.csv",
+        "csv",
+        ", csv: {newlinesInValues: false}",
+        true,
+    );
+    let (code, out) = ws.skein_json(&["migrate", "declared.yaml"]);
+    assert_eq!(code, 1, "{out:#}");
+    let r = &out["datasets"][0];
+    assert_eq!(r["errorName"], "Skein.SourceUnreadable", "{r:#}");
+    let error = r["error"].as_str().unwrap();
+    assert!(
+        error.contains("opened on line 2 holds a line break")
+            && error.contains("remove newlinesInValues: false"),
+        "{error}"
+    );
+    assert!(
+        !ws.path().join("lake/declared").exists(),
+        "nothing published"
+    );
 }

@@ -468,9 +468,34 @@ pub async fn stage_chunk(
         }
         Err(e) => {
             let _ = store.discard_prefix(run_id, &prefix).await;
-            Err(e)
+            Err(explain_cut_value(file, source, chunk, e).await)
         }
     }
+}
+
+/// A failed read of a CSV byte range, explained when the file does hold a line break in a
+/// quoted value (so a cut may have split that value although the spec said it could not).
+async fn explain_cut_value(
+    file: &SpecFile,
+    source: &SourceFiles,
+    chunk: &Chunk,
+    e: Error,
+) -> Error {
+    if file.spec.spec.source.format != SourceFormat::Csv {
+        return e;
+    }
+    for piece in chunk.pieces.iter().filter(|p| p.range.is_some()) {
+        if let Some(line) = crate::csv_source::find_quoted_break(file, source, &piece.file).await {
+            return Error::SourceUnreadable {
+                dataset: file.name().to_string(),
+                uri: source.url(&piece.file),
+                message: format!(
+                    "the quoted value opened on line {line} holds a line break, but spec.source.csv.newlinesInValues is false, so the file was cut into byte ranges at line breaks and a cut may split such a value; remove newlinesInValues: false (the file is then read whole, as one job)"
+                ),
+            };
+        }
+    }
+    e
 }
 
 #[allow(clippy::too_many_arguments)]
