@@ -522,7 +522,7 @@ async fn stage_chunk_files(
     let manifest = staged_manifest(file, run_id, key, &schema, &parts);
     // Per-chunk verification: what landed in staging is what was computed while writing.
     let names: Vec<String> = manifest.files.iter().map(|f| f.name.clone()).collect();
-    let (checksum, _) =
+    let (checksum, schema) =
         crate::verify::files_checksum(settings, file.name(), &store.staging_data(run_id), &names)
             .await?;
     let mismatch = |check: &'static str, expected: String, actual: String| Error::ChunkMismatch {
@@ -544,6 +544,13 @@ async fn stage_chunk_files(
             "checksum",
             manifest.checksum.sum.clone(),
             checksum.sum,
+        ));
+    }
+    if schema != manifest.schema {
+        return Err(mismatch(
+            "schema",
+            manifest.schema.join(", "),
+            schema.join(", "),
         ));
     }
     Ok(manifest)
@@ -727,6 +734,7 @@ pub async fn combine(
         schema,
         created_at: skein_core::time::now(),
         published_at: None,
+        verified_chunks: Some(plan.chunks.len() as u32),
     };
     store.write_staged(run_id, &manifest).await?;
     Ok(manifest)

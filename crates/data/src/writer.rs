@@ -66,6 +66,7 @@ pub(crate) fn staged_manifest(
         schema: canonical_schema(schema),
         created_at: skein_core::time::now(),
         published_at: None,
+        verified_chunks: None,
     }
 }
 
