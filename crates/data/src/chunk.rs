@@ -21,8 +21,10 @@
 //!
 //! **Combining** ([`combine`]) joins the chunk manifests into the run's one staged
 //! manifest (`_staged.json`): files side by side, rows added, and the content checksums
-//! added, which is exact because the checksum is a sum over rows. From there the dataset
-//! is verified in total and published like any other.
+//! added, which is exact because the checksum is a sum over rows. The manifest says it
+//! was verified in chunks (`verified_chunks`), so the total is verified without reading a
+//! row again (see [`crate::verify::verify_dir`]); from there it is published like any
+//! other.
 //!
 //! ```text
 //! staging/<run>/_chunks/plan.json          the plan: pieces of every chunk
