@@ -7,6 +7,12 @@
 //! does not grow with the file. The ranges come from [`crate::boundary`] and start at
 //! record starts; the reader skips the header line only in the range that starts at byte
 //! 0, and reads every other range as header-less records of the given schema.
+//!
+//! A range is read as several partitions at once (one per core, each at least
+//! [`MIN_PART`] bytes): DataFusion's reader moves each partition's start to the next
+//! record start and ends it with the record its last byte falls in, the same rule as
+//! [`crate::boundary`]'s, so the partitions share the range's records without overlap and
+//! parse in parallel.
 
 use std::sync::Arc;
 
@@ -32,6 +38,19 @@ use crate::error::{Error, Result};
 use crate::listing::SourceFiles;
 use crate::session::Settings;
 use crate::sqlguard::SOURCE_TABLE;
+
+/// The smallest share of a range one partition reads.
+pub const MIN_PART: u64 = 256 * 1024;
+
+/// `[start, end)` cut into at most `parts` pieces of at least [`MIN_PART`] bytes (not
+/// aligned: the reader aligns them).
+fn parts(start: u64, end: u64, parts: usize) -> Vec<(u64, u64)> {
+    let len = end - start;
+    let n = (len / MIN_PART).clamp(1, parts.max(1) as u64);
+    (0..n)
+        .map(|i| (start + len * i / n, start + len * (i + 1) / n))
+        .collect()
+}
 
 /// Registers a chunk's text pieces as table `source`, each read with `schema`.
 pub(crate) fn register_pieces(
@@ -74,20 +93,31 @@ pub(crate) fn register_pieces(
             }
         };
         let (_, path) = source.object(&piece.file)?;
-        let mut part = PartitionedFile::new(path.to_string(), piece.file_size);
-        if let Some((start, end)) = piece.range {
-            let start = i64::try_from(start).map_err(|_| range_bug(piece))?;
-            let end = i64::try_from(end).map_err(|_| range_bug(piece))?;
-            part = part.with_range(start, end);
+        let files = match piece.range {
+            None => vec![PartitionedFile::new(path.to_string(), piece.file_size)],
+            Some((start, end)) => {
+                let mut files = Vec::new();
+                for (start, end) in parts(start, end, settings.target_partitions) {
+                    let start = i64::try_from(start).map_err(|_| range_bug(piece))?;
+                    let end = i64::try_from(end).map_err(|_| range_bug(piece))?;
+                    files.push(
+                        PartitionedFile::new(path.to_string(), piece.file_size)
+                            .with_range(start, end),
+                    );
+                }
+                files
+            }
+        };
+        for part in files {
+            let config = FileScanConfigBuilder::new(url.clone(), reader.clone())
+                .with_file(part)
+                .with_batch_size(Some(settings.batch_size))
+                .build();
+            partitions.push(Arc::new(PlanPartition {
+                schema: schema.clone(),
+                plan: DataSourceExec::from_data_source(config),
+            }));
         }
-        let config = FileScanConfigBuilder::new(url.clone(), reader)
-            .with_file(part)
-            .with_batch_size(Some(settings.batch_size))
-            .build();
-        partitions.push(Arc::new(PlanPartition {
-            schema: schema.clone(),
-            plan: DataSourceExec::from_data_source(config),
-        }));
     }
     let table = StreamingTable::try_new(schema.clone(), partitions)
         .map_err(Error::engine("set up the chunk's text pieces"))?;
