@@ -465,6 +465,15 @@ async fn the_combine_step_verifies_the_chunks_total_without_reading_rows_and_see
     let ws = Workspace::new();
     csv_source(&ws);
     spec(&ws, "clicks", "data/clicks", "csv", Some("2MiB"), SQL);
+    // with row-wise rules, which each chunk counts on its own files
+    let text = std::fs::read_to_string(ws.path().join("clicks.yaml")).unwrap();
+    ws.write(
+        "clicks.yaml",
+        &text.replace(
+            "      - {unique: id}\n",
+            "      - {unique: id}\n      - {notNull: user}\n      - {range: {column: doubled, min: 0}}\n",
+        ),
+    );
     let file = load::load_file(&ws.path().join("clicks.yaml")).unwrap();
     let c = SqliteCatalog::open_in_memory().unwrap();
     let s = Settings::default();
@@ -551,8 +560,44 @@ async fn the_combine_step_verifies_the_chunks_total_without_reading_rows_and_see
     let names: Vec<&str> = report.checks.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(
         names,
-        ["files", "rows", "checksum", "schema", "rule unique(id)"],
+        [
+            "files",
+            "rows",
+            "checksum",
+            "schema",
+            "rule unique(id)",
+            "rule notNull(user)",
+            "rule range(doubled)"
+        ],
         "{report:#?}"
     );
     assert!(report.passed, "{report:#?}");
+    // The row-wise rules' counts are the chunks' (added up), not a scan of the total:
+    // a count the chunks had reported is what the total check says.
+    let counted = staged.rule_violations.clone().unwrap();
+    assert_eq!(
+        counted.into_iter().collect::<Vec<_>>(),
+        [
+            ("rule notNull(user)".to_string(), 0),
+            ("rule range(doubled)".to_string(), 0)
+        ]
+    );
+    let mut doctored = staged.clone();
+    doctored
+        .rule_violations
+        .as_mut()
+        .unwrap()
+        .insert("rule notNull(user)".into(), 7);
+    let report = skein_data::verify_dir(&s, &file, &store.staging_data(run), &doctored)
+        .await
+        .unwrap();
+    let not_null = report
+        .checks
+        .iter()
+        .find(|c| c.name == "rule notNull(user)")
+        .unwrap();
+    assert_eq!(
+        (not_null.passed, not_null.actual.as_str()),
+        (false, "7 violating rows")
+    );
 }

@@ -33,6 +33,7 @@
 //! staging/<run>/_staged.json               all chunks combined (written last of all)
 //! ```
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -521,12 +522,12 @@ async fn stage_chunk_files(
         chunk: Some(chunk.index),
     };
     let (schema, parts) = write_all(&ctx, file, source, &sink, progress).await?;
-    let manifest = staged_manifest(file, run_id, key, &schema, &parts);
+    let mut manifest = staged_manifest(file, run_id, key, &schema, &parts);
     // Per-chunk verification: what landed in staging is what was computed while writing.
     let names: Vec<String> = manifest.files.iter().map(|f| f.name.clone()).collect();
-    let (checksum, schema) =
-        crate::verify::files_checksum(settings, file.name(), &store.staging_data(run_id), &names)
-            .await?;
+    let read =
+        crate::verify::files_checksum(settings, file, &store.staging_data(run_id), &names).await?;
+    let (checksum, schema) = (read.checksum, read.schema);
     let mismatch = |check: &'static str, expected: String, actual: String| Error::ChunkMismatch {
         dataset: file.name().to_string(),
         chunk: chunk.index,
@@ -555,6 +556,7 @@ async fn stage_chunk_files(
             schema.join(", "),
         ));
     }
+    manifest.rule_violations = Some(read.rule_violations);
     Ok(manifest)
 }
 
@@ -683,6 +685,17 @@ impl PartitionStream for RowGroups {
     }
 }
 
+/// The chunks' row-wise rule violations added up, if every chunk counted them.
+fn add_rule_violations(manifests: &[Manifest]) -> Option<BTreeMap<String, u64>> {
+    let mut total = BTreeMap::new();
+    for m in manifests {
+        for (rule, n) in m.rule_violations.as_ref()? {
+            *total.entry(rule.clone()).or_insert(0) += n;
+        }
+    }
+    Some(total)
+}
+
 /// Joins the staged chunks into the run's one staged manifest (`_staged.json`). Every
 /// chunk must be staged; their schemas must agree.
 pub async fn combine(
@@ -737,6 +750,7 @@ pub async fn combine(
         created_at: skein_core::time::now(),
         published_at: None,
         verified_chunks: Some(plan.chunks.len() as u32),
+        rule_violations: add_rule_violations(&manifests),
     };
     store.write_staged(run_id, &manifest).await?;
     Ok(manifest)

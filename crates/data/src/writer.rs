@@ -67,6 +67,7 @@ pub(crate) fn staged_manifest(
         created_at: skein_core::time::now(),
         published_at: None,
         verified_chunks: None,
+        rule_violations: None,
     }
 }
 
