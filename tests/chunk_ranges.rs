@@ -361,3 +361,39 @@ fn a_csv_whose_values_may_hold_line_breaks_is_not_split_and_says_why() {
         "nothing published"
     );
 }
+
+#[test]
+fn a_value_that_does_not_convert_in_a_byte_range_is_placed_by_its_range() {
+    let ws = Workspace::new();
+    let csv = ws.path().join("data/export.csv");
+    std::fs::create_dir_all(csv.parent().unwrap()).unwrap();
+    let out = run_python(
+        "rfc4180_export.py",
+        &[&csv, Path::new("8000"), Path::new("flat")],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let mut bytes = std::fs::read(&csv).unwrap();
+    bytes.extend_from_slice(b"99999,\"late, row\",not-a-number,,\r\n");
+    std::fs::write(&csv, &bytes).unwrap();
+    spec(
+        &ws,
+        "bad",
+        "data/export.csv",
+        "csv",
+        ", csv: {newlinesInValues: false, inferRecords: 1000}",
+        true,
+    );
+    let (code, out) = ws.skein_json(&["migrate", "bad.yaml"]);
+    assert_eq!(code, 1, "{out:#}");
+    let r = &out["datasets"][0];
+    assert_eq!(r["errorName"], "Skein.BadValue", "{r:#}");
+    let error = r["error"].as_str().unwrap();
+    let last = bytes.len();
+    assert!(
+        error.contains("column `amount` has value `not-a-number`")
+            && error.contains("it is in chunk ")
+            && error.contains(&format!("..{last} of `"))
+            && !error.contains("on line"),
+        "{error}"
+    );
+}

@@ -471,23 +471,27 @@ pub async fn stage_chunk(
         }
         Err(e) => {
             let _ = store.discard_prefix(run_id, &prefix).await;
-            Err(explain_cut_value(file, source, chunk, e).await)
+            Err(explain_range_failure(file, source, chunk, e).await)
         }
     }
 }
 
-/// A failed read of a CSV byte range, explained when the file does hold a line break in a
-/// quoted value (so a cut may have split that value although the spec said it could not).
-async fn explain_cut_value(
+/// A failed read of a CSV byte range, explained: when the file does hold a line break in
+/// a quoted value (so a cut may have split that value although the spec said it could
+/// not), that value's line and the setting; else a value that does not convert is placed
+/// by its byte range (the reader counts records from the start of its range, not of the
+/// file, so the line it names would be wrong).
+async fn explain_range_failure(
     file: &SpecFile,
     source: &SourceFiles,
     chunk: &Chunk,
     e: Error,
 ) -> Error {
-    if file.spec.spec.source.format != SourceFormat::Csv {
+    let ranges: Vec<&Piece> = chunk.pieces.iter().filter(|p| p.range.is_some()).collect();
+    if file.spec.spec.source.format != SourceFormat::Csv || ranges.is_empty() {
         return e;
     }
-    for piece in chunk.pieces.iter().filter(|p| p.range.is_some()) {
+    for piece in &ranges {
         if let Some(line) = crate::csv_source::find_quoted_break(file, source, &piece.file).await {
             return Error::SourceUnreadable {
                 dataset: file.name().to_string(),
@@ -498,7 +502,33 @@ async fn explain_cut_value(
             };
         }
     }
-    e
+    match e {
+        Error::BadValue {
+            dataset,
+            column,
+            value,
+            ..
+        } => {
+            let places: Vec<String> = ranges
+                .iter()
+                .filter_map(|p| {
+                    let (start, end) = p.range?;
+                    Some(format!("bytes {start}..{end} of `{}`", source.url(&p.file)))
+                })
+                .collect();
+            Error::BadValue {
+                dataset,
+                column,
+                value,
+                message: format!(
+                    "it is in chunk {} ({}), and the column's type was inferred from the first records of the source; raise spec.source.csv.inferRecords so that the sample reaches it, or fix the file",
+                    chunk.index,
+                    places.join(", ")
+                ),
+            }
+        }
+        e => e,
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
