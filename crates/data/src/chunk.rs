@@ -221,7 +221,7 @@ fn not_split_message(
     why: &str,
 ) -> String {
     format!(
-        "{} ({file_size} bytes, chunkSize {size}) is not split: {why}; it is migrated as one job",
+        "{} ({file_size} bytes, chunkSize {size}) is not split: {why}; it is read whole, in one job",
         source.url(name)
     )
 }
