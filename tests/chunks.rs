@@ -459,3 +459,145 @@ fn a_transform_that_needs_all_rows_is_not_chunked() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_combine_step_verifies_the_chunks_total_without_reading_rows_and_sees_a_stray_file() {
+    let ws = Workspace::new();
+    csv_source(&ws);
+    spec(&ws, "clicks", "data/clicks", "csv", Some("2MiB"), SQL);
+    // with row-wise rules, which each chunk counts on its own files
+    let text = std::fs::read_to_string(ws.path().join("clicks.yaml")).unwrap();
+    ws.write(
+        "clicks.yaml",
+        &text.replace(
+            "      - {unique: id}\n",
+            "      - {unique: id}\n      - {notNull: user}\n      - {range: {column: doubled, min: 0}}\n",
+        ),
+    );
+    let file = load::load_file(&ws.path().join("clicks.yaml")).unwrap();
+    let c = SqliteCatalog::open_in_memory().unwrap();
+    let s = Settings::default();
+    let run = "run-combine";
+    c.put_run(&crate::util::running_run(run)).await.unwrap();
+    c.put_spec(&file.spec, &file.hash).await.unwrap();
+    let progress = Arc::new(skein_data::Progress::default());
+    let job = |chunk: Option<u32>, step: Option<JobStep>| Job {
+        chunk,
+        step,
+        ..Job::new("clicks", run, "token")
+    };
+    let first =
+        answer_output(tasks::migrate_job(&c, &s, &job(None, None), false, progress.clone()).await);
+    assert_eq!(first["outcome"], "chunked", "{first:#}");
+    for chunk in [0, 1, 2] {
+        answer_output(
+            tasks::migrate_job(&c, &s, &job(Some(chunk), None), false, progress.clone()).await,
+        );
+    }
+    // A file no chunk wrote lands in staging (a stray copy): the total must not pass.
+    let staging = ws.path().join("lake/.clicks.skein/staging").join(run);
+    let chunk0 = std::fs::read_dir(&staging)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().contains("-c00000-"))
+        .unwrap();
+    let stray = staging.join("part-stray.parquet");
+    std::fs::copy(&chunk0, &stray).unwrap();
+    match tasks::migrate_job(
+        &c,
+        &s,
+        &job(None, Some(JobStep::Combine)),
+        false,
+        progress.clone(),
+    )
+    .await
+    {
+        JobAnswer::Failure { error, cause } => {
+            assert_eq!(error, "Skein.VerificationFailed", "{cause}");
+            for failed in [
+                "files (expected ",
+                "files; not on the other side: part-stray.parquet (",
+                "rows (expected 120000, got 1", // the footers count the stray rows
+                "checksum (expected ",
+                "got unknown: the files are not the chunks' files)",
+            ] {
+                assert!(cause.contains(failed), "{failed}: {cause}");
+            }
+            assert!(!cause.contains("got 120000)"), "{cause}");
+        }
+        other => panic!("a stray file must fail the combined verification: {other:?}"),
+    }
+
+    // Without it, the combined chunks pass from the listing, the footers and the chunks'
+    // own verified checksums, with the rule still run on the output.
+    std::fs::remove_file(&stray).unwrap();
+    c.transition(
+        "clicks",
+        Status::Failed,
+        Status::InProgress,
+        None,
+        Some(run),
+    )
+    .await
+    .unwrap();
+    let combined = answer_output(
+        tasks::migrate_job(
+            &c,
+            &s,
+            &job(None, Some(JobStep::Combine)),
+            false,
+            progress.clone(),
+        )
+        .await,
+    );
+    assert_eq!(combined["outcome"], "verified", "{combined:#}");
+    let store = skein_data::Target::open(&s, &file).unwrap();
+    let staged = store.staged(run).await.unwrap().unwrap();
+    assert_eq!(staged.verified_chunks, Some(3));
+    let report = skein_data::verify_dir(&s, &file, &store.staging_data(run), &staged)
+        .await
+        .unwrap();
+    let names: Vec<&str> = report.checks.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "files",
+            "rows",
+            "checksum",
+            "schema",
+            "rule unique(id)",
+            "rule notNull(user)",
+            "rule range(doubled)"
+        ],
+        "{report:#?}"
+    );
+    assert!(report.passed, "{report:#?}");
+    // The row-wise rules' counts are the chunks' (added up), not a scan of the total:
+    // a count the chunks had reported is what the total check says.
+    let counted = staged.rule_violations.clone().unwrap();
+    assert_eq!(
+        counted.into_iter().collect::<Vec<_>>(),
+        [
+            ("rule notNull(user)".to_string(), 0),
+            ("rule range(doubled)".to_string(), 0)
+        ]
+    );
+    let mut doctored = staged.clone();
+    doctored
+        .rule_violations
+        .as_mut()
+        .unwrap()
+        .insert("rule notNull(user)".into(), 7);
+    let report = skein_data::verify_dir(&s, &file, &store.staging_data(run), &doctored)
+        .await
+        .unwrap();
+    let not_null = report
+        .checks
+        .iter()
+        .find(|c| c.name == "rule notNull(user)")
+        .unwrap();
+    assert_eq!(
+        (not_null.passed, not_null.actual.as_str()),
+        (false, "7 violating rows")
+    );
+}

@@ -923,6 +923,26 @@ async fn chunked_sources_on_s3_publish_the_same_version_as_one_job() {
     let local = ws.path().join("events.parquet");
     crate::chunks::parquet_file(&local, 240_000, 20_000);
     put(&s, &b, "src/events.parquet", std::fs::read(&local).unwrap()).await;
+    // one large CSV file and one large NDJSON file, cut into byte ranges (ranged GETs)
+    let mut one = crate::chunks::csv_file(0);
+    let mut ndjson = String::new();
+    for f in 0..6 {
+        let part = crate::chunks::csv_file(f);
+        for line in part.lines().skip(1) {
+            let v: Vec<&str> = line.split(',').collect();
+            ndjson.push_str(&format!(
+                "{{\"id\":{},\"amount\":{},\"country\":\"{}\"}}\n",
+                v[0].trim_start_matches('0').parse::<u64>().unwrap_or(0),
+                v[2].trim_start_matches('0').parse::<u64>().unwrap_or(0),
+                v[3]
+            ));
+        }
+        if f > 0 {
+            one.push_str(part.split_once('\n').unwrap().1);
+        }
+    }
+    put(&s, &b, "src/one.csv", one.into_bytes()).await;
+    put(&s, &b, "src/one.ndjson", ndjson.into_bytes()).await;
 
     let c = SqliteCatalog::open_in_memory().unwrap();
     let spec = |name: &str, source: &str, format: &str, chunk: &str| {
@@ -937,32 +957,31 @@ async fn chunked_sources_on_s3_publish_the_same_version_as_one_job() {
         );
         load::load_file(&path).unwrap_or_else(|p| panic!("{p:?}"))
     };
-    for (source, format, rows) in [
-        ("src/clicks/", "csv", 120_000),
-        ("src/events.parquet", "parquet", 160_000),
+    let flat = ", csv: {newlinesInValues: false}";
+    for (stem, source, format, options, rows) in [
+        ("csv", "src/clicks/", "csv", "", 120_000),
+        ("parquet", "src/events.parquet", "parquet", "", 160_000),
+        ("csv-ranges", "src/one.csv", "csv", flat, 120_000),
+        ("ndjson-ranges", "src/one.ndjson", "ndjson", "", 120_000),
     ] {
-        let stem = format;
-        let whole = spec(&format!("{stem}-whole"), source, format, "");
+        let whole = spec(&format!("{stem}-whole"), source, format, options);
         let chunked = spec(
             &format!("{stem}-chunked"),
             source,
             format,
-            ", chunkSize: 2MiB",
+            &format!("{options}, chunkSize: 2MiB"),
         );
         let r = migrate(&c, &s, &whole, &format!("run-{stem}-whole")).await;
         assert_eq!(r.outcome, Outcome::Completed, "{r:?}");
         assert_eq!(r.chunks, None, "{r:?}");
         let r = migrate(&c, &s, &chunked, &format!("run-{stem}-chunked")).await;
         assert_eq!(r.outcome, Outcome::Completed, "{r:?}");
-        assert!(
-            r.chunks.is_some_and(|n| n >= 3),
-            "{format} is chunked: {r:?}"
-        );
+        assert!(r.chunks.is_some_and(|n| n >= 3), "{stem} is chunked: {r:?}");
         assert_eq!(r.rows, rows, "{r:?}");
         let (_, a, _) = published(&s, &b, &format!("lake/{stem}-chunked")).await;
         let (_, w, _) = published(&s, &b, &format!("lake/{stem}-whole")).await;
-        assert_eq!(a["checksum"], w["checksum"], "{format}: same content");
-        assert_eq!(a["schema"], w["schema"], "{format}: same schema");
+        assert_eq!(a["checksum"], w["checksum"], "{stem}: same content");
+        assert_eq!(a["schema"], w["schema"], "{stem}: same schema");
         // Staging is gone once published; the chunk plan went with it.
         let left = keys(&s, &b, &format!("lake/{stem}-chunked/_skein/staging")).await;
         assert!(left.is_empty(), "{left:?}");

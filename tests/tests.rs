@@ -33,6 +33,8 @@ mod durability;
 mod fencing;
 // chunked migrations: file groups and Parquet row groups, one job per chunk, retries
 mod chunks;
+// one large CSV or NDJSON file in byte-range chunks: record boundaries, row-for-row reads
+mod chunk_ranges;
 // the data plane on S3 (moto): s3:// sources, current.json publish, rollback, stale publishers
 mod s3;
 // Delta Lake targets read by delta-rs, Polars and DuckDB: v1, v2, rollback, locally and on S3

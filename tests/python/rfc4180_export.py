@@ -1,11 +1,13 @@
 """Writes a CSV the way real exports look, with Python's csv module (RFC 4180 quoting).
 
-    rfc4180_export.py OUT.csv ROWS
+    rfc4180_export.py OUT.csv ROWS [flat]
 
 A UTF-8 BOM, `\\r\\n` record ends (the csv module's default), and a free-text `note`
 column with line breaks (`\\n` and `\\r\\n`), commas, doubled quotes and unicode in
 quoted values all through the file; empty values (nulls) in every nullable column;
 timestamps with `Z` and with UTC offsets. Deterministic: the same ROWS give the same file.
+With `flat`, no value holds a line break (everything else stays: a file that may be read
+in byte ranges, `newlinesInValues: false`).
 """
 
 import csv
@@ -13,10 +15,13 @@ import random
 import sys
 
 out, rows = sys.argv[1], int(sys.argv[2])
+flat = sys.argv[3:] == ["flat"]
 rng = random.Random(20)
 words = ["order", "late", "box", "Zoë", "Ångström", "李雷", "naïve", "café", "🚚", "gift",
          "wrapped", "said", "refund", "O'Brien", "München", "x" * 40]
 pieces = ["", "\n", "\r\n", ", ", '"', '""', "\t", " -- "]
+if flat:
+    pieces = [p for p in pieces if "\n" not in p]
 
 
 def note(i):
@@ -30,6 +35,8 @@ def note(i):
     text = "".join(parts)
     if i % 97 == 0:
         text = "line one\nline two, with comma\r\nline \"three\""
+        if flat:
+            text = text.replace("\r\n", " ").replace("\n", " ")
     return text
 
 

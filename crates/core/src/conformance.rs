@@ -60,6 +60,8 @@ fn manifest(name: &str, version: u64, rows: u64, files: u64) -> Manifest {
         schema: vec!["id: Int64".into()],
         created_at: "2026-01-01T00:00:00Z".into(),
         published_at: Some("2026-01-01T00:00:01Z".into()),
+        verified_chunks: None,
+        rule_violations: None,
     }
 }
 

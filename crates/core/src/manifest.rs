@@ -57,6 +57,16 @@ pub struct Manifest {
     /// RFC 3339 time it was published, if it was.
     #[serde(default)]
     pub published_at: Option<String>,
+    /// For a version staged in chunks: how many, each verified when it was staged (its
+    /// files read back: rows and checksum). A staged version (0) that says so is verified
+    /// in total without reading its rows again; a published one is always read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified_chunks: Option<u32>,
+    /// For a chunk and a version staged in chunks: the rows violating each row-wise rule
+    /// (all but `unique`), by check name (`rule notNull(id)`), counted on the chunks' own
+    /// files; the combined version's rules are then not scanned again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule_violations: Option<std::collections::BTreeMap<String, u64>>,
 }
 
 /// What the catalog keeps of a version: the manifest's summary and where the manifest

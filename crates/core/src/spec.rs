@@ -303,6 +303,12 @@ pub struct CsvOptions {
     /// fit the type seen in the sample fails the read with the file, line and column.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub infer_records: Option<u64>,
+    /// Whether a quoted value may hold a line break (default true, as RFC 4180 allows).
+    /// `false` promises that every line break ends a record, which lets a file larger than
+    /// `chunkSize` be cut into byte ranges at line breaks; while it is true such a file
+    /// is read whole, as one job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub newlines_in_values: Option<bool>,
 }
 
 impl CsvOptions {
@@ -313,6 +319,11 @@ impl CsvOptions {
     pub fn infer_records(&self) -> u64 {
         self.infer_records.unwrap_or(Self::DEFAULT_INFER_RECORDS)
     }
+
+    /// Whether quoted values may hold line breaks (`newlinesInValues`, default true).
+    pub fn newlines_in_values(&self) -> bool {
+        self.newlines_in_values.unwrap_or(true)
+    }
 }
 
 impl Default for CsvOptions {
@@ -322,6 +333,7 @@ impl Default for CsvOptions {
             delimiter: default_delimiter(),
             quote: default_quote(),
             infer_records: None,
+            newlines_in_values: None,
         }
     }
 }

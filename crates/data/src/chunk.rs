@@ -1,9 +1,13 @@
 //! Chunks: a source larger than `spec.source.chunkSize` is migrated as several jobs and
 //! published as one version.
 //!
-//! **Planning** ([`plan`]) cuts the source into pieces (whole files, or runs of row groups
-//! of a Parquet file larger than the chunk size) and packs consecutive pieces into chunks
-//! of at most the chunk size (a single row group larger than it is a chunk of its own).
+//! **Planning** ([`plan`]) cuts the source into pieces (whole files, runs of row groups
+//! of a Parquet file larger than the chunk size, or byte ranges of a CSV or NDJSON file
+//! larger than it, cut at record starts by [`crate::boundary`]) and packs consecutive
+//! pieces into chunks of at most the chunk size (a single row group larger than it is a
+//! chunk of its own). A CSV file is cut only when the spec says its values hold no line
+//! breaks (`source.csv.newlinesInValues: false`): otherwise a line break may lie inside
+//! a quoted value, the file is read whole as one piece, and the plan logs why.
 //! Only a row-by-row transform (columns, filters) can be chunked: one that aggregates,
 //! sorts, deduplicates, limits or joins needs every row at once and is refused.
 //!
@@ -17,8 +21,10 @@
 //!
 //! **Combining** ([`combine`]) joins the chunk manifests into the run's one staged
 //! manifest (`_staged.json`): files side by side, rows added, and the content checksums
-//! added, which is exact because the checksum is a sum over rows. From there the dataset
-//! is verified in total and published like any other.
+//! added, which is exact because the checksum is a sum over rows. The manifest says it
+//! was verified in chunks (`verified_chunks`), so the total is verified without reading a
+//! row again (see [`crate::verify::verify_dir`]); from there it is published like any
+//! other.
 //!
 //! ```text
 //! staging/<run>/_chunks/plan.json          the plan: pieces of every chunk
@@ -27,6 +33,7 @@
 //! staging/<run>/_staged.json               all chunks combined (written last of all)
 //! ```
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -89,7 +96,8 @@ pub struct Chunk {
     pub pieces: Vec<Piece>,
 }
 
-/// A whole source file, or a run of row groups of a Parquet file.
+/// A whole source file, a run of row groups of a Parquet file, or a byte range of a CSV
+/// or NDJSON file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Piece {
@@ -102,6 +110,10 @@ pub struct Piece {
     /// Row groups `[start, end)` of a Parquet file; absent: the whole file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub row_groups: Option<(usize, usize)>,
+    /// Bytes `[start, end)` of a CSV or NDJSON file, `start` a record start (0 or right
+    /// after a line break); absent: the whole file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range: Option<(u64, u64)>,
 }
 
 impl ChunkPlan {
@@ -147,16 +159,21 @@ pub async fn plan(
     }
     let mut pieces = Vec::new();
     for (name, &file_size) in source.files.iter().zip(&source.sizes) {
-        if parquet && file_size > size {
+        if file_size <= size {
+            pieces.push(whole_file(name, file_size));
+        } else if parquet {
             let groups = row_group_sizes(file, source, name, file_size).await?;
             pieces.extend(split_row_groups(name, file_size, &groups, size));
+        } else if let Some(why) = not_splittable(file) {
+            tracing::warn!(
+                dataset = file.name(),
+                file = %source.url(name),
+                "{}",
+                not_split_message(source, name, file_size, size, why)
+            );
+            pieces.push(whole_file(name, file_size));
         } else {
-            pieces.push(Piece {
-                file: name.clone(),
-                file_size,
-                bytes: file_size,
-                row_groups: None,
-            });
+            pieces.extend(split_text_file(file, source, name, file_size, size).await?);
         }
     }
     let chunks = pack(pieces, size);
@@ -173,6 +190,70 @@ pub async fn plan(
     }))
 }
 
+/// A whole source file as one piece.
+fn whole_file(name: &str, file_size: u64) -> Piece {
+    Piece {
+        file: name.to_string(),
+        file_size,
+        bytes: file_size,
+        row_groups: None,
+        range: None,
+    }
+}
+
+/// Why a text file larger than the chunk size cannot be cut into byte ranges, if not.
+pub fn not_splittable(file: &SpecFile) -> Option<&'static str> {
+    let source = &file.spec.spec.source;
+    match source.format {
+        SourceFormat::Csv if source.csv.as_ref().is_none_or(|c| c.newlines_in_values()) => Some(
+            "values may hold line breaks (set source.csv.newlinesInValues: false if they never do)",
+        ),
+        _ => None,
+    }
+}
+
+/// What the plan says about a file it reads whole although it is larger than a chunk.
+fn not_split_message(
+    source: &SourceFiles,
+    name: &str,
+    file_size: u64,
+    size: u64,
+    why: &str,
+) -> String {
+    format!(
+        "{} ({file_size} bytes, chunkSize {size}) is not split: {why}; it is read whole, in one job",
+        source.url(name)
+    )
+}
+
+/// Byte ranges of about `size` bytes of a CSV or NDJSON file, cut at record starts.
+async fn split_text_file(
+    file: &SpecFile,
+    source: &SourceFiles,
+    name: &str,
+    file_size: u64,
+    size: u64,
+) -> Result<Vec<Piece>> {
+    let (store, path) = source.object(name)?;
+    let ranges = crate::boundary::byte_ranges(store.as_ref(), &path, file_size, size)
+        .await
+        .map_err(|e| Error::SourceUnreadable {
+            dataset: file.name().to_string(),
+            uri: source.url(name),
+            message: format!("cannot read it to find record boundaries: {e}"),
+        })?;
+    Ok(ranges
+        .into_iter()
+        .map(|r| Piece {
+            file: name.to_string(),
+            file_size,
+            bytes: r.end - r.start,
+            row_groups: None,
+            range: Some((r.start, r.end)),
+        })
+        .collect())
+}
+
 /// Runs of row groups of at most `size` bytes (a bigger row group is a run of its own).
 fn split_row_groups(name: &str, file_size: u64, groups: &[u64], size: u64) -> Vec<Piece> {
     let mut out = Vec::new();
@@ -181,6 +262,7 @@ fn split_row_groups(name: &str, file_size: u64, groups: &[u64], size: u64) -> Ve
         file_size,
         bytes,
         row_groups: Some((start, end)),
+        range: None,
     };
     let (mut start, mut bytes) = (0usize, 0u64);
     for (i, &g) in groups.iter().enumerate() {
@@ -399,8 +481,63 @@ pub async fn stage_chunk(
         }
         Err(e) => {
             let _ = store.discard_prefix(run_id, &prefix).await;
-            Err(e)
+            Err(explain_range_failure(file, source, chunk, e).await)
         }
+    }
+}
+
+/// A failed read of a CSV byte range, explained: when the file does hold a line break in
+/// a quoted value (so a cut may have split that value although the spec said it could
+/// not), that value's line and the setting; else a value that does not convert is placed
+/// by its byte range (the reader counts records from the start of its range, not of the
+/// file, so the line it names would be wrong).
+async fn explain_range_failure(
+    file: &SpecFile,
+    source: &SourceFiles,
+    chunk: &Chunk,
+    e: Error,
+) -> Error {
+    let ranges: Vec<&Piece> = chunk.pieces.iter().filter(|p| p.range.is_some()).collect();
+    if file.spec.spec.source.format != SourceFormat::Csv || ranges.is_empty() {
+        return e;
+    }
+    for piece in &ranges {
+        if let Some(line) = crate::csv_source::find_quoted_break(file, source, &piece.file).await {
+            return Error::SourceUnreadable {
+                dataset: file.name().to_string(),
+                uri: source.url(&piece.file),
+                message: format!(
+                    "the quoted value opened on line {line} holds a line break, but spec.source.csv.newlinesInValues is false, so the file was cut into byte ranges at line breaks and a cut may split such a value; remove newlinesInValues: false (the file is then read whole, as one job)"
+                ),
+            };
+        }
+    }
+    match e {
+        Error::BadValue {
+            dataset,
+            column,
+            value,
+            ..
+        } => {
+            let places: Vec<String> = ranges
+                .iter()
+                .filter_map(|p| {
+                    let (start, end) = p.range?;
+                    Some(format!("bytes {start}..{end} of `{}`", source.url(&p.file)))
+                })
+                .collect();
+            Error::BadValue {
+                dataset,
+                column,
+                value,
+                message: format!(
+                    "it is in chunk {} ({}), and the column's type was inferred from the first records of the source; raise spec.source.csv.inferRecords so that the sample reaches it, or fix the file",
+                    chunk.index,
+                    places.join(", ")
+                ),
+            }
+        }
+        e => e,
     }
 }
 
@@ -425,16 +562,17 @@ async fn stage_chunk_files(
         chunk: Some(chunk.index),
     };
     let (schema, parts) = write_all(&ctx, file, source, &sink, progress).await?;
-    let manifest = staged_manifest(file, run_id, key, &schema, &parts);
+    let mut manifest = staged_manifest(file, run_id, key, &schema, &parts);
     // Per-chunk verification: what landed in staging is what was computed while writing.
     let names: Vec<String> = manifest.files.iter().map(|f| f.name.clone()).collect();
-    let (checksum, _) = crate::verify::files_checksum(
+    let read = crate::verify::files_checksum(
         settings,
-        file.name(),
+        file,
         &store.staging_data(run_id).await?,
         &names,
     )
     .await?;
+    let (checksum, schema) = (read.checksum, read.schema);
     let mismatch = |check: &'static str, expected: String, actual: String| Error::ChunkMismatch {
         dataset: file.name().to_string(),
         chunk: chunk.index,
@@ -456,6 +594,14 @@ async fn stage_chunk_files(
             checksum.sum,
         ));
     }
+    if schema != manifest.schema {
+        return Err(mismatch(
+            "schema",
+            manifest.schema.join(", "),
+            schema.join(", "),
+        ));
+    }
+    manifest.rule_violations = Some(read.rule_violations);
     Ok(manifest)
 }
 
@@ -477,6 +623,16 @@ async fn register_chunk(
         Arc::new(table.schema().as_arrow().clone())
     };
     if file.spec.spec.source.format != SourceFormat::Parquet {
+        if chunk.pieces.iter().any(|p| p.range.is_some()) {
+            return crate::text_range::register_pieces(
+                ctx,
+                settings,
+                file,
+                source,
+                &chunk.pieces,
+                &schema,
+            );
+        }
         let names: Vec<String> = chunk.pieces.iter().map(|p| p.file.clone()).collect();
         return register_text_files(ctx, file, source, &names, &schema).await;
     }
@@ -574,6 +730,17 @@ impl PartitionStream for RowGroups {
     }
 }
 
+/// The chunks' row-wise rule violations added up, if every chunk counted them.
+fn add_rule_violations(manifests: &[Manifest]) -> Option<BTreeMap<String, u64>> {
+    let mut total = BTreeMap::new();
+    for m in manifests {
+        for (rule, n) in m.rule_violations.as_ref()? {
+            *total.entry(rule.clone()).or_insert(0) += n;
+        }
+    }
+    Some(total)
+}
+
 /// Joins the staged chunks into the run's one staged manifest (`_staged.json`). Every
 /// chunk must be staged; their schemas must agree.
 pub async fn combine(
@@ -627,6 +794,8 @@ pub async fn combine(
         schema,
         created_at: skein_core::time::now(),
         published_at: None,
+        verified_chunks: Some(plan.chunks.len() as u32),
+        rule_violations: add_rule_violations(&manifests),
     };
     store.write_staged(run_id, &manifest).await?;
     Ok(manifest)

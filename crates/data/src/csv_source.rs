@@ -58,6 +58,8 @@ pub struct QuoteTracker {
     fed: u64,
     /// Bytes of a leading BOM skipped so far.
     bom_seen: u64,
+    /// The line where the first quoted field holding a line break opened.
+    quoted_break: Option<u64>,
 }
 
 impl QuoteTracker {
@@ -73,6 +75,7 @@ impl QuoteTracker {
             opened_at: 0,
             fed: 0,
             bom_seen: 0,
+            quoted_break: None,
         }
     }
 
@@ -102,6 +105,8 @@ impl QuoteTracker {
                 } else {
                     if b == self.quote {
                         self.quote_pending = true;
+                    } else if b == b'\n' && self.quoted_break.is_none() {
+                        self.quoted_break = Some(self.opened_at);
                     }
                     continue;
                 }
@@ -127,6 +132,11 @@ impl QuoteTracker {
     /// The 1-based line of the next byte.
     pub fn line(&self) -> u64 {
         self.line
+    }
+
+    /// The line where the first quoted field that holds a line break opened.
+    pub fn quoted_break_line(&self) -> Option<u64> {
+        self.quoted_break
     }
 
     /// The line where a quoted field opened that is still open (at the end of the file,
@@ -339,6 +349,27 @@ pub(crate) async fn find_open_quote(
         }
         if let Some(line) = tracker.open_quote_line() {
             return Some((source.url(name), line));
+        }
+    }
+    None
+}
+
+/// The line of the first quoted value in file `name` of the source that holds a line
+/// break: what explains a failed read of a byte range of a CSV declared without line
+/// breaks in values (scans the file; used on failures only).
+pub(crate) async fn find_quoted_break(
+    file: &SpecFile,
+    source: &SourceFiles,
+    name: &str,
+) -> Option<u64> {
+    let csv = file.spec.spec.source.csv.clone().unwrap_or_default();
+    let (store, path) = source.object(name).ok()?;
+    let mut stream = store.get(&path).await.ok()?.into_stream();
+    let mut tracker = QuoteTracker::new(csv.quote.as_bytes()[0], csv.delimiter.as_bytes()[0]);
+    while let Some(chunk) = stream.next().await {
+        tracker.feed(chunk.ok()?.as_ref());
+        if let Some(line) = tracker.quoted_break_line() {
+            return Some(line);
         }
     }
     None

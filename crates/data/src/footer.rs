@@ -12,6 +12,7 @@ use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::parquet::{
     DefaultParquetFileReaderFactory, ParquetFileReaderFactory,
 };
+use datafusion::parquet::arrow::ParquetRecordBatchStreamBuilder;
 use datafusion::parquet::arrow::async_reader::AsyncFileReader;
 use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
 use futures::{StreamExt, TryStreamExt};
@@ -189,16 +190,7 @@ pub(crate) async fn check_dir(
     dir: &DataDir,
     names: Option<&[String]>,
 ) -> Result<()> {
-    let (store, prefix): (Arc<dyn ObjectStore>, ObjectPath) = match dir {
-        DataDir::Local(p) => (
-            Arc::new(LocalFileSystem::new()),
-            ObjectPath::from_filesystem_path(p)
-                .map_err(|e| Error::Internal(format!("data directory {}: {e}", p.display())))?,
-        ),
-        DataDir::S3 {
-            s3, bucket, prefix, ..
-        } => (s3.store(bucket)?, ObjectPath::from(prefix.as_str())),
-    };
+    let (store, prefix) = dir_store(dir)?;
     let fail = |op: &'static str, uri: String, message: String| Error::Storage {
         dataset: dataset.to_string(),
         op,
@@ -232,6 +224,81 @@ pub(crate) async fn check_dir(
                 format!("the Parquet file {message}; it was written by skein, so the storage changed it: migrate again"),
             )
         })
+}
+
+/// The store and prefix of a data directory.
+fn dir_store(dir: &DataDir) -> Result<(Arc<dyn ObjectStore>, ObjectPath)> {
+    Ok(match dir {
+        DataDir::Local(p) => (
+            Arc::new(LocalFileSystem::new()),
+            ObjectPath::from_filesystem_path(p)
+                .map_err(|e| Error::Internal(format!("data directory {}: {e}", p.display())))?,
+        ),
+        DataDir::S3 {
+            s3, bucket, prefix, ..
+        } => (s3.store(bucket)?, ObjectPath::from(prefix.as_str())),
+    })
+}
+
+/// One Parquet file of a directory as listed, with the row count its footer gives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Listed {
+    /// Name relative to the directory.
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Rows, from the footer.
+    pub rows: u64,
+}
+
+/// The Parquet files of a directory (hidden `.`/`_` names skipped) with their sizes and
+/// footer row counts: what the directory holds, learnt without reading a row. Call it
+/// after [`check_dir`], which refuses files whose ends are bad.
+pub(crate) async fn list_with_rows(dataset: &str, dir: &DataDir) -> Result<Vec<Listed>> {
+    let (store, prefix) = dir_store(dir)?;
+    let metas: Vec<ObjectMeta> =
+        store
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .map_err(|e| Error::Storage {
+                dataset: dataset.to_string(),
+                op: "list",
+                uri: dir.url(),
+                message: e.to_string(),
+            })?;
+    let files: Vec<(String, ObjectPath, u64)> = metas
+        .iter()
+        .filter_map(|m| {
+            let rel = relative(&m.location, &prefix)?;
+            rel.ends_with(".parquet")
+                .then(|| (rel, m.location.clone(), m.size))
+        })
+        .collect();
+    let reads = files.into_iter().map(|(name, path, size)| {
+        let store = store.clone();
+        let uri = format!("{}{name}", dir.url());
+        async move {
+            let fail = |message: String| Error::Storage {
+                dataset: dataset.to_string(),
+                op: "read",
+                uri: uri.clone(),
+                message,
+            };
+            let reader = parquet_reader(store, &path, size).map_err(|e| fail(e.to_string()))?;
+            let builder = ParquetRecordBatchStreamBuilder::new(reader)
+                .await
+                .map_err(|e| fail(format!("cannot read the Parquet footer: {e}")))?;
+            let rows = builder.metadata().file_metadata().num_rows().max(0) as u64;
+            Ok::<_, Error>(Listed { name, size, rows })
+        }
+    });
+    let mut listed: Vec<Listed> = futures::stream::iter(reads)
+        .buffer_unordered(CONCURRENCY)
+        .try_collect()
+        .await?;
+    listed.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(listed)
 }
 
 /// `path` relative to `prefix`, unless a part of it is hidden (`.` or `_`: skein's state).

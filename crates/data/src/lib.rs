@@ -14,6 +14,8 @@
 //! - [`csv_source`]: CSV column types inferred by a real CSV parser over whole files
 //!   (quoted newlines anywhere), and quoted fields cut off by the end of a file.
 //! - [`chunk`]: large sources in chunks: planning, staging one chunk, combining them.
+//! - [`boundary`]: record starts around the cuts of a large CSV or NDJSON file.
+//! - [`text_range`]: a chunk's CSV or NDJSON pieces (byte ranges) read as `source`.
 //! - [`delta`]: Delta Lake targets: a version published or restored as one Delta commit.
 //! - [`checksum`]: the order-independent content checksum (algorithm documented there).
 //! - [`verify`]: the checks of a staged or published version against the source.
@@ -38,6 +40,7 @@
 //! publish changes what readers see in one atomic step (a `rename(2)` of the symlink
 //! locally, a conditional put of `_skein/current.json` on S3).
 
+pub mod boundary;
 pub mod checksum;
 pub mod chunk;
 pub mod command;
@@ -62,6 +65,7 @@ pub mod sqlguard;
 pub mod stage;
 pub mod store;
 pub mod target;
+pub mod text_range;
 pub mod transform;
 pub mod verify;
 pub mod writer;

@@ -108,7 +108,7 @@ pub async fn list(s3_settings: &S3Settings, file: &SpecFile) -> Result<SourceFil
     let extension = common_extension(&names, spec.source.format)
         .map_err(|m| unreadable(format!("{table_path}: {m}")))?;
     let mut hasher = Sha256::new();
-    hasher.update(format!("{:?}|{:?}\n", spec.source.format, spec.source.csv).as_bytes());
+    hasher.update(format!("{:?}|{}\n", spec.source.format, read_options(spec)).as_bytes());
     for l in &listed {
         hasher.update(format!("{}|{}|{}\n", l.relative, l.size, l.stamp).as_bytes());
     }
@@ -123,6 +123,20 @@ pub async fn list(s3_settings: &S3Settings, file: &SpecFile) -> Result<SourceFil
         csv_schema: Arc::default(),
         parquet_checked: Arc::default(),
     })
+}
+
+/// The options that decide which values are read, spelt as fingerprints always spelt them
+/// (so that a source fingerprinted by an earlier skein still matches). `newlinesInValues`
+/// is left out: it only decides whether a large file may be read in byte ranges, not what
+/// is read (a changed spec changes the spec hash anyway).
+fn read_options(spec: &skein_core::spec::Spec) -> String {
+    match &spec.source.csv {
+        None => "None".to_string(),
+        Some(c) => format!(
+            "Some(CsvOptions {{ header: {:?}, delimiter: {:?}, quote: {:?}, infer_records: {:?} }})",
+            c.header, c.delimiter, c.quote, c.infer_records
+        ),
+    }
 }
 
 fn list_local(path: &Path, unreadable: &(dyn Fn(String) -> Error + Sync)) -> Result<Vec<Listed>> {

@@ -8,6 +8,15 @@
 //! - one check per rule (`notNull`, `unique`, `range`, `regex`, `acceptedValues`),
 //!   counting violating rows on the target;
 //! - one check per sample query, run on the transformed source and on the target.
+//!
+//! A version staged in chunks (`verified_chunks` in its staged manifest) had each chunk's
+//! files read back when the chunk was staged; its total is then verified without reading
+//! a row again: the directory must hold exactly the manifest's files at their sizes, their
+//! footers' row counts must add up to the rows, and the checksum is the sum of the chunks'
+//! verified ones; the row-wise rules' counts are the chunks' too. A `unique` rule and
+//! sample queries still read what they need (see [`verify_dir`]).
+
+use std::collections::BTreeMap;
 
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
@@ -74,7 +83,13 @@ impl VerifyReport {
 }
 
 /// Verifies a staged (or published) version in `dir` (local or S3) against the source-side figures in
-/// its manifest. Sample queries re-read the source.
+/// its manifest.
+///
+/// What it reads: the files' footers always; every row of the target for the row count
+/// and checksum, and again for the row-wise rules (one scan), except for a staged version
+/// whose chunks were verified one by one (then the listing and footers only, and the
+/// chunks' rule counts); the whole target for a `unique` rule (a grouped query); and the
+/// whole source through the transform, and the target, for sample queries.
 pub async fn verify_dir(
     settings: &Settings,
     file: &SpecFile,
@@ -84,8 +99,24 @@ pub async fn verify_dir(
     let ctx = settings.session()?;
     crate::footer::check_dir(file.name(), dir, None).await?;
     register_target(&ctx, file, dir, manifest).await?;
-    let (target_checksum, target_schema) = table_checksum(&ctx, TARGET).await?;
     let mut checks = Vec::new();
+    let (target_checksum, target_schema) = match manifest.verified_chunks {
+        Some(_) if manifest.version == 0 => {
+            let (files, rows) = staged_files(file.name(), dir, manifest).await?;
+            // each chunk's read-back checksum equalled its source-side one (see
+            // `chunk::stage_chunk`), so their sum is the files' checksum, if the files
+            // are the chunks' files
+            let sum = if files.passed {
+                manifest.checksum.sum.clone()
+            } else {
+                "unknown: the files are not the chunks' files".to_string()
+            };
+            checks.push(files);
+            let checksum = ContentChecksum { rows, sum };
+            (checksum, table_schema(&ctx, TARGET).await?)
+        }
+        _ => table_checksum(&ctx, TARGET).await?,
+    };
     checks.push(Check {
         name: "rows".into(),
         passed: target_checksum.rows == manifest.checksum.rows,
@@ -117,7 +148,11 @@ pub async fn verify_dir(
         expected: manifest.schema.join(", "),
         actual: target_schema.join(", "),
     });
-    checks.extend(rule_checks(&ctx, file, &verify.rules).await?);
+    let counted = match manifest.verified_chunks {
+        Some(_) if manifest.version == 0 => manifest.rule_violations.as_ref(),
+        _ => None,
+    };
+    checks.extend(rule_checks(&ctx, file, &verify.rules, counted).await?);
     if !verify.sample_queries.is_empty() {
         let source = list_source(settings, file).await?;
         register_source(&ctx, file, &source).await?;
@@ -162,13 +197,23 @@ pub async fn source_checksum(
     }
 }
 
-/// Checksum and schema of some Parquet files of a directory (a chunk's files in staging).
+/// What reading back a chunk's files found: checksum, schema, and the violations of the
+/// spec's row-wise rules.
+pub(crate) struct ReadBack {
+    pub checksum: ContentChecksum,
+    pub schema: Vec<String>,
+    pub rule_violations: BTreeMap<String, u64>,
+}
+
+/// Checksum, schema and row-wise rule violations of some Parquet files of a directory (a
+/// chunk's files in staging).
 pub(crate) async fn files_checksum(
     settings: &Settings,
-    dataset: &str,
+    file: &SpecFile,
     dir: &DataDir,
     names: &[String],
-) -> Result<(ContentChecksum, Vec<String>)> {
+) -> Result<ReadBack> {
+    let dataset = file.name();
     crate::footer::check_dir(dataset, dir, Some(names)).await?;
     let ctx = settings.session()?;
     dir.register(&ctx)?;
@@ -179,7 +224,20 @@ pub(crate) async fn files_checksum(
         .map_err(Error::engine(format!("read the staged files in {dir}")))?;
     ctx.register_table(TARGET, df.into_view())
         .map_err(Error::engine("register the staged files"))?;
-    table_checksum(&ctx, TARGET).await
+    let (checksum, schema) = table_checksum(&ctx, TARGET).await?;
+    let rules = file
+        .spec
+        .spec
+        .verify
+        .as_ref()
+        .map(|v| v.rules.as_slice())
+        .unwrap_or_default();
+    let rule_violations = row_rule_violations(&ctx, file, rules).await?;
+    Ok(ReadBack {
+        checksum,
+        schema,
+        rule_violations,
+    })
 }
 
 /// Registers the version in `dir` as [`TARGET`], partition columns read from the paths
@@ -204,6 +262,53 @@ async fn register_target(
     ctx.register_table(TARGET, df.into_view())
         .map_err(Error::engine(format!("register the target files in {dir}")))
         .map(|_| ())
+}
+
+/// The `files` check of a staged version, from a listing and the footers (no row read):
+/// the directory holds exactly the manifest's files, at their sizes; and the rows the
+/// footers count.
+async fn staged_files(dataset: &str, dir: &DataDir, manifest: &Manifest) -> Result<(Check, u64)> {
+    let listed = crate::footer::list_with_rows(dataset, dir).await?;
+    let rows = listed.iter().map(|l| l.rows).sum();
+    let mut expected: Vec<(String, u64)> = manifest
+        .files
+        .iter()
+        .map(|f| (f.name.clone(), f.size))
+        .collect();
+    expected.sort();
+    let actual: Vec<(String, u64)> = listed.iter().map(|l| (l.name.clone(), l.size)).collect();
+    let show = |files: &[(String, u64)], other: &[(String, u64)]| {
+        let odd: Vec<String> = files
+            .iter()
+            .filter(|f| !other.contains(f))
+            .map(|(n, s)| format!("{n} ({s} bytes)"))
+            .collect();
+        if odd.is_empty() {
+            format!("{} files", files.len())
+        } else {
+            format!(
+                "{} files; not on the other side: {}",
+                files.len(),
+                odd.join(", ")
+            )
+        }
+    };
+    let check = Check {
+        name: "files".into(),
+        passed: expected == actual,
+        expected: show(&expected, &actual),
+        actual: show(&actual, &expected),
+    };
+    Ok((check, rows))
+}
+
+/// The canonical schema of a registered table (from its metadata: no row read).
+async fn table_schema(ctx: &SessionContext, table: &str) -> Result<Vec<String>> {
+    let df = ctx
+        .table(table)
+        .await
+        .map_err(Error::engine(format!("open table {table}")))?;
+    Ok(canonical_schema(df.schema().as_arrow()))
 }
 
 /// Checksum and canonical schema of a registered table, reading its partitions in parallel.
@@ -248,9 +353,86 @@ fn literal(v: &serde_json::Value) -> String {
     }
 }
 
-/// Counts violations of each rule on the target. All but `unique` share one scan;
-/// `unique` is a grouped query (which spills when it must).
-async fn rule_checks(ctx: &SessionContext, file: &SpecFile, rules: &[Rule]) -> Result<Vec<Check>> {
+/// The name of a rule's check (`rule notNull(id)`), also the key of its count in a
+/// manifest's `rule_violations`.
+fn rule_name(rule: &Rule) -> String {
+    format!("rule {}({})", rule.kind(), rule.column())
+}
+
+/// Violations of the row-wise rules (all but `unique`) on [`TARGET`], by check name, in
+/// one scan; empty without such rules (and then nothing is read).
+async fn row_rule_violations(
+    ctx: &SessionContext,
+    file: &SpecFile,
+    rules: &[Rule],
+) -> Result<BTreeMap<String, u64>> {
+    let counts = row_rule_counts(ctx, file, rules).await?;
+    Ok(rules
+        .iter()
+        .zip(counts)
+        .filter_map(|(rule, n)| Some((rule_name(rule), n?)))
+        .collect())
+}
+
+/// Counts violations of each rule on the target. All but `unique` share one scan (unless
+/// `counted` holds their counts already: a version staged in chunks, whose chunks counted
+/// them on their own files); `unique` is a grouped query (which spills when it must).
+async fn rule_checks(
+    ctx: &SessionContext,
+    file: &SpecFile,
+    rules: &[Rule],
+    counted: Option<&BTreeMap<String, u64>>,
+) -> Result<Vec<Check>> {
+    let row_wise = |r: &&Rule| !matches!(r, Rule::Unique(_));
+    let mut counts: Vec<Option<u64>> = match counted {
+        Some(known)
+            if rules
+                .iter()
+                .filter(row_wise)
+                .all(|r| known.contains_key(&rule_name(r))) =>
+        {
+            rules
+                .iter()
+                .map(|r| known.get(&rule_name(r)).copied())
+                .collect()
+        }
+        _ => row_rule_counts(ctx, file, rules).await?,
+    };
+    for (i, rule) in rules.iter().enumerate() {
+        if let Rule::Unique(col) = rule {
+            let c = quote_ident(col);
+            let sql = format!(
+                "SELECT CAST(count(*) AS BIGINT) FROM (SELECT {c} FROM {TARGET} WHERE {c} IS NOT NULL GROUP BY {c} HAVING count(*) > 1)"
+            );
+            counts[i] = scalar_row(ctx, file, &sql).await?.into_iter().next();
+        }
+    }
+    Ok(rules
+        .iter()
+        .zip(counts)
+        .map(|(rule, n)| {
+            let n = n.unwrap_or(0);
+            let what = if matches!(rule, Rule::Unique(_)) {
+                "duplicated values"
+            } else {
+                "violating rows"
+            };
+            Check {
+                name: rule_name(rule),
+                passed: n == 0,
+                expected: format!("0 {what}"),
+                actual: format!("{n} {what}"),
+            }
+        })
+        .collect())
+}
+
+/// Violations of each row-wise rule on [`TARGET`], in one scan (`None` for `unique`).
+async fn row_rule_counts(
+    ctx: &SessionContext,
+    file: &SpecFile,
+    rules: &[Rule],
+) -> Result<Vec<Option<u64>>> {
     let mut filters = Vec::new();
     for rule in rules {
         let c = quote_ident(rule.column());
@@ -293,37 +475,11 @@ async fn rule_checks(ctx: &SessionContext, file: &SpecFile, rules: &[Rule]) -> R
         let mut it = values.into_iter();
         for (i, f) in filters.iter().enumerate() {
             if f.is_some() {
-                counts[i] = it.next();
+                counts[i] = Some(it.next().unwrap_or(0));
             }
         }
     }
-    for (i, rule) in rules.iter().enumerate() {
-        if let Rule::Unique(col) = rule {
-            let c = quote_ident(col);
-            let sql = format!(
-                "SELECT CAST(count(*) AS BIGINT) FROM (SELECT {c} FROM {TARGET} WHERE {c} IS NOT NULL GROUP BY {c} HAVING count(*) > 1)"
-            );
-            counts[i] = scalar_row(ctx, file, &sql).await?.into_iter().next();
-        }
-    }
-    Ok(rules
-        .iter()
-        .zip(counts)
-        .map(|(rule, n)| {
-            let n = n.unwrap_or(0);
-            let what = if matches!(rule, Rule::Unique(_)) {
-                "duplicated values"
-            } else {
-                "violating rows"
-            };
-            Check {
-                name: format!("rule {}({})", rule.kind(), rule.column()),
-                passed: n == 0,
-                expected: format!("0 {what}"),
-                actual: format!("{n} {what}"),
-            }
-        })
-        .collect())
+    Ok(counts)
 }
 
 /// Runs a query that returns one row of integer counts.

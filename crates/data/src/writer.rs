@@ -66,6 +66,8 @@ pub(crate) fn staged_manifest(
         schema: canonical_schema(schema),
         created_at: skein_core::time::now(),
         published_at: None,
+        verified_chunks: None,
+        rule_violations: None,
     }
 }
 
