@@ -554,9 +554,10 @@ async fn the_combine_step_verifies_the_chunks_total_without_reading_rows_and_see
     let store = skein_data::Target::open(&s, &file).unwrap();
     let staged = store.staged(run).await.unwrap().unwrap();
     assert_eq!(staged.verified_chunks, Some(3));
-    let report = skein_data::verify_dir(&s, &file, &store.staging_data(run), &staged)
-        .await
-        .unwrap();
+    let report =
+        skein_data::verify_dir(&s, &file, &store.staging_data(run).await.unwrap(), &staged)
+            .await
+            .unwrap();
     let names: Vec<&str> = report.checks.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(
         names,
@@ -588,9 +589,14 @@ async fn the_combine_step_verifies_the_chunks_total_without_reading_rows_and_see
         .as_mut()
         .unwrap()
         .insert("rule notNull(user)".into(), 7);
-    let report = skein_data::verify_dir(&s, &file, &store.staging_data(run), &doctored)
-        .await
-        .unwrap();
+    let report = skein_data::verify_dir(
+        &s,
+        &file,
+        &store.staging_data(run).await.unwrap(),
+        &doctored,
+    )
+    .await
+    .unwrap();
     let not_null = report
         .checks
         .iter()

@@ -565,13 +565,9 @@ async fn stage_chunk_files(
     let mut manifest = staged_manifest(file, run_id, key, &schema, &parts);
     // Per-chunk verification: what landed in staging is what was computed while writing.
     let names: Vec<String> = manifest.files.iter().map(|f| f.name.clone()).collect();
-    let read = crate::verify::files_checksum(
-        settings,
-        file,
-        &store.staging_data(run_id).await?,
-        &names,
-    )
-    .await?;
+    let read =
+        crate::verify::files_checksum(settings, file, &store.staging_data(run_id).await?, &names)
+            .await?;
     let (checksum, schema) = (read.checksum, read.schema);
     let mismatch = |check: &'static str, expected: String, actual: String| Error::ChunkMismatch {
         dataset: file.name().to_string(),
