@@ -25,6 +25,8 @@ mod diff;
 // reading sources: an RFC 4180 export compared with pyarrow, CSV type sampling, unreadable
 // sources (empty, cut off, bad lines, corrupt Parquet) named by file and line
 mod sources;
+// source formats: gzip/zstd/xz/bzip2 CSV and NDJSON, Avro, read back by pyarrow and DuckDB
+mod formats;
 // command transforms: a Python script between the source and the target, and its failures
 mod command;
 // durable at every instant: kills at each crash point, two runs at once, rollback in a run

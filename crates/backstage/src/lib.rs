@@ -487,6 +487,7 @@ pub fn from_entity(e: &Entity, file: &Path) -> Result<DatasetSpec, Vec<Problem>>
                 system: ann.get(a::SOURCE_SYSTEM).cloned(),
                 csv,
                 chunk_size,
+                compression: None,
             },
             target,
             transform: ann.get(a::TRANSFORM).map(|sql| Transform::sql(sql)),

@@ -177,6 +177,8 @@ pub enum SourceFormat {
     Csv,
     Ndjson,
     Parquet,
+    /// Avro object container files.
+    Avro,
 }
 
 impl fmt::Display for SourceFormat {
@@ -185,6 +187,7 @@ impl fmt::Display for SourceFormat {
             SourceFormat::Csv => "csv",
             SourceFormat::Ndjson => "ndjson",
             SourceFormat::Parquet => "parquet",
+            SourceFormat::Avro => "avro",
         })
     }
 }
@@ -196,7 +199,7 @@ pub struct Source {
     /// `s3://…`, `file://…` or a path relative to the spec file's directory; a file or a
     /// directory/prefix of many files.
     pub uri: String,
-    /// `csv`, `ndjson` or `parquet`.
+    /// `csv`, `ndjson`, `parquet` or `avro`.
     pub format: SourceFormat,
     /// The legacy system the data lives in (reader caps apply per system).
     #[serde(default)]
@@ -209,6 +212,48 @@ pub struct Source {
     /// version. Written `256MiB`, `1GiB` or a number of bytes. Unset: one job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chunk_size: Option<ByteSize>,
+    /// How CSV or NDJSON files are compressed; unset: from their extension (`.gz`,
+    /// `.zst`, `.bz2`, `.xz`), else not at all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<SourceCompression>,
+}
+
+/// `spec.source.compression`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceCompression {
+    Gzip,
+    Zstd,
+    Bzip2,
+    Xz,
+}
+
+impl SourceCompression {
+    /// The compression a file name's extension says, if any.
+    pub fn of_name(name: &str) -> Option<SourceCompression> {
+        let lower = name.to_ascii_lowercase();
+        [
+            (".gz", SourceCompression::Gzip),
+            (".gzip", SourceCompression::Gzip),
+            (".zst", SourceCompression::Zstd),
+            (".zstd", SourceCompression::Zstd),
+            (".bz2", SourceCompression::Bzip2),
+            (".xz", SourceCompression::Xz),
+        ]
+        .into_iter()
+        .find_map(|(ext, c)| lower.ends_with(ext).then_some(c))
+    }
+}
+
+impl fmt::Display for SourceCompression {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SourceCompression::Gzip => "gzip",
+            SourceCompression::Zstd => "zstd",
+            SourceCompression::Bzip2 => "bzip2",
+            SourceCompression::Xz => "xz",
+        })
+    }
 }
 
 /// A size in bytes, written in specs as a number or with a unit (`512MiB`, `1GiB`, `300MB`).

@@ -204,6 +204,21 @@ pub fn check_file(file: &SpecFile) -> Vec<Problem> {
             "chunks are for large sources: write e.g. `chunkSize: 512MiB`, or leave it out for one job",
         );
     }
+    if let Some(c) = spec.source.compression
+        && !matches!(
+            spec.source.format,
+            crate::spec::SourceFormat::Csv | crate::spec::SourceFormat::Ndjson
+        )
+    {
+        push(
+            "spec.source.compression",
+            format!(
+                "{c} is for CSV and NDJSON files, not a {} source",
+                spec.source.format
+            ),
+            "remove `compression:` (Parquet and Avro files compress their own blocks)",
+        );
+    }
     if let Some(csv) = &spec.source.csv {
         if spec.source.format != crate::spec::SourceFormat::Csv {
             push(

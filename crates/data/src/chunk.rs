@@ -164,7 +164,7 @@ pub async fn plan(
         } else if parquet {
             let groups = row_group_sizes(file, source, name, file_size).await?;
             pieces.extend(split_row_groups(name, file_size, &groups, size));
-        } else if let Some(why) = not_splittable(file) {
+        } else if let Some(why) = not_splittable(file).or_else(|| whole_only(file, source)) {
             tracing::warn!(
                 dataset = file.name(),
                 file = %source.url(name),
@@ -210,6 +210,17 @@ pub fn not_splittable(file: &SpecFile) -> Option<&'static str> {
         ),
         _ => None,
     }
+}
+
+/// Why a file of a format that is not cut into byte ranges (a compressed text file, an
+/// Avro file) is read whole.
+fn whole_only(file: &SpecFile, source: &SourceFiles) -> Option<&'static str> {
+    if file.spec.spec.source.format == SourceFormat::Avro {
+        return Some("Avro files are read whole");
+    }
+    source
+        .compression
+        .map(|_| "it is compressed (a compressed file is read whole)")
 }
 
 /// What the plan says about a file it reads whole although it is larger than a chunk.

@@ -154,7 +154,6 @@ struct StreamRead<S, B> {
     chunk: Option<B>,
     pos: usize,
     ended: bool,
-    tracker: QuoteTracker,
 }
 
 impl<S, B, E> Read for StreamRead<S, B>
@@ -179,7 +178,6 @@ where
             }
             match self.runtime.block_on(self.stream.next()) {
                 Some(Ok(chunk)) => {
-                    self.tracker.feed(chunk.as_ref());
                     self.chunk = Some(chunk);
                     self.pos = 0;
                 }
@@ -187,6 +185,26 @@ where
                 None => self.ended = true,
             }
         }
+    }
+}
+
+/// A reader that follows the quoting of every byte it hands out (after decompression).
+struct Tracking<R> {
+    inner: R,
+    tracker: QuoteTracker,
+    /// The inner reader reached its end.
+    ended: bool,
+}
+
+impl<R: Read> Read for Tracking<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(out)?;
+        if n == 0 {
+            self.ended = true;
+        } else {
+            self.tracker.feed(&out[..n]);
+        }
+        Ok(n)
     }
 }
 
@@ -279,14 +297,19 @@ async fn sample(
         .with_quote(csv.quote.as_bytes()[0]);
     let tracker = QuoteTracker::new(csv.quote.as_bytes()[0], csv.delimiter.as_bytes()[0]);
     let runtime = tokio::runtime::Handle::current();
+    let compression = source.compression;
     tokio::task::spawn_blocking(move || {
-        let mut reader = StreamRead {
+        let raw = StreamRead {
             runtime,
             stream,
             chunk: None,
             pos: 0,
             ended: false,
+        };
+        let mut reader = Tracking {
+            inner: crate::listing::decompressed(raw, compression).map_err(|e| e.to_string())?,
             tracker,
+            ended: false,
         };
         let (schema, read) = format
             .infer_schema(&mut reader, Some(records))

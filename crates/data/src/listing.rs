@@ -12,7 +12,7 @@ use object_store::path::Path as ObjectPath;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 use sha2::{Digest, Sha256};
 use skein_core::load::{SpecFile, hex};
-use skein_core::spec::SourceFormat;
+use skein_core::spec::{SourceCompression, SourceFormat};
 
 use crate::error::{Error, Result};
 use crate::location::Location;
@@ -32,6 +32,9 @@ pub struct SourceFiles {
     pub bytes: u64,
     /// Common file extension (with the dot) used to list a directory.
     pub extension: String,
+    /// How the CSV or NDJSON files are compressed (`source.compression`, else their
+    /// extension); a compressed file is read whole, never cut into byte ranges.
+    pub compression: Option<SourceCompression>,
     /// sha256 over the files' relative paths, sizes and modification times (local) or
     /// e-tags (S3), and the format options: equal fingerprints mean the same source as far
     /// as skein can tell without reading every byte.
@@ -107,8 +110,18 @@ pub async fn list(s3_settings: &S3Settings, file: &SpecFile) -> Result<SourceFil
     let names: Vec<String> = listed.iter().map(|l| l.name.clone()).collect();
     let extension = common_extension(&names, spec.source.format)
         .map_err(|m| unreadable(format!("{table_path}: {m}")))?;
+    let compression = match spec.source.format {
+        SourceFormat::Csv | SourceFormat::Ndjson => spec
+            .source
+            .compression
+            .or_else(|| names.first().and_then(|n| SourceCompression::of_name(n))),
+        SourceFormat::Parquet | SourceFormat::Avro => None,
+    };
     let mut hasher = Sha256::new();
     hasher.update(format!("{:?}|{}\n", spec.source.format, read_options(spec)).as_bytes());
+    if let Some(c) = compression {
+        hasher.update(format!("compression {c}\n").as_bytes());
+    }
     for l in &listed {
         hasher.update(format!("{}|{}|{}\n", l.relative, l.size, l.stamp).as_bytes());
     }
@@ -118,6 +131,7 @@ pub async fn list(s3_settings: &S3Settings, file: &SpecFile) -> Result<SourceFil
         sizes: listed.iter().map(|l| l.size).collect(),
         files: names,
         extension,
+        compression,
         fingerprint: hex(&hasher.finalize()),
         s3,
         csv_schema: Arc::default(),
@@ -272,5 +286,38 @@ fn common_extension(files: &[String], format: SourceFormat) -> Result<String, St
             "the files have different extensions ({}); a {format} source must hold one kind of file",
             exts.join(", ")
         )),
+    }
+}
+
+/// `raw` decompressed as `compression` says (as is when it says none).
+pub(crate) fn decompressed<R: std::io::Read + Send + 'static>(
+    raw: R,
+    compression: Option<SourceCompression>,
+) -> std::io::Result<Box<dyn std::io::Read + Send>> {
+    let buffered = std::io::BufReader::new(raw);
+    Ok(match compression {
+        None => Box::new(buffered),
+        Some(SourceCompression::Gzip) => Box::new(flate2::read::MultiGzDecoder::new(buffered)),
+        Some(SourceCompression::Zstd) => {
+            Box::new(zstd::stream::read::Decoder::with_buffer(buffered)?)
+        }
+        Some(SourceCompression::Bzip2) => Box::new(bzip2::read::MultiBzDecoder::new(buffered)),
+        Some(SourceCompression::Xz) => {
+            Box::new(liblzma::read::XzDecoder::new_multi_decoder(buffered))
+        }
+    })
+}
+
+/// DataFusion's name for a source compression.
+pub(crate) fn file_compression(
+    c: Option<SourceCompression>,
+) -> datafusion::datasource::file_format::file_compression_type::FileCompressionType {
+    use datafusion::datasource::file_format::file_compression_type::FileCompressionType as F;
+    match c {
+        None => F::UNCOMPRESSED,
+        Some(SourceCompression::Gzip) => F::GZIP,
+        Some(SourceCompression::Zstd) => F::ZSTD,
+        Some(SourceCompression::Bzip2) => F::BZIP2,
+        Some(SourceCompression::Xz) => F::XZ,
     }
 }

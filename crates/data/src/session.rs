@@ -8,7 +8,8 @@ use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{
-    CsvReadOptions, JsonReadOptions, ParquetReadOptions, SessionConfig, SessionContext,
+    AvroReadOptions, CsvReadOptions, JsonReadOptions, ParquetReadOptions, SessionConfig,
+    SessionContext,
 };
 use skein_core::load::SpecFile;
 use skein_core::spec::{CsvOptions, SourceFormat};
@@ -91,11 +92,13 @@ fn csv_options<'a>(
         .newlines_in_values(true)
         .schema(schema)
         .file_extension(&source.extension)
+        .file_compression_type(crate::listing::file_compression(source.compression))
 }
 
 fn json_options(source: &SourceFiles) -> JsonReadOptions<'_> {
     JsonReadOptions::default()
         .file_extension(&source.extension)
+        .file_compression_type(crate::listing::file_compression(source.compression))
         .schema_infer_max_records(10_000)
 }
 
@@ -141,6 +144,13 @@ pub async fn register_source(
             let options = ParquetReadOptions::default().file_extension(&source.extension);
             ctx.register_parquet(SOURCE_TABLE, &path, options).await
         }
+        SourceFormat::Avro => {
+            let options = AvroReadOptions {
+                file_extension: &source.extension,
+                ..AvroReadOptions::default()
+            };
+            ctx.register_avro(SOURCE_TABLE, &path, options).await
+        }
     };
     match result {
         Ok(()) => Ok(()),
@@ -164,7 +174,7 @@ pub(crate) async fn source_failure(
         SourceFormat::Csv => crate::csv_source::find_open_quote(file, source)
             .await
             .map(|(uri, line)| (uri, crate::csv_source::open_quote_message(line))),
-        SourceFormat::Parquet => None,
+        SourceFormat::Parquet | SourceFormat::Avro => None,
     };
     match found {
         Some((uri, message)) => Error::SourceUnreadable {
@@ -202,6 +212,14 @@ pub(crate) async fn register_text_files(
         SourceFormat::Ndjson => {
             ctx.read_json(paths, json_options(source).schema(schema))
                 .await
+        }
+        SourceFormat::Avro => {
+            let options = AvroReadOptions {
+                file_extension: &source.extension,
+                schema: Some(schema),
+                ..AvroReadOptions::default()
+            };
+            ctx.read_avro(paths, options).await
         }
         SourceFormat::Parquet => {
             return Err(Error::Internal(

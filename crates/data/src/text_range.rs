@@ -86,9 +86,9 @@ pub(crate) fn register_pieces(
                 Arc::new(CsvSource::new(schema.clone()).with_csv_options(options))
             }
             SourceFormat::Ndjson => Arc::new(JsonSource::new(schema.clone())),
-            SourceFormat::Parquet => {
+            SourceFormat::Parquet | SourceFormat::Avro => {
                 return Err(Error::Internal(
-                    "Parquet chunks are read by row group, not as text pieces".into(),
+                    "Parquet and Avro chunks are read by row group or whole file, not as text ranges".into(),
                 ));
             }
         };
