@@ -631,13 +631,17 @@ async fn register_chunk(
     };
     if file.spec.spec.source.format != SourceFormat::Parquet {
         if chunk.pieces.iter().any(|p| p.range.is_some()) {
+            let pieces: Vec<crate::text_range::TextPiece<'_>> = chunk
+                .pieces
+                .iter()
+                .map(|p| crate::text_range::TextPiece {
+                    file: &p.file,
+                    file_size: p.file_size,
+                    range: p.range,
+                })
+                .collect();
             return crate::text_range::register_pieces(
-                ctx,
-                settings,
-                file,
-                source,
-                &chunk.pieces,
-                &schema,
+                ctx, settings, file, source, &pieces, &schema,
             );
         }
         let names: Vec<String> = chunk.pieces.iter().map(|p| p.file.clone()).collect();

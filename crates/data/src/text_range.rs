@@ -33,7 +33,6 @@ use datafusion::prelude::SessionContext;
 use skein_core::load::SpecFile;
 use skein_core::spec::SourceFormat;
 
-use crate::chunk::Piece;
 use crate::error::{Error, Result};
 use crate::listing::SourceFiles;
 use crate::session::Settings;
@@ -52,13 +51,22 @@ fn parts(start: u64, end: u64, parts: usize) -> Vec<(u64, u64)> {
         .collect()
 }
 
+/// One piece of a chunk as this module reads it: a file, its size, and a byte range of it
+/// (absent: the whole file). The chunk planner's pieces map onto it, so this module does
+/// not depend on the planner.
+pub(crate) struct TextPiece<'a> {
+    pub file: &'a str,
+    pub file_size: u64,
+    pub range: Option<(u64, u64)>,
+}
+
 /// Registers a chunk's text pieces as table `source`, each read with `schema`.
 pub(crate) fn register_pieces(
     ctx: &SessionContext,
     settings: &Settings,
     file: &SpecFile,
     source: &SourceFiles,
-    pieces: &[Piece],
+    pieces: &[TextPiece<'_>],
     schema: &SchemaRef,
 ) -> Result<()> {
     let url = match &source.s3 {
@@ -92,7 +100,7 @@ pub(crate) fn register_pieces(
                 ));
             }
         };
-        let (_, path) = source.object(&piece.file)?;
+        let (_, path) = source.object(piece.file)?;
         let files = match piece.range {
             None => vec![PartitionedFile::new(path.to_string(), piece.file_size)],
             Some((start, end)) => {
@@ -126,7 +134,7 @@ pub(crate) fn register_pieces(
     Ok(())
 }
 
-fn range_bug(piece: &Piece) -> Error {
+fn range_bug(piece: &TextPiece<'_>) -> Error {
     Error::Internal(format!(
         "byte range {:?} of {} does not fit an i64",
         piece.range, piece.file
