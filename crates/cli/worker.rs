@@ -51,6 +51,26 @@ struct Ports {
     place: String,
 }
 
+impl Ports {
+    /// The worker use case over these ports.
+    fn worker<'a>(
+        &'a self,
+        data: &'a skein_data::Settings,
+        args: &WorkerArgs,
+    ) -> Worker<'a, dyn Catalog> {
+        Worker {
+            catalog: self.catalog.as_ref(),
+            callbacks: self.callbacks.clone(),
+            slots: self.slots.as_ref(),
+            data,
+            allow_schema_change: args.allow_schema_change,
+            heartbeat: HEARTBEAT,
+            visibility: VISIBILITY,
+            slot_wait: Duration::from_secs(30),
+        }
+    }
+}
+
 /// Reader slots of a process that is not the run's: a local `skein run` takes the slot
 /// for the subprocess it starts (and holds it while the process works), so the process
 /// itself never waits for one.
@@ -237,16 +257,7 @@ pub async fn run(g: &Global, args: &WorkerArgs) -> anyhow::Result<u8> {
 async fn one(g: &Global, args: &WorkerArgs, job: Job) -> anyhow::Result<u8> {
     let ports = ports(g).await?;
     let data = settings(g).await;
-    let worker = Worker {
-        catalog: ports.catalog.as_ref(),
-        callbacks: ports.callbacks.clone(),
-        slots: ports.slots.as_ref(),
-        data: &data,
-        allow_schema_change: args.allow_schema_change,
-        heartbeat: HEARTBEAT,
-        visibility: VISIBILITY,
-        slot_wait: Duration::from_secs(30),
-    };
+    let worker = ports.worker(&data, args);
     if !g.quiet {
         eprintln!(
             "skein worker: dataset {} of run {} on {}",
@@ -323,10 +334,10 @@ impl InFlight for NotQueued {
     async fn keep_hidden(&self, _: Duration) {}
 }
 
-/// A job's delivery from a group queue.
-struct Received {
-    queue: Arc<dyn JobQueue>,
-    delivery: Delivery,
+/// A job's delivery from a group queue (also the local pools'), kept hidden while it works.
+pub(crate) struct Received {
+    pub(crate) queue: Arc<dyn JobQueue>,
+    pub(crate) delivery: Delivery,
 }
 
 #[async_trait]
@@ -350,16 +361,7 @@ async fn queue(g: &Global, args: &WorkerArgs, group: &str) -> anyhow::Result<u8>
         return Ok(EXIT_USAGE);
     };
     let data = settings(g).await;
-    let worker = Worker {
-        catalog: ports.catalog.as_ref(),
-        callbacks: ports.callbacks.clone(),
-        slots: ports.slots.as_ref(),
-        data: &data,
-        allow_schema_change: args.allow_schema_change,
-        heartbeat: HEARTBEAT,
-        visibility: VISIBILITY,
-        slot_wait: Duration::from_secs(30),
-    };
+    let worker = ports.worker(&data, args);
     if !g.quiet {
         eprintln!(
             "skein worker: queue {group} on {}; SIGTERM or Ctrl-C stops",

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use skein_core::queue::{Delivery, JobQueue};
-use skein_embedded::SqliteQueue;
-use skein_usecases::worker::{Handled, InFlight, Worker, dead_lettered};
+use skein_usecases::worker::{Handled, Worker, dead_lettered};
+
+use crate::worker::Received;
 
 use super::bindings::{Local, VISIBILITY_SECS};
 
@@ -18,21 +18,6 @@ use super::bindings::{Local, VISIBILITY_SECS};
 const HEARTBEAT: Duration = Duration::from_secs(30);
 /// How long a job waits before it is tried again when it could not start.
 const RETRY_AFTER: Duration = Duration::from_secs(5);
-
-/// A job's delivery from the SQLite queue.
-struct Received {
-    queue: Arc<SqliteQueue>,
-    delivery: Delivery,
-}
-
-#[async_trait]
-impl InFlight for Received {
-    async fn keep_hidden(&self, d: Duration) {
-        if let Err(e) = self.queue.extend(&self.delivery, d.as_secs()).await {
-            tracing::warn!(dataset = %self.delivery.job.dataset, "queue visibility: {e}");
-        }
-    }
-}
 
 /// Between looks at a group's dead letters.
 const DEAD_LETTER_SWEEP: Duration = Duration::from_secs(2);
@@ -71,7 +56,7 @@ async fn work(local: &Arc<Local>, group: &str, d: Delivery) {
         slot_wait: RETRY_AFTER,
     };
     let message = Arc::new(Received {
-        queue: local.queue.clone(),
+        queue: local.queue.clone() as Arc<dyn JobQueue>,
         delivery: d.clone(),
     });
     local.jobs.fetch_add(1, Ordering::Relaxed);
