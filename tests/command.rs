@@ -99,9 +99,15 @@ fn a_failing_script_fails_the_dataset_naming_its_status_and_stderr_and_publishes
     let scripts = [
         (
             "exit3",
-            "import sys\nsys.stdin.buffer.read(16)\nprint('loading rates...', file=sys.stderr)\n\
+            "import os, sys\nsys.stdin.buffer.read(16)\n\
+             print('loading rates for', os.environ['SKEIN_DATASET'], 'in', os.environ['SKEIN_RUN_ID'], file=sys.stderr)\n\
              print(\"KeyError: 'SEK' not in rates\", file=sys.stderr)\nsys.exit(3)\n",
-            vec!["exited with status 3", "KeyError: 'SEK' not in rates"],
+            // the environment names the dataset and the run
+            vec![
+                "exited with status 3",
+                "KeyError: 'SEK' not in rates",
+                "loading rates for exit3 in run-",
+            ],
         ),
         (
             "garbage",

@@ -43,6 +43,20 @@ const STDERR_LINES: usize = 20;
 /// Batches in flight between the source, the command and the writer, each way.
 const IN_FLIGHT: usize = 2;
 
+/// The run a session works for, given to a command as `SKEIN_RUN_ID` (see [`for_run`]).
+#[derive(Debug)]
+struct RunId(String);
+
+/// Says that `ctx` works for run `run`: a command transform planned in it gets
+/// `SKEIN_RUN_ID=run` (staging and verification set it; `skein diff` and `inspect`, which
+/// belong to no run, leave it empty).
+pub fn for_run(ctx: &SessionContext, run: &str) {
+    ctx.state_ref()
+        .write()
+        .config_mut()
+        .set_extension(Arc::new(RunId(run.to_string())));
+}
+
 /// The spec's command transform as a table over the registered `source`.
 pub async fn command_frame(
     ctx: &SessionContext,
@@ -68,6 +82,14 @@ pub async fn command_frame(
     };
     let mut env: Vec<(String, String)> = vec![
         ("SKEIN_DATASET".into(), dataset.clone()),
+        (
+            "SKEIN_RUN_ID".into(),
+            ctx.state()
+                .config()
+                .get_extension::<RunId>()
+                .map(|r| r.0.clone())
+                .unwrap_or_default(),
+        ),
         ("SKEIN_SOURCE".into(), file.spec.spec.source.uri.clone()),
         ("SKEIN_TARGET".into(), file.spec.spec.target.uri.clone()),
         (

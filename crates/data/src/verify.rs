@@ -97,6 +97,7 @@ pub async fn verify_dir(
     manifest: &Manifest,
 ) -> Result<VerifyReport> {
     let ctx = settings.session()?;
+    crate::command::for_run(&ctx, &manifest.run_id);
     crate::footer::check_dir(file.name(), dir, None).await?;
     register_target(&ctx, file, dir, manifest).await?;
     let mut checks = Vec::new();

@@ -107,6 +107,7 @@ pub(crate) async fn write_all(
     sink: &Sink<'_>,
     progress: &Progress,
 ) -> Result<(SchemaRef, Vec<PartOutput>)> {
+    crate::command::for_run(ctx, sink.run_id);
     let df = plan_transform(ctx, file).await?;
     let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
     let partitioning = Partitioning::new(file, &schema)?;
