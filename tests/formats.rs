@@ -156,3 +156,66 @@ fn compressed_files_are_chunked_whole_and_compression_is_for_text_sources_only()
         text(&out)
     );
 }
+
+/// Runs a Python snippet with the project's `.venv` (pyarrow) in `dir`.
+fn python(dir: &Path, code: &str) {
+    let out = std::process::Command::new(repo_root().join(".venv/bin/python"))
+        .arg("-c")
+        .arg(code)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+#[test]
+fn parquet_files_with_differing_schemas_are_read_by_column_name_and_a_type_conflict_is_named() {
+    let ws = Workspace::new();
+    let data = ws.path().join("data/parts");
+    std::fs::create_dir_all(&data).unwrap();
+    // Written by pyarrow as a source system's exports drift: a column added later, the
+    // columns reordered, a column dropped, unicode and nulls.
+    python(
+        &data,
+        "import pyarrow as pa, pyarrow.parquet as pq\n\
+         pq.write_table(pa.table({'id': [1, 2], 'name': ['Zoë', None]}), '2024-01.parquet')\n\
+         pq.write_table(pa.table({'id': [3], 'name': ['Ørsted'], 'amount': [1.5]}), '2024-02.parquet')\n\
+         pq.write_table(pa.table({'amount': [None, 2.25], 'id': [4, 5]}), '2024-03.parquet')\n",
+    );
+    spec(&ws, "drift", "{uri: data/parts, format: parquet}");
+    let out = ws.skein(&["migrate", "drift.yaml"]);
+    assert!(out.status.success(), "{}", text(&out));
+    // What DuckDB reads from the same files by name is what skein published.
+    let expected = duckdb(
+        &data,
+        "SELECT id, name, amount FROM read_parquet('*.parquet', union_by_name = true) ORDER BY id",
+    );
+    let published = duckdb(
+        ws.path(),
+        "SELECT id, name, amount FROM 'lake/drift/*.parquet' ORDER BY id",
+    );
+    assert_eq!(published.as_array().map(Vec::len), Some(5));
+    assert_eq!(published, expected);
+
+    // A month whose ids were exported as text: refused naming the column, both files and
+    // both types, and the published version stays as it was.
+    python(
+        &data,
+        "import pyarrow as pa, pyarrow.parquet as pq\n\
+         pq.write_table(pa.table({'id': ['6'], 'name': ['x']}), '2024-04.parquet')\n",
+    );
+    let out = ws.skein(&["migrate", "drift.yaml"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let all = text(&out);
+    for says in [
+        "column `id` is Int64 in",
+        "2024-01.parquet",
+        "but Utf8 in",
+        "2024-04.parquet",
+        "rewrite",
+    ] {
+        assert!(all.contains(says), "`{says}` missing in {all}");
+    }
+    let still = duckdb(ws.path(), "SELECT count(*) FROM 'lake/drift/*.parquet'");
+    assert_eq!(still, serde_json::json!([[5]]));
+}

@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+use datafusion::arrow::datatypes::{DataType, Schema};
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::parquet::{
     DefaultParquetFileReaderFactory, ParquetFileReaderFactory,
@@ -35,11 +36,12 @@ const ENCRYPTED_MAGIC: &[u8; 4] = b"PARE";
 const CONCURRENCY: usize = 16;
 
 /// What is wrong with a Parquet file's ends, if anything.
+/// On success, the Arrow schema the file's metadata describes.
 pub(crate) async fn check(
     store: &dyn ObjectStore,
     path: &ObjectPath,
     size: u64,
-) -> std::result::Result<(), String> {
+) -> std::result::Result<Schema, String> {
     if size < 12 {
         return Err(format!(
             "is {size} bytes long, too short for a Parquet file (at least 12: `PAR1`, the footer length, `PAR1`); it is empty or cut off"
@@ -106,7 +108,7 @@ fn quiet_panics() {
 /// it may embed) as DataFusion will, but with a panic caught: arrow-ipc panics
 /// (`unimplemented!`) on some embedded schemas, e.g. a field of type NONE, found by
 /// fuzzing. A bad one is an error naming what is wrong, never a crash.
-fn readable_schema(metadata: &[u8], size: u64) -> std::result::Result<(), String> {
+fn readable_schema(metadata: &[u8], size: u64) -> std::result::Result<Schema, String> {
     use datafusion::parquet::arrow::parquet_to_arrow_schema;
     use datafusion::parquet::file::metadata::ParquetMetaDataReader;
     quiet_panics();
@@ -129,12 +131,11 @@ fn readable_schema(metadata: &[u8], size: u64) -> std::result::Result<(), String
         }
         let file = m.file_metadata();
         parquet_to_arrow_schema(file.schema_descr(), file.key_value_metadata())
-            .map(|_| ())
             .map_err(|e| e.to_string())
     });
     QUIET.set(false);
     match decoded {
-        Ok(Ok(())) => Ok(()),
+        Ok(Ok(schema)) => Ok(schema),
         Ok(Err(e)) => Err(format!("has metadata that cannot be read: {e}")),
         Err(panic) => {
             let why = panic
@@ -149,28 +150,57 @@ fn readable_schema(metadata: &[u8], size: u64) -> std::result::Result<(), String
     }
 }
 
-/// Checks many files (path, size) of one store; the first bad one with its problem.
+/// Checks many files (path, size) of one store: each one's schema, in the order given,
+/// or the first bad one with its problem.
 pub(crate) async fn check_all(
     store: &dyn ObjectStore,
     files: Vec<(ObjectPath, u64)>,
-) -> std::result::Result<(), (ObjectPath, String)> {
+) -> std::result::Result<Vec<Schema>, (ObjectPath, String)> {
     let mut checks = Vec::with_capacity(files.len());
     for (path, size) in files {
         checks.push(check_named(store, path, size));
     }
     futures::stream::iter(checks)
-        .buffer_unordered(CONCURRENCY)
-        .try_collect::<Vec<()>>()
+        .buffered(CONCURRENCY)
+        .try_collect::<Vec<Schema>>()
         .await
-        .map(|_| ())
 }
 
 async fn check_named(
     store: &dyn ObjectStore,
     path: ObjectPath,
     size: u64,
-) -> std::result::Result<(), (ObjectPath, String)> {
+) -> std::result::Result<Schema, (ObjectPath, String)> {
     check(store, &path, size).await.map_err(|m| (path, m))
+}
+
+/// The first column two files of a source give different types, if any: the column, the
+/// first file that has it and its type, the file that differs and its type. Files are read
+/// by column name (a column missing from a file reads as nulls there), so only a type
+/// conflict stops a read. Struct columns are left to DataFusion's merge, which merges
+/// their fields by name the same way.
+fn type_conflict<'a>(
+    names: &'a [String],
+    schemas: &'a [Schema],
+) -> Option<(&'a str, &'a str, &'a DataType, &'a str, &'a DataType)> {
+    let mut first: std::collections::HashMap<&str, (&str, &DataType)> =
+        std::collections::HashMap::new();
+    for (name, schema) in names.iter().zip(schemas) {
+        for field in schema.fields() {
+            let ty = field.data_type();
+            match first.get(field.name().as_str()) {
+                None => {
+                    first.insert(field.name(), (name, ty));
+                }
+                Some((_, t)) if *t == ty => {}
+                Some((_, DataType::Struct(_))) if matches!(ty, DataType::Struct(_)) => {}
+                Some((was_in, t)) => {
+                    return Some((field.name(), was_in, t, name, ty));
+                }
+            }
+        }
+    }
+    None
 }
 
 /// Bytes as text when they are printable, else as hex.
@@ -215,6 +245,7 @@ pub(crate) async fn check_dir(
         .collect();
     check_all(store.as_ref(), files)
         .await
+        .map(|_| ())
         .map_err(|(path, message)| {
             let rel = relative(&path, &prefix).unwrap_or_else(|| path.to_string());
             let uri = format!("{}{rel}", dir.url());
@@ -355,17 +386,30 @@ impl SourceFiles {
             .into_iter()
             .map(|(_, path, _, size)| (path, size))
             .collect();
-        if let Err((path, message)) = check_all(store.as_ref(), files).await {
-            let name = names
-                .get(path.as_ref())
-                .cloned()
-                .unwrap_or_else(|| path.to_string());
-            let url = self.url(&name);
+        let schemas = match check_all(store.as_ref(), files).await {
+            Ok(schemas) => schemas,
+            Err((path, message)) => {
+                let name = names
+                    .get(path.as_ref())
+                    .cloned()
+                    .unwrap_or_else(|| path.to_string());
+                let url = self.url(&name);
+                return Err(Error::SourceUnreadable {
+                    dataset: file.name().to_string(),
+                    uri: url.clone(),
+                    message: format!(
+                        "the Parquet file `{url}` {message}; replace it with a good copy or remove it from the source"
+                    ),
+                });
+            }
+        };
+        if let Some((column, a, ta, b, tb)) = type_conflict(&self.files, &schemas) {
+            let (a, b) = (self.url(a), self.url(b));
             return Err(Error::SourceUnreadable {
                 dataset: file.name().to_string(),
-                uri: url.clone(),
+                uri: b.clone(),
                 message: format!(
-                    "the Parquet file `{url}` {message}; replace it with a good copy or remove it from the source"
+                    "column `{column}` is {ta} in `{a}` but {tb} in `{b}`; the source's Parquet files are read by column name (a column a file lacks reads as null) and each column needs one type in every file: rewrite `{b}` with {ta}, or migrate the files as separate datasets"
                 ),
             });
         }
