@@ -29,6 +29,8 @@ mod sources;
 mod formats;
 // command transforms: a Python script between the source and the target, and its failures
 mod command;
+// Incremental sources: a growing directory, one version per run (issue 23).
+mod incremental;
 // durable at every instant: kills at each crash point, two runs at once, rollback in a run
 mod durability;
 // fencing: a superseded worker's attempt neither moves the dataset nor mixes its files in

@@ -332,6 +332,9 @@ pub fn print_result(r: &DatasetResult) {
             _ => println!("    staged in {n} chunks"),
         }
     }
+    if let Some(inc) = &r.incremental {
+        println!("    {inc}");
+    }
     if let Some(report) = &r.verification {
         for c in report.failures() {
             println!(

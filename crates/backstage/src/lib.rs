@@ -488,6 +488,8 @@ pub fn from_entity(e: &Entity, file: &Path) -> Result<DatasetSpec, Vec<Problem>>
                 csv,
                 chunk_size,
                 compression: None,
+                mode: None,
+                on_change: None,
             },
             target,
             transform: ann.get(a::TRANSFORM).map(|sql| Transform::sql(sql)),

@@ -62,6 +62,8 @@ fn manifest(name: &str, version: u64, rows: u64, files: u64) -> Manifest {
         published_at: Some("2026-01-01T00:00:01Z".into()),
         verified_chunks: None,
         rule_violations: None,
+        source_files: None,
+        source_schema: None,
     }
 }
 

@@ -67,6 +67,27 @@ pub struct Manifest {
     /// files; the combined version's rules are then not scanned again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rule_violations: Option<std::collections::BTreeMap<String, u64>>,
+    /// For an incremental source (`source.mode: incremental`): the source files this
+    /// version was made from, so that the next run migrates only the others and finds any
+    /// of these that changed or disappeared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_files: Option<Vec<SourceFile>>,
+    /// For an incremental CSV or NDJSON source: the column types its files were read with
+    /// (an Arrow schema as JSON), so that new files are read with the same types rather
+    /// than with types inferred from them alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_schema: Option<serde_json::Value>,
+}
+
+/// One source file a version was made from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceFile {
+    /// Path relative to the source's directory or prefix.
+    pub path: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time in nanoseconds since the epoch (a local file) or e-tag (S3).
+    pub stamp: String,
 }
 
 /// What the catalog keeps of a version: the manifest's summary and where the manifest

@@ -10,6 +10,7 @@
 //! | `Skein.DependencyFailed` | CheckDependencies | a dependency did not complete | skip |
 //! | `Skein.LeaseHeld` | AcquireLease, migrate worker, `skein rollback` | another live run holds the dataset's lease (a gone run's lease is taken over) | retry, then fail |
 //! | `Skein.SourceUnreadable` | migrate worker | the source is missing or unreadable | rollback |
+//! | `Skein.SourceChanged` | migrate worker | a file of an incremental source's published version changed or disappeared (`onChange: fail`) | rollback |
 //! | `Skein.TransformFailed` | migrate worker | the transform SQL failed on the data | rollback |
 //! | `Skein.BadValue` | migrate worker | a value does not convert to the target type | rollback |
 //! | `Skein.StorageError` | migrate worker, publish | the target store refused a write | publish: retry (its intent resumes it), then rollback |
@@ -36,6 +37,7 @@ pub const UNKNOWN_DATASET: &str = "Skein.UnknownDataset";
 pub const DEPENDENCY_FAILED: &str = "Skein.DependencyFailed";
 pub const LEASE_HELD: &str = "Skein.LeaseHeld";
 pub const SOURCE_UNREADABLE: &str = "Skein.SourceUnreadable";
+pub const SOURCE_CHANGED: &str = "Skein.SourceChanged";
 pub const TRANSFORM_FAILED: &str = "Skein.TransformFailed";
 pub const BAD_VALUE: &str = "Skein.BadValue";
 pub const STORAGE_ERROR: &str = "Skein.StorageError";

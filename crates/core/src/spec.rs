@@ -216,6 +216,40 @@ pub struct Source {
     /// `.zst`, `.bz2`, `.xz`), else not at all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compression: Option<SourceCompression>,
+    /// `full` (the default): every run migrates the whole source. `incremental`: the
+    /// source is a directory or prefix that grows, and a run migrates only the files the
+    /// published version was not made from, publishing a version of the previous one's
+    /// files plus the new ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<SourceMode>,
+    /// What an incremental run does when a file of the published version changed or
+    /// disappeared: `fail` (the default: the dataset fails naming the file) or `full` (the
+    /// whole source is migrated again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_change: Option<OnChange>,
+}
+
+impl Source {
+    /// Whether runs migrate only the new files (`mode: incremental`).
+    pub fn is_incremental(&self) -> bool {
+        self.mode == Some(SourceMode::Incremental)
+    }
+}
+
+/// `spec.source.mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceMode {
+    Full,
+    Incremental,
+}
+
+/// `spec.source.onChange`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnChange {
+    Fail,
+    Full,
 }
 
 /// `spec.source.compression`.

@@ -190,6 +190,38 @@ pub fn check_file(file: &SpecFile) -> Vec<Problem> {
             "remove chunkSize or partitionBy",
         );
     }
+    if spec.source.is_incremental() {
+        if spec.source.chunk_size.is_some() {
+            push(
+                "spec.source.chunkSize",
+                "an incremental source (mode: incremental) is not chunked yet".into(),
+                "remove chunkSize: each run migrates only the new files",
+            );
+        }
+        if !spec.target.partition_by.is_empty() {
+            push(
+                "spec.target.partitionBy",
+                "an incremental source (mode: incremental) cannot be partitioned yet".into(),
+                "remove partitionBy or `mode: incremental`",
+            );
+        }
+        if let Some(t) = &spec.transform
+            && t.command.is_some()
+            && !t.row_wise
+        {
+            push(
+                "spec.source.mode",
+                "an incremental run sends only the new files through the transform, and this command does not declare `rowWise: true`".into(),
+                "set `rowWise: true` on spec.transform if the command treats each row alone, or remove `mode: incremental`",
+            );
+        }
+    } else if spec.source.on_change.is_some() {
+        push(
+            "spec.source.onChange",
+            "is for an incremental source".into(),
+            "set `mode: incremental`, or remove onChange",
+        );
+    }
     if spec.target.max_rows_per_file == Some(0) {
         push(
             "spec.target.maxRowsPerFile",

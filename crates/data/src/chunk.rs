@@ -348,26 +348,33 @@ async fn row_group_sizes(
 
 /// Refuses a transform that needs all rows at once (chunks would each see only theirs).
 async fn check_row_wise(settings: &Settings, file: &SpecFile, source: &SourceFiles) -> Result<()> {
-    // A command is opaque: it says itself whether each chunk may go through its own process.
-    if let Some(t) = file.spec.transform_command() {
-        if t.row_wise {
-            return Ok(());
-        }
-        return Err(Error::NotChunkable {
+    match why_not_row_wise(settings, file, source).await? {
+        None => Ok(()),
+        Some(reason) => Err(Error::NotChunkable {
             dataset: file.name().to_string(),
-            reason: "its command transform does not declare `rowWise: true`".into(),
-        });
+            reason,
+        }),
+    }
+}
+
+/// Why the transform needs all rows at once, if it does: a SQL transform's plan that is
+/// more than projections and filters, or a command that does not declare `rowWise: true`.
+/// Parts of the source (chunks, an incremental run's new files) may go through it apart
+/// only when there is no reason.
+pub(crate) async fn why_not_row_wise(
+    settings: &Settings,
+    file: &SpecFile,
+    source: &SourceFiles,
+) -> Result<Option<String>> {
+    // A command is opaque: it says itself whether each part may go through its own process.
+    if let Some(t) = file.spec.transform_command() {
+        return Ok((!t.row_wise)
+            .then(|| "its command transform does not declare `rowWise: true`".to_string()));
     }
     let ctx = settings.session()?;
     register_source(&ctx, file, source).await?;
     let df = plan_transform(&ctx, file).await?;
-    if let Some(reason) = not_row_wise(df.logical_plan()) {
-        return Err(Error::NotChunkable {
-            dataset: file.name().to_string(),
-            reason,
-        });
-    }
-    Ok(())
+    Ok(not_row_wise(df.logical_plan()))
 }
 
 /// Why a plan is not a row-by-row transform, if it is not.
@@ -807,6 +814,8 @@ pub async fn combine(
         published_at: None,
         verified_chunks: Some(plan.chunks.len() as u32),
         rule_violations: add_rule_violations(&manifests),
+        source_files: None,
+        source_schema: None,
     };
     store.write_staged(run_id, &manifest).await?;
     Ok(manifest)

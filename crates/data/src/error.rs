@@ -63,6 +63,29 @@ pub enum Error {
         "dataset `{dataset}`: the source is larger than spec.source.chunkSize, but the transform {reason}, so its chunks cannot be migrated apart and joined; make the transform row by row (columns and filters only) or remove chunkSize"
     )]
     NotChunkable { dataset: String, reason: String },
+    /// `source.mode: incremental`, but the source or transform cannot run incrementally.
+    #[error("dataset `{dataset}`: spec.source.mode is incremental, but {reason}")]
+    NotIncremental { dataset: String, reason: String },
+    /// A file of an incremental source's published version changed or disappeared.
+    #[error(
+        "dataset `{dataset}`: the source file {uri} {how} since v{version} was published from it; an incremental run only adds new files: put the file back as it was, or set `spec.source.onChange: full` to migrate the whole source again"
+    )]
+    SourceChanged {
+        dataset: String,
+        uri: String,
+        how: String,
+        version: u64,
+    },
+    /// What an incremental run staged for its new files is not what it computed.
+    #[error(
+        "dataset `{dataset}`: the new files staged by this incremental run failed verification: {check} expected {expected}, got {actual}"
+    )]
+    IncrementMismatch {
+        dataset: String,
+        check: &'static str,
+        expected: String,
+        actual: String,
+    },
     /// A staged chunk does not hold what its source-side figures say.
     #[error(
         "dataset `{dataset}`: chunk {chunk} failed verification: {check} expected {expected}, got {actual}"
@@ -162,7 +185,10 @@ impl Error {
             Error::UnsupportedUri { .. }
             | Error::TargetNotManaged { .. }
             | Error::NotChunkable { .. }
+            | Error::NotIncremental { .. }
             | Error::Partition { .. } => names::INVALID_SPEC,
+            Error::SourceChanged { .. } => names::SOURCE_CHANGED,
+            Error::IncrementMismatch { .. } => names::VERIFICATION_FAILED,
             Error::PartitionValue { .. } => names::BAD_VALUE,
             Error::ChunkMismatch { .. } => names::VERIFICATION_FAILED,
             Error::ChunksMissing { .. } => names::NOT_STAGED,

@@ -51,6 +51,7 @@ pub mod diff_buckets;
 pub mod error;
 pub mod footer;
 pub mod glue;
+pub mod incremental;
 pub mod inspect;
 pub mod intent;
 pub mod layout;

@@ -28,6 +28,18 @@ pub struct SourceFiles {
     pub files: Vec<String>,
     /// The size in bytes of each file of `files`.
     pub sizes: Vec<u64>,
+    /// Each file of `files` relative to the source's directory or prefix.
+    pub relative: Vec<String>,
+    /// Each file's version stamp: modification time in ns (local) or e-tag (S3).
+    pub stamps: Vec<String>,
+    /// Whether the source is a directory or prefix (not one file).
+    pub directory: bool,
+    /// Whether `files` are only some of the directory's (an incremental run's new files):
+    /// they are then read by name, not by listing `table_path`.
+    pub(crate) only_listed: bool,
+    /// The types to read CSV or NDJSON files with instead of inferring them (an
+    /// incremental run's new files, read as its published version's files were).
+    pub(crate) fixed_schema: Option<SchemaRef>,
     /// Their total size in bytes.
     pub bytes: u64,
     /// Common file extension (with the dot) used to list a directory.
@@ -49,6 +61,41 @@ pub struct SourceFiles {
 }
 
 impl SourceFiles {
+    /// The files as a version records them (see [`skein_core::manifest::SourceFile`]).
+    pub fn entries(&self) -> Vec<skein_core::manifest::SourceFile> {
+        (0..self.files.len())
+            .map(|i| skein_core::manifest::SourceFile {
+                path: self.relative[i].clone(),
+                size: self.sizes[i],
+                stamp: self.stamps[i].clone(),
+            })
+            .collect()
+    }
+
+    /// Only the files at `keep` (indexes into `files`), read by name. The fingerprint stays
+    /// the whole listing's; schemas are inferred and checked again, over these files.
+    pub(crate) fn only(&self, keep: &[usize]) -> SourceFiles {
+        let pick = |v: &Vec<String>| keep.iter().map(|&i| v[i].clone()).collect::<Vec<_>>();
+        let sizes: Vec<u64> = keep.iter().map(|&i| self.sizes[i]).collect();
+        SourceFiles {
+            table_path: self.table_path.clone(),
+            files: pick(&self.files),
+            bytes: sizes.iter().sum(),
+            sizes,
+            relative: pick(&self.relative),
+            stamps: pick(&self.stamps),
+            directory: self.directory,
+            only_listed: true,
+            fixed_schema: None,
+            extension: self.extension.clone(),
+            compression: self.compression,
+            fingerprint: self.fingerprint.clone(),
+            s3: self.s3.clone(),
+            csv_schema: Arc::default(),
+            parquet_checked: Arc::default(),
+        }
+    }
+
     /// A source file as DataFusion reads it: the local path, or `s3://bucket/key`.
     pub(crate) fn url(&self, name: &str) -> String {
         match &self.s3 {
@@ -106,6 +153,10 @@ pub async fn list(s3_settings: &S3Settings, file: &SpecFile) -> Result<SourceFil
             (path.to_string_lossy().to_string(), listed, None)
         }
     };
+    let directory = match &s3 {
+        Some(_) => table_path.ends_with('/'),
+        None => Path::new(&table_path).is_dir(),
+    };
     listed.sort_by(|a, b| a.name.cmp(&b.name));
     let names: Vec<String> = listed.iter().map(|l| l.name.clone()).collect();
     let extension = common_extension(&names, spec.source.format)
@@ -129,6 +180,11 @@ pub async fn list(s3_settings: &S3Settings, file: &SpecFile) -> Result<SourceFil
         table_path,
         bytes: listed.iter().map(|l| l.size).sum(),
         sizes: listed.iter().map(|l| l.size).collect(),
+        relative: listed.iter().map(|l| l.relative.clone()).collect(),
+        stamps: listed.iter().map(|l| l.stamp.clone()).collect(),
+        directory,
+        only_listed: false,
+        fixed_schema: None,
         files: names,
         extension,
         compression,

@@ -452,6 +452,29 @@ impl S3TargetStore {
             .map_err(self.fail("copy a staged file into", to.as_ref()))
     }
 
+    /// Brings files of published version `n` (`names`, as its manifest lists them) into a
+    /// run's staging: S3 has no links, and a version is one prefix that engines list (the
+    /// Glue table's location), so each is copied server side (`CopyObject`: no byte
+    /// passes through skein). Copying again overwrites with the same bytes.
+    pub async fn adopt(&self, run_id: &str, n: u64, names: &[String]) -> Result<()> {
+        let from = self.version_key(n).await?;
+        let to = self.staging_key_for_write(run_id).await?;
+        let copies: Vec<_> = names
+            .iter()
+            .map(|name| {
+                self.copy_one(
+                    Path::from(join_key(&[&from, name])),
+                    Path::from(join_key(&[&to, name])),
+                )
+            })
+            .collect();
+        futures::stream::iter(copies)
+            .buffer_unordered(CONCURRENCY)
+            .try_collect::<Vec<()>>()
+            .await?;
+        Ok(())
+    }
+
     /// The staged manifest of a run, if the run finished staging.
     pub async fn staged(&self, run_id: &str) -> Result<Option<Manifest>> {
         let key = join_key(&[&self.staging_key(run_id).await?, STAGED_MANIFEST]);

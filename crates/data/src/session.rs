@@ -117,6 +117,9 @@ pub async fn register_source(
     if let Some((s3, bucket)) = &source.s3 {
         s3.register(ctx, bucket)?;
     }
+    if source.only_listed {
+        return register_listed(ctx, file, source).await;
+    }
     let path = source.table_path.clone();
     let result = match spec.source.format {
         SourceFormat::Csv => {
@@ -156,6 +159,49 @@ pub async fn register_source(
         Ok(()) => Ok(()),
         Err(e) => Err(source_failure(file, source, e.strip_backtrace()).await),
     }
+}
+
+/// Registers exactly the listed files of `source` as table `source` (an incremental run's
+/// new files), each format read as [`register_source`] reads a whole directory.
+async fn register_listed(
+    ctx: &SessionContext,
+    file: &SpecFile,
+    source: &SourceFiles,
+) -> Result<()> {
+    let paths: Vec<String> = source.files.iter().map(|n| source.url(n)).collect();
+    let df = match file.spec.spec.source.format {
+        SourceFormat::Csv => {
+            let schema = match &source.fixed_schema {
+                Some(s) => s.clone(),
+                None => source.csv_schema(file).await?,
+            };
+            ctx.read_csv(paths, csv_options(file, source, &schema))
+                .await
+        }
+        SourceFormat::Ndjson => match &source.fixed_schema {
+            Some(s) => ctx.read_json(paths, json_options(source).schema(s)).await,
+            None => ctx.read_json(paths, json_options(source)).await,
+        },
+        SourceFormat::Parquet => {
+            source.check_parquet(file).await?;
+            let options = ParquetReadOptions::default().file_extension(&source.extension);
+            ctx.read_parquet(paths, options).await
+        }
+        SourceFormat::Avro => {
+            let options = AvroReadOptions {
+                file_extension: &source.extension,
+                ..AvroReadOptions::default()
+            };
+            ctx.read_avro(paths, options).await
+        }
+    };
+    let df = match df {
+        Ok(df) => df,
+        Err(e) => return Err(source_failure(file, source, e.strip_backtrace()).await),
+    };
+    ctx.register_table(SOURCE_TABLE, df.into_view())
+        .map_err(Error::engine("register the source's new files"))?;
+    Ok(())
 }
 
 /// A failed read of the source as the most precise error: the file and line that made

@@ -23,6 +23,8 @@ pub struct Staged {
     pub reused: bool,
     /// For a chunked dataset: how many chunks, and how many were reused.
     pub chunks: Option<ChunkCount>,
+    /// For an incremental source: what this run added, or why it migrated everything.
+    pub incremental: Option<String>,
 }
 
 /// Chunks of a chunked staging.
@@ -54,8 +56,28 @@ pub async fn stage(
             manifest: existing,
             reused: true,
             chunks: None,
+            incremental: None,
         });
     }
+    let full_because = match crate::incremental::base(settings, file, &source, store).await? {
+        crate::incremental::Base::Full(why) => why,
+        crate::incremental::Base::Add { previous, added } => {
+            let inc = crate::incremental::stage_increment(
+                settings, file, &source, store, run_id, progress, &previous, &added,
+            )
+            .await?;
+            let note = format!(
+                "incremental: {} new file(s), {} new row(s), added to v{}",
+                inc.new_files, inc.new_rows, inc.base_version
+            );
+            return Ok(Staged {
+                manifest: inc.manifest,
+                reused: false,
+                chunks: None,
+                incremental: Some(note),
+            });
+        }
+    };
     progress.source_bytes.store(source.bytes, Ordering::Relaxed);
     if let Some(plan) = crate::chunk::plan(settings, file, &source).await? {
         crate::chunk::save_plan(store, run_id, &plan).await?;
@@ -82,12 +104,14 @@ pub async fn stage(
                 total: plan.chunks.len(),
                 reused,
             }),
+            incremental: None,
         });
     }
     store.discard(run_id).await?; // a half-written earlier attempt
     let output = store.staging_output(settings, run_id)?;
     let ctx = settings.session()?;
     register_source(&ctx, file, &source).await?;
+    let source_schema = crate::incremental::source_schema(&ctx, file).await?;
     let sink = Sink {
         output: &output,
         target: store,
@@ -102,7 +126,11 @@ pub async fn stage(
             return Err(e);
         }
     };
-    let manifest = staged_manifest(file, run_id, &source.fingerprint, &schema, &parts);
+    let mut manifest = staged_manifest(file, run_id, &source.fingerprint, &schema, &parts);
+    if file.spec.spec.source.is_incremental() {
+        manifest.source_files = Some(source.entries()); // what the next run adds to
+        manifest.source_schema = source_schema;
+    }
     // A crash here leaves parts without `_staged.json`: the next attempt restages.
     skein_core::crash::point("stage.parts", file.name());
     store.write_staged(run_id, &manifest).await?;
@@ -110,5 +138,6 @@ pub async fn stage(
         manifest,
         reused: false,
         chunks: None,
+        incremental: full_because.map(|why| format!("incremental: {why}")),
     })
 }

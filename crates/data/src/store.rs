@@ -212,6 +212,28 @@ impl TargetStore {
         write_json(&self.staging_dir(run_id).join(STAGED_MANIFEST), manifest)
     }
 
+    /// Brings files of published version `n` (`names`, as its manifest lists them) into a
+    /// run's staging as hard links: the new version shares their bytes with `v<n>`, copying
+    /// none, and both stay intact whichever is removed. On a file system without hard
+    /// links each file is copied instead. A link left by an earlier try is kept.
+    pub fn adopt(&self, run_id: &str, n: u64, names: &[String]) -> Result<()> {
+        let (from, to) = (self.version_dir(n), self.staging_dir(run_id));
+        for name in names {
+            let (src, dst) = (from.join(name), to.join(name));
+            if let Some(parent) = dst.parent() {
+                std::fs::create_dir_all(parent).map_err(Error::io("create staging", parent))?;
+            }
+            match std::fs::hard_link(&src, &dst) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(_) => {
+                    std::fs::copy(&src, &dst).map_err(Error::io("copy into staging", &src))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The runs that have a staging directory (finished or not), for garbage collection.
     pub fn staging_runs(&self) -> Result<Vec<String>> {
         let dir = self.root.join("staging");

@@ -130,6 +130,16 @@ impl Target {
         }
     }
 
+    /// Brings the files `names` of published version `n` into a run's staging, for an
+    /// incremental version made of them and new files: hard links locally, server-side
+    /// copies on S3 (see each store's `adopt`).
+    pub async fn adopt(&self, run_id: &str, n: u64, names: &[String]) -> Result<()> {
+        match self {
+            Target::Local(t) => t.adopt(run_id, n, names),
+            Target::S3(t) => t.adopt(run_id, n, names).await,
+        }
+    }
+
     /// Removes a run's staged files.
     pub async fn discard(&self, run_id: &str) -> Result<()> {
         match self {

@@ -68,6 +68,8 @@ pub(crate) fn staged_manifest(
         published_at: None,
         verified_chunks: None,
         rule_violations: None,
+        source_files: None,
+        source_schema: None,
     }
 }
 

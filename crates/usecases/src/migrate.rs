@@ -279,6 +279,7 @@ pub async fn combine_chunks<C: Catalog + ?Sized>(
                     total: plan.chunks.len(),
                     reused: 0,
                 }),
+                incremental: None,
             };
             after_staging(
                 catalog,
@@ -420,12 +421,16 @@ async fn after_staging<C: Catalog + ?Sized>(
         Some(c) => format!(" from {} chunks", c.total),
         None => String::new(),
     };
-    let note = format!(
+    let mut note = format!(
         "staged {} rows in {} files{chunks}{}",
         m.rows,
         m.files.len(),
         if staged.reused { " (reused)" } else { "" }
     );
+    if let Some(inc) = &staged.incremental {
+        note.push_str(&format!("; {inc}"));
+    }
+    result.incremental = staged.incremental.clone();
     catalog
         .transition_in_attempt(
             name,

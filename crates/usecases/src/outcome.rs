@@ -95,6 +95,10 @@ pub struct DatasetResult {
     /// Where source and target differ, when rows or content did not match.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub diff: Option<skein_data::diff::DiffReport>,
+    /// For an incremental source: what the run added to which version, or why it
+    /// migrated the whole source.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incremental: Option<String>,
 }
 
 impl DatasetResult {
@@ -116,6 +120,7 @@ impl DatasetResult {
             chunks: None,
             chunks_reused: None,
             diff: None,
+            incremental: None,
         }
     }
 }

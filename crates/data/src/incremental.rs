@@ -1,0 +1,345 @@
+//! Incremental sources (`source.mode: incremental`): a directory or prefix that grows. A
+//! run migrates only the files the published version was not made from and stages a
+//! version made of the published version's files plus the new ones:
+//!
+//! 1. [`base`] compares the listing with the files the published version records
+//!    ([`Manifest::source_files`]: path, size, modification time or e-tag). A recorded
+//!    file that changed or disappeared is an error naming it ([`Error::SourceChanged`]),
+//!    or with `onChange: full` a full migration. The first run, a changed spec and a
+//!    version that records no files are full migrations too.
+//! 2. [`stage_increment`] writes the new files through the transform (which must be
+//!    row-wise: it sees only them), reads the written files back (rows, checksum, schema
+//!    and the row-wise rules, as a chunk is checked), brings the published version's files
+//!    into the staging without copying their bytes ([`Target::adopt`]: hard links
+//!    locally), and writes the staged manifest: the files of both, the rows and checksum of
+//!    both (the checksum is a sum of row hashes, so old plus new), the new files' rule
+//!    counts, and every source file it is made of.
+//!
+//! The staged version then goes through the usual verification as a version staged in
+//! parts ([`Manifest::verified_chunks`]): its files are listed and their footers read
+//! (every file, no rows), the row-wise rules are the new rows' counts (the old rows passed
+//! them when their version was verified under the same spec), and `unique` runs over the
+//! whole version. Publish and rollback are the usual ones: rollback makes the previous
+//! version current again, whose files were never touched.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use datafusion::arrow::datatypes::Schema;
+use datafusion::prelude::SessionContext;
+
+use skein_core::load::SpecFile;
+use skein_core::manifest::{Manifest, SchemaDiff};
+use skein_core::spec::{OnChange, SourceFormat};
+
+use crate::checksum::combine;
+use crate::error::{Error, Result};
+use crate::listing::SourceFiles;
+use crate::session::{Settings, register_source};
+use crate::target::Target;
+use crate::writer::{Progress, Sink, staged_manifest, write_all};
+
+/// What a run of an incremental source migrates.
+#[derive(Debug)]
+pub enum Base {
+    /// The whole source; with the reason when a published version was there to add to.
+    Full(Option<String>),
+    /// Only `added` (the listing's new files, read by name), added to `previous`.
+    Add {
+        previous: Box<Manifest>,
+        added: Box<SourceFiles>,
+    },
+}
+
+/// Decides what a run of `file` migrates: everything (not incremental, the first run, a
+/// changed spec, `onChange: full` after a change) or only the new files.
+pub async fn base(
+    settings: &Settings,
+    file: &SpecFile,
+    source: &SourceFiles,
+    store: &Target,
+) -> Result<Base> {
+    let spec = &file.spec.spec;
+    if !spec.source.is_incremental() {
+        return Ok(Base::Full(None));
+    }
+    let dataset = file.name().to_string();
+    if !source.directory {
+        return Err(Error::NotIncremental {
+            dataset,
+            reason: format!(
+                "its source `{}` is one file; an incremental source is a directory or prefix that new files are added to",
+                source.table_path
+            ),
+        });
+    }
+    let Some(previous) = store.current().await? else {
+        row_wise(settings, file, source).await?;
+        return Ok(Base::Full(None));
+    };
+    let v = previous.version;
+    if previous.spec_hash != file.hash {
+        row_wise(settings, file, source).await?;
+        return Ok(Base::Full(Some(format!(
+            "the spec changed since v{v}, so the whole source is migrated again"
+        ))));
+    }
+    let Some(recorded) = &previous.source_files else {
+        row_wise(settings, file, source).await?;
+        return Ok(Base::Full(Some(format!(
+            "v{v} does not record the source files it was made from, so the whole source is migrated"
+        ))));
+    };
+    let listed: HashMap<&str, usize> = source
+        .relative
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.as_str(), i))
+        .collect();
+    for old in recorded {
+        let how = match listed.get(old.path.as_str()) {
+            None => Some("disappeared".to_string()),
+            Some(&i) if source.sizes[i] != old.size => Some(format!(
+                "changed (its size went from {} to {} bytes)",
+                old.size, source.sizes[i]
+            )),
+            Some(&i) if source.stamps[i] != old.stamp => Some(if source.s3.is_some() {
+                "changed (its e-tag differs)".to_string()
+            } else {
+                "changed (it was modified)".to_string()
+            }),
+            Some(_) => None,
+        };
+        if let Some(how) = how {
+            let uri = match &source.s3 {
+                Some(_) => format!("{}{}", source.table_path, old.path),
+                None => std::path::Path::new(&source.table_path)
+                    .join(&old.path)
+                    .display()
+                    .to_string(),
+            };
+            if spec.source.on_change == Some(OnChange::Full) {
+                row_wise(settings, file, source).await?;
+                return Ok(Base::Full(Some(format!(
+                    "`{uri}` {how} since v{v} (onChange: full), so the whole source is migrated again"
+                ))));
+            }
+            return Err(Error::SourceChanged {
+                dataset,
+                uri: format!("`{uri}`"),
+                how,
+                version: v,
+            });
+        }
+    }
+    let known: std::collections::HashSet<&str> = recorded.iter().map(|f| f.path.as_str()).collect();
+    let new: Vec<usize> = (0..source.files.len())
+        .filter(|&i| !known.contains(source.relative[i].as_str()))
+        .collect();
+    let mut added = source.only(&new);
+    added.fixed_schema = previous
+        .source_schema
+        .as_ref()
+        .and_then(|v| serde_json::from_value::<Schema>(v.clone()).ok())
+        .map(Arc::new);
+    if !new.is_empty() {
+        row_wise(settings, file, &added).await?;
+    }
+    Ok(Base::Add {
+        previous: Box::new(previous),
+        added: Box::new(added),
+    })
+}
+
+/// Refuses a transform that needs all rows at once: an incremental run sends only the new
+/// files through it. Planned over `source` (the new files when there are some, so that
+/// the old ones are not read).
+async fn row_wise(settings: &Settings, file: &SpecFile, source: &SourceFiles) -> Result<()> {
+    match crate::chunk::why_not_row_wise(settings, file, source).await? {
+        None => Ok(()),
+        Some(reason) => Err(Error::NotIncremental {
+            dataset: file.name().to_string(),
+            reason: format!(
+                "the transform {reason}, and an incremental run sends only the new files through it; make it row by row (columns and filters only) or remove `mode: incremental`"
+            ),
+        }),
+    }
+}
+
+/// For an incremental CSV or NDJSON source registered in `ctx`: the types its files are
+/// read with, for the version to record (see [`Manifest::source_schema`]).
+pub(crate) async fn source_schema(
+    ctx: &SessionContext,
+    file: &SpecFile,
+) -> Result<Option<serde_json::Value>> {
+    let spec = &file.spec.spec;
+    if !spec.source.is_incremental()
+        || !matches!(spec.source.format, SourceFormat::Csv | SourceFormat::Ndjson)
+    {
+        return Ok(None);
+    }
+    let table = ctx
+        .table(crate::sqlguard::SOURCE_TABLE)
+        .await
+        .map_err(Error::engine("open the source"))?;
+    let schema: Schema = table.schema().as_arrow().clone();
+    Ok(serde_json::to_value(&schema).ok())
+}
+
+/// What staging an increment produced: the staged manifest, and the new files' share.
+#[derive(Debug, Clone)]
+pub struct Increment {
+    /// The staged manifest of the whole new version.
+    pub manifest: Manifest,
+    /// The version it adds to.
+    pub base_version: u64,
+    /// New source files read.
+    pub new_files: usize,
+    /// Rows the new files gave.
+    pub new_rows: u64,
+}
+
+/// Stages a version of `previous`'s files plus the new source files `added` (see the
+/// module's doc); `source` is the whole listing, which the version records. The staged
+/// manifest is written last, as for any staging.
+#[allow(clippy::too_many_arguments)]
+pub async fn stage_increment(
+    settings: &Settings,
+    file: &SpecFile,
+    source: &SourceFiles,
+    store: &Target,
+    run_id: &str,
+    progress: &Progress,
+    previous: &Manifest,
+    added: &SourceFiles,
+) -> Result<Increment> {
+    let dataset = file.name().to_string();
+    store.discard(run_id).await?; // a half-written earlier attempt
+    progress.source_bytes.store(added.bytes, Ordering::Relaxed);
+    let part = if added.files.is_empty() {
+        None
+    } else {
+        match write_new(settings, file, added, store, run_id, progress).await {
+            Ok(m) => Some(m),
+            Err(e) => {
+                let _ = store.discard(run_id).await;
+                return Err(e);
+            }
+        }
+    };
+    if let Some(m) = &part {
+        let diff = SchemaDiff::between(&previous.schema, &m.schema);
+        if !diff.is_empty() {
+            let _ = store.discard(run_id).await;
+            return Err(Error::NotIncremental {
+                dataset,
+                reason: format!(
+                    "the new files' output schema differs from v{}'s: {diff}; one version holds one schema: make the new files match, or migrate the whole source once with `mode: full`",
+                    previous.version
+                ),
+            });
+        }
+    }
+    let old_names: Vec<String> = previous.files.iter().map(|f| f.name.clone()).collect();
+    store.adopt(run_id, previous.version, &old_names).await?;
+    let mut files = previous.files.clone();
+    let mut checksums = vec![previous.checksum.clone()];
+    let (mut new_rows, mut violations) = (0, std::collections::BTreeMap::new());
+    if let Some(m) = &part {
+        files.extend(m.files.iter().cloned());
+        checksums.push(m.checksum.clone());
+        new_rows = m.rows;
+        violations = m.rule_violations.clone().unwrap_or_default();
+    }
+    files.sort_by(|a, b| a.name.cmp(&b.name));
+    let checksum = combine(&checksums);
+    let manifest = Manifest {
+        dataset: dataset.clone(),
+        version: 0,
+        run_id: run_id.to_string(),
+        spec_hash: file.hash.clone(),
+        source_fingerprint: source.fingerprint.clone(),
+        rows: checksum.rows,
+        bytes: files.iter().map(|f| f.size).sum(),
+        files,
+        checksum,
+        schema: previous.schema.clone(),
+        created_at: skein_core::time::now(),
+        published_at: None,
+        // two parts, each verified: the published version, and the new files (read back
+        // above)
+        verified_chunks: Some(2),
+        rule_violations: Some(violations),
+        source_files: Some(source.entries()),
+        source_schema: previous.source_schema.clone(),
+    };
+    skein_core::crash::point("stage.parts", file.name());
+    store.write_staged(run_id, &manifest).await?;
+    Ok(Increment {
+        manifest,
+        base_version: previous.version,
+        new_files: added.files.len(),
+        new_rows,
+    })
+}
+
+/// Writes the new files through the transform and reads what was written back: its
+/// manifest, with the new rows' rule counts.
+async fn write_new(
+    settings: &Settings,
+    file: &SpecFile,
+    added: &SourceFiles,
+    store: &Target,
+    run_id: &str,
+    progress: &Progress,
+) -> Result<Manifest> {
+    let output = store.staging_output(settings, run_id)?;
+    let ctx = settings.session()?;
+    register_source(&ctx, file, added).await?;
+    let sink = Sink {
+        output: &output,
+        target: store,
+        run_id,
+        chunk: None,
+    };
+    let (schema, parts) = write_all(&ctx, file, added, &sink, progress).await?;
+    let mut manifest = staged_manifest(file, run_id, &added.fingerprint, &schema, &parts);
+    let names: Vec<String> = manifest.files.iter().map(|f| f.name.clone()).collect();
+    if names.is_empty() {
+        return Ok(manifest); // the new files gave no row
+    }
+    let read =
+        crate::verify::files_checksum(settings, file, &store.staging_data(run_id).await?, &names)
+            .await?;
+    let mismatch =
+        |check: &'static str, expected: String, actual: String| Error::IncrementMismatch {
+            dataset: file.name().to_string(),
+            check,
+            expected,
+            actual,
+        };
+    if read.checksum.rows != manifest.checksum.rows {
+        return Err(mismatch(
+            "rows",
+            manifest.checksum.rows.to_string(),
+            read.checksum.rows.to_string(),
+        ));
+    }
+    if read.checksum != manifest.checksum {
+        return Err(mismatch(
+            "checksum",
+            manifest.checksum.sum.clone(),
+            read.checksum.sum,
+        ));
+    }
+    if read.schema != manifest.schema {
+        return Err(mismatch(
+            "schema",
+            manifest.schema.join(", "),
+            read.schema.join(", "),
+        ));
+    }
+    manifest.rule_violations = Some(read.rule_violations);
+    Ok(manifest)
+}
