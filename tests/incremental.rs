@@ -331,3 +331,47 @@ fn what_cannot_run_incrementally_is_refused_with_the_reason() {
         assert!(text(&out).contains(says), "{file}: {}", text(&out));
     }
 }
+
+#[test]
+fn an_incremental_delta_table_gets_one_commit_per_run_and_rolls_back() {
+    let ws = Workspace::new();
+    export(&ws, "01", 1, 100);
+    ws.write(
+        "orders.yaml",
+        "apiVersion: skein/v1\nkind: Dataset\nmetadata: {name: orders}\nspec:\n  \
+         source: {uri: exports, format: csv, mode: incremental}\n  \
+         target: {uri: lake/orders, format: delta}\n",
+    );
+    let (code, d) = migrate(&ws);
+    assert_eq!(code, 0, "{d:#}");
+    export(&ws, "02", 101, 40);
+    let (code, d) = migrate(&ws);
+    assert_eq!(code, 0, "{d:#}");
+    assert_eq!(d["rows"], 140, "{d:#}");
+    // delta-rs reads the table's newest commit: both months, row for row DuckDB's CSV.
+    let read = || -> Value {
+        let script = format!(
+            "import json\nfrom deltalake import DeltaTable\nt = DeltaTable('lake/orders')\n\
+             rows = sorted(t.to_pyarrow_table().select(['id', 'name', 'note']).to_pylist(), key=lambda r: r['id'])\n\
+             print(json.dumps([[r['id'], r['name'], r['note']] for r in rows]), flush=True)\n\
+             import os; os._exit(0)  # delta-rs' runtime threads can abort a normal exit\n"
+        );
+        let out = std::process::Command::new(repo_root().join(".venv/bin/python"))
+            .arg("-c")
+            .arg(script)
+            .current_dir(ws.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let expected = duckdb(
+        ws.path(),
+        "SELECT id, name, note FROM read_csv('exports/*.csv') ORDER BY id",
+    );
+    assert_eq!(read(), expected);
+    // Rollback: a commit that restores January alone.
+    let out = ws.skein(&["rollback", "orders.yaml"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(read().as_array().map(Vec::len), Some(100));
+}

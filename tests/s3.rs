@@ -1079,3 +1079,68 @@ async fn a_publish_killed_between_the_claim_and_the_pointer_put_is_finished_by_t
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incremental_s3_source_adds_new_objects_and_refuses_a_rewritten_one() {
+    let s = settings();
+    let b = bucket();
+    let month = |first: u64, rows: u64| -> Vec<u8> {
+        let mut csv = String::from("id,city,amount\n");
+        for id in first..first + rows {
+            csv.push_str(&format!("{id},\"Zürich\nHB\",{}.5\n", id * 2));
+        }
+        csv.into_bytes()
+    };
+    put(&s, &b, "exports/2024-01.csv", month(1, 50)).await;
+    let ws = Workspace::new();
+    let path = ws.write(
+        "orders.yaml",
+        &format!(
+            "apiVersion: skein/v1\nkind: Dataset\nmetadata: {{name: orders}}\nspec:\n  \
+             source: {{uri: 's3://{b}/exports/', format: csv, mode: incremental}}\n  \
+             target: {{uri: 's3://{b}/lake/orders'}}\n  verify:\n    rules: [{{unique: id}}]\n"
+        ),
+    );
+    let file = load::load_file(&path).unwrap();
+    let c = SqliteCatalog::open_in_memory().unwrap();
+    let r = migrate(&c, &s, &file, "run-1").await;
+    assert_eq!(r.outcome, Outcome::Completed, "{r:?}");
+    let (v1, m1, _) = published(&s, &b, "lake/orders").await;
+    assert_eq!((v1, r.rows), (1, 50));
+
+    // February arrives: v2 holds January's file (copied server side, the same bytes)
+    // and February's, read back whole.
+    put(&s, &b, "exports/2024-02.csv", month(51, 30)).await;
+    let r = migrate(&c, &s, &file, "run-2").await;
+    assert_eq!(r.outcome, Outcome::Completed, "{r:?}");
+    assert!(
+        r.incremental
+            .as_deref()
+            .unwrap_or_default()
+            .contains("1 new file(s), 30 new row(s), added to v1"),
+        "{r:?}"
+    );
+    let (v2, m2, files) = published(&s, &b, "lake/orders").await;
+    assert_eq!((v2, m2["rows"].as_u64()), (2, Some(80)));
+    let jan = m1["files"][0]["name"].as_str().unwrap();
+    assert!(files.iter().any(|(n, _)| n == jan), "{m2:#}");
+    let dir = Target::open(&s, &file)
+        .unwrap()
+        .version_data(2)
+        .await
+        .unwrap();
+    assert_eq!(count_rows(&s, &dir).await, 80);
+
+    // January rewritten (a new e-tag): refused naming the object; v2 stays current.
+    put(&s, &b, "exports/2024-01.csv", month(1, 51)).await;
+    put(&s, &b, "exports/2024-03.csv", month(81, 10)).await;
+    let r = migrate(&c, &s, &file, "run-3").await;
+    assert_eq!(r.outcome, Outcome::Failed, "{r:?}");
+    let error = r.error.clone().unwrap_or_default();
+    assert!(
+        error.contains(&format!("s3://{b}/exports/2024-01.csv` changed")),
+        "{error}"
+    );
+    assert_eq!(r.error_name.as_deref(), Some("Skein.SourceChanged"));
+    assert_eq!(current_json(&s, &b, "lake/orders").await["version"], 2);
+}
