@@ -350,12 +350,10 @@ fn an_incremental_delta_table_gets_one_commit_per_run_and_rolls_back() {
     assert_eq!(d["rows"], 140, "{d:#}");
     // delta-rs reads the table's newest commit: both months, row for row DuckDB's CSV.
     let read = || -> Value {
-        let script = format!(
-            "import json\nfrom deltalake import DeltaTable\nt = DeltaTable('lake/orders')\n\
+        let script = "import json\nfrom deltalake import DeltaTable\nt = DeltaTable('lake/orders')\n\
              rows = sorted(t.to_pyarrow_table().select(['id', 'name', 'note']).to_pylist(), key=lambda r: r['id'])\n\
              print(json.dumps([[r['id'], r['name'], r['note']] for r in rows]), flush=True)\n\
-             import os; os._exit(0)  # delta-rs' runtime threads can abort a normal exit\n"
-        );
+             import os; os._exit(0)  # delta-rs' runtime threads can abort a normal exit\n";
         let out = std::process::Command::new(repo_root().join(".venv/bin/python"))
             .arg("-c")
             .arg(script)
