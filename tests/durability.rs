@@ -208,6 +208,69 @@ fn a_chunked_run_killed_in_its_combine_job_or_publish_ends_as_a_clean_run() {
     }
 }
 
+/// An incremental source of monthly CSV exports: `months` of them, 2,000 rows each (the
+/// months already there are left as they are).
+fn incremental(ws: &Workspace, months: u32) {
+    for m in 1..=months {
+        if ws
+            .path()
+            .join(format!("data/sales/2024-{m:02}.csv"))
+            .exists()
+        {
+            continue;
+        }
+        let mut csv = String::from("id,city,note\n");
+        for i in 0..2000u32 {
+            let id = m * 10_000 + i;
+            csv.push_str(&format!("{id},Zürich,\"month {m}\nrow {i}\"\n"));
+        }
+        ws.write(&format!("data/sales/2024-{m:02}.csv"), &csv);
+    }
+    ws.write(
+        "sales.yaml",
+        "apiVersion: skein/v1\nkind: Dataset\nmetadata: {name: sales, owner: shop}\nspec:\n  \
+         source: {uri: data/sales, format: csv, mode: incremental}\n  target: {uri: lake/sales}\n  \
+         verify: {rules: [{unique: id}]}\n",
+    );
+}
+
+#[test]
+fn an_incremental_run_killed_at_any_point_ends_as_a_clean_one() {
+    let run: &[&str] = &["run", ".", "--json"];
+    let reference = Workspace::new();
+    incremental(&reference, 1);
+    let out = skein_cmd(&reference, run).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    incremental(&reference, 2);
+    let out = skein_cmd(&reference, run).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let want = snapshot(&reference, "lake");
+    assert_eq!((want["sales"].1, want["sales"].2), (Some(2), Some(4000)));
+    for point in [
+        "stage.parts",
+        "stage.staged",
+        "stage.migrated",
+        "stage.verified",
+        "publish.moved",
+        "publish.swapped",
+    ] {
+        let ws = Workspace::new();
+        incremental(&ws, 1);
+        let out = skein_cmd(&ws, run).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        incremental(&ws, 2);
+        assert!(crashed_at(&ws, run, point), "never reached {point}");
+        let again = skein_cmd(&ws, run).output().unwrap();
+        assert_eq!(
+            again.status.code(),
+            Some(0),
+            "after {point}: {}",
+            text(&again)
+        );
+        assert_eq!(snapshot(&ws, "lake"), want, "killed at {point}");
+    }
+}
+
 fn tiny(ws: &Workspace, name: &str, rows: usize) {
     let mut csv = String::from("id,v\n");
     for i in 0..rows {
