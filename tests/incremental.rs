@@ -373,3 +373,50 @@ fn an_incremental_delta_table_gets_one_commit_per_run_and_rolls_back() {
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(read().as_array().map(Vec::len), Some(100));
 }
+
+/// The states a dataset's execution of run `run` entered.
+fn entered(ws: &Workspace, run: &str, dataset: &str) -> Vec<String> {
+    let (code, history) = ws.skein_json(&["states", "history", &format!("{run}-{dataset}")]);
+    assert_eq!(code, 0, "{history:#}");
+    history["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| {
+            e["stateEnteredEventDetails"]["name"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect()
+}
+
+// The fleet's large-job threshold weighs what a run reads: the whole first export goes to
+// the container worker, a small month added later stays on the queue's workers.
+#[test]
+fn only_the_new_files_count_against_the_large_job_threshold() {
+    let ws = Workspace::new();
+    spec(&ws, "");
+    export(&ws, "01", 1, 2_000);
+    ws.write(
+        "skein.yaml",
+        "apiVersion: skein/v1\nkind: Fleet\nspec:\n  canary: {size: 0}\n  \
+         largeJobs: {threshold: 64KiB}\n",
+    );
+    let (code, json) = ws.skein_json(&["run", "."]);
+    assert_eq!(code, 0, "{json:#}");
+    let run = json["runId"].as_str().unwrap().to_string();
+    assert!(entered(&ws, &run, "orders").contains(&"MigrateOnFargate".to_string()));
+    export(&ws, "02", 2_001, 100);
+    let (code, json) = ws.skein_json(&["run", "."]);
+    assert_eq!(code, 0, "{json:#}");
+    let run = json["runId"].as_str().unwrap().to_string();
+    let states = entered(&ws, &run, "orders");
+    assert!(
+        !states.contains(&"MigrateOnFargate".to_string()),
+        "{states:?}"
+    );
+    assert!(states.contains(&"Publish".to_string()), "{states:?}");
+    let (published, expected) = published_and_expected(&ws);
+    assert_eq!(published.as_array().map(Vec::len), Some(1_890));
+    assert_eq!(published, expected);
+}

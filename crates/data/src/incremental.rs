@@ -52,44 +52,31 @@ pub enum Base {
     },
 }
 
-/// Decides what a run of `file` migrates: everything (not incremental, the first run, a
-/// changed spec, `onChange: full` after a change) or only the new files.
-pub async fn base(
-    settings: &Settings,
-    file: &SpecFile,
-    source: &SourceFiles,
-    store: &Target,
-) -> Result<Base> {
-    let spec = &file.spec.spec;
-    if !spec.source.is_incremental() {
-        return Ok(Base::Full(None));
-    }
-    let dataset = file.name().to_string();
-    if !source.directory {
-        return Err(Error::NotIncremental {
-            dataset,
-            reason: format!(
-                "its source `{}` is one file; an incremental source is a directory or prefix that new files are added to",
-                source.table_path
-            ),
-        });
-    }
-    let Some(previous) = store.current().await? else {
-        row_wise(settings, file, source).await?;
-        return Ok(Base::Full(None));
+/// What the listing says against the published version, before any data is read.
+enum Compared {
+    /// Migrate everything, for this reason (`None`: nothing was published).
+    Full(Option<String>),
+    /// A recorded file changed or disappeared (`onChange: fail`).
+    Changed(Error),
+    /// Only these files of the listing are new.
+    Add(Box<Manifest>, Vec<usize>),
+}
+
+/// Compares the listing with the files the published version records.
+fn compare(file: &SpecFile, source: &SourceFiles, previous: Option<Manifest>) -> Compared {
+    let Some(previous) = previous else {
+        return Compared::Full(None);
     };
     let v = previous.version;
     if previous.spec_hash != file.hash {
-        row_wise(settings, file, source).await?;
-        return Ok(Base::Full(Some(format!(
+        return Compared::Full(Some(format!(
             "the spec changed since v{v}, so the whole source is migrated again"
-        ))));
+        )));
     }
     let Some(recorded) = &previous.source_files else {
-        row_wise(settings, file, source).await?;
-        return Ok(Base::Full(Some(format!(
+        return Compared::Full(Some(format!(
             "v{v} does not record the source files it was made from, so the whole source is migrated"
-        ))));
+        )));
     };
     let listed: HashMap<&str, usize> = source
         .relative
@@ -119,14 +106,13 @@ pub async fn base(
                     .display()
                     .to_string(),
             };
-            if spec.source.on_change == Some(OnChange::Full) {
-                row_wise(settings, file, source).await?;
-                return Ok(Base::Full(Some(format!(
+            if file.spec.spec.source.on_change == Some(OnChange::Full) {
+                return Compared::Full(Some(format!(
                     "`{uri}` {how} since v{v} (onChange: full), so the whole source is migrated again"
-                ))));
+                )));
             }
-            return Err(Error::SourceChanged {
-                dataset,
+            return Compared::Changed(Error::SourceChanged {
+                dataset: file.name().to_string(),
                 uri: format!("`{uri}`"),
                 how,
                 version: v,
@@ -134,9 +120,57 @@ pub async fn base(
         }
     }
     let known: std::collections::HashSet<&str> = recorded.iter().map(|f| f.path.as_str()).collect();
-    let new: Vec<usize> = (0..source.files.len())
+    let new = (0..source.files.len())
         .filter(|&i| !known.contains(source.relative[i].as_str()))
         .collect();
+    Compared::Add(Box::new(previous), new)
+}
+
+/// The source bytes a run of `file` reads: the whole listing's, or for an incremental
+/// source that adds to its published version only the new files' (what decides whether
+/// the run needs a container). Reads one manifest, no data.
+pub async fn bytes_to_migrate(
+    file: &SpecFile,
+    source: &SourceFiles,
+    store: &Target,
+) -> Result<u64> {
+    if !file.spec.spec.source.is_incremental() || !source.directory {
+        return Ok(source.bytes);
+    }
+    Ok(match compare(file, source, store.current().await?) {
+        Compared::Add(_, new) => new.iter().map(|&i| source.sizes[i]).sum(),
+        Compared::Full(_) | Compared::Changed(_) => source.bytes,
+    })
+}
+
+/// Decides what a run of `file` migrates: everything (not incremental, the first run, a
+/// changed spec, `onChange: full` after a change) or only the new files.
+pub async fn base(
+    settings: &Settings,
+    file: &SpecFile,
+    source: &SourceFiles,
+    store: &Target,
+) -> Result<Base> {
+    if !file.spec.spec.source.is_incremental() {
+        return Ok(Base::Full(None));
+    }
+    if !source.directory {
+        return Err(Error::NotIncremental {
+            dataset: file.name().to_string(),
+            reason: format!(
+                "its source `{}` is one file; an incremental source is a directory or prefix that new files are added to",
+                source.table_path
+            ),
+        });
+    }
+    let (previous, new) = match compare(file, source, store.current().await?) {
+        Compared::Changed(e) => return Err(e),
+        Compared::Full(why) => {
+            row_wise(settings, file, source).await?;
+            return Ok(Base::Full(why));
+        }
+        Compared::Add(previous, new) => (previous, new),
+    };
     let mut added = source.only(&new);
     added.fixed_schema = previous
         .source_schema
@@ -147,7 +181,7 @@ pub async fn base(
         row_wise(settings, file, &added).await?;
     }
     Ok(Base::Add {
-        previous: Box::new(previous),
+        previous,
         added: Box::new(added),
     })
 }

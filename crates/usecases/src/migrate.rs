@@ -148,7 +148,8 @@ pub async fn migrate<C: Catalog + ?Sized>(
     // source that its `chunkSize` splits stays here: its chunks are jobs of their own.
     if opts.part == Part::FirstJob
         && let Some(large) = &opts.large
-        && source.bytes > large.threshold.0
+        && skein_data::incremental::bytes_to_migrate(file, &source, &store).await?
+            > large.threshold.0
         && file
             .spec
             .spec
