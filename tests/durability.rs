@@ -164,6 +164,19 @@ fn a_run_killed_at_every_crash_point_ends_as_a_clean_run() {
     }
 }
 
+/// `skein ARGS` killed at `point`, then run again to a clean exit: what it leaves in `lake`.
+fn killed_and_run_again(ws: &Workspace, args: &[&str], point: &str) -> Snapshot {
+    assert!(crashed_at(ws, args, point), "never reached {point}");
+    let again = skein_cmd(ws, args).output().unwrap();
+    assert_eq!(
+        again.status.code(),
+        Some(0),
+        "after {point}: {}",
+        text(&again)
+    );
+    snapshot(ws, "lake")
+}
+
 /// Six CSV files of about 1 MiB, chunked by 2 MiB: three chunk jobs and a combine job.
 fn chunked(ws: &Workspace) {
     for f in 0..6 {
@@ -196,15 +209,11 @@ fn a_chunked_run_killed_in_its_combine_job_or_publish_ends_as_a_clean_run() {
     ] {
         let ws = Workspace::new();
         chunked(&ws);
-        assert!(crashed_at(&ws, run, point), "never reached {point}");
-        let again = skein_cmd(&ws, run).output().unwrap();
         assert_eq!(
-            again.status.code(),
-            Some(0),
-            "after {point}: {}",
-            text(&again)
+            killed_and_run_again(&ws, run, point),
+            want,
+            "killed at {point}"
         );
-        assert_eq!(snapshot(&ws, "lake"), want, "killed at {point}");
     }
 }
 
@@ -259,15 +268,11 @@ fn an_incremental_run_killed_at_any_point_ends_as_a_clean_one() {
         let out = skein_cmd(&ws, run).output().unwrap();
         assert_eq!(out.status.code(), Some(0), "{}", text(&out));
         incremental(&ws, 2);
-        assert!(crashed_at(&ws, run, point), "never reached {point}");
-        let again = skein_cmd(&ws, run).output().unwrap();
         assert_eq!(
-            again.status.code(),
-            Some(0),
-            "after {point}: {}",
-            text(&again)
+            killed_and_run_again(&ws, run, point),
+            want,
+            "killed at {point}"
         );
-        assert_eq!(snapshot(&ws, "lake"), want, "killed at {point}");
     }
 }
 

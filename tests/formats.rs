@@ -15,21 +15,11 @@ fn duckdb(dir: &Path, sql: &str) -> Value {
     let ext = repo_root().join(
         ".venv/lib/python3.11/site-packages/duckdb_extension_avro/extensions/v1.5.5/avro.duckdb_extension",
     );
-    let script = format!(
-        "import duckdb, json, sys\ncon = duckdb.connect()\ncon.execute(\"INSTALL '{}'\")\ncon.execute('LOAD avro')\n\
-         rows = con.sql(sys.argv[1]).fetchall()\n\
-         print(json.dumps([[v if isinstance(v, (int, float)) or v is None else str(v) for v in r] for r in rows]))\n",
+    let setup = format!(
+        "con.execute(\"INSTALL '{}'\")\ncon.execute('LOAD avro')",
         ext.display()
     );
-    let out = std::process::Command::new(repo_root().join(".venv/bin/python"))
-        .arg("-c")
-        .arg(script)
-        .arg(sql)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
-    serde_json::from_slice(&out.stdout).unwrap()
+    crate::util::duckdb_rows(dir, &setup, sql)
 }
 
 fn spec(ws: &Workspace, name: &str, source: &str) {

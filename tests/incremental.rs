@@ -11,19 +11,9 @@ use serde_json::Value;
 
 use crate::util::{Workspace, repo_root, text};
 
-/// Rows of a DuckDB query run in `dir`, as JSON (numbers as numbers, the rest as text).
+/// Rows of a DuckDB query run in `dir`, as JSON.
 fn duckdb(dir: &Path, sql: &str) -> Value {
-    let script = "import duckdb, json, sys\nrows = duckdb.sql(sys.argv[1]).fetchall()\n\
-         print(json.dumps([[v if isinstance(v, (int, float)) or v is None else str(v) for v in r] for r in rows]))\n";
-    let out = std::process::Command::new(repo_root().join(".venv/bin/python"))
-        .arg("-c")
-        .arg(script)
-        .arg(sql)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
-    serde_json::from_slice(&out.stdout).unwrap()
+    crate::util::duckdb_rows(dir, "", sql)
 }
 
 /// One month's export as a real system writes it: a BOM, quoted line breaks and commas,
@@ -374,20 +364,8 @@ fn an_incremental_delta_table_gets_one_commit_per_run_and_rolls_back() {
     assert_eq!(read().as_array().map(Vec::len), Some(100));
 }
 
-/// The states a dataset's execution of run `run` entered.
 fn entered(ws: &Workspace, run: &str, dataset: &str) -> Vec<String> {
-    let (code, history) = ws.skein_json(&["states", "history", &format!("{run}-{dataset}")]);
-    assert_eq!(code, 0, "{history:#}");
-    history["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|e| {
-            e["stateEnteredEventDetails"]["name"]
-                .as_str()
-                .map(str::to_string)
-        })
-        .collect()
+    ws.states_entered(&format!("{run}-{dataset}"))
 }
 
 // The fleet's large-job threshold weighs what a run reads: the whole first export goes to

@@ -499,20 +499,7 @@ fn a_dataset_above_the_large_job_threshold_runs_in_the_container_worker() {
     assert_eq!(json["summary"]["completed"], 2, "{json:#}");
     assert_caps_held(&json);
     let run = json["runId"].as_str().unwrap().to_string();
-    let entered = |dataset: &str| -> Vec<String> {
-        let (code, history) = ws.skein_json(&["states", "history", &format!("{run}-{dataset}")]);
-        assert_eq!(code, 0, "{history:#}");
-        history["events"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|e| {
-                e["stateEnteredEventDetails"]["name"]
-                    .as_str()
-                    .map(str::to_string)
-            })
-            .collect()
-    };
+    let entered = |dataset: &str| ws.states_entered(&format!("{run}-{dataset}"));
     let big_states = entered("big");
     assert!(
         big_states.contains(&"MigrateOnFargate".to_string()),

@@ -57,6 +57,43 @@ impl Workspace {
     }
 }
 
+impl Workspace {
+    /// The names of the states execution `name` entered, in order (`skein states history`).
+    pub fn states_entered(&self, name: &str) -> Vec<String> {
+        let (code, history) = self.skein_json(&["states", "history", name]);
+        assert_eq!(code, 0, "{history:#}");
+        history["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| {
+                e["stateEnteredEventDetails"]["name"]
+                    .as_str()
+                    .map(str::to_string)
+            })
+            .collect()
+    }
+}
+
+/// Rows of a DuckDB query run in `dir` with the project's `.venv`, as JSON (numbers as
+/// numbers, everything else as text); `setup` is Python run first with `con` connected
+/// (e.g. loading an extension).
+pub fn duckdb_rows(dir: &Path, setup: &str, sql: &str) -> serde_json::Value {
+    let script = format!(
+        "import duckdb, json, sys\ncon = duckdb.connect()\n{setup}\nrows = con.sql(sys.argv[1]).fetchall()\n\
+         print(json.dumps([[v if isinstance(v, (int, float)) or v is None else str(v) for v in r] for r in rows]))\n"
+    );
+    let out = Command::new(repo_root().join(".venv/bin/python"))
+        .arg("-c")
+        .arg(script)
+        .arg(sql)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// stdout and stderr of a run, for assertion messages.
 pub fn text(out: &Output) -> String {
     format!(
