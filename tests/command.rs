@@ -242,3 +242,59 @@ fn a_row_wise_command_runs_once_per_chunk_and_another_is_not_chunked() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("rowWise: true"), "{}", text(&out));
 }
+
+// A row-wise command on an incremental source: the second run sends only the new month
+// through the script, and the published version is what the script makes of both months.
+#[test]
+fn a_row_wise_command_on_an_incremental_source_sees_only_the_new_files() {
+    let ws = Workspace::new();
+    example(&ws);
+    let all = std::fs::read_to_string(ws.path().join("data/payments.csv")).unwrap();
+    let (header, rows) = all.split_once('\n').unwrap();
+    let rows: Vec<&str> = rows.lines().collect();
+    let (jan, feb) = rows.split_at(1200);
+    ws.write(
+        "data/months/2024-01.csv",
+        &format!("{header}\n{}\n", jan.join("\n")),
+    );
+    let spec = std::fs::read_to_string(ws.path().join("payments.yaml")).unwrap();
+    ws.write(
+        "payments.yaml",
+        &spec.replace(
+            "{uri: data/payments.csv, format: csv}",
+            "{uri: data/months, format: csv, mode: incremental}",
+        ),
+    );
+    let out = skein(&ws, &["migrate", "payments.yaml", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    ws.write(
+        "data/months/2024-02.csv",
+        &format!("{header}\n{}\n", feb.join("\n")),
+    );
+    let out = skein(&ws, &["migrate", "payments.yaml", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let json: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let d = &json["datasets"][0];
+    assert_eq!(
+        (d["version"].as_u64(), d["rows"].as_u64()),
+        (Some(2), Some(2000))
+    );
+    assert!(
+        d["incremental"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("1 new file(s), 800 new row(s), added to v1"),
+        "{d:#}"
+    );
+    let expected = duckdb(
+        &ws,
+        "SELECT id, upper(trim(country)), CAST(round(amount * 100) AS BIGINT), 'EUR' \
+         FROM read_csv('data/payments.csv') ORDER BY id",
+    );
+    let published = duckdb(
+        &ws,
+        "SELECT id, country, amount_cents, currency FROM 'lake/payments-eur/*.parquet' ORDER BY id",
+    );
+    assert_eq!(published, expected);
+}
