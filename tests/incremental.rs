@@ -398,3 +398,44 @@ fn only_the_new_files_count_against_the_large_job_threshold() {
     assert_eq!(published.as_array().map(Vec::len), Some(1_890));
     assert_eq!(published, expected);
 }
+
+#[test]
+fn a_partitioned_target_grows_by_the_new_files_partitions() {
+    let ws = Workspace::new();
+    export(&ws, "01", 1, 300);
+    ws.write(
+        "orders.yaml",
+        "apiVersion: skein/v1\nkind: Dataset\nmetadata: {name: orders}\nspec:\n  \
+         source: {uri: exports, format: csv, mode: incremental}\n  \
+         target: {uri: lake/orders, partitionBy: [parity]}\n  \
+         transform:\n    sql: \"SELECT id, name, note, CASE WHEN id % 2 = 0 THEN 'even' ELSE 'odd' END AS parity FROM source\"\n  \
+         verify:\n    rules: [{unique: id}, {notNull: parity}]\n",
+    );
+    let (code, d) = migrate(&ws);
+    assert_eq!(code, 0, "{d:#}");
+    export(&ws, "02", 301, 200);
+    let (code, d) = migrate(&ws);
+    assert_eq!(code, 0, "{d:#}");
+    assert_eq!(
+        (d["version"].as_u64(), d["rows"].as_u64()),
+        (Some(2), Some(500))
+    );
+    assert!(
+        d["incremental"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("1 new file(s), 200 new row(s), added to v1"),
+        "{d:#}"
+    );
+    // Both months in each partition directory, as DuckDB reads a hive-partitioned tree.
+    let published = duckdb(
+        ws.path(),
+        "SELECT id, name, note, parity FROM read_parquet('lake/orders/*/*.parquet', hive_partitioning = true) ORDER BY id",
+    );
+    let expected = duckdb(
+        ws.path(),
+        "SELECT id, name, note, CASE WHEN id % 2 = 0 THEN 'even' ELSE 'odd' END FROM read_csv('exports/*.csv') ORDER BY id",
+    );
+    assert_eq!(published.as_array().map(Vec::len), Some(500));
+    assert_eq!(published, expected);
+}

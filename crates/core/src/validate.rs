@@ -198,13 +198,6 @@ pub fn check_file(file: &SpecFile) -> Vec<Problem> {
                 "remove chunkSize: each run migrates only the new files",
             );
         }
-        if !spec.target.partition_by.is_empty() {
-            push(
-                "spec.target.partitionBy",
-                "an incremental source (mode: incremental) cannot be partitioned yet".into(),
-                "remove partitionBy or `mode: incremental`",
-            );
-        }
         if let Some(t) = &spec.transform
             && t.command.is_some()
             && !t.row_wise

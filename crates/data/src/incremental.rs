@@ -339,13 +339,18 @@ async fn write_new(
     };
     let (schema, parts) = write_all(&ctx, file, added, &sink, progress).await?;
     let mut manifest = staged_manifest(file, run_id, &added.fingerprint, &schema, &parts);
-    let names: Vec<String> = manifest.files.iter().map(|f| f.name.clone()).collect();
-    if names.is_empty() {
+    if manifest.files.is_empty() {
         return Ok(manifest); // the new files gave no row
     }
-    let read =
-        crate::verify::files_checksum(settings, file, &store.staging_data(run_id).await?, &names)
-            .await?;
+    // Alone in the staging so far: read back as the version will be read (partition
+    // columns from `col=value/` paths).
+    let read = crate::verify::dir_checksum(
+        settings,
+        file,
+        &store.staging_data(run_id).await?,
+        &manifest,
+    )
+    .await?;
     let mismatch =
         |check: &'static str, expected: String, actual: String| Error::IncrementMismatch {
             dataset: file.name().to_string(),

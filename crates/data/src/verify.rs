@@ -225,7 +225,27 @@ pub(crate) async fn files_checksum(
         .map_err(Error::engine(format!("read the staged files in {dir}")))?;
     ctx.register_table(TARGET, df.into_view())
         .map_err(Error::engine("register the staged files"))?;
-    let (checksum, schema) = table_checksum(&ctx, TARGET).await?;
+    read_back(&ctx, file).await
+}
+
+/// [`files_checksum`] of every Parquet file of a directory, read as `manifest`'s version
+/// (partition columns from the paths, in the output's order): an incremental run's new
+/// files, alone in its staging when they are read back.
+pub(crate) async fn dir_checksum(
+    settings: &Settings,
+    file: &SpecFile,
+    dir: &DataDir,
+    manifest: &Manifest,
+) -> Result<ReadBack> {
+    crate::footer::check_dir(file.name(), dir, None).await?;
+    let ctx = settings.session()?;
+    register_target(&ctx, file, dir, manifest).await?;
+    read_back(&ctx, file).await
+}
+
+/// Checksum, schema and row-wise rule violations of the registered [`TARGET`].
+async fn read_back(ctx: &SessionContext, file: &SpecFile) -> Result<ReadBack> {
+    let (checksum, schema) = table_checksum(ctx, TARGET).await?;
     let rules = file
         .spec
         .spec
@@ -233,7 +253,7 @@ pub(crate) async fn files_checksum(
         .as_ref()
         .map(|v| v.rules.as_slice())
         .unwrap_or_default();
-    let rule_violations = row_rule_violations(&ctx, file, rules).await?;
+    let rule_violations = row_rule_violations(ctx, file, rules).await?;
     Ok(ReadBack {
         checksum,
         schema,
