@@ -320,6 +320,32 @@ fn what_cannot_run_incrementally_is_refused_with_the_reason() {
         assert_eq!(out.status.code(), Some(1), "{file}: {}", text(&out));
         assert!(text(&out).contains(says), "{file}: {}", text(&out));
     }
+    // A key that appears in a later NDJSON file would be dropped by a read with the
+    // version's recorded types: refused, naming it and the file.
+    ws.write(
+        "events/2024-01.ndjson",
+        "{\"id\": 1, \"kind\": \"click\"}\n{\"id\": 2, \"kind\": \"view\"}\n",
+    );
+    ws.write(
+        "events.yaml",
+        &spec_with(
+            "{uri: events, format: ndjson, mode: incremental}",
+            "{sql: 'SELECT * FROM source'}",
+        ),
+    );
+    let out = ws.skein(&["migrate", "events.yaml"]);
+    assert!(out.status.success(), "{}", text(&out));
+    ws.write(
+        "events/2024-02.ndjson",
+        "{\"id\": 3, \"kind\": \"click\", \"campaign\": \"black-friday\"}\n",
+    );
+    let out = ws.skein(&["migrate", "events.yaml"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    for says in ["2024-02.ndjson", "column(s) `campaign`", "mode: full"] {
+        assert!(text(&out).contains(says), "`{says}`: {}", text(&out));
+    }
+    let rows = duckdb(ws.path(), "SELECT count(*) FROM 'lake/orders/*.parquet'");
+    assert_eq!(rows, serde_json::json!([[2]]));
 }
 
 #[test]

@@ -178,11 +178,76 @@ pub async fn base(
         .and_then(|v| serde_json::from_value::<Schema>(v.clone()).ok())
         .map(Arc::new);
     if !new.is_empty() {
+        if let Some(fixed) = &added.fixed_schema {
+            same_columns(settings, file, &added, fixed).await?;
+        }
         row_wise(settings, file, &added).await?;
     }
     Ok(Base::Add {
         previous,
         added: Box::new(added),
+    })
+}
+
+/// Refuses new CSV or NDJSON files whose columns are not the recorded ones: read with the
+/// recorded schema, a new NDJSON field would be dropped without a word and a CSV header
+/// that differs would fail on its first line. Their own columns are inferred from them
+/// alone (for CSV, the header and sampled types; for NDJSON, every key).
+async fn same_columns(
+    settings: &Settings,
+    file: &SpecFile,
+    added: &SourceFiles,
+    recorded: &Schema,
+) -> Result<()> {
+    let mut probe = added.clone();
+    probe.fixed_schema = None;
+    probe.csv_schema = Arc::default();
+    let ctx = settings.session()?;
+    register_source(&ctx, file, &probe).await?;
+    let table = ctx
+        .table(crate::sqlguard::SOURCE_TABLE)
+        .await
+        .map_err(Error::engine("open the new files"))?;
+    let theirs: Vec<String> = table
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let ours: Vec<String> = recorded.fields().iter().map(|f| f.name().clone()).collect();
+    let extra: Vec<String> = theirs
+        .iter()
+        .filter(|c| !ours.contains(c))
+        .map(|c| format!("`{c}`"))
+        .collect();
+    let missing: Vec<String> = ours
+        .iter()
+        .filter(|c| !theirs.contains(c))
+        .map(|c| format!("`{c}`"))
+        .collect();
+    let csv = file.spec.spec.source.format == SourceFormat::Csv;
+    if extra.is_empty() && (missing.is_empty() || !csv) {
+        return Ok(());
+    }
+    let files: Vec<String> = added.files.iter().take(3).map(|f| added.url(f)).collect();
+    let more = if added.files.len() > 3 { ", …" } else { "" };
+    let mut what = Vec::new();
+    if !extra.is_empty() {
+        what.push(format!(
+            "have column(s) {} that the version's files do not",
+            extra.join(", ")
+        ));
+    }
+    if csv && !missing.is_empty() {
+        what.push(format!("lack column(s) {}", missing.join(", ")));
+    }
+    Err(Error::NotIncremental {
+        dataset: file.name().to_string(),
+        reason: format!(
+            "the new files ({}{more}) {}; one version holds one schema: migrate the whole source once with `mode: full`",
+            files.join(", "),
+            what.join(" and ")
+        ),
     })
 }
 
