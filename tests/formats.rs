@@ -209,3 +209,24 @@ fn parquet_files_with_differing_schemas_are_read_by_column_name_and_a_type_confl
     let still = duckdb(ws.path(), "SELECT count(*) FROM 'lake/drift/*.parquet'");
     assert_eq!(still, serde_json::json!([[5]]));
 }
+
+#[test]
+fn csv_files_of_one_source_with_different_headers_are_named() {
+    let ws = Workspace::new();
+    ws.write(
+        "data/parts/2024-01.csv",
+        "\u{feff}id,name\n1,\"Zoë\nline two\"\n2,b\n",
+    );
+    ws.write("data/parts/2024-02.csv", "id,name,region\n3,c,EU\n");
+    spec(&ws, "headers", "{uri: data/parts, format: csv}");
+    let out = ws.skein(&["migrate", "headers.yaml"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let all = text(&out);
+    for says in [
+        "2024-02.csv is unreadable: its header has 3 columns (id, name, region)",
+        "2024-01.csv` has 2 (id, name)",
+        "the same columns in the same order",
+    ] {
+        assert!(all.contains(says), "`{says}` missing in {all}");
+    }
+}

@@ -377,6 +377,43 @@ pub(crate) async fn find_open_quote(
     None
 }
 
+/// The first file of the source whose header differs from the first file's, with what
+/// differs: what explains a read that fails with "incorrect number of fields" (reads each
+/// file's header and first record; used on failures only).
+pub(crate) async fn find_other_header(
+    file: &SpecFile,
+    source: &SourceFiles,
+) -> Option<(String, String)> {
+    let csv = file.spec.spec.source.csv.clone().unwrap_or_default();
+    let columns =
+        |s: &Schema| -> Vec<String> { s.fields().iter().map(|f| f.name().clone()).collect() };
+    let mut first: Option<(String, Vec<String>)> = None;
+    for (name, &size) in source.files.iter().zip(&source.sizes) {
+        if size == 0 {
+            continue;
+        }
+        let sampled = sample(source, name, &csv, 1).await.ok()?;
+        let these = columns(&sampled.schema);
+        match &first {
+            None => first = Some((name.clone(), these)),
+            Some((first_name, theirs)) if *theirs != these => {
+                let what = if csv.header { "columns" } else { "fields" };
+                let message = format!(
+                    "its header has {} {what} ({}) but `{}` has {} ({}); the files of one CSV source need the same columns in the same order: re-export it, or migrate the files as separate datasets",
+                    these.len(),
+                    these.join(", "),
+                    source.url(first_name),
+                    theirs.len(),
+                    theirs.join(", ")
+                );
+                return Some((source.url(name), message));
+            }
+            Some(_) => {}
+        }
+    }
+    None
+}
+
 /// The line of the first quoted value in file `name` of the source that holds a line
 /// break: what explains a failed read of a byte range of a CSV declared without line
 /// breaks in values (scans the file; used on failures only).

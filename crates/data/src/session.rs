@@ -217,9 +217,13 @@ pub(crate) async fn source_failure(
         SourceFormat::Ndjson => crate::ndjson::first_bad_line(source)
             .await
             .map(|(uri, line, why)| (uri, crate::ndjson::bad_line_message(line, &why))),
-        SourceFormat::Csv => crate::csv_source::find_open_quote(file, source)
-            .await
-            .map(|(uri, line)| (uri, crate::csv_source::open_quote_message(line))),
+        SourceFormat::Csv => match crate::csv_source::find_open_quote(file, source).await {
+            Some((uri, line)) => Some((uri, crate::csv_source::open_quote_message(line))),
+            None if message.contains("incorrect number of fields") => {
+                crate::csv_source::find_other_header(file, source).await
+            }
+            None => None,
+        },
         SourceFormat::Parquet | SourceFormat::Avro => None,
     };
     match found {
