@@ -43,6 +43,21 @@ fn duckdb(ws: &Workspace, sql: &str) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// The example's published rows, and what its script does computed independently by
+/// DuckDB from the whole CSV.
+fn published_and_expected(ws: &Workspace) -> (Value, Value) {
+    let published = duckdb(
+        ws,
+        "SELECT id, country, amount_cents, currency FROM 'lake/payments-eur/*.parquet' ORDER BY id",
+    );
+    let expected = duckdb(
+        ws,
+        "SELECT id, upper(trim(country)), CAST(round(amount * 100) AS BIGINT), 'EUR' \
+         FROM read_csv('data/payments.csv') ORDER BY id",
+    );
+    (published, expected)
+}
+
 #[test]
 fn a_python_script_transforms_the_source_and_its_output_is_verified_and_published() {
     let ws = Workspace::new();
@@ -76,15 +91,7 @@ fn a_python_script_transforms_the_source_and_its_output_is_verified_and_publishe
         "{checks:?}"
     );
     // What the script did, computed independently by DuckDB from the CSV.
-    let expected = duckdb(
-        &ws,
-        "SELECT id, upper(trim(country)), CAST(round(amount * 100) AS BIGINT), 'EUR' \
-         FROM read_csv('data/payments.csv') ORDER BY id",
-    );
-    let published = duckdb(
-        &ws,
-        "SELECT id, country, amount_cents, currency FROM 'lake/payments-eur/*.parquet' ORDER BY id",
-    );
+    let (published, expected) = published_and_expected(&ws);
     assert_eq!(published.as_array().map(Vec::len), Some(2000));
     assert_eq!(published, expected);
     // `skein verify` re-runs the script for the source side.
@@ -287,14 +294,6 @@ fn a_row_wise_command_on_an_incremental_source_sees_only_the_new_files() {
             .contains("1 new file(s), 800 new row(s), added to v1"),
         "{d:#}"
     );
-    let expected = duckdb(
-        &ws,
-        "SELECT id, upper(trim(country)), CAST(round(amount * 100) AS BIGINT), 'EUR' \
-         FROM read_csv('data/payments.csv') ORDER BY id",
-    );
-    let published = duckdb(
-        &ws,
-        "SELECT id, country, amount_cents, currency FROM 'lake/payments-eur/*.parquet' ORDER BY id",
-    );
+    let (published, expected) = published_and_expected(&ws);
     assert_eq!(published, expected);
 }

@@ -586,34 +586,14 @@ async fn stage_chunk_files(
     let read =
         crate::verify::files_checksum(settings, file, &store.staging_data(run_id).await?, &names)
             .await?;
-    let (checksum, schema) = (read.checksum, read.schema);
-    let mismatch = |check: &'static str, expected: String, actual: String| Error::ChunkMismatch {
-        dataset: file.name().to_string(),
-        chunk: chunk.index,
-        check,
-        expected,
-        actual,
-    };
-    if checksum.rows != manifest.checksum.rows {
-        return Err(mismatch(
-            "rows",
-            manifest.checksum.rows.to_string(),
-            checksum.rows.to_string(),
-        ));
-    }
-    if checksum != manifest.checksum {
-        return Err(mismatch(
-            "checksum",
-            manifest.checksum.sum.clone(),
-            checksum.sum,
-        ));
-    }
-    if schema != manifest.schema {
-        return Err(mismatch(
-            "schema",
-            manifest.schema.join(", "),
-            schema.join(", "),
-        ));
+    if let Some((check, expected, actual)) = read.differs_from(&manifest) {
+        return Err(Error::ChunkMismatch {
+            dataset: file.name().to_string(),
+            chunk: chunk.index,
+            check,
+            expected,
+            actual,
+        });
     }
     manifest.rule_violations = Some(read.rule_violations);
     Ok(manifest)

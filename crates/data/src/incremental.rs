@@ -416,33 +416,13 @@ async fn write_new(
         &manifest,
     )
     .await?;
-    let mismatch =
-        |check: &'static str, expected: String, actual: String| Error::IncrementMismatch {
+    if let Some((check, expected, actual)) = read.differs_from(&manifest) {
+        return Err(Error::IncrementMismatch {
             dataset: file.name().to_string(),
             check,
             expected,
             actual,
-        };
-    if read.checksum.rows != manifest.checksum.rows {
-        return Err(mismatch(
-            "rows",
-            manifest.checksum.rows.to_string(),
-            read.checksum.rows.to_string(),
-        ));
-    }
-    if read.checksum != manifest.checksum {
-        return Err(mismatch(
-            "checksum",
-            manifest.checksum.sum.clone(),
-            read.checksum.sum,
-        ));
-    }
-    if read.schema != manifest.schema {
-        return Err(mismatch(
-            "schema",
-            manifest.schema.join(", "),
-            read.schema.join(", "),
-        ));
+        });
     }
     manifest.rule_violations = Some(read.rule_violations);
     Ok(manifest)

@@ -206,6 +206,31 @@ pub(crate) struct ReadBack {
     pub rule_violations: BTreeMap<String, u64>,
 }
 
+impl ReadBack {
+    /// The first way the files read back differ from what `manifest` says was written:
+    /// the check (`rows`, `checksum`, `schema`), the expected and the actual value.
+    pub(crate) fn differs_from(
+        &self,
+        manifest: &Manifest,
+    ) -> Option<(&'static str, String, String)> {
+        let want = &manifest.checksum;
+        if self.checksum.rows != want.rows {
+            return Some((
+                "rows",
+                want.rows.to_string(),
+                self.checksum.rows.to_string(),
+            ));
+        }
+        if self.checksum != *want {
+            return Some(("checksum", want.sum.clone(), self.checksum.sum.clone()));
+        }
+        if self.schema != manifest.schema {
+            return Some(("schema", manifest.schema.join(", "), self.schema.join(", ")));
+        }
+        None
+    }
+}
+
 /// Checksum, schema and row-wise rule violations of some Parquet files of a directory (a
 /// chunk's files in staging).
 pub(crate) async fn files_checksum(
